@@ -1,0 +1,119 @@
+# MLX Manager - build, run and test.
+#
+#   make run      install what is missing, build, start nginx + daemon, print URL
+#   make check    every test: the normal build, then the sanitizer build
+#   make test     the test suite once (SANITIZE=address,undefined for sanitizers)
+#   make stop     stop what `make run` started
+#   make fuzz     build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
+#   make bench    benchmark programs that print numbers
+#
+# Variables: PORT (8080), HOST (127.0.0.1), RUN_DIR (run), SANITIZE, MLXM_SHARED.
+
+CC       ?= cc
+SANITIZE ?=
+PORT     ?= 8080
+HOST     ?= 127.0.0.1
+RUN_DIR  ?= run
+MLXM_SHARED ?= $(abspath ../shared)
+export MLXM_SHARED
+
+ifeq ($(SANITIZE),)
+BUILD    ?= build
+OPT      ?= -O2
+else
+BUILD    ?= build-sanitize
+OPT      ?= -O1 -fno-omit-frame-pointer
+SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=undefined
+endif
+
+WARN     = -Wall -Wextra -Wshadow -Wvla -Werror
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SAN_FLAGS) -pthread \
+           -I. -Iengine -Ifcgi -I/usr/include/cjson -MMD -MP
+LDFLAGS += $(SAN_FLAGS) -pthread
+LDLIBS   = -lfcgi -lcjson -lsqlite3 -lyaml -lpcre2-8 -lutf8proc -lcurl -lcrypto -lm
+
+ENGINE_SRC = $(sort $(wildcard engine/*.c engine/models/*.c))
+FCGI_SRC   = $(sort $(filter-out fcgi/main.c,$(wildcard fcgi/*.c)))
+TEST_SRC   = $(sort $(wildcard tests/test_*.c))
+FUZZ_SRC   = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC  = $(sort $(wildcard tests/bench/bench_*.c))
+
+ENGINE_OBJ = $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+FCGI_OBJ   = $(FCGI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN  = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all setup run stop test check fuzz fuzz-smoke bench format format-check clean
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BUILD)/mlx-manager $(TEST_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libengine.a: $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libdaemon.a: $(FCGI_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mlx-manager: $(BUILD)/obj/fcgi/main.o $(BUILD)/libdaemon.a $(BUILD)/libengine.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libdaemon.a $(BUILD)/libengine.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libdaemon.a $(BUILD)/libengine.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+setup:
+	@tools/setup.sh
+
+run: setup all
+	@BUILD=$(BUILD) PORT=$(PORT) HOST=$(HOST) RUN_DIR=$(RUN_DIR) tools/run.sh
+
+stop:
+	@RUN_DIR=$(RUN_DIR) tools/stop.sh
+
+test: setup all
+	@BUILD=$(BUILD) tests/run.sh
+
+check: setup
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined all
+	@tests/check.sh
+
+# --- fuzzing (clang + libFuzzer) ------------------------------------------
+FUZZ_BUILD = build-fuzz
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iengine -Ifcgi -I/usr/include/cjson \
+              -fsanitize=fuzzer,address,undefined -pthread
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRC) $(FCGI_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $< $(ENGINE_SRC) $(FCGI_SRC) $(LDLIBS) -o $@
+
+fuzz: $(FUZZ_BIN)
+
+fuzz-smoke: fuzz
+	@tests/fuzz/smoke.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-20}
+
+bench: $(BUILD)/mlx-manager $(BENCH_BIN)
+	@BUILD=$(BUILD) tests/bench/run.sh
+
+format:
+	clang-format -i $(ENGINE_SRC) $(wildcard engine/*.h engine/models/*.h) fcgi/*.c fcgi/*.h tests/*.c tests/*.h
+
+format-check:
+	@clang-format --dry-run --Werror $(ENGINE_SRC) $(wildcard engine/*.h) fcgi/*.c fcgi/*.h tests/*.c tests/*.h
+
+clean:
+	rm -rf build build-sanitize build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
