@@ -1,0 +1,128 @@
+/*
+ * kv_cache.h - the paged key/value cache of one model.
+ *
+ * Storage is a fixed pool of blocks allocated once at creation; a block holds
+ * the K and V vectors of `block_tokens` consecutive positions of one sequence
+ * for every layer (fp32).  Bookkeeping is separate from storage: each
+ * sequence (an integer id in [0, max_seqs)) has a block table listing the
+ * pool blocks that hold its positions in order, and every block carries a
+ * reference count so several sequences can share blocks (kv_seq_fork; prefix
+ * caching builds on this).  A shared block is copied before it is written
+ * (copy-on-write in kv_seq_reserve).
+ *
+ * The forward pass (model.h) writes K/V of new positions and advances the
+ * sequence length; callers reserve room first or let model_forward reserve.
+ *
+ * Thread-safety: none.  One kv_cache belongs to one thread at a time (the
+ * model's scheduler thread).  The cache owns its storage and tables;
+ * kv_cache_free() releases everything.
+ */
+#ifndef ENGINE_KV_CACHE_H
+#define ENGINE_KV_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+struct model_config;
+struct kv_cache;
+
+/* Default tokens per block. */
+#define KV_BLOCK_TOKENS_DEFAULT 16
+
+/* Bytes one block takes for this model (K and V, all layers, fp32). */
+size_t kv_cache_block_bytes(const struct model_config *cfg, int block_tokens);
+
+/*
+ * How many blocks fit in `budget_bytes` (storage only; the per-sequence tables
+ * are small and not counted).  Returns 0 when not even one fits.
+ */
+size_t kv_cache_blocks_for_budget(const struct model_config *cfg, int block_tokens,
+                                  size_t budget_bytes);
+
+/*
+ * Creates a cache of n_blocks blocks of block_tokens positions (0 picks
+ * KV_BLOCK_TOKENS_DEFAULT) for up to max_seqs live sequences.  One sequence
+ * may hold at most cfg->max_position_embeddings positions.  Returns ST_OK and
+ * *out, ST_ERR_INVALID for zero sizes, ST_ERR_NOMEM when the pool cannot be
+ * allocated.  cfg is copied; it need not outlive the cache.
+ */
+enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int block_tokens,
+                            int max_seqs, struct kv_cache **out, char *err, size_t errlen);
+
+/* Frees the cache and every sequence in it.  kv_cache_free(NULL) is a no-op. */
+void kv_cache_free(struct kv_cache *kv);
+
+/* Tokens per block. */
+int kv_cache_block_tokens(const struct kv_cache *kv);
+
+/* Blocks in the pool, and blocks currently referenced by no sequence. */
+size_t kv_cache_n_blocks(const struct kv_cache *kv);
+size_t kv_cache_free_blocks(const struct kv_cache *kv);
+
+/* Bytes of the whole storage pool, and of the blocks in use. */
+size_t kv_cache_bytes(const struct kv_cache *kv);
+size_t kv_cache_bytes_used(const struct kv_cache *kv);
+
+/* Maximum number of live sequences. */
+int kv_cache_max_seqs(const struct kv_cache *kv);
+
+/*
+ * Storage of one block for one layer: K and V each (block_tokens, n_kv_heads,
+ * head_dim) fp32, contiguous.  No bounds checks (callers take block ids from a
+ * block table).
+ */
+float *kv_cache_block_k(struct kv_cache *kv, int layer, int block);
+float *kv_cache_block_v(struct kv_cache *kv, int layer, int block);
+
+/* --- sequences -------------------------------------------------------- */
+
+/*
+ * Starts an empty sequence and writes its id to *seq.  Returns ST_OK, or
+ * ST_ERR_BUSY when max_seqs sequences are live.
+ */
+enum status kv_seq_create(struct kv_cache *kv, int *seq, char *err, size_t errlen);
+
+/*
+ * Makes room for `n_more` positions after the sequence's current length:
+ * allocates blocks as needed and copies a shared last block before it gets
+ * written.  All or nothing: on failure the sequence is unchanged.  Returns
+ * ST_OK, ST_ERR_NOMEM when the pool has too few free blocks, ST_ERR_RANGE past
+ * max_position_embeddings, ST_ERR_INVALID for a dead sequence id.
+ */
+enum status kv_seq_reserve(struct kv_cache *kv, int seq, int n_more, char *err, size_t errlen);
+
+/*
+ * Creates a new sequence sharing all of src's blocks (reference counts go
+ * up) with the same length; its id goes to *dst.  Returns ST_OK, ST_ERR_BUSY
+ * when no sequence slot is free, ST_ERR_INVALID for a dead src.
+ */
+enum status kv_seq_fork(struct kv_cache *kv, int src, int *dst, char *err, size_t errlen);
+
+/* Drops the sequence and its references to blocks; no-op for a dead id. */
+void kv_seq_free(struct kv_cache *kv, int seq);
+
+/* True when seq is a live sequence id. */
+int kv_seq_alive(const struct kv_cache *kv, int seq);
+
+/* Positions stored so far (0 for a dead id). */
+int kv_seq_len(const struct kv_cache *kv, int seq);
+
+/* Positions the reserved blocks can hold (n_blocks * block_tokens). */
+int kv_seq_capacity(const struct kv_cache *kv, int seq);
+
+/* The block table: *n gets the number of blocks; the array is owned by the
+ * cache and valid until the next call that changes this sequence. */
+const int *kv_seq_blocks(const struct kv_cache *kv, int seq, int *n);
+
+/*
+ * Sets the stored length after a forward pass wrote positions up to len-1.
+ * len must not exceed kv_seq_capacity(); only the forward pass calls this.
+ */
+void kv_seq_set_len(struct kv_cache *kv, int seq, int len);
+
+/* Reference count of a block (0 = free). */
+int kv_cache_block_refs(const struct kv_cache *kv, int block);
+
+#endif

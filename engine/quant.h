@@ -1,0 +1,92 @@
+/*
+ * quant.h - MLX affine quantization: dequantization and scalar reference
+ * kernels on quantized rows.
+ *
+ * Layout (what mlx_lm.convert -q writes): a [rows, cols] Linear weight becomes
+ *   X.weight  uint32 [rows, cols*bits/32]  one continuous LSB-first bit stream
+ *             per row over the row's little-endian bytes: element k occupies
+ *             bits [k*bits, (k+1)*bits) of the row
+ *   X.scales  F16/BF16/F32 [rows, cols/group_size]
+ *   X.biases  same dtype and shape as scales
+ * and w[r][c] = scales[r][c/group] * q[r][c] + biases[r][c/group].
+ * bits is 2, 3, 4, 5, 6 or 8; group_size 32, 64 or 128; scales may be
+ * negative.  cols must be a multiple of group_size (hence of 32, so every row
+ * is a whole number of uint32 words).
+ *
+ * A `struct quant_matrix` only points at memory owned by the caller (the model
+ * or a test); nothing here allocates.  Thread-safe: pure functions.
+ */
+#ifndef ENGINE_QUANT_H
+#define ENGINE_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+struct quant_matrix {
+    size_t rows, cols;      /* logical (dequantized) shape: (rows, cols) */
+    int bits;               /* 2, 3, 4, 5, 6 or 8 */
+    int group_size;         /* 32, 64 or 128 */
+    enum dtype param_dtype; /* dtype of scales and biases: F16, BF16 or F32 */
+    const uint32_t *q;      /* (rows, cols*bits/32) packed codes */
+    const void *scales;     /* (rows, cols/group_size) */
+    const void *biases;     /* (rows, cols/group_size) */
+};
+
+/* True when bits and group_size are a combination this module supports. */
+bool quant_params_valid(int bits, int group_size);
+
+/*
+ * Checks that m's parameters are supported and that cols is a multiple of
+ * group_size.  Returns ST_OK or ST_ERR_UNSUPPORTED / ST_ERR_INVALID with a
+ * message.
+ */
+enum status quant_matrix_check(const struct quant_matrix *m, char *err, size_t errlen);
+
+/* uint32 words per packed row: cols*bits/32. */
+size_t quant_row_words(size_t cols, int bits);
+
+/* Code k (0..cols-1) of one packed row (the row's first word). */
+static inline uint32_t quant_code(const uint32_t *row, size_t k, int bits)
+{
+    size_t bit = k * (size_t)bits;
+    const uint8_t *b = (const uint8_t *)row;
+    uint32_t v = b[bit >> 3];
+    unsigned shift = (unsigned)(bit & 7);
+    if (shift + (unsigned)bits > 8)
+        v |= (uint32_t)b[(bit >> 3) + 1] << 8;
+    return (v >> shift) & ((1u << bits) - 1u);
+}
+
+/* Dequantizes row `row` into out (cols floats). */
+void quant_dequantize_row(const struct quant_matrix *m, size_t row, float *out);
+
+/* Dequantizes the whole matrix into out (rows*cols floats, row-major).  For
+ * tests and tools; kernels never do this. */
+void quant_dequantize(const struct quant_matrix *m, float *out);
+
+/*
+ * Per-group sums of x: xsum[g] = sum of x[g*group_size .. +group_size).
+ * xsum has cols/group_size entries.  Computed once per input vector and
+ * shared by every row of a matvec.
+ */
+void quant_group_sums(const float *x, size_t cols, int group_size, float *xsum);
+
+/*
+ * dot(dequantized row `row`, x) without materialising the row:
+ * sum over groups g of scale_g * dot(q_g, x_g) + bias_g * xsum[g].
+ * xsum comes from quant_group_sums(x).  Scalar reference.
+ */
+float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x,
+                        const float *xsum);
+
+/*
+ * y = W x for the whole matrix: y has rows entries, x has cols.  xsum is
+ * caller scratch of cols/group_size floats (filled here).  Scalar reference.
+ */
+void quant_matvec_ref(const struct quant_matrix *m, const float *x, float *xsum, float *y);
+
+#endif
