@@ -1,0 +1,431 @@
+#include "sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* seen[] flags: a token appeared in the prompt / was generated. */
+#define SEEN_PROMPT 1u
+#define SEEN_GEN 2u
+
+struct sampler {
+    int n_vocab;
+    struct sampler_params p;   /* logit_bias / eos_ids point at the copies below */
+    struct sampler_bias *bias; /* (n_logit_bias) */
+    int32_t *eos;              /* (n_eos_ids) */
+    uint64_t rng[4];           /* xoshiro256** state */
+    int n_generated;
+
+    uint8_t *seen;      /* (n_vocab) SEEN_* flags */
+    uint32_t *count;    /* (n_vocab) times generated */
+    int32_t *seen_list; /* (n_vocab) distinct ids with a SEEN_* flag, n_seen of them */
+    int n_seen;
+
+    float *work;  /* (n_vocab) the transformed logits of this step */
+    float *prob;  /* (n_vocab) unnormalised probabilities, indexed by id */
+    int32_t *idx; /* (n_vocab) candidate ids */
+};
+
+/* ---- RNG: splitmix64 seeds xoshiro256** ------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t xoshiro_next(uint64_t s[4])
+{
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double rng_uniform(uint64_t s[4])
+{
+    return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+void sampler_params_default(struct sampler_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->top_p = 1.0f;
+    p->repetition_penalty = 1.0f;
+}
+
+static enum status check_params(int n_vocab, const struct sampler_params *p, char *err,
+                                size_t errlen)
+{
+    if (n_vocab <= 0)
+        return status_fail(err, errlen, ST_ERR_INVALID, "vocabulary size %d", n_vocab);
+    if (!(p->temperature >= 0.0f) || !isfinite(p->temperature))
+        return status_fail(err, errlen, ST_ERR_INVALID, "temperature must be >= 0");
+    if (p->top_k < 0)
+        return status_fail(err, errlen, ST_ERR_INVALID, "top_k must be >= 0");
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return status_fail(err, errlen, ST_ERR_INVALID, "top_p must be in (0, 1]");
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
+        return status_fail(err, errlen, ST_ERR_INVALID, "min_p must be in [0, 1]");
+    if (!(p->repetition_penalty > 0.0f) || !isfinite(p->repetition_penalty))
+        return status_fail(err, errlen, ST_ERR_INVALID, "repetition_penalty must be > 0");
+    if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty))
+        return status_fail(err, errlen, ST_ERR_INVALID, "penalties must be finite");
+    if (p->n_logit_bias < 0 || (p->n_logit_bias > 0 && !p->logit_bias))
+        return status_fail(err, errlen, ST_ERR_INVALID, "bad logit_bias list");
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        if (p->logit_bias[i].id < 0 || p->logit_bias[i].id >= n_vocab)
+            return status_fail(err, errlen, ST_ERR_INVALID,
+                               "logit_bias token id %d is outside the vocabulary (%d)",
+                               (int)p->logit_bias[i].id, n_vocab);
+        if (isnan(p->logit_bias[i].bias))
+            return status_fail(err, errlen, ST_ERR_INVALID, "logit_bias value is not a number");
+    }
+    if (p->min_tokens < 0)
+        return status_fail(err, errlen, ST_ERR_INVALID, "min_tokens must be >= 0");
+    if (p->n_eos_ids < 0 || (p->n_eos_ids > 0 && !p->eos_ids))
+        return status_fail(err, errlen, ST_ERR_INVALID, "bad eos id list");
+    for (int i = 0; i < p->n_eos_ids; i++)
+        if (p->eos_ids[i] < 0 || p->eos_ids[i] >= n_vocab)
+            return status_fail(err, errlen, ST_ERR_INVALID,
+                               "eos id %d is outside the vocabulary (%d)", (int)p->eos_ids[i],
+                               n_vocab);
+    if (p->top_logprobs < 0 || p->top_logprobs > SAMPLER_MAX_TOP_LOGPROBS ||
+        (p->top_logprobs > 0 && !p->logprobs))
+        return status_fail(err, errlen, ST_ERR_INVALID,
+                           "top_logprobs must be in [0, %d] and needs logprobs",
+                           SAMPLER_MAX_TOP_LOGPROBS);
+    return ST_OK;
+}
+
+enum status sampler_create(int n_vocab, const struct sampler_params *p, struct sampler **out,
+                           char *err, size_t errlen)
+{
+    *out = NULL;
+    enum status st = check_params(n_vocab, p, err, errlen);
+    if (st != ST_OK)
+        return st;
+    struct sampler *s = calloc(1, sizeof(*s));
+    if (!s)
+        return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory for a sampler");
+    size_t v = (size_t)n_vocab;
+    s->n_vocab = n_vocab;
+    s->p = *p;
+    s->seen = calloc(v, 1);
+    s->count = calloc(v, sizeof(*s->count));
+    s->seen_list = malloc(v * sizeof(*s->seen_list));
+    s->work = malloc(v * sizeof(*s->work));
+    s->prob = malloc(v * sizeof(*s->prob));
+    s->idx = malloc(v * sizeof(*s->idx));
+    if (p->n_logit_bias)
+        s->bias = malloc((size_t)p->n_logit_bias * sizeof(*s->bias));
+    if (p->n_eos_ids)
+        s->eos = malloc((size_t)p->n_eos_ids * sizeof(*s->eos));
+    if (!s->seen || !s->count || !s->seen_list || !s->work || !s->prob || !s->idx ||
+        (p->n_logit_bias && !s->bias) || (p->n_eos_ids && !s->eos)) {
+        sampler_free(s);
+        return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory for a sampler (vocab %d)",
+                           n_vocab);
+    }
+    if (p->n_logit_bias)
+        memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof(*s->bias));
+    if (p->n_eos_ids)
+        memcpy(s->eos, p->eos_ids, (size_t)p->n_eos_ids * sizeof(*s->eos));
+    s->p.logit_bias = s->bias;
+    s->p.eos_ids = s->eos;
+    uint64_t x = p->seed;
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
+    *out = s;
+    return ST_OK;
+}
+
+void sampler_free(struct sampler *s)
+{
+    if (!s)
+        return;
+    free(s->bias);
+    free(s->eos);
+    free(s->seen);
+    free(s->count);
+    free(s->seen_list);
+    free(s->work);
+    free(s->prob);
+    free(s->idx);
+    free(s);
+}
+
+size_t sampler_bytes(const struct sampler *s)
+{
+    size_t v = (size_t)s->n_vocab;
+    return sizeof(*s) + v * (1 + sizeof(uint32_t) + sizeof(int32_t) * 2 + sizeof(float) * 2) +
+           (size_t)s->p.n_logit_bias * sizeof(struct sampler_bias) +
+           (size_t)s->p.n_eos_ids * sizeof(int32_t);
+}
+
+int sampler_n_generated(const struct sampler *s)
+{
+    return s->n_generated;
+}
+
+static void mark_seen(struct sampler *s, int32_t id, uint8_t flag)
+{
+    if (!s->seen[id])
+        s->seen_list[s->n_seen++] = id;
+    s->seen[id] |= flag;
+}
+
+void sampler_add_prompt(struct sampler *s, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < s->n_vocab)
+            mark_seen(s, ids[i], SEEN_PROMPT);
+}
+
+/* ---- ordering: higher logit first, lower id on ties ------------------- */
+
+static int better(const float *w, int32_t a, int32_t b)
+{
+    return w[a] > w[b] || (w[a] == w[b] && a < b);
+}
+
+static void swap_ids(int32_t *x, int i, int j)
+{
+    int32_t t = x[i];
+    x[i] = x[j];
+    x[j] = t;
+}
+
+/* Lomuto partition of idx[lo, hi) around a median-of-three pivot; returns
+ * the pivot's final slot.  Each call places the pivot, so callers always
+ * make progress even when NaN logits break the ordering. */
+static int partition(const float *w, int32_t *idx, int lo, int hi)
+{
+    int mid = lo + (hi - lo) / 2, last = hi - 1;
+    if (better(w, idx[mid], idx[lo]))
+        swap_ids(idx, mid, lo);
+    if (better(w, idx[last], idx[lo]))
+        swap_ids(idx, last, lo);
+    if (better(w, idx[mid], idx[last]))
+        swap_ids(idx, mid, last);
+    int32_t pivot = idx[last];
+    int store = lo;
+    for (int i = lo; i < last; i++)
+        if (better(w, idx[i], pivot))
+            swap_ids(idx, i, store++);
+    swap_ids(idx, store, last);
+    return store;
+}
+
+/* Moves the best k of idx[0, n) into idx[0, k), in no particular order. */
+static void select_top(const float *w, int32_t *idx, int n, int k)
+{
+    int lo = 0, hi = n;
+    while (hi - lo > 1) {
+        int p = partition(w, idx, lo, hi);
+        if (p == k || p == k - 1)
+            return;
+        if (p > k)
+            hi = p;
+        else
+            lo = p + 1;
+    }
+}
+
+/* Sorts idx[lo, hi) best first; recursion only into the smaller half. */
+static void sort_ids(const float *w, int32_t *idx, int lo, int hi)
+{
+    while (hi - lo > 16) {
+        int p = partition(w, idx, lo, hi);
+        if (p - lo < hi - p - 1) {
+            sort_ids(w, idx, lo, p);
+            lo = p + 1;
+        } else {
+            sort_ids(w, idx, p + 1, hi);
+            hi = p;
+        }
+    }
+    for (int i = lo + 1; i < hi; i++) {
+        int32_t v = idx[i];
+        int j = i;
+        while (j > lo && better(w, v, idx[j - 1])) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = v;
+    }
+}
+
+static int32_t argmax(const float *w, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (w[i] > w[best])
+            best = i;
+    return best;
+}
+
+/* ---- the step ---------------------------------------------------------- */
+
+static void apply_penalties(struct sampler *s, float *w)
+{
+    const struct sampler_params *p = &s->p;
+    float rep = p->repetition_penalty;
+    for (int i = 0; i < s->n_seen; i++) {
+        int32_t id = s->seen_list[i];
+        if (rep != 1.0f)
+            w[id] = w[id] > 0 ? w[id] / rep : w[id] * rep;
+        if (s->seen[id] & SEEN_GEN)
+            w[id] -= p->presence_penalty + p->frequency_penalty * (float)s->count[id];
+    }
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        int32_t id = p->logit_bias[i].id;
+        w[id] = p->logit_bias[i].bias <= -100.0f ? -INFINITY : w[id] + p->logit_bias[i].bias;
+    }
+    if (s->n_generated < p->min_tokens)
+        for (int i = 0; i < p->n_eos_ids; i++)
+            w[p->eos_ids[i]] = -INFINITY;
+}
+
+/* Temperature, top_k, top_p, min_p, then a draw.  Returns the token. */
+static int32_t draw(struct sampler *s, float *w)
+{
+    const struct sampler_params *p = &s->p;
+    int n = s->n_vocab;
+    int32_t *idx = s->idx;
+    float *prob = s->prob;
+    int sorted = 0;
+
+    float inv_t = 1.0f / p->temperature;
+    for (int i = 0; i < n; i++) {
+        w[i] *= inv_t;
+        idx[i] = i;
+    }
+    if (p->top_k > 0 && p->top_k < n) {
+        select_top(w, idx, n, p->top_k);
+        n = p->top_k;
+        sort_ids(w, idx, 0, n);
+        sorted = 1;
+    }
+    float max = -INFINITY;
+    for (int j = 0; j < n; j++)
+        if (w[idx[j]] > max)
+            max = w[idx[j]];
+    if (!isfinite(max))
+        return argmax(w, s->n_vocab);
+    double total = 0;
+    for (int j = 0; j < n; j++) {
+        prob[idx[j]] = expf(w[idx[j]] - max);
+        total += prob[idx[j]];
+    }
+
+    if (p->top_p < 1.0f) {
+        double want = (double)p->top_p * total;
+        if (!sorted) {
+            /* The nucleus is usually tiny: grow a selected head until it
+             * holds top_p of the mass instead of sorting the vocabulary. */
+            int m = 64;
+            for (;;) {
+                if (m > n)
+                    m = n;
+                select_top(w, idx, n, m);
+                double head = 0;
+                for (int j = 0; j < m; j++)
+                    head += prob[idx[j]];
+                if (head >= want || m == n)
+                    break;
+                m *= 4;
+            }
+            n = m;
+            sort_ids(w, idx, 0, n);
+        }
+        double cum = 0;
+        for (int j = 0; j < n; j++) {
+            cum += prob[idx[j]];
+            if (cum >= want) {
+                n = j + 1;
+                break;
+            }
+        }
+        total = cum;
+    }
+
+    if (p->min_p > 0.0f) {
+        /* prob is relative to the best token (exp(0) = 1), so min_p * p_max
+         * is min_p itself. */
+        int kept = 0;
+        total = 0;
+        for (int j = 0; j < n; j++)
+            if (prob[idx[j]] >= p->min_p) {
+                idx[kept++] = idx[j];
+                total += prob[idx[j]];
+            }
+        n = kept;
+    }
+
+    if (n == 0 || !(total > 0))
+        return argmax(w, s->n_vocab);
+    double r = rng_uniform(s->rng) * total, acc = 0;
+    for (int j = 0; j < n; j++) {
+        acc += prob[idx[j]];
+        if (r < acc)
+            return idx[j];
+    }
+    return idx[n - 1];
+}
+
+static void fill_logprobs(const struct sampler *s, const float *logits, struct sampler_result *out)
+{
+    int n = s->n_vocab, k = s->p.top_logprobs;
+    float max = logits[argmax(logits, n)];
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)logits[i] - max);
+    float lse = (float)(max + log(sum));
+    out->logprob = logits[out->id] - lse;
+    out->n_top = 0;
+    /* Insertion into a short sorted list: ascending ids make "strictly
+     * better" keep the lower id first on ties. */
+    for (int i = 0; i < n && k > 0; i++) {
+        float lp = logits[i] - lse;
+        if (out->n_top == k && !(lp > out->top[k - 1].logprob))
+            continue;
+        int j = out->n_top < k ? out->n_top++ : k - 1;
+        while (j > 0 && lp > out->top[j - 1].logprob) {
+            out->top[j] = out->top[j - 1];
+            j--;
+        }
+        out->top[j].id = i;
+        out->top[j].logprob = lp;
+    }
+}
+
+void sampler_sample(struct sampler *s, const float *logits, struct sampler_result *out)
+{
+    float *w = s->work;
+    memcpy(w, logits, (size_t)s->n_vocab * sizeof(*w));
+    apply_penalties(s, w);
+    out->id = s->p.temperature == 0.0f ? argmax(w, s->n_vocab) : draw(s, w);
+    out->logprob = 0;
+    out->n_top = 0;
+    if (s->p.logprobs)
+        fill_logprobs(s, logits, out);
+    mark_seen(s, out->id, SEEN_GEN);
+    s->count[out->id]++;
+    s->n_generated++;
+}
