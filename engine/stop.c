@@ -61,9 +61,9 @@ void stop_matcher_free(struct stop_matcher *m)
     free(m);
 }
 
-int stop_matcher_which(const struct stop_matcher *m)
+const char *stop_matcher_matched(const struct stop_matcher *m)
 {
-    return m->which;
+    return m->which >= 0 ? m->stops[m->which] : NULL;
 }
 
 /* Length of the longest tail of s[0, len) that is a proper prefix of some

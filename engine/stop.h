@@ -48,7 +48,7 @@ enum status stop_matcher_feed(struct stop_matcher *m, const char *text, size_t l
 /* At the end of generation: hands back the text still held. */
 void stop_matcher_flush(struct stop_matcher *m, const char **emit, size_t *emit_len);
 
-/* Index of the stop string that completed, or -1. */
-int stop_matcher_which(const struct stop_matcher *m);
+/* The stop string that completed (owned by the matcher), or NULL. */
+const char *stop_matcher_matched(const struct stop_matcher *m);
 
 #endif
