@@ -1,0 +1,21 @@
+/*
+ * app.h - the daemon's process-wide state, shared read-mostly by all worker
+ * threads: the configuration, the database path and the start time.  Later
+ * capabilities (the model pool, downloads) hang off this struct too.  Fields
+ * are set before the workers start and read-only afterwards.
+ */
+#ifndef FCGI_APP_H
+#define FCGI_APP_H
+
+#include <time.h>
+
+#include "config.h"
+
+struct app {
+    struct config config;
+    char db_path[4096];
+    time_t started_at;
+    volatile int stopping; /* set once by the signal thread */
+};
+
+#endif

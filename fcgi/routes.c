@@ -1,0 +1,23 @@
+/* routes.c - every (method, path) the daemon answers, in one place. */
+#include "routes.h"
+
+const struct route routes[] = {
+    {"GET", "/api/health", api_health},
+    {"GET", "/admin/health", api_health},
+
+    {"GET", "/api/profiles", api_profiles_list},
+    {"POST", "/api/profiles", api_profiles_create},
+    {"GET", "/api/profiles/next-port", api_profiles_next_port},
+    {"GET", "/api/profiles/{id}", api_profiles_get},
+    {"PUT", "/api/profiles/{id}", api_profiles_update},
+    {"DELETE", "/api/profiles/{id}", api_profiles_delete},
+    {"POST", "/api/profiles/{id}/duplicate", api_profiles_duplicate},
+
+    {"GET", "/api/system/memory", api_system_memory},
+    {"GET", "/api/system/info", api_system_info},
+
+    {"GET", "/api/settings", api_settings_get},
+    {"PUT", "/api/settings", api_settings_put},
+};
+
+const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

@@ -1,0 +1,37 @@
+/*
+ * routes.h - the daemon's one route table and the handlers it names.
+ *
+ * Handlers take the request, answer it through http.h and return the HTTP
+ * status they sent.  They run on FastCGI worker threads, concurrently.
+ */
+#ifndef FCGI_ROUTES_H
+#define FCGI_ROUTES_H
+
+#include <stddef.h>
+
+#include "router.h"
+
+extern const struct route routes[];
+extern const size_t routes_count;
+
+/* api_health.c */
+int api_health(struct http_request *req);
+
+/* api_profiles.c */
+int api_profiles_list(struct http_request *req);
+int api_profiles_create(struct http_request *req);
+int api_profiles_next_port(struct http_request *req);
+int api_profiles_get(struct http_request *req);
+int api_profiles_update(struct http_request *req);
+int api_profiles_delete(struct http_request *req);
+int api_profiles_duplicate(struct http_request *req);
+
+/* api_system.c */
+int api_system_memory(struct http_request *req);
+int api_system_info(struct http_request *req);
+
+/* api_settings.c */
+int api_settings_get(struct http_request *req);
+int api_settings_put(struct http_request *req);
+
+#endif

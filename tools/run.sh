@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# tools/run.sh - starts the daemon and nginx in front of it, prints the URL.
+#
+# Environment (all optional):
+#   PORT (8080), HOST (127.0.0.1)   where nginx listens
+#   RUN_DIR (run)                   sockets, pid files, logs, nginx.conf
+#   BUILD (build)                   where build/mlx-manager is
+#   MLXM_CONFIG                     YAML config for the daemon (default: config.yaml
+#                                   in the repository if it exists)
+#   DETACH=1                        start both and return (tests); otherwise stay
+#                                   in the foreground until Ctrl-C, then stop both
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+PORT=${PORT:-8080}
+HOST=${HOST:-127.0.0.1}
+BUILD=${BUILD:-build}
+RUN_DIR=${RUN_DIR:-run}
+mkdir -p "$RUN_DIR/nginx-tmp"
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+BIN="$REPO/$BUILD/mlx-manager"
+SOCK="$RUN_DIR/mlx-manager.sock"
+
+if [ -f "$RUN_DIR/daemon.pid" ] && kill -0 "$(cat "$RUN_DIR/daemon.pid")" 2>/dev/null; then
+    echo "run: already running (pid $(cat "$RUN_DIR/daemon.pid")); use 'make stop' first" >&2
+    exit 1
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "run: nginx is not installed (run tools/setup.sh)" >&2
+    exit 1
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+config_args=()
+CONFIG=${MLXM_CONFIG:-}
+if [ -z "$CONFIG" ] && [ -f "$REPO/config.yaml" ]; then CONFIG="$REPO/config.yaml"; fi
+if [ -n "$CONFIG" ]; then config_args=(--config "$CONFIG"); fi
+"$BIN" serve "${config_args[@]}" --listen "$SOCK" --check-config >/dev/null
+
+# nginx started by root would hand its workers to 'nobody', who cannot reach
+# the socket or the files here; run them as the invoking user instead.
+USER_LINE=""
+if [ "$(id -u)" -eq 0 ]; then USER_LINE="user root root;"; fi
+sed -e "s|@RUN_DIR@|$RUN_DIR|g" \
+    -e "s|@STATIC_DIR@|$REPO/static|g" \
+    -e "s|@LISTEN@|$HOST:$PORT|g" \
+    -e "s|@UPSTREAM@|unix:$SOCK|g" \
+    -e "s|@USER_LINE@|$USER_LINE|g" \
+    -e "s|@MAX_BODY@|1024m|g" \
+    nginx/mlx-manager.conf.in > "$RUN_DIR/nginx.conf"
+"$NGINX" -t -q -e "$RUN_DIR/nginx-error.log" -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf"
+
+stop_all() {
+    RUN_DIR="$RUN_DIR" "$REPO/tools/stop.sh"
+}
+
+# The daemon: logs to the terminal in the foreground, to a file when detached.
+if [ "${DETACH:-0}" = 1 ]; then
+    "$BIN" serve "${config_args[@]}" --listen "$SOCK" >>"$RUN_DIR/daemon.log" 2>&1 &
+else
+    "$BIN" serve "${config_args[@]}" --listen "$SOCK" &
+fi
+DAEMON_PID=$!
+echo "$DAEMON_PID" > "$RUN_DIR/daemon.pid"
+
+for _ in $(seq 1 100); do
+    [ -S "$SOCK" ] && break
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        echo "run: the daemon exited during startup (see above or $RUN_DIR/daemon.log)" >&2
+        rm -f "$RUN_DIR/daemon.pid"
+        exit 1
+    fi
+    sleep 0.1
+done
+if ! "$NGINX" -e "$RUN_DIR/nginx-error.log" -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf"; then
+    echo "run: nginx failed to start (is port $PORT in use? see $RUN_DIR/nginx-error.log)" >&2
+    stop_all
+    exit 1
+fi
+
+URL="http://$HOST:$PORT/"
+ok=0
+for _ in $(seq 1 100); do
+    if curl -fsS "${URL}api/health" >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.1
+done
+if [ "$ok" != 1 ]; then
+    echo "run: ${URL}api/health did not answer" >&2
+    stop_all
+    exit 1
+fi
+
+echo "MLX Manager is running at $URL"
+echo "  OpenAI/Anthropic API: ${URL}v1   dashboard: $URL   stop: make stop (or Ctrl-C)"
+if [ "${DETACH:-0}" = 1 ]; then
+    exit 0
+fi
+trap 'stop_all; exit 0' INT TERM
+wait "$DAEMON_PID" || true
+stop_all
