@@ -1,0 +1,1050 @@
+/*
+ * tok_load.c - building a tokenizer from tokenizer.json (+ tokenizer_config.json):
+ * vocabulary and merge tables, added tokens and their tries, the normalizer /
+ * pre-tokenizer / decoder step lists, the post-processor, and the accessors.
+ * Every field of the untrusted JSON is type-checked before use.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_internal.h"
+
+/* Ids beyond this are rejected: no real vocabulary comes close. */
+#define TOK_MAX_ID (1 << 24)
+
+static const char gpt2_regex[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+#define FAIL(st, ...) status_fail(err, errlen, st, __VA_ARGS__)
+
+/* ---- small JSON helpers ---------------------------------------------------- */
+
+/* A string member or NULL; *bad set when present with another type. */
+static const char *json_str(const cJSON *obj, const char *key, int *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return NULL;
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        *bad = 1;
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+static int json_bool(const cJSON *obj, const char *key, int dflt, int *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return dflt;
+    if (!cJSON_IsBool(v)) {
+        *bad = 1;
+        return dflt;
+    }
+    return cJSON_IsTrue(v);
+}
+
+static int json_int(const cJSON *v, long lo, long hi, long *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < (double)lo || v->valuedouble > (double)hi ||
+        v->valuedouble != (double)(long)v->valuedouble)
+        return 0;
+    *out = (long)v->valuedouble;
+    return 1;
+}
+
+static enum status read_file(const char *path, char **data, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return FAIL(errno == ENOENT ? ST_ERR_NOT_FOUND : ST_ERR_IO, "cannot open %s: %s", path,
+                    strerror(errno));
+    struct tok_buf b = {0};
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (tok_buf_append(&b, chunk, got) != ST_OK) {
+            fclose(f);
+            tok_buf_free(&b);
+            return FAIL(ST_ERR_NOMEM, "out of memory reading %s", path);
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        tok_buf_free(&b);
+        return FAIL(ST_ERR_IO, "error reading %s", path);
+    }
+    if (tok_buf_append(&b, "", 0) != ST_OK) {
+        tok_buf_free(&b);
+        return FAIL(ST_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    *data = b.data;
+    *len = b.len;
+    return ST_OK;
+}
+
+/* ---- string pool and hash tables ------------------------------------------- */
+
+static enum status pool_add(struct tokenizer *tok, const char *s, size_t n, uint32_t *off)
+{
+    if (n >= UINT32_MAX / 2 || tok->pool_len + n + 1 >= UINT32_MAX)
+        return ST_ERR_RANGE;
+    if (tok->pool_cap - tok->pool_len < n + 1) {
+        size_t cap = tok->pool_cap ? tok->pool_cap : 4096;
+        while (cap - tok->pool_len < n + 1)
+            cap *= 2;
+        char *p = realloc(tok->pool, cap);
+        if (!p)
+            return ST_ERR_NOMEM;
+        tok->pool = p;
+        tok->pool_cap = cap;
+    }
+    *off = (uint32_t)tok->pool_len;
+    memcpy(tok->pool + tok->pool_len, s, n);
+    tok->pool[tok->pool_len + n] = '\0';
+    tok->pool_len += n + 1;
+    return ST_OK;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 16;
+    while (c < n)
+        c *= 2;
+    return c;
+}
+
+static struct tok_vocab_slot *table_new(size_t n, size_t *cap)
+{
+    *cap = pow2_at_least(n * 2);
+    struct tok_vocab_slot *t = malloc(*cap * sizeof(*t));
+    if (t) {
+        for (size_t i = 0; i < *cap; i++)
+            t[i].id = -1;
+    }
+    return t;
+}
+
+/* Inserts or overwrites (a later duplicate string wins, as in HF). */
+static void table_put(struct tokenizer *tok, struct tok_vocab_slot *t, size_t cap, uint32_t off,
+                      uint32_t len, int32_t id)
+{
+    size_t mask = cap - 1;
+    for (size_t i = tok_hash_bytes(tok->pool + off, len) & mask;; i = (i + 1) & mask) {
+        if (t[i].id < 0 ||
+            (t[i].len == len && memcmp(tok->pool + t[i].off, tok->pool + off, len) == 0)) {
+            t[i] = (struct tok_vocab_slot){off, len, id};
+            return;
+        }
+    }
+}
+
+static uint64_t merge_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+static void merge_put(struct tokenizer *tok, int32_t l, int32_t r, int32_t rank, int32_t new_id)
+{
+    uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    size_t mask = tok->merges_cap - 1;
+    for (size_t i = merge_mix(key) & mask;; i = (i + 1) & mask) {
+        struct tok_merge_slot *e = &tok->merges[i];
+        if (e->key == UINT64_MAX || e->key == key) {
+            *e = (struct tok_merge_slot){key, rank, new_id};
+            return;
+        }
+    }
+}
+
+/* ---- tries over added tokens ---------------------------------------------- */
+
+static void trie_free(struct tok_trie *t)
+{
+    free(t->keys);
+    free(t->child);
+    free(t->node_added);
+    memset(t, 0, sizeof(*t));
+}
+
+static int32_t trie_edge(const struct tok_trie *t, uint32_t node, unsigned char c)
+{
+    uint64_t key = ((uint64_t)node << 8) | c;
+    size_t mask = t->cap - 1;
+    for (size_t i = merge_mix(key) & mask;; i = (i + 1) & mask) {
+        if (t->keys[i] == UINT64_MAX)
+            return -1;
+        if (t->keys[i] == key)
+            return (int32_t)t->child[i];
+    }
+}
+
+static enum status trie_build(struct tokenizer *tok, struct tok_trie *t, int normalized)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < tok->n_added; i++) {
+        if (tok->added[i].normalized == (unsigned)normalized)
+            bytes += tok->added[i].len;
+    }
+    t->nodes_cap = bytes + 1;
+    t->cap = pow2_at_least(bytes * 2 + 2);
+    t->keys = malloc(t->cap * sizeof(*t->keys));
+    t->child = malloc(t->cap * sizeof(*t->child));
+    t->node_added = malloc(t->nodes_cap * sizeof(*t->node_added));
+    if (!t->keys || !t->child || !t->node_added)
+        return ST_ERR_NOMEM;
+    memset(t->keys, 0xff, t->cap * sizeof(*t->keys));
+    t->n_nodes = 1;
+    t->node_added[0] = -1;
+    size_t mask = t->cap - 1;
+    for (size_t k = 0; k < tok->n_added; k++) {
+        const struct tok_added *a = &tok->added[k];
+        if (a->normalized != (unsigned)normalized || a->len == 0)
+            continue;
+        const unsigned char *s = (const unsigned char *)tok->pool + a->off;
+        t->first[s[0] >> 3] |= (uint8_t)(1u << (s[0] & 7));
+        uint32_t node = 0;
+        for (uint32_t j = 0; j < a->len; j++) {
+            int32_t next = trie_edge(t, node, s[j]);
+            if (next < 0) {
+                next = (int32_t)t->n_nodes++;
+                t->node_added[next] = -1;
+                uint64_t key = ((uint64_t)node << 8) | s[j];
+                size_t i = merge_mix(key) & mask;
+                while (t->keys[i] != UINT64_MAX)
+                    i = (i + 1) & mask;
+                t->keys[i] = key;
+                t->child[i] = (uint32_t)next;
+            }
+            node = (uint32_t)next;
+        }
+        /* A later duplicate content wins, as in HF's added vocabulary. */
+        t->node_added[node] = (int32_t)k;
+    }
+    return ST_OK;
+}
+
+int32_t tok_trie_match(const struct tokenizer *tok, const struct tok_trie *t, const char *text,
+                       size_t n, size_t pos, int parse_special, size_t *match_len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    if (t->n_nodes <= 1 || !(t->first[s[pos] >> 3] & (1u << (s[pos] & 7))))
+        return -1;
+    int32_t best = -1;
+    uint32_t node = 0;
+    for (size_t i = pos; i < n; i++) {
+        int32_t next = trie_edge(t, node, s[i]);
+        if (next < 0)
+            break;
+        node = (uint32_t)next;
+        int32_t a = t->node_added[node];
+        if (a >= 0 && (parse_special || !tok->added[a].special)) {
+            best = a;
+            *match_len = i + 1 - pos;
+        }
+    }
+    return best;
+}
+
+/* ---- pipeline steps --------------------------------------------------------- */
+
+static enum status parse_pattern(const cJSON *obj, struct tok_pattern *p, char *err, size_t errlen)
+{
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(obj, "pattern");
+    if (!cJSON_IsObject(pat))
+        return FAIL(ST_ERR_FORMAT, "missing pattern object");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(pat, "String");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+    if (cJSON_IsString(s) && s->valuestring)
+        return tok_pattern_init(p, s->valuestring, strlen(s->valuestring), 0, err, errlen);
+    if (cJSON_IsString(r) && r->valuestring)
+        return tok_pattern_init(p, r->valuestring, strlen(r->valuestring), 1, err, errlen);
+    return FAIL(ST_ERR_FORMAT, "pattern needs a String or Regex");
+}
+
+static enum status dup_str(const char *s, char **out, size_t *len)
+{
+    *len = strlen(s);
+    *out = malloc(*len + 1);
+    if (!*out)
+        return ST_ERR_NOMEM;
+    memcpy(*out, s, *len + 1);
+    return ST_OK;
+}
+
+static const char *type_of(const cJSON *obj)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
+    return cJSON_IsString(t) && t->valuestring ? t->valuestring : NULL;
+}
+
+/* Grows a step array by one zeroed element. */
+static void *grow(void *arr, size_t *n, size_t size)
+{
+    char *p = realloc(arr, (*n + 1) * size);
+    if (!p)
+        return NULL;
+    memset(p + *n * size, 0, size);
+    (*n)++;
+    return p;
+}
+
+static enum status parse_normalizer(struct tokenizer *tok, const cJSON *obj, char *err,
+                                    size_t errlen)
+{
+    if (!obj || cJSON_IsNull(obj))
+        return ST_OK;
+    const char *type = cJSON_IsObject(obj) ? type_of(obj) : NULL;
+    if (!type)
+        return FAIL(ST_ERR_FORMAT, "normalizer without a type");
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "normalizers");
+        if (!cJSON_IsArray(list))
+            return FAIL(ST_ERR_FORMAT, "Sequence normalizer without a normalizers array");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list)
+        {
+            enum status st = parse_normalizer(tok, it, err, errlen);
+            if (st != ST_OK)
+                return st;
+        }
+        return ST_OK;
+    }
+    struct tok_normalizer *v = grow(tok->norms, &tok->n_norms, sizeof(*v));
+    if (!v)
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    tok->norms = v;
+    struct tok_normalizer *nm = &v[tok->n_norms - 1];
+    int bad = 0;
+    if (!strcmp(type, "NFC")) {
+        nm->kind = TOK_NORM_NFC;
+    } else if (!strcmp(type, "NFD")) {
+        nm->kind = TOK_NORM_NFD;
+    } else if (!strcmp(type, "NFKC")) {
+        nm->kind = TOK_NORM_NFKC;
+    } else if (!strcmp(type, "NFKD")) {
+        nm->kind = TOK_NORM_NFKD;
+    } else if (!strcmp(type, "Lowercase")) {
+        nm->kind = TOK_NORM_LOWERCASE;
+    } else if (!strcmp(type, "Prepend")) {
+        nm->kind = TOK_NORM_PREPEND;
+        const char *s = json_str(obj, "prepend", &bad);
+        if (!s)
+            return FAIL(ST_ERR_FORMAT, "Prepend normalizer without a prepend string");
+        if (dup_str(s, &nm->content, &nm->content_len) != ST_OK)
+            return FAIL(ST_ERR_NOMEM, "out of memory");
+    } else if (!strcmp(type, "Replace")) {
+        nm->kind = TOK_NORM_REPLACE;
+        const char *s = json_str(obj, "content", &bad);
+        if (!s)
+            return FAIL(ST_ERR_FORMAT, "Replace normalizer without a content string");
+        if (dup_str(s, &nm->content, &nm->content_len) != ST_OK)
+            return FAIL(ST_ERR_NOMEM, "out of memory");
+        return parse_pattern(obj, &nm->pattern, err, errlen);
+    } else if (!strcmp(type, "Strip")) {
+        nm->kind = TOK_NORM_STRIP;
+        nm->strip_left = json_bool(obj, "strip_left", 1, &bad);
+        nm->strip_right = json_bool(obj, "strip_right", 1, &bad);
+    } else {
+        tok->n_norms--;
+        return FAIL(ST_ERR_UNSUPPORTED, "unsupported normalizer type '%s'", type);
+    }
+    return bad ? FAIL(ST_ERR_FORMAT, "bad field in %s normalizer", type) : ST_OK;
+}
+
+static enum status parse_replacement(const cJSON *obj, char out[5], enum tok_prepend_scheme *ps,
+                                     char *err, size_t errlen)
+{
+    int bad = 0;
+    const char *r = json_str(obj, "replacement", &bad);
+    if (!r)
+        r = "\xe2\x96\x81";
+    uint32_t cp;
+    size_t n = strlen(r);
+    if (n == 0 || n > 4 || tok_utf8_next((const unsigned char *)r, n, &cp) != (int)n)
+        return FAIL(ST_ERR_FORMAT, "Metaspace replacement must be one character");
+    memcpy(out, r, n + 1);
+    const char *scheme = json_str(obj, "prepend_scheme", &bad);
+    if (scheme) {
+        if (!strcmp(scheme, "always"))
+            *ps = TOK_PREPEND_ALWAYS;
+        else if (!strcmp(scheme, "first"))
+            *ps = TOK_PREPEND_FIRST;
+        else if (!strcmp(scheme, "never"))
+            *ps = TOK_PREPEND_NEVER;
+        else
+            return FAIL(ST_ERR_FORMAT, "unknown Metaspace prepend_scheme '%s'", scheme);
+    } else {
+        *ps = json_bool(obj, "add_prefix_space", 1, &bad) ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;
+    }
+    return bad ? FAIL(ST_ERR_FORMAT, "bad field in Metaspace") : ST_OK;
+}
+
+static enum status parse_pretok(struct tokenizer *tok, const cJSON *obj, char *err, size_t errlen)
+{
+    if (!obj || cJSON_IsNull(obj))
+        return ST_OK;
+    const char *type = cJSON_IsObject(obj) ? type_of(obj) : NULL;
+    if (!type)
+        return FAIL(ST_ERR_FORMAT, "pre_tokenizer without a type");
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "pretokenizers");
+        if (!cJSON_IsArray(list))
+            return FAIL(ST_ERR_FORMAT, "Sequence pre_tokenizer without a pretokenizers array");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list)
+        {
+            enum status st = parse_pretok(tok, it, err, errlen);
+            if (st != ST_OK)
+                return st;
+        }
+        return ST_OK;
+    }
+    struct tok_pretok *v = grow(tok->pretoks, &tok->n_pretoks, sizeof(*v));
+    if (!v)
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    tok->pretoks = v;
+    struct tok_pretok *pt = &v[tok->n_pretoks - 1];
+    int bad = 0;
+    if (!strcmp(type, "Split")) {
+        pt->kind = TOK_PRETOK_SPLIT;
+        const char *b = json_str(obj, "behavior", &bad);
+        static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious",
+                                            "MergedWithNext", "Contiguous"};
+        static const enum tok_split_behavior kinds[] = {
+            TOK_SPLIT_REMOVED, TOK_SPLIT_ISOLATED, TOK_SPLIT_MERGED_PREV, TOK_SPLIT_MERGED_NEXT,
+            TOK_SPLIT_CONTIGUOUS};
+        size_t i = 0;
+        while (b && i < 5 && strcmp(b, names[i]))
+            i++;
+        if (!b || i == 5)
+            return FAIL(ST_ERR_FORMAT, "Split pre_tokenizer with a missing or unknown behavior");
+        pt->behavior = kinds[i];
+        pt->invert = json_bool(obj, "invert", 0, &bad);
+        if (bad)
+            return FAIL(ST_ERR_FORMAT, "bad field in Split pre_tokenizer");
+        return parse_pattern(obj, &pt->pattern, err, errlen);
+    }
+    if (!strcmp(type, "ByteLevel")) {
+        pt->kind = TOK_PRETOK_BYTELEVEL;
+        pt->add_prefix_space = json_bool(obj, "add_prefix_space", 1, &bad);
+        pt->use_regex = json_bool(obj, "use_regex", 1, &bad);
+        if (bad)
+            return FAIL(ST_ERR_FORMAT, "bad field in ByteLevel pre_tokenizer");
+        if (pt->use_regex)
+            return tok_pattern_init(&pt->pattern, gpt2_regex, strlen(gpt2_regex), 1, err, errlen);
+        return ST_OK;
+    }
+    if (!strcmp(type, "Metaspace")) {
+        pt->kind = TOK_PRETOK_METASPACE;
+        pt->split = json_bool(obj, "split", 1, &bad);
+        if (bad)
+            return FAIL(ST_ERR_FORMAT, "bad field in Metaspace pre_tokenizer");
+        return parse_replacement(obj, pt->replacement, &pt->prepend, err, errlen);
+    }
+    if (!strcmp(type, "WhitespaceSplit")) {
+        pt->kind = TOK_PRETOK_WHITESPACE_SPLIT;
+        return ST_OK;
+    }
+    tok->n_pretoks--;
+    return FAIL(ST_ERR_UNSUPPORTED, "unsupported pre_tokenizer type '%s'", type);
+}
+
+static enum status parse_decoder(struct tokenizer *tok, const cJSON *obj, char *err, size_t errlen)
+{
+    if (!obj || cJSON_IsNull(obj))
+        return ST_OK;
+    const char *type = cJSON_IsObject(obj) ? type_of(obj) : NULL;
+    if (!type)
+        return FAIL(ST_ERR_FORMAT, "decoder without a type");
+    tok->has_decoder = 1;
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "decoders");
+        if (!cJSON_IsArray(list))
+            return FAIL(ST_ERR_FORMAT, "Sequence decoder without a decoders array");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list)
+        {
+            enum status st = parse_decoder(tok, it, err, errlen);
+            if (st != ST_OK)
+                return st;
+        }
+        return ST_OK;
+    }
+    struct tok_decoder *v = grow(tok->decoders, &tok->n_decoders, sizeof(*v));
+    if (!v)
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    tok->decoders = v;
+    struct tok_decoder *d = &v[tok->n_decoders - 1];
+    int bad = 0;
+    if (!strcmp(type, "ByteLevel")) {
+        d->kind = TOK_DEC_BYTELEVEL;
+    } else if (!strcmp(type, "ByteFallback")) {
+        d->kind = TOK_DEC_BYTEFALLBACK;
+    } else if (!strcmp(type, "Fuse")) {
+        d->kind = TOK_DEC_FUSE;
+    } else if (!strcmp(type, "Replace")) {
+        d->kind = TOK_DEC_REPLACE;
+        const char *s = json_str(obj, "content", &bad);
+        if (!s)
+            return FAIL(ST_ERR_FORMAT, "Replace decoder without a content string");
+        if (dup_str(s, &d->content, &d->content_len) != ST_OK)
+            return FAIL(ST_ERR_NOMEM, "out of memory");
+        return parse_pattern(obj, &d->pattern, err, errlen);
+    } else if (!strcmp(type, "Strip")) {
+        d->kind = TOK_DEC_STRIP;
+        const char *s = json_str(obj, "content", &bad);
+        long start = 0, stop = 0;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "start");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(obj, "stop");
+        if (!s || (a && !json_int(a, 0, 1 << 20, &start)) || (b && !json_int(b, 0, 1 << 20, &stop)))
+            return FAIL(ST_ERR_FORMAT, "bad Strip decoder");
+        uint32_t cp;
+        size_t n = strlen(s);
+        if (n == 0 || tok_utf8_next((const unsigned char *)s, n, &cp) != (int)n)
+            return FAIL(ST_ERR_FORMAT, "Strip decoder content must be one character");
+        if (dup_str(s, &d->content, &d->content_len) != ST_OK)
+            return FAIL(ST_ERR_NOMEM, "out of memory");
+        d->start = (int)start;
+        d->stop = (int)stop;
+    } else if (!strcmp(type, "Metaspace")) {
+        d->kind = TOK_DEC_METASPACE;
+        return parse_replacement(obj, d->replacement, &d->prepend, err, errlen);
+    } else {
+        tok->n_decoders--;
+        return FAIL(ST_ERR_UNSUPPORTED, "unsupported decoder type '%s'", type);
+    }
+    return bad ? FAIL(ST_ERR_FORMAT, "bad field in %s decoder", type) : ST_OK;
+}
+
+static enum status ids_append(int32_t **arr, size_t *n, const int32_t *add, size_t n_add,
+                              int at_front)
+{
+    if (n_add == 0)
+        return ST_OK;
+    int32_t *v = realloc(*arr, (*n + n_add) * sizeof(*v));
+    if (!v)
+        return ST_ERR_NOMEM;
+    if (at_front) {
+        memmove(v + n_add, v, *n * sizeof(*v));
+        memcpy(v, add, n_add * sizeof(*v));
+    } else {
+        memcpy(v + *n, add, n_add * sizeof(*v));
+    }
+    *arr = v;
+    *n += n_add;
+    return ST_OK;
+}
+
+static int id_ok(const struct tokenizer *tok, long id)
+{
+    return id >= 0 && id < tok->vocab_size && (tok->id_flags[id] & TOK_ID_PRESENT);
+}
+
+static enum status parse_template(struct tokenizer *tok, const cJSON *obj, int32_t **pre,
+                                  size_t *n_pre, int32_t **post, size_t *n_post, char *err,
+                                  size_t errlen)
+{
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(obj, "single");
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(obj, "special_tokens");
+    if (!cJSON_IsArray(single) || (specials && !cJSON_IsObject(specials)))
+        return FAIL(ST_ERR_FORMAT, "TemplateProcessing needs a single array");
+    int seen_seq = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, single)
+    {
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
+        if (cJSON_GetObjectItemCaseSensitive(it, "Sequence")) {
+            if (seen_seq)
+                return FAIL(ST_ERR_FORMAT, "TemplateProcessing single has two sequences");
+            seen_seq = 1;
+            continue;
+        }
+        int bad = 0;
+        const char *name = cJSON_IsObject(sp) ? json_str(sp, "id", &bad) : NULL;
+        const cJSON *def = name ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids");
+        if (!cJSON_IsArray(ids))
+            return FAIL(ST_ERR_FORMAT, "TemplateProcessing item without a known special token");
+        const cJSON *idv;
+        cJSON_ArrayForEach(idv, ids)
+        {
+            long id;
+            if (!json_int(idv, 0, TOK_MAX_ID, &id) || !id_ok(tok, id))
+                return FAIL(ST_ERR_FORMAT, "TemplateProcessing special token id out of range");
+            int32_t v = (int32_t)id;
+            if (ids_append(seen_seq ? post : pre, seen_seq ? n_post : n_pre, &v, 1, 0) != ST_OK)
+                return FAIL(ST_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (!seen_seq)
+        return FAIL(ST_ERR_FORMAT, "TemplateProcessing single has no sequence");
+    return ST_OK;
+}
+
+static enum status parse_post(struct tokenizer *tok, const cJSON *obj, char *err, size_t errlen)
+{
+    if (!obj || cJSON_IsNull(obj))
+        return ST_OK;
+    const char *type = cJSON_IsObject(obj) ? type_of(obj) : NULL;
+    if (!type)
+        return FAIL(ST_ERR_FORMAT, "post_processor without a type");
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "processors");
+        if (!cJSON_IsArray(list))
+            return FAIL(ST_ERR_FORMAT, "Sequence post_processor without a processors array");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list)
+        {
+            enum status st = parse_post(tok, it, err, errlen);
+            if (st != ST_OK)
+                return st;
+        }
+        return ST_OK;
+    }
+    if (!strcmp(type, "ByteLevel"))
+        return ST_OK; /* only adjusts offsets, which this engine does not report */
+    int32_t *pre = NULL, *post = NULL;
+    size_t n_pre = 0, n_post = 0;
+    enum status st = ST_OK;
+    if (!strcmp(type, "TemplateProcessing")) {
+        st = parse_template(tok, obj, &pre, &n_pre, &post, &n_post, err, errlen);
+    } else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
+        const cJSON *cls = cJSON_GetObjectItemCaseSensitive(obj, "cls");
+        const cJSON *sep = cJSON_GetObjectItemCaseSensitive(obj, "sep");
+        long c, s;
+        if (!cJSON_IsArray(cls) || !cJSON_IsArray(sep) ||
+            !json_int(cJSON_GetArrayItem(cls, 1), 0, TOK_MAX_ID, &c) ||
+            !json_int(cJSON_GetArrayItem(sep, 1), 0, TOK_MAX_ID, &s) || !id_ok(tok, c) ||
+            !id_ok(tok, s))
+            return FAIL(ST_ERR_FORMAT, "%s needs cls and sep [token, id] pairs", type);
+        int32_t cv = (int32_t)c, sv = (int32_t)s;
+        if (ids_append(&pre, &n_pre, &cv, 1, 0) != ST_OK ||
+            ids_append(&post, &n_post, &sv, 1, 0) != ST_OK)
+            st = FAIL(ST_ERR_NOMEM, "out of memory");
+    } else {
+        return FAIL(ST_ERR_UNSUPPORTED, "unsupported post_processor type '%s'", type);
+    }
+    /* A later processor wraps what the earlier ones produced. */
+    if (st == ST_OK && (ids_append(&tok->post_pre, &tok->n_post_pre, pre, n_pre, 1) != ST_OK ||
+                        ids_append(&tok->post_post, &tok->n_post_post, post, n_post, 0) != ST_OK))
+        st = FAIL(ST_ERR_NOMEM, "out of memory");
+    free(pre);
+    free(post);
+    return st;
+}
+
+/* ---- model ------------------------------------------------------------------ */
+
+static enum status parse_vocab_and_added(struct tokenizer *tok, const cJSON *model,
+                                         const cJSON *added, char *err, size_t errlen)
+{
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    if (!cJSON_IsObject(vocab))
+        return FAIL(ST_ERR_FORMAT, "model.vocab is not an object");
+    if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
+        return FAIL(ST_ERR_FORMAT, "added_tokens is not an array");
+    long max_id = -1;
+    size_t n_vocab = 0, n_added = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, vocab)
+    {
+        long id;
+        if (!it->string || !json_int(it, 0, TOK_MAX_ID - 1, &id))
+            return FAIL(ST_ERR_FORMAT, "vocab entry '%.40s' has a bad id",
+                        it->string ? it->string : "");
+        max_id = id > max_id ? id : max_id;
+        n_vocab++;
+    }
+    cJSON_ArrayForEach(it, added)
+    {
+        long id;
+        int bad = 0;
+        if (!cJSON_IsObject(it) ||
+            !json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, TOK_MAX_ID - 1, &id) ||
+            !json_str(it, "content", &bad) || bad)
+            return FAIL(ST_ERR_FORMAT, "added token %zu needs an id and a content string", n_added);
+        max_id = id > max_id ? id : max_id;
+        n_added++;
+    }
+    tok->vocab_size = (int32_t)(max_id + 1);
+    tok->id_str = malloc((size_t)(max_id + 1) * sizeof(*tok->id_str) + 1);
+    tok->id_flags = calloc((size_t)max_id + 2, 1);
+    tok->vocab = table_new(n_vocab, &tok->vocab_cap);
+    tok->added_map = table_new(n_added, &tok->added_map_cap);
+    tok->added = calloc(n_added + 1, sizeof(*tok->added));
+    if (!tok->id_str || !tok->id_flags || !tok->vocab || !tok->added_map || !tok->added)
+        return FAIL(ST_ERR_NOMEM, "out of memory for a vocabulary of %ld", max_id + 1);
+    for (long i = 0; i <= max_id; i++)
+        tok->id_str[i] = (struct tok_str){0, UINT32_MAX};
+    cJSON_ArrayForEach(it, vocab)
+    {
+        int32_t id = (int32_t)it->valuedouble;
+        uint32_t off, len = (uint32_t)strlen(it->string);
+        if (pool_add(tok, it->string, len, &off) != ST_OK)
+            return FAIL(ST_ERR_NOMEM, "out of memory");
+        table_put(tok, tok->vocab, tok->vocab_cap, off, len, id);
+        tok->id_str[id] = (struct tok_str){off, len};
+        tok->id_flags[id] |= TOK_ID_PRESENT;
+    }
+    cJSON_ArrayForEach(it, added)
+    {
+        int bad = 0;
+        int32_t id = (int32_t)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
+        const char *content = json_str(it, "content", &bad);
+        struct tok_added *a = &tok->added[tok->n_added++];
+        a->id = id;
+        a->len = (uint32_t)strlen(content);
+        if (pool_add(tok, content, a->len, &a->off) != ST_OK)
+            return FAIL(ST_ERR_NOMEM, "out of memory");
+        a->special = (unsigned)json_bool(it, "special", 0, &bad);
+        a->lstrip = (unsigned)json_bool(it, "lstrip", 0, &bad);
+        a->rstrip = (unsigned)json_bool(it, "rstrip", 0, &bad);
+        a->single_word = (unsigned)json_bool(it, "single_word", 0, &bad);
+        /* HF's default: special tokens are matched on the raw text. */
+        a->normalized = (unsigned)json_bool(it, "normalized", !a->special, &bad);
+        if (bad)
+            return FAIL(ST_ERR_FORMAT, "added token %d has a bad flag", id);
+        table_put(tok, tok->added_map, tok->added_map_cap, a->off, a->len, id);
+        tok->id_str[id] = (struct tok_str){a->off, a->len};
+        tok->id_flags[id] |= TOK_ID_PRESENT | TOK_ID_ADDED;
+        if (a->special)
+            tok->id_flags[id] |= TOK_ID_SPECIAL;
+        else
+            tok->id_flags[id] &= (uint8_t)~TOK_ID_SPECIAL;
+    }
+    return ST_OK;
+}
+
+static enum status parse_merges(struct tokenizer *tok, const cJSON *model, char *err, size_t errlen)
+{
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!merges || cJSON_IsNull(merges))
+        return ST_OK;
+    if (!cJSON_IsArray(merges))
+        return FAIL(ST_ERR_FORMAT, "model.merges is not an array");
+    size_t n = (size_t)cJSON_GetArraySize(merges);
+    tok->merges_cap = pow2_at_least(n * 2);
+    tok->merges = malloc(tok->merges_cap * sizeof(*tok->merges));
+    if (!tok->merges)
+        return FAIL(ST_ERR_NOMEM, "out of memory for %zu merges", n);
+    memset(tok->merges, 0xff, tok->merges_cap * sizeof(*tok->merges));
+    struct tok_buf joined = {0};
+    int32_t rank = 0;
+    const cJSON *it;
+    enum status st = ST_OK;
+    cJSON_ArrayForEach(it, merges)
+    {
+        const char *a, *b;
+        size_t la, lb;
+        if (cJSON_IsString(it) && it->valuestring) {
+            const char *sp = strchr(it->valuestring, ' ');
+            if (!sp || strchr(sp + 1, ' ')) {
+                st = FAIL(ST_ERR_FORMAT, "merge %d is not two tokens separated by a space", rank);
+                break;
+            }
+            a = it->valuestring;
+            la = (size_t)(sp - a);
+            b = sp + 1;
+            lb = strlen(b);
+        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(it->child) &&
+                   cJSON_IsString(it->child->next) && it->child->valuestring &&
+                   it->child->next->valuestring) {
+            a = it->child->valuestring;
+            la = strlen(a);
+            b = it->child->next->valuestring;
+            lb = strlen(b);
+        } else {
+            st = FAIL(ST_ERR_FORMAT, "merge %d is neither \"a b\" nor [\"a\", \"b\"]", rank);
+            break;
+        }
+        joined.len = 0;
+        if (tok_buf_append(&joined, a, la) != ST_OK || tok_buf_append(&joined, b, lb) != ST_OK) {
+            st = FAIL(ST_ERR_NOMEM, "out of memory");
+            break;
+        }
+        int32_t ia = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, a, la);
+        int32_t ib = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, b, lb);
+        int32_t ij = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, joined.data, joined.len);
+        if (ia < 0 || ib < 0 || ij < 0) {
+            st = FAIL(ST_ERR_FORMAT, "merge %d uses a token missing from the vocabulary", rank);
+            break;
+        }
+        merge_put(tok, ia, ib, rank, ij);
+        rank++;
+    }
+    tok_buf_free(&joined);
+    return st;
+}
+
+static enum status parse_model(struct tokenizer *tok, const cJSON *root, char *err, size_t errlen)
+{
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsObject(model))
+        return FAIL(ST_ERR_FORMAT, "tokenizer.json has no model object");
+    const char *type = type_of(model);
+    if (type && strcmp(type, "BPE"))
+        return FAIL(ST_ERR_UNSUPPORTED, "unsupported tokenizer model type '%s'", type);
+    if (!type && !cJSON_GetObjectItemCaseSensitive(model, "merges"))
+        return FAIL(ST_ERR_UNSUPPORTED, "tokenizer model without a type is not BPE");
+    enum status st = parse_vocab_and_added(
+        tok, model, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err, errlen);
+    if (st != ST_OK)
+        return st;
+    int bad = 0;
+    const char *prefix = json_str(model, "continuing_subword_prefix", &bad);
+    const char *suffix = json_str(model, "end_of_word_suffix", &bad);
+    if ((prefix && *prefix) || (suffix && *suffix))
+        return FAIL(ST_ERR_UNSUPPORTED, "BPE subword prefix/suffix is not supported");
+    tok->fuse_unk = json_bool(model, "fuse_unk", 0, &bad);
+    tok->byte_fallback = json_bool(model, "byte_fallback", 0, &bad);
+    tok->ignore_merges = json_bool(model, "ignore_merges", 0, &bad);
+    const char *unk = json_str(model, "unk_token", &bad);
+    if (bad)
+        return FAIL(ST_ERR_FORMAT, "bad field in the BPE model");
+    tok->unk_id = unk ? tok_vocab_find(tok, tok->vocab, tok->vocab_cap, unk, strlen(unk)) : -1;
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof(name), "<0x%02X>", b);
+        tok->byte_ids[b] = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, name, 6);
+    }
+    return parse_merges(tok, model, err, errlen);
+}
+
+/* ---- tokenizer_config.json --------------------------------------------------- */
+
+/* bos_token / eos_token are a string or an AddedToken object {"content": ...}. */
+static enum status config_token(const cJSON *cfg, const char *key, char **out, char *err,
+                                size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (cJSON_IsObject(v))
+        v = cJSON_GetObjectItemCaseSensitive(v, "content");
+    const char *s = "";
+    if (cJSON_IsString(v) && v->valuestring)
+        s = v->valuestring;
+    else if (v && !cJSON_IsNull(v))
+        return FAIL(ST_ERR_FORMAT, "tokenizer_config.json %s is not a string", key);
+    size_t n;
+    if (dup_str(s, out, &n) != ST_OK)
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    return ST_OK;
+}
+
+static enum status parse_config(struct tokenizer *tok, const char *config, size_t config_len,
+                                char *err, size_t errlen)
+{
+    cJSON *cfg = NULL;
+    if (config) {
+        cfg = cJSON_ParseWithLength(config, config_len);
+        if (!cJSON_IsObject(cfg)) {
+            cJSON_Delete(cfg);
+            return FAIL(ST_ERR_FORMAT, "tokenizer_config.json is not a JSON object");
+        }
+    }
+    enum status st = config_token(cfg, "bos_token", &tok->bos_token, err, errlen);
+    if (st == ST_OK)
+        st = config_token(cfg, "eos_token", &tok->eos_token, err, errlen);
+    int bad = 0;
+    tok->clean_up = json_bool(cfg, "clean_up_tokenization_spaces", 0, &bad);
+    cJSON_Delete(cfg);
+    if (st != ST_OK)
+        return st;
+    if (bad)
+        return FAIL(ST_ERR_FORMAT, "clean_up_tokenization_spaces is not a boolean");
+    tok->bos_id =
+        *tok->bos_token ? tok_token_to_id(tok, tok->bos_token, strlen(tok->bos_token)) : -1;
+    int32_t eos =
+        *tok->eos_token ? tok_token_to_id(tok, tok->eos_token, strlen(tok->eos_token)) : -1;
+    if (eos >= 0 && tok_add_eos_id(tok, eos) != ST_OK)
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    return ST_OK;
+}
+
+/* ---- public entry points ------------------------------------------------------ */
+
+enum status tok_load_from_memory(const char *json, size_t json_len, const char *config,
+                                 size_t config_len, struct tokenizer **out, char *err,
+                                 size_t errlen)
+{
+    *out = NULL;
+    if (!json)
+        return FAIL(ST_ERR_INVALID, "no tokenizer.json text");
+    cJSON *root = cJSON_ParseWithLength(json, json_len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return FAIL(ST_ERR_FORMAT, "tokenizer.json is not a JSON object");
+    }
+    struct tokenizer *tok = calloc(1, sizeof(*tok));
+    if (!tok) {
+        cJSON_Delete(root);
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    }
+    tok->bos_id = -1;
+    enum status st = parse_model(tok, root, err, errlen);
+    if (st == ST_OK && ((st = trie_build(tok, &tok->trie_raw, 0)) != ST_OK ||
+                        (st = trie_build(tok, &tok->trie_norm, 1)) != ST_OK))
+        FAIL(st, "out of memory");
+    if (st == ST_OK)
+        st = parse_normalizer(tok, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err,
+                              errlen);
+    if (st == ST_OK)
+        st =
+            parse_pretok(tok, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen);
+    if (st == ST_OK)
+        st = parse_decoder(tok, cJSON_GetObjectItemCaseSensitive(root, "decoder"), err, errlen);
+    if (st == ST_OK)
+        st = parse_post(tok, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), err, errlen);
+    cJSON_Delete(root);
+    if (st == ST_OK)
+        st = parse_config(tok, config, config_len, err, errlen);
+    if (st != ST_OK) {
+        tok_free(tok);
+        return st;
+    }
+    *out = tok;
+    return ST_OK;
+}
+
+enum status tok_load(const char *dir, struct tokenizer **out, char *err, size_t errlen)
+{
+    char path[4096];
+    char *json = NULL, *config = NULL;
+    size_t json_len = 0, config_len = 0;
+    *out = NULL;
+    if (snprintf(path, sizeof(path), "%s/tokenizer.json", dir) >= (int)sizeof(path))
+        return FAIL(ST_ERR_RANGE, "model directory path too long");
+    enum status st = read_file(path, &json, &json_len, err, errlen);
+    if (st != ST_OK)
+        return st;
+    snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+    st = read_file(path, &config, &config_len, err, errlen);
+    if (st == ST_ERR_NOT_FOUND) {
+        config = NULL;
+        st = ST_OK;
+    }
+    if (st == ST_OK)
+        st = tok_load_from_memory(json, json_len, config, config_len, out, err, errlen);
+    free(json);
+    free(config);
+    return st;
+}
+
+void tok_free(struct tokenizer *tok)
+{
+    if (!tok)
+        return;
+    for (size_t i = 0; i < tok->n_norms; i++) {
+        tok_pattern_free(&tok->norms[i].pattern);
+        free(tok->norms[i].content);
+    }
+    for (size_t i = 0; i < tok->n_pretoks; i++)
+        tok_pattern_free(&tok->pretoks[i].pattern);
+    for (size_t i = 0; i < tok->n_decoders; i++) {
+        tok_pattern_free(&tok->decoders[i].pattern);
+        free(tok->decoders[i].content);
+    }
+    free(tok->norms);
+    free(tok->pretoks);
+    free(tok->decoders);
+    trie_free(&tok->trie_raw);
+    trie_free(&tok->trie_norm);
+    free(tok->pool);
+    free(tok->id_str);
+    free(tok->id_flags);
+    free(tok->vocab);
+    free(tok->added_map);
+    free(tok->merges);
+    free(tok->added);
+    free(tok->post_pre);
+    free(tok->post_post);
+    free(tok->bos_token);
+    free(tok->eos_token);
+    free(tok->eos_ids);
+    free(tok);
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+int32_t tok_vocab_size(const struct tokenizer *tok)
+{
+    return tok->vocab_size;
+}
+
+const char *tok_id_to_token(const struct tokenizer *tok, int32_t id)
+{
+    size_t len;
+    return tok_str_of(tok, id, &len);
+}
+
+int32_t tok_token_to_id(const struct tokenizer *tok, const char *token, size_t len)
+{
+    int32_t id = tok_vocab_find(tok, tok->added_map, tok->added_map_cap, token, len);
+    return id >= 0 ? id : tok_vocab_find(tok, tok->vocab, tok->vocab_cap, token, len);
+}
+
+int tok_is_special(const struct tokenizer *tok, int32_t id)
+{
+    return id >= 0 && id < tok->vocab_size && (tok->id_flags[id] & TOK_ID_SPECIAL);
+}
+
+int32_t tok_bos_id(const struct tokenizer *tok)
+{
+    return tok->bos_id;
+}
+
+int tok_adds_bos(const struct tokenizer *tok)
+{
+    return tok->bos_id >= 0 && tok->n_post_pre > 0 && tok->post_pre[0] == tok->bos_id;
+}
+
+const char *tok_bos_token(const struct tokenizer *tok)
+{
+    return tok->bos_token;
+}
+
+const char *tok_eos_token(const struct tokenizer *tok)
+{
+    return tok->eos_token;
+}
+
+size_t tok_eos_ids(const struct tokenizer *tok, const int32_t **ids)
+{
+    *ids = tok->eos_ids;
+    return tok->n_eos;
+}
+
+int tok_is_eos(const struct tokenizer *tok, int32_t id)
+{
+    for (size_t i = 0; i < tok->n_eos; i++) {
+        if (tok->eos_ids[i] == id)
+            return 1;
+    }
+    return 0;
+}
+
+enum status tok_add_eos_id(struct tokenizer *tok, int32_t id)
+{
+    if (id < 0 || id >= tok->vocab_size)
+        return ST_ERR_RANGE;
+    if (tok_is_eos(tok, id))
+        return ST_OK;
+    if (tok->n_eos == tok->eos_cap) {
+        size_t cap = tok->eos_cap ? tok->eos_cap * 2 : 4;
+        int32_t *v = realloc(tok->eos_ids, cap * sizeof(*v));
+        if (!v)
+            return ST_ERR_NOMEM;
+        tok->eos_ids = v;
+        tok->eos_cap = cap;
+    }
+    tok->eos_ids[tok->n_eos++] = id;
+    return ST_OK;
+}
