@@ -1,0 +1,224 @@
+/*
+ * forward.c - the batched forward pass and the transformer blocks the model
+ * families compose.
+ *
+ * All tokens of a batch (every chunk of every sequence) are processed
+ * together, layer by layer: the projections run as one matmul over all
+ * tokens, so each weight row is read once per layer per step.  Each layer
+ * stores the batch's K/V in the cache before attending, so a token sees the
+ * earlier tokens of its own chunk through the same block-table path as the
+ * cached ones.  Everything runs in the scratch allocated at load.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+static size_t qdim(const struct model *m)
+{
+    return (size_t)m->cfg.n_heads * (size_t)m->cfg.head_dim;
+}
+
+static size_t kvdim(const struct model *m)
+{
+    return (size_t)m->cfg.n_kv_heads * (size_t)m->cfg.head_dim;
+}
+
+void block_qkv(struct model *m, int layer, int n)
+{
+    const struct layer_weights *lw = &m->w.layers[layer];
+    struct model_scratch *s = &m->s;
+    size_t h = (size_t)m->cfg.hidden;
+    for (int t = 0; t < n; t++)
+        kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->attn_norm, h,
+                           m->cfg.rms_norm_eps);
+    kernel_matmul_ref(&lw->wq, s->xb, (size_t)n, lw->bq, s->q, s->mm);
+    kernel_matmul_ref(&lw->wk, s->xb, (size_t)n, lw->bk, s->k, s->mm);
+    kernel_matmul_ref(&lw->wv, s->xb, (size_t)n, lw->bv, s->v, s->mm);
+}
+
+void block_qk_norm(struct model *m, int layer, int n)
+{
+    const struct layer_weights *lw = &m->w.layers[layer];
+    size_t hd = (size_t)m->cfg.head_dim;
+    size_t nq = (size_t)n * (size_t)m->cfg.n_heads, nk = (size_t)n * (size_t)m->cfg.n_kv_heads;
+    for (size_t i = 0; i < nq; i++)
+        kernel_rmsnorm_ref(m->s.q + i * hd, m->s.q + i * hd, lw->q_norm, hd, m->cfg.rms_norm_eps);
+    for (size_t i = 0; i < nk; i++)
+        kernel_rmsnorm_ref(m->s.k + i * hd, m->s.k + i * hd, lw->k_norm, hd, m->cfg.rms_norm_eps);
+}
+
+void block_rope(struct model *m, int n)
+{
+    int hd = m->cfg.head_dim;
+    for (int t = 0; t < n; t++) {
+        const float *cs = m->s.rope + (size_t)t * (size_t)hd;
+        kernel_rope_ref(m->s.q + (size_t)t * qdim(m), m->cfg.n_heads, hd, cs);
+        kernel_rope_ref(m->s.k + (size_t)t * kvdim(m), m->cfg.n_kv_heads, hd, cs);
+    }
+}
+
+void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
+                    int n)
+{
+    int bt = kv_cache_block_tokens(kv);
+    size_t kd = kvdim(m);
+    for (int t = 0; t < n; t++) {
+        int nb, pos = m->s.tok_pos[t];
+        const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
+        int blk = blocks[pos / bt];
+        size_t off = (size_t)(pos % bt) * kd;
+        memcpy(kv_cache_block_k(kv, layer, blk) + off, m->s.k + (size_t)t * kd, kd * sizeof(float));
+        memcpy(kv_cache_block_v(kv, layer, blk) + off, m->s.v + (size_t)t * kd, kd * sizeof(float));
+    }
+}
+
+void block_attention(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
+                     int n)
+{
+    const struct model_config *c = &m->cfg;
+    struct model_scratch *s = &m->s;
+    size_t hd = (size_t)c->head_dim, qd = qdim(m), kd = kvdim(m);
+    int group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)c->head_dim);
+    struct kernel_kv_view view = {
+        .k = kv_cache_block_k(kv, layer, 0),
+        .v = kv_cache_block_v(kv, layer, 0),
+        .block_stride = (size_t)kv_cache_block_tokens(kv) * kd,
+        .token_stride = kd,
+        .block_tokens = kv_cache_block_tokens(kv),
+    };
+    for (int t = 0; t < n; t++) {
+        int nb;
+        view.blocks = kv_seq_blocks(kv, b->seqs[s->tok_seq[t]].seq, &nb);
+        int n_ctx = s->tok_pos[t] + 1;
+        for (int h = 0; h < c->n_heads; h++)
+            kernel_attention_ref(s->q + (size_t)t * qd + (size_t)h * hd, &view,
+                                 (size_t)(h / group) * hd, c->head_dim, n_ctx, scale, s->att,
+                                 s->att_out + (size_t)t * qd + (size_t)h * hd);
+    }
+    const struct layer_weights *lw = &m->w.layers[layer];
+    kernel_matmul_ref(&lw->wo, s->att_out, (size_t)n, NULL, s->proj, s->mm);
+    size_t tot = (size_t)n * (size_t)c->hidden;
+    for (size_t i = 0; i < tot; i++)
+        s->x[i] += s->proj[i];
+}
+
+void block_mlp(struct model *m, int layer, int n)
+{
+    const struct layer_weights *lw = &m->w.layers[layer];
+    struct model_scratch *s = &m->s;
+    size_t h = (size_t)m->cfg.hidden, f = (size_t)m->cfg.ffn;
+    for (int t = 0; t < n; t++)
+        kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->ffn_norm, h,
+                           m->cfg.rms_norm_eps);
+    kernel_matmul_ref(&lw->w_gate, s->xb, (size_t)n, NULL, s->hb, s->mm);
+    kernel_matmul_ref(&lw->w_up, s->xb, (size_t)n, NULL, s->hb2, s->mm);
+    kernel_silu_mul_ref(s->hb, s->hb2, (size_t)n * f);
+    kernel_matmul_ref(&lw->w_down, s->hb, (size_t)n, NULL, s->proj, s->mm);
+    for (size_t i = 0; i < (size_t)n * h; i++)
+        s->x[i] += s->proj[i];
+}
+
+int model_batch_logit_rows(const struct model_batch *b)
+{
+    int rows = 0;
+    for (int i = 0; i < b->n_seqs; i++)
+        rows += b->seqs[i].n_logits;
+    return rows;
+}
+
+static enum status check_batch(const struct model *m, const struct kv_cache *kv,
+                               const struct model_batch *b, int *n_tokens, char *err, size_t errlen)
+{
+    if (b->n_seqs < 0 || (b->n_seqs > 0 && !b->seqs))
+        return status_fail(err, errlen, ST_ERR_INVALID, "batch: bad sequence list");
+    long total = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        const struct model_batch_seq *e = &b->seqs[i];
+        if (!kv_seq_alive(kv, e->seq))
+            return status_fail(err, errlen, ST_ERR_INVALID, "batch: sequence %d is not live",
+                               e->seq);
+        for (int j = 0; j < i; j++)
+            if (b->seqs[j].seq == e->seq)
+                return status_fail(err, errlen, ST_ERR_INVALID, "batch: sequence %d appears twice",
+                                   e->seq);
+        if (e->n_tokens < 1 || !e->tokens)
+            return status_fail(err, errlen, ST_ERR_INVALID, "batch: sequence %d has no tokens",
+                               e->seq);
+        if (e->n_logits < 0 || e->n_logits > e->n_tokens)
+            return status_fail(err, errlen, ST_ERR_INVALID,
+                               "batch: sequence %d asks for %d logits of %d tokens", e->seq,
+                               e->n_logits, e->n_tokens);
+        if (e->start_pos != kv_seq_len(kv, e->seq))
+            return status_fail(err, errlen, ST_ERR_INVALID,
+                               "batch: sequence %d starts at %d but holds %d positions", e->seq,
+                               e->start_pos, kv_seq_len(kv, e->seq));
+        if (e->n_tokens > m->cfg.max_position_embeddings - e->start_pos)
+            return status_fail(err, errlen, ST_ERR_RANGE,
+                               "batch: sequence %d would pass max_position_embeddings %d", e->seq,
+                               m->cfg.max_position_embeddings);
+        for (int t = 0; t < e->n_tokens; t++)
+            if (e->tokens[t] < 0 || e->tokens[t] >= m->cfg.vocab)
+                return status_fail(err, errlen, ST_ERR_INVALID,
+                                   "batch: token id %d is outside the vocabulary (%d)",
+                                   (int)e->tokens[t], m->cfg.vocab);
+        total += e->n_tokens;
+        if (total > m->max_tokens)
+            return status_fail(err, errlen, ST_ERR_RANGE,
+                               "batch: more than %d tokens (max_batch_tokens)", m->max_tokens);
+    }
+    *n_tokens = (int)total;
+    return ST_OK;
+}
+
+enum status model_forward(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                          float *logits_out, char *err, size_t errlen)
+{
+    int n = 0;
+    enum status rc = check_batch(m, kv, b, &n, err, errlen);
+    if (rc != ST_OK)
+        return rc;
+    if (model_batch_logit_rows(b) > 0 && !logits_out)
+        return status_fail(err, errlen, ST_ERR_INVALID, "batch asks for logits but no buffer");
+    for (int i = 0; i < b->n_seqs; i++) {
+        rc = kv_seq_reserve(kv, b->seqs[i].seq, b->seqs[i].n_tokens, err, errlen);
+        if (rc != ST_OK)
+            return rc;
+    }
+    if (n == 0)
+        return ST_OK;
+
+    struct model_scratch *s = &m->s;
+    const struct model_config *c = &m->cfg;
+    size_t h = (size_t)c->hidden;
+    int t = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        const struct model_batch_seq *e = &b->seqs[i];
+        for (int j = 0; j < e->n_tokens; j++, t++) {
+            s->tok_seq[t] = i;
+            s->tok_pos[t] = e->start_pos + j;
+            kernel_mat_row(&m->w.embed, (size_t)e->tokens[j], s->x + (size_t)t * h);
+            kernel_rope_angles(s->rope + (size_t)t * (size_t)c->head_dim, c->head_dim, m->inv_freq,
+                               s->tok_pos[t]);
+        }
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        m->family->layer_forward(m, kv, b, l, n);
+    for (int i = 0; i < b->n_seqs; i++)
+        kv_seq_set_len(kv, b->seqs[i].seq, b->seqs[i].start_pos + b->seqs[i].n_tokens);
+
+    /* gather the rows that want logits, normed, then one lm_head matmul */
+    int rows = 0;
+    t = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        const struct model_batch_seq *e = &b->seqs[i];
+        for (int j = 0; j < e->n_tokens; j++, t++)
+            if (j >= e->n_tokens - e->n_logits)
+                kernel_rmsnorm_ref(s->xb + (size_t)rows++ * h, s->x + (size_t)t * h, m->w.norm, h,
+                                   c->rms_norm_eps);
+    }
+    if (rows > 0)
+        kernel_matmul_ref(&m->w.lm_head, s->xb, (size_t)rows, NULL, logits_out, s->mm);
+    return ST_OK;
+}

@@ -1,0 +1,158 @@
+/*
+ * kernels.c - scalar reference implementations of the forward-pass ops.
+ *
+ * The matmul walks weight rows in the outer loop and input rows in the inner
+ * one, so a prefill chunk reads each weight row once however many tokens it
+ * has; half-precision rows are upcast once into scratch and reused.
+ */
+#include "kernels.h"
+
+#include <math.h>
+
+static float dot_f32(const float *a, const float *b, size_t n)
+{
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        acc += a[i] * b[i];
+    return acc;
+}
+
+size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n)
+{
+    if (w->quantized)
+        return n * (w->cols / (size_t)w->q.group_size);
+    return w->dtype == DTYPE_F32 ? 0 : w->cols;
+}
+
+static void upcast_row(const struct kernel_mat *w, size_t r, float *out)
+{
+    const uint16_t *src = (const uint16_t *)w->data + r * w->cols;
+    if (w->dtype == DTYPE_F16)
+        for (size_t i = 0; i < w->cols; i++)
+            out[i] = f16_to_f32(src[i]);
+    else
+        for (size_t i = 0; i < w->cols; i++)
+            out[i] = bf16_to_f32(src[i]);
+}
+
+void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, const float *bias,
+                       float *y, float *scratch)
+{
+    size_t rows = w->rows, cols = w->cols;
+    if (w->quantized) {
+        size_t ng = cols / (size_t)w->q.group_size;
+        for (size_t t = 0; t < n; t++)
+            quant_group_sums(x + t * cols, cols, w->q.group_size, scratch + t * ng);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t t = 0; t < n; t++)
+                y[t * rows + r] = quant_dot_row_ref(&w->q, r, x + t * cols, scratch + t * ng);
+    } else {
+        for (size_t r = 0; r < rows; r++) {
+            const float *wr;
+            if (w->dtype == DTYPE_F32) {
+                wr = (const float *)w->data + r * cols;
+            } else {
+                upcast_row(w, r, scratch);
+                wr = scratch;
+            }
+            for (size_t t = 0; t < n; t++)
+                y[t * rows + r] = dot_f32(wr, x + t * cols, cols);
+        }
+    }
+    if (bias)
+        for (size_t t = 0; t < n; t++)
+            for (size_t r = 0; r < rows; r++)
+                y[t * rows + r] += bias[r];
+}
+
+void kernel_mat_row(const struct kernel_mat *w, size_t r, float *out)
+{
+    if (w->quantized)
+        quant_dequantize_row(&w->q, r, out);
+    else if (w->dtype == DTYPE_F32)
+        for (size_t i = 0; i < w->cols; i++)
+            out[i] = ((const float *)w->data)[r * w->cols + i];
+    else
+        upcast_row(w, r, out);
+}
+
+void kernel_rmsnorm_ref(float *out, const float *x, const float *weight, size_t n, float eps)
+{
+    float ss = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (size_t i = 0; i < n; i++)
+        out[i] = x[i] * inv * weight[i];
+}
+
+void kernel_rope_angles(float *cs, int head_dim, const float *inv_freq, int pos)
+{
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* angles reach max_position * 1 rad; double keeps them exact enough */
+        double a = (double)pos * (double)inv_freq[i];
+        cs[i] = (float)cos(a);
+        cs[half + i] = (float)sin(a);
+    }
+}
+
+void kernel_rope_ref(float *x, int n_heads, int head_dim, const float *cs)
+{
+    int half = head_dim / 2;
+    const float *c = cs, *s = cs + half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * c[i] - b * s[i];
+            v[i + half] = b * c[i] + a * s[i];
+        }
+    }
+}
+
+void kernel_silu_mul_ref(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void kernel_softmax_ref(float *x, size_t n)
+{
+    float mx = x[0];
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > mx)
+            mx = x[i];
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (size_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+static const float *kv_at(const float *base, const struct kernel_kv_view *kv, int p)
+{
+    int b = kv->blocks[p / kv->block_tokens];
+    return base + (size_t)b * kv->block_stride + (size_t)(p % kv->block_tokens) * kv->token_stride;
+}
+
+void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_t head_off,
+                          int head_dim, int n_ctx, float scale, float *att, float *out)
+{
+    for (int p = 0; p < n_ctx; p++)
+        att[p] = dot_f32(q, kv_at(kv->k, kv, p) + head_off, (size_t)head_dim) * scale;
+    kernel_softmax_ref(att, (size_t)n_ctx);
+    for (int i = 0; i < head_dim; i++)
+        out[i] = 0.0f;
+    for (int p = 0; p < n_ctx; p++) {
+        const float *v = kv_at(kv->v, kv, p) + head_off;
+        float a = att[p];
+        for (int i = 0; i < head_dim; i++)
+            out[i] += a * v[i];
+    }
+}

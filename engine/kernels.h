@@ -1,0 +1,81 @@
+/*
+ * kernels.h - the numerical ops of the forward pass, as scalar references.
+ *
+ * Each op has a `_ref` function: plain C, fp32 accumulation, the ground truth
+ * that faster (SIMD, threaded) versions are tested against.  Weights are read
+ * in their stored dtype (F32, F16, BF16, or MLX affine-quantized) and upcast
+ * on the fly; a matrix is never dequantized as a whole.
+ *
+ * Nothing here allocates: callers pass scratch of the documented size.
+ * Thread-safe: pure functions over caller memory.
+ */
+#ifndef ENGINE_KERNELS_H
+#define ENGINE_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "quant.h"
+#include "tensor.h"
+
+/* A weight matrix (rows = out features, cols = in features), y = x W^T. */
+struct kernel_mat {
+    size_t rows, cols;
+    bool quantized;        /* true: use q; false: data in dtype */
+    enum dtype dtype;      /* F32, F16 or BF16 when !quantized */
+    const void *data;      /* (rows, cols) when !quantized */
+    struct quant_matrix q; /* when quantized */
+};
+
+/* Floats of scratch kernel_matmul_ref needs for n input rows. */
+size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n);
+
+/*
+ * y[t] = W x[t] (+ bias) for t < n: x is (n, cols), y is (n, rows), bias is
+ * (rows) or NULL.  scratch holds kernel_matmul_scratch(w, n) floats.
+ */
+void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, const float *bias,
+                       float *y, float *scratch);
+
+/* Writes row r of W (dequantized/upcast) into out (cols floats): embedding lookup. */
+void kernel_mat_row(const struct kernel_mat *w, size_t r, float *out);
+
+/* out = x / rms(x) * weight over n elements (out may alias x). */
+void kernel_rmsnorm_ref(float *out, const float *x, const float *weight, size_t n, float eps);
+
+/*
+ * Rotates n_heads heads of head_dim floats in place with HF "rotate_half"
+ * RoPE: element i pairs with i + head_dim/2, angle pos * inv_freq[i].  cs
+ * holds cos then sin for this position: (2, head_dim/2).
+ */
+void kernel_rope_ref(float *x, int n_heads, int head_dim, const float *cs);
+
+/* Fills cs (2, head_dim/2) with cos and sin of pos * inv_freq[i]. */
+void kernel_rope_angles(float *cs, int head_dim, const float *inv_freq, int pos);
+
+/* gate[i] = silu(gate[i]) * up[i] for i < n. */
+void kernel_silu_mul_ref(float *gate, const float *up, size_t n);
+
+/* In-place softmax over n > 0 values. */
+void kernel_softmax_ref(float *x, size_t n);
+
+/* K/V of one layer seen through a sequence's block table. */
+struct kernel_kv_view {
+    const float *k;      /* K of pool block 0 of this layer: blocks then (block_tokens, kv_dim) */
+    const float *v;      /* V, same layout */
+    size_t block_stride; /* floats from one pool block to the next */
+    size_t token_stride; /* floats from one position to the next (kv_dim) */
+    int block_tokens;
+    const int *blocks; /* the sequence's block table */
+};
+
+/*
+ * Causal attention of one query head over positions 0..n_ctx-1:
+ * out = softmax(scale * q . K[p]) weighted sum of V[p], where K/V of position
+ * p for this KV head start at head_off floats into the position's slot.
+ * q and out have head_dim floats; att is scratch of n_ctx floats.
+ */
+void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_t head_off,
+                          int head_dim, int n_ctx, float scale, float *att, float *out);
+
+#endif

@@ -1,0 +1,499 @@
+/*
+ * model_load.c - config + safetensors -> struct model, and its scratch.
+ *
+ * Every tensor the architecture needs is looked up by its HF name and
+ * checked against the config (dtype and shape) before its bytes are used.
+ * Weights are copied into anonymous memory by default: on hosts with
+ * proactive reclaim, idle file-backed pages of a mapping get evicted and
+ * decode slows down.  With use_mmap they point into the mapping instead
+ * (when suitably aligned).  Norm vectors and biases are always upcast to
+ * fp32 copies; matrices stay in their stored dtype.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "safetensors.h"
+
+struct loader {
+    struct model *m;
+    struct safetensors_set *set;
+    const cJSON *quant; /* config.json quantization object, or NULL */
+    bool mmap;
+    char *err;
+    size_t errlen;
+};
+
+static enum status track(struct model *m, void *p, char *err, size_t errlen)
+{
+    if (m->n_allocs == m->cap_allocs) {
+        size_t cap = m->cap_allocs ? 2 * m->cap_allocs : 64;
+        void **na = realloc(m->allocs, cap * sizeof(*na));
+        if (!na) {
+            free(p);
+            return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
+        }
+        m->allocs = na;
+        m->cap_allocs = cap;
+    }
+    m->allocs[m->n_allocs++] = p;
+    return ST_OK;
+}
+
+/* Returns the tensor's bytes: inside the mapping, or a fresh aligned copy. */
+static enum status tensor_bytes(struct loader *ld, struct safetensors *f,
+                                const struct safetensors_tensor *t, const void **out)
+{
+    size_t len = (size_t)(t->end - t->begin);
+    if (ld->mmap) {
+        const void *p = safetensors_data(f, t);
+        if (p && (uintptr_t)p % dtype_size(t->dtype) == 0) {
+            *out = p;
+            ld->m->weight_bytes += len;
+            return ST_OK;
+        }
+    }
+    void *buf = aligned_alloc(64, (len + 63) / 64 * 64 + 64);
+    if (!buf)
+        return status_fail(ld->err, ld->errlen, ST_ERR_NOMEM,
+                           "%s: tensor '%s': cannot allocate %zu bytes", safetensors_path(f),
+                           t->name, len);
+    enum status rc = track(ld->m, buf, ld->err, ld->errlen);
+    if (rc == ST_OK)
+        rc = safetensors_read(f, t, buf, ld->err, ld->errlen);
+    if (rc != ST_OK)
+        return rc;
+    ld->m->weight_bytes += len;
+    *out = buf;
+    return ST_OK;
+}
+
+static const struct safetensors_tensor *find(struct loader *ld, const char *name,
+                                             struct safetensors **f)
+{
+    return safetensors_set_find(ld->set, name, f);
+}
+
+static void fmt_shape(const struct safetensors_tensor *t, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < t->ndim && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+}
+
+static bool shape_is(const struct safetensors_tensor *t, int64_t a, int64_t b)
+{
+    return t->ndim == 2 && t->shape[0] == a && t->shape[1] == b;
+}
+
+static enum status wrong_shape(struct loader *ld, struct safetensors *f,
+                               const struct safetensors_tensor *t, const char *what, long long a,
+                               long long b)
+{
+    char got[128];
+    fmt_shape(t, got, sizeof(got));
+    if (b < 0)
+        return status_fail(ld->err, ld->errlen, ST_ERR_INVALID,
+                           "%s: tensor '%s': shape %s %s, expected [%lld] from config.json",
+                           safetensors_path(f), t->name, got, dtype_name(t->dtype), a);
+    return status_fail(ld->err, ld->errlen, ST_ERR_INVALID,
+                       "%s: tensor '%s': %s shape %s %s, expected [%lld, %lld] from config.json",
+                       safetensors_path(f), t->name, what, got, dtype_name(t->dtype), a, b);
+}
+
+/* A vector of n floats (norm weight or bias), upcast into an fp32 copy. */
+static enum status load_vec(struct loader *ld, const char *name, int n, bool required,
+                            const float **out)
+{
+    struct safetensors *f = NULL;
+    const struct safetensors_tensor *t = find(ld, name, &f);
+    *out = NULL;
+    if (!t) {
+        if (!required)
+            return ST_OK;
+        return status_fail(ld->err, ld->errlen, ST_ERR_NOT_FOUND,
+                           "model weights: tensor '%s' is missing", name);
+    }
+    if (t->ndim != 1 || t->shape[0] != n ||
+        (t->dtype != DTYPE_F32 && t->dtype != DTYPE_F16 && t->dtype != DTYPE_BF16))
+        return wrong_shape(ld, f, t, "", n, -1);
+    const void *raw;
+    enum status rc = tensor_bytes(ld, f, t, &raw);
+    if (rc != ST_OK)
+        return rc;
+    float *v = malloc((size_t)n * sizeof(float));
+    if (!v || track(ld->m, v, ld->err, ld->errlen) != ST_OK)
+        return status_fail(ld->err, ld->errlen, ST_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        v[i] = dtype_load_f32(raw, t->dtype, (size_t)i);
+    *out = v;
+    return ST_OK;
+}
+
+/*
+ * The quantization parameters config.json gives for module `prefix`: a
+ * per-module override object, `false` (not quantized), or the global values.
+ * Returns false when the config says nothing about quantization.
+ */
+static bool config_quant(struct loader *ld, const char *prefix, bool *enabled, int *bits,
+                         int *group)
+{
+    if (!ld->quant)
+        return false;
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(ld->quant, prefix);
+    *enabled = true;
+    *bits = ld->m->cfg.quant_bits;
+    *group = ld->m->cfg.quant_group_size;
+    if (cJSON_IsFalse(o)) {
+        *enabled = false;
+    } else if (cJSON_IsObject(o)) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "bits");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "group_size");
+        if (cJSON_IsNumber(b))
+            *bits = b->valueint;
+        if (cJSON_IsNumber(g))
+            *group = g->valueint;
+    }
+    return true;
+}
+
+static enum status load_quant(struct loader *ld, const char *prefix, size_t rows, size_t cols,
+                              struct safetensors *f, const struct safetensors_tensor *tw,
+                              struct kernel_mat *out)
+{
+    char name[256];
+    struct safetensors *fs = NULL, *fb = NULL;
+    snprintf(name, sizeof(name), "%s.scales", prefix);
+    const struct safetensors_tensor *ts = find(ld, name, &fs);
+    snprintf(name, sizeof(name), "%s.biases", prefix);
+    const struct safetensors_tensor *tb = find(ld, name, &fb);
+    if (!tb)
+        return status_fail(ld->err, ld->errlen, ST_ERR_NOT_FOUND,
+                           "model weights: '%s.scales' exists but '%s' is missing", prefix, name);
+    /* bits and group size follow from the shapes; the config must agree */
+    if (tw->dtype != DTYPE_U32 || tw->ndim != 2 || tw->shape[0] != (int64_t)rows ||
+        tw->shape[1] <= 0 || ((uint64_t)tw->shape[1] * 32) % cols != 0)
+        return wrong_shape(ld, f, tw, "quantized (U32)", (long long)rows,
+                           (long long)(cols * (size_t)ld->m->cfg.quant_bits / 32));
+    int bits = (int)((uint64_t)tw->shape[1] * 32 / cols);
+    if (ts->ndim != 2 || ts->shape[0] != (int64_t)rows || ts->shape[1] <= 0 ||
+        cols % (uint64_t)ts->shape[1] != 0)
+        return wrong_shape(
+            ld, fs, ts, "scales", (long long)rows,
+            (long long)(cols /
+                        (size_t)(ld->m->cfg.quant_group_size ? ld->m->cfg.quant_group_size : 64)));
+    int group = (int)(cols / (uint64_t)ts->shape[1]);
+    if (!shape_is(tb, ts->shape[0], ts->shape[1]) || tb->dtype != ts->dtype)
+        return wrong_shape(ld, fb, tb, "biases (same as scales)", (long long)ts->shape[0],
+                           (long long)ts->shape[1]);
+    bool enabled;
+    int cbits, cgroup;
+    if (config_quant(ld, prefix, &enabled, &cbits, &cgroup) &&
+        (!enabled || cbits != bits || cgroup != group))
+        return status_fail(ld->err, ld->errlen, ST_ERR_INVALID,
+                           "%s: '%s' is quantized with %d bits, group %d, but config.json says "
+                           "%s",
+                           safetensors_path(f), prefix, bits, group,
+                           enabled ? "otherwise" : "it is not quantized");
+    struct quant_matrix q = {
+        .rows = rows, .cols = cols, .bits = bits, .group_size = group, .param_dtype = ts->dtype};
+    enum status rc = quant_matrix_check(&q, ld->err, ld->errlen);
+    if (rc != ST_OK)
+        return status_fail(ld->err, ld->errlen, rc,
+                           "%s: '%s': unsupported quantization: %d "
+                           "bits, group %d, %s scales",
+                           safetensors_path(f), prefix, bits, group, dtype_name(ts->dtype));
+    const void *pq, *ps, *pb;
+    if ((rc = tensor_bytes(ld, f, tw, &pq)) || (rc = tensor_bytes(ld, fs, ts, &ps)) ||
+        (rc = tensor_bytes(ld, fb, tb, &pb)))
+        return rc;
+    q.q = pq;
+    q.scales = ps;
+    q.biases = pb;
+    *out = (struct kernel_mat){.rows = rows, .cols = cols, .quantized = true, .q = q};
+    return ST_OK;
+}
+
+/* A [rows, cols] Linear weight `prefix`.weight: F32/F16/BF16, or MLX-quantized. */
+static enum status load_mat(struct loader *ld, const char *prefix, int rows_i, int cols_i,
+                            struct kernel_mat *out)
+{
+    size_t rows = (size_t)rows_i, cols = (size_t)cols_i;
+    char name[256];
+    snprintf(name, sizeof(name), "%s.weight", prefix);
+    struct safetensors *f = NULL;
+    const struct safetensors_tensor *tw = find(ld, name, &f);
+    if (!tw)
+        return status_fail(ld->err, ld->errlen, ST_ERR_NOT_FOUND,
+                           "model weights: tensor '%s' is missing", name);
+    snprintf(name, sizeof(name), "%s.scales", prefix);
+    if (find(ld, name, NULL))
+        return load_quant(ld, prefix, rows, cols, f, tw, out);
+    if (!shape_is(tw, (int64_t)rows, (int64_t)cols) ||
+        (tw->dtype != DTYPE_F32 && tw->dtype != DTYPE_F16 && tw->dtype != DTYPE_BF16))
+        return wrong_shape(ld, f, tw, "F32/F16/BF16", (long long)rows, (long long)cols);
+    const void *p;
+    enum status rc = tensor_bytes(ld, f, tw, &p);
+    if (rc != ST_OK)
+        return rc;
+    *out = (struct kernel_mat){.rows = rows, .cols = cols, .dtype = tw->dtype, .data = p};
+    return ST_OK;
+}
+
+static enum status load_layer(struct loader *ld, int l, struct layer_weights *lw)
+{
+    const struct model_config *c = &ld->m->cfg;
+    int qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
+    char p[160], n[200];
+    enum status rc;
+#define NAME(fmt) (snprintf(p, sizeof(p), "model.layers.%d." fmt, l), p)
+#define VNAME(fmt) (snprintf(n, sizeof(n), "model.layers.%d." fmt, l), n)
+    if ((rc = load_vec(ld, VNAME("input_layernorm.weight"), c->hidden, true, &lw->attn_norm)) ||
+        (rc = load_vec(ld, VNAME("post_attention_layernorm.weight"), c->hidden, true,
+                       &lw->ffn_norm)) ||
+        (rc = load_mat(ld, NAME("self_attn.q_proj"), qd, c->hidden, &lw->wq)) ||
+        (rc = load_mat(ld, NAME("self_attn.k_proj"), kd, c->hidden, &lw->wk)) ||
+        (rc = load_mat(ld, NAME("self_attn.v_proj"), kd, c->hidden, &lw->wv)) ||
+        (rc = load_mat(ld, NAME("self_attn.o_proj"), c->hidden, qd, &lw->wo)) ||
+        (rc = load_mat(ld, NAME("mlp.gate_proj"), c->ffn, c->hidden, &lw->w_gate)) ||
+        (rc = load_mat(ld, NAME("mlp.up_proj"), c->ffn, c->hidden, &lw->w_up)) ||
+        (rc = load_mat(ld, NAME("mlp.down_proj"), c->hidden, c->ffn, &lw->w_down)))
+        return rc;
+    if (c->attention_bias &&
+        ((rc = load_vec(ld, VNAME("self_attn.q_proj.bias"), qd, true, &lw->bq)) ||
+         (rc = load_vec(ld, VNAME("self_attn.k_proj.bias"), kd, true, &lw->bk)) ||
+         (rc = load_vec(ld, VNAME("self_attn.v_proj.bias"), kd, true, &lw->bv))))
+        return rc;
+    if (c->qk_norm &&
+        ((rc = load_vec(ld, VNAME("self_attn.q_norm.weight"), c->head_dim, true, &lw->q_norm)) ||
+         (rc = load_vec(ld, VNAME("self_attn.k_norm.weight"), c->head_dim, true, &lw->k_norm))))
+        return rc;
+#undef NAME
+#undef VNAME
+    return ST_OK;
+}
+
+/* RoPE inverse frequencies with the config's scaling (HF semantics). */
+static void compute_inv_freq(const struct model_config *c, float *inv_freq)
+{
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        double f = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)c->head_dim);
+        if (c->rope_scaling == MODEL_ROPE_SCALING_LINEAR) {
+            f /= c->rope_factor;
+        } else if (c->rope_scaling == MODEL_ROPE_SCALING_LLAMA3) {
+            double old = (double)c->rope_original_max_pos;
+            double low_wl = old / c->rope_low_freq_factor;
+            double high_wl = old / c->rope_high_freq_factor;
+            double wl = 2.0 * M_PI / f;
+            if (wl > low_wl) {
+                f /= c->rope_factor;
+            } else if (wl >= high_wl) {
+                double smooth = (old / wl - c->rope_low_freq_factor) /
+                                (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0 - smooth) * f / c->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = (float)f;
+    }
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static enum status alloc_scratch(struct model *m, char *err, size_t errlen)
+{
+    const struct model_config *c = &m->cfg;
+    size_t T = (size_t)m->max_tokens;
+    size_t h = (size_t)c->hidden, qd = (size_t)c->n_heads * (size_t)c->head_dim;
+    size_t kd = (size_t)c->n_kv_heads * (size_t)c->head_dim, f = (size_t)c->ffn;
+    size_t mm = kernel_matmul_scratch(&m->w.lm_head, T);
+    mm = max_sz(mm, kernel_matmul_scratch(&m->w.embed, T));
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct layer_weights *lw = &m->w.layers[l];
+        const struct kernel_mat *ms[] = {&lw->wq,     &lw->wk,   &lw->wv,    &lw->wo,
+                                         &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+            mm = max_sz(mm, kernel_matmul_scratch(ms[i], T));
+    }
+    struct {
+        float **p;
+        size_t n;
+    } bufs[] = {
+        {&m->s.x, T * h},
+        {&m->s.xb, T * max_sz(h, qd)},
+        {&m->s.q, T * qd},
+        {&m->s.k, T * kd},
+        {&m->s.v, T * kd},
+        {&m->s.att_out, T * qd},
+        {&m->s.proj, T * h},
+        {&m->s.hb, T * f},
+        {&m->s.hb2, T * f},
+        {&m->s.att, (size_t)c->max_position_embeddings},
+        {&m->s.rope, T * (size_t)c->head_dim},
+        {&m->s.mm, mm + 1},
+    };
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        *bufs[i].p = malloc(bufs[i].n * sizeof(float));
+        if (!*bufs[i].p)
+            return status_fail(err, errlen, ST_ERR_NOMEM,
+                               "cannot allocate forward scratch for %d tokens", m->max_tokens);
+        m->scratch_bytes += bufs[i].n * sizeof(float);
+    }
+    m->s.tok_seq = malloc(T * sizeof(int));
+    m->s.tok_pos = malloc(T * sizeof(int));
+    if (!m->s.tok_seq || !m->s.tok_pos)
+        return status_fail(err, errlen, ST_ERR_NOMEM, "cannot allocate forward scratch");
+    m->scratch_bytes += 2 * T * sizeof(int);
+    return ST_OK;
+}
+
+static char *read_file_text(const char *path, size_t max, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    char *buf = NULL;
+    if (fseek(fp, 0, SEEK_END) == 0) {
+        long n = ftell(fp);
+        if (n >= 0 && (size_t)n <= max && fseek(fp, 0, SEEK_SET) == 0 &&
+            (buf = malloc((size_t)n + 1)) != NULL) {
+            if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+                free(buf);
+                buf = NULL;
+            } else {
+                buf[n] = '\0';
+                *len = (size_t)n;
+            }
+        }
+    }
+    fclose(fp);
+    return buf;
+}
+
+static enum status load_all(struct model *m, const char *dir, const struct model_load_opts *opts,
+                            char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    size_t len = 0;
+    char *text = read_file_text(path, 16u << 20, &len);
+    if (!text)
+        return status_fail(err, errlen, ST_ERR_IO, "%s: cannot read", path);
+    enum status rc = model_config_parse(text, len, &m->cfg, err, errlen);
+    cJSON *root = rc == ST_OK ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    if (rc != ST_OK)
+        return rc;
+    if (!root)
+        return status_fail(err, errlen, ST_ERR_NOMEM, "%s: out of memory", path);
+    m->family = model_family_find(m->cfg.architecture, m->cfg.model_type);
+
+    struct loader ld = {.m = m, .mmap = opts && opts->use_mmap, .err = err, .errlen = errlen};
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization");
+    if (!cJSON_IsObject(q))
+        q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    ld.quant = cJSON_IsObject(q) ? q : NULL;
+    rc = safetensors_set_open(dir, &m->files, err, errlen);
+    if (rc != ST_OK)
+        goto out;
+    ld.set = m->files;
+    for (size_t i = 0; ld.mmap && i < safetensors_set_n_files(m->files); i++)
+        if ((rc = safetensors_map(safetensors_set_file(m->files, i), err, errlen)) != ST_OK)
+            goto out;
+
+    const struct model_config *c = &m->cfg;
+    m->w.layers = calloc((size_t)c->n_layers, sizeof(*m->w.layers));
+    m->inv_freq = malloc((size_t)c->head_dim / 2 * sizeof(float));
+    if (!m->w.layers || !m->inv_freq) {
+        rc = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    compute_inv_freq(c, m->inv_freq);
+    if ((rc = load_mat(&ld, "model.embed_tokens", c->vocab, c->hidden, &m->w.embed)) ||
+        (rc = load_vec(&ld, "model.norm.weight", c->hidden, true, &m->w.norm)))
+        goto out;
+    for (int l = 0; l < c->n_layers; l++)
+        if ((rc = load_layer(&ld, l, &m->w.layers[l])) != ST_OK)
+            goto out;
+    if (c->tie_word_embeddings)
+        m->w.lm_head = m->w.embed;
+    else if ((rc = load_mat(&ld, "lm_head", c->vocab, c->hidden, &m->w.lm_head)) != ST_OK)
+        goto out;
+    m->max_tokens = opts && opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 512;
+    if (m->max_tokens > (1 << 20)) {
+        rc = status_fail(err, errlen, ST_ERR_RANGE, "max_batch_tokens %d is too large",
+                         m->max_tokens);
+        goto out;
+    }
+    rc = alloc_scratch(m, err, errlen);
+out:
+    cJSON_Delete(root);
+    if (rc == ST_OK && !ld.mmap) {
+        /* everything was copied: the files are no longer needed */
+        safetensors_set_close(m->files);
+        m->files = NULL;
+    }
+    return rc;
+}
+
+enum status model_load(const char *dir, const struct model_load_opts *opts, struct model **out,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    struct model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
+    enum status rc = load_all(m, dir, opts, err, errlen);
+    if (rc != ST_OK) {
+        model_free(m);
+        return rc;
+    }
+    *out = m;
+    return ST_OK;
+}
+
+void model_free(struct model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_allocs; i++)
+        free(m->allocs[i]);
+    free(m->allocs);
+    safetensors_set_close(m->files);
+    free(m->w.layers);
+    free(m->inv_freq);
+    float *bufs[] = {m->s.x,    m->s.xb, m->s.q,   m->s.k,   m->s.v,    m->s.att_out,
+                     m->s.proj, m->s.hb, m->s.hb2, m->s.att, m->s.rope, m->s.mm};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]);
+    free(m->s.tok_seq);
+    free(m->s.tok_pos);
+    free(m);
+}
+
+const struct model_config *model_get_config(const struct model *m)
+{
+    return &m->cfg;
+}
+
+size_t model_weight_bytes(const struct model *m)
+{
+    return m->weight_bytes;
+}
+
+size_t model_scratch_bytes(const struct model *m)
+{
+    return m->scratch_bytes;
+}
+
+int model_max_batch_tokens(const struct model *m)
+{
+    return m->max_tokens;
+}
