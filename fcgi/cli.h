@@ -10,5 +10,6 @@
 #define FCGI_CLI_H
 
 int cli_serve(int argc, char **argv);
+int cli_generate(int argc, char **argv);
 
 #endif
