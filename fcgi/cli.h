@@ -10,6 +10,8 @@
 #define FCGI_CLI_H
 
 int cli_serve(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
+int cli_detokenize(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"serve", cli_serve, "run the daemon (FastCGI server behind nginx)"},
+    {"tokenize", cli_tokenize, "text on stdin -> JSON array of token ids"},
+    {"detokenize", cli_detokenize, "JSON array of token ids on stdin -> text"},
 };
 
 static void usage(FILE *out)
