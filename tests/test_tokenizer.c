@@ -5,14 +5,21 @@
  * subcommands.
  */
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "tokenizer.h"
+
+/* Index of each fixture tokenizer in loaded[] (gemma3 is 33 MB: load each once). */
+enum { QWEN3, LLAMA3_1, GEMMA3, MISTRAL, AIDREAMS, N_TOKS };
+static struct tokenizer *loaded[N_TOKS];
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -82,8 +89,8 @@ static char *stream_decode(const struct tokenizer *tok, const int32_t *ids, size
     return all;
 }
 
-/* Checks every line of goldens/tokenizer/<name>.jsonl; returns the number that passed. */
-static void check_goldens(const char *name, const char *dir)
+/* Checks every line of goldens/tokenizer/<name>.jsonl and keeps the tokenizer in loaded[]. */
+static void check_goldens(int which, const char *name, const char *dir)
 {
     const char *shared = harness_shared_dir();
     char path[1024], err[256] = "";
@@ -166,32 +173,435 @@ static void check_goldens(const char *name, const char *dir)
     CHECK_INT_EQ(lines, 302);
     printf("     %-14s load %.2fs  ids %d/%d  decoded %d/%d  skip_special %d/%d  stream %d/%d\n",
            name, load_s, ids_ok, lines, dec_ok, lines, skip_ok, lines, stream_ok, lines);
-    tok_free(tok);
+    loaded[which] = tok;
 }
 
 static void test_qwen3(void)
 {
-    check_goldens("qwen3", "tokenizers/qwen3");
+    check_goldens(QWEN3, "qwen3", "tokenizers/qwen3");
 }
 
 static void test_llama3_1(void)
 {
-    check_goldens("llama3_1", "tokenizers/llama3_1");
+    check_goldens(LLAMA3_1, "llama3_1", "tokenizers/llama3_1");
 }
 
 static void test_gemma3(void)
 {
-    check_goldens("gemma3", "tokenizers/gemma3");
+    check_goldens(GEMMA3, "gemma3", "tokenizers/gemma3");
 }
 
 static void test_mistral(void)
 {
-    check_goldens("mistral", "tokenizers/mistral");
+    check_goldens(MISTRAL, "mistral", "tokenizers/mistral");
 }
 
 static void test_aidreams(void)
 {
-    check_goldens("aidreams-260k", "models/aidreams-260k");
+    check_goldens(AIDREAMS, "aidreams-260k", "models/aidreams-260k");
+}
+
+static void test_accessors(void)
+{
+    struct {
+        int which;
+        int32_t bos, eos;
+        int adds_bos;
+        const char *bos_tok, *eos_tok;
+    } want[] = {
+        {QWEN3, -1, 151645, 0, "", "<|im_end|>"},
+        {LLAMA3_1, 128000, 128009, 1, "<|begin_of_text|>", "<|eot_id|>"},
+        {GEMMA3, 2, 106, 1, "<bos>", "<end_of_turn>"},
+        {MISTRAL, 1, 2, 1, "<s>", "</s>"},
+        {AIDREAMS, 1, 2, 1, "<s>", "</s>"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const struct tokenizer *tok = loaded[want[i].which];
+        CHECK(tok != NULL);
+        if (!tok)
+            continue;
+        CHECK_INT_EQ(tok_bos_id(tok), want[i].bos);
+        CHECK_INT_EQ(tok_adds_bos(tok), want[i].adds_bos);
+        CHECK_STR_EQ(tok_bos_token(tok), want[i].bos_tok);
+        CHECK_STR_EQ(tok_eos_token(tok), want[i].eos_tok);
+        const int32_t *eos;
+        CHECK_INT_EQ(tok_eos_ids(tok, &eos), 1);
+        CHECK_INT_EQ(eos[0], want[i].eos);
+        CHECK(tok_is_eos(tok, want[i].eos));
+        CHECK(tok_is_special(tok, want[i].eos));
+        const char *s = tok_id_to_token(tok, want[i].eos);
+        CHECK_STR_EQ(s, want[i].eos_tok);
+        CHECK_INT_EQ(tok_token_to_id(tok, s, strlen(s)), want[i].eos);
+        CHECK(tok_id_to_token(tok, tok_vocab_size(tok)) == NULL);
+        CHECK(tok_id_to_token(tok, -1) == NULL);
+    }
+    CHECK_INT_EQ(tok_vocab_size(loaded[GEMMA3]), 262145); /* + <image_soft_token> */
+    CHECK_INT_EQ(tok_vocab_size(loaded[QWEN3]), 151669);
+    CHECK_INT_EQ(tok_vocab_size(loaded[AIDREAMS]), 512);
+    /* "<think>" is an added token but not a special one. */
+    CHECK(!tok_is_special(loaded[QWEN3], 151667));
+    CHECK_INT_EQ(tok_token_to_id(loaded[QWEN3], "nope-not-a-token", 16), -1);
+
+    /* generation_config.json EOS ids are added by the caller. */
+    struct tokenizer *tok = loaded[AIDREAMS];
+    CHECK_INT_EQ(tok_add_eos_id(tok, 7), ST_OK);
+    CHECK_INT_EQ(tok_add_eos_id(tok, 7), ST_OK);
+    CHECK_INT_EQ(tok_add_eos_id(tok, 512), ST_ERR_RANGE);
+    const int32_t *eos;
+    CHECK_INT_EQ(tok_eos_ids(tok, &eos), 2);
+    CHECK(tok_is_eos(tok, 7) && tok_is_eos(tok, 2) && !tok_is_eos(tok, 3));
+}
+
+static int encode_eq(const struct tokenizer *tok, const char *text, unsigned flags,
+                     const int32_t *want, size_t n_want)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int ok = tok_encode(tok, text, strlen(text), flags, &ids, &n) == ST_OK && n == n_want &&
+             (n == 0 || memcmp(ids, want, n * sizeof(*ids)) == 0);
+    free(ids);
+    return ok;
+}
+
+static void test_special_flag(void)
+{
+    /* Without TOK_ENCODE_PARSE_SPECIAL, special-token text is plain text... */
+    const int32_t s_id[] = {1};
+    CHECK(encode_eq(loaded[AIDREAMS], "<s>", TOK_ENCODE_PARSE_SPECIAL, s_id, 1));
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_INT_EQ(tok_encode(loaded[AIDREAMS], "<s>", 3, 0, &ids, &n), ST_OK);
+    CHECK(n > 1);
+    for (size_t i = 0; i < n; i++)
+        CHECK(ids[i] != 1);
+    free(ids);
+    const int32_t im_start[] = {151644};
+    CHECK(encode_eq(loaded[QWEN3], "<|im_start|>", TOK_ENCODE_PARSE_SPECIAL, im_start, 1));
+    CHECK(!encode_eq(loaded[QWEN3], "<|im_start|>", 0, im_start, 1));
+    /* ...while non-special added tokens are always split out. */
+    const int32_t think[] = {151667};
+    CHECK(encode_eq(loaded[QWEN3], "<think>", 0, think, 1));
+    /* Empty text: just the post-processor's tokens. */
+    const int32_t bos[] = {128000};
+    CHECK(encode_eq(loaded[LLAMA3_1], "", TOK_ENCODE_ADD_SPECIAL, bos, 1));
+    CHECK(encode_eq(loaded[LLAMA3_1], "", 0, NULL, 0));
+    /* Invalid UTF-8 is refused, not guessed at. */
+    CHECK_INT_EQ(tok_encode(loaded[QWEN3], "a\xff", 2, 0, &ids, &n), ST_ERR_INVALID);
+    CHECK_INT_EQ(tok_encode(loaded[GEMMA3], "\xed\xa0\x80", 3, 0, &ids, &n), ST_ERR_INVALID);
+}
+
+static void test_decode_errors(void)
+{
+    const struct tokenizer *tok = loaded[MISTRAL];
+    char *text = NULL;
+    const int32_t huge[] = {1, 2000000000};
+    CHECK_INT_EQ(tok_decode(tok, huge, 2, 0, &text), ST_ERR_RANGE);
+    CHECK(text == NULL);
+    const int32_t neg[] = {-5};
+    CHECK_INT_EQ(tok_decode(tok, neg, 1, 1, &text), ST_ERR_RANGE);
+    const int32_t edge[] = {31999};
+    CHECK_INT_EQ(tok_decode(tok, edge, 1, 0, &text), ST_OK);
+    free(text);
+    CHECK_INT_EQ(tok_decode(tok, NULL, 0, 0, &text), ST_OK);
+    CHECK_STR_EQ(text, "");
+    free(text);
+    struct tok_stream *s;
+    CHECK_INT_EQ(tok_stream_new(tok, 0, &s), ST_OK);
+    const char *piece;
+    size_t len;
+    CHECK_INT_EQ(tok_stream_push(s, 32000, &piece, &len), ST_ERR_RANGE);
+    /* A lone UTF-8 lead byte is held back, then flushed as U+FFFD. */
+    int32_t e2 = tok_token_to_id(tok, "<0xE2>", 6);
+    CHECK(e2 >= 0);
+    CHECK_INT_EQ(tok_stream_push(s, e2, &piece, &len), ST_OK);
+    CHECK_INT_EQ(len, 0);
+    CHECK_INT_EQ(tok_stream_flush(s, &piece, &len), ST_OK);
+    CHECK_STR_EQ(piece, "\xEF\xBF\xBD");
+    tok_stream_free(s);
+}
+
+/* ---- malformed tokenizer.json ---------------------------------------------------- */
+
+static enum status load_mem(const char *json, const char *config, char *err, size_t errlen)
+{
+    struct tokenizer *tok = NULL;
+    enum status st = tok_load_from_memory(json, strlen(json), config, config ? strlen(config) : 0,
+                                          &tok, err, errlen);
+    CHECK((st == ST_OK) == (tok != NULL));
+    tok_free(tok);
+    return st;
+}
+
+#define MINI_VOCAB "\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"<s>\":3}"
+#define MINI(extra) "{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[\"a b\"]}" extra "}"
+
+static void test_mini(void)
+{
+    const char *json = MINI(",\"added_tokens\":[{\"id\":3,\"content\":\"<s>\",\"special\":true}],"
+                            "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
+                            "{\"SpecialToken\":{\"id\":\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],"
+                            "\"special_tokens\":{\"<s>\":{\"ids\":[3]}}}");
+    struct tokenizer *tok = NULL;
+    char err[256] = "";
+    CHECK_MSG(tok_load_from_memory(json, strlen(json), "{\"bos_token\":{\"content\":\"<s>\"}}", 31,
+                                   &tok, err, sizeof(err)) == ST_OK,
+              "%s", err);
+    if (!tok)
+        return;
+    const int32_t plain[] = {2, 2, 3, 0};
+    CHECK(encode_eq(tok, "abab<s>a", TOK_ENCODE_PARSE_SPECIAL, plain, 4));
+    const int32_t with_bos[] = {3, 2, 2};
+    CHECK(encode_eq(tok, "abab", TOK_ENCODE_PARSE_SPECIAL | TOK_ENCODE_ADD_SPECIAL, with_bos, 3));
+    CHECK_INT_EQ(tok_bos_id(tok), 3);
+    CHECK(tok_adds_bos(tok));
+    char *text = NULL;
+    CHECK_INT_EQ(tok_decode(tok, with_bos, 3, 1, &text), ST_OK);
+    /* No decoder: HF joins the tokens with spaces. */
+    CHECK_STR_EQ(text, "ab ab");
+    free(text);
+    tok_free(tok);
+}
+
+static void test_malformed(void)
+{
+    char err[256];
+    struct {
+        const char *json;
+        enum status want;
+    } cases[] = {
+        {"", ST_ERR_FORMAT},
+        {"[]", ST_ERR_FORMAT},
+        {"{}", ST_ERR_FORMAT},
+        {"{\"model\":[]}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", ST_ERR_UNSUPPORTED},
+        {"{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", ST_ERR_UNSUPPORTED},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":[],\"merges\":[]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"},\"merges\":[]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1e300},\"merges\":[]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0.5},\"merges\":[]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":{}}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[\"a b c\"]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[\"ab\"]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[\"a c\"]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[\"b a\"]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[[\"a\"]]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[[\"a\",1]]}}", ST_ERR_FORMAT},
+        {"{\"model\":{\"type\":\"BPE\"," MINI_VOCAB ",\"merges\":[7]}}", ST_ERR_FORMAT},
+        {MINI(",\"added_tokens\":{}"), ST_ERR_FORMAT},
+        {MINI(",\"added_tokens\":[{\"id\":\"1\",\"content\":\"x\"}]"), ST_ERR_FORMAT},
+        {MINI(",\"added_tokens\":[{\"id\":1}]"), ST_ERR_FORMAT},
+        {MINI(",\"added_tokens\":[{\"id\":1,\"content\":\"x\",\"special\":3}]"), ST_ERR_FORMAT},
+        {MINI(",\"normalizer\":{\"type\":\"Precompiled\"}"), ST_ERR_UNSUPPORTED},
+        {MINI(",\"normalizer\":{\"kind\":\"NFC\"}"), ST_ERR_FORMAT},
+        {MINI(",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":7}"), ST_ERR_FORMAT},
+        {MINI(",\"normalizer\":{\"type\":\"Replace\",\"pattern\":{},\"content\":\"x\"}"),
+         ST_ERR_FORMAT},
+        {MINI(",\"normalizer\":{\"type\":\"Prepend\",\"prepend\":5}"), ST_ERR_FORMAT},
+        {MINI(",\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},"
+              "\"behavior\":\"Isolated\"}"),
+         ST_ERR_FORMAT},
+        {MINI(",\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},"
+              "\"behavior\":\"Sideways\"}"),
+         ST_ERR_FORMAT},
+        {MINI(",\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"ab\"}"), ST_ERR_FORMAT},
+        {MINI(",\"pre_tokenizer\":{\"type\":\"Digits\"}"), ST_ERR_UNSUPPORTED},
+        {MINI(",\"decoder\":{\"type\":\"Strip\",\"content\":1,\"start\":1,\"stop\":0}"),
+         ST_ERR_FORMAT},
+        {MINI(",\"decoder\":{\"type\":\"Strip\",\"content\":\" \",\"start\":-1}"), ST_ERR_FORMAT},
+        {MINI(",\"decoder\":{\"type\":\"WordPiece\"}"), ST_ERR_UNSUPPORTED},
+        {MINI(",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
+              "{\"SpecialToken\":{\"id\":\"<x>\"}},{\"Sequence\":{\"id\":\"A\"}}],"
+              "\"special_tokens\":{}}"),
+         ST_ERR_FORMAT},
+        {MINI(",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
+              "{\"SpecialToken\":{\"id\":\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],"
+              "\"special_tokens\":{\"<s>\":{\"ids\":[99999]}}}"),
+         ST_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err[0] = '\0';
+        enum status st = load_mem(cases[i].json, NULL, err, sizeof(err));
+        CHECK_MSG(st == cases[i].want, "case %zu: got %s (%s), want %s", i, status_str(st), err,
+                  status_str(cases[i].want));
+        CHECK_MSG(st == ST_OK || err[0], "case %zu: no error message", i);
+    }
+    CHECK_INT_EQ(load_mem(MINI(""), NULL, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(load_mem(MINI(""), "{", err, sizeof(err)), ST_ERR_FORMAT);
+    CHECK_INT_EQ(load_mem(MINI(""), "{\"eos_token\":5}", err, sizeof(err)), ST_ERR_FORMAT);
+    CHECK_INT_EQ(load_mem(MINI(""), "{\"clean_up_tokenization_spaces\":\"yes\"}", err, sizeof(err)),
+                 ST_ERR_FORMAT);
+
+    struct tokenizer *tok = NULL;
+    CHECK_INT_EQ(tok_load("/nonexistent-dir", &tok, err, sizeof(err)), ST_ERR_NOT_FOUND);
+    CHECK(tok == NULL);
+}
+
+/* Every truncation of a real tokenizer.json is an error, never a crash. */
+static void test_truncated(void)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/fixtures/models/aidreams-260k/tokenizer.json",
+             harness_shared_dir());
+    size_t len = 0;
+    char *json = slurp(path, &len);
+    CHECK(json != NULL);
+    if (!json)
+        return;
+    char err[256];
+    int failed = 0, tried = 0;
+    for (size_t cut = 0; cut + 1 < len; cut += 37) {
+        struct tokenizer *tok = NULL;
+        tried++;
+        failed += tok_load_from_memory(json, cut, NULL, 0, &tok, err, sizeof(err)) != ST_OK;
+        tok_free(tok);
+    }
+    CHECK_INT_EQ(failed, tried);
+    struct tokenizer *tok = NULL;
+    CHECK_INT_EQ(tok_load_from_memory(json, len, NULL, 0, &tok, err, sizeof(err)), ST_OK);
+    tok_free(tok);
+    free(json);
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+struct thread_arg {
+    const struct tokenizer *tok;
+    int mismatches;
+};
+
+static const char *const thread_texts[] = {
+    "Hello, world! The quick brown fox.", "<|im_start|>user\nnǐ hǎo 你好<|im_end|>",
+    "def f(x):\n    return x ** 2  # 42", "emoji 👨‍👩‍👧 flags 🇯🇵 done"};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *a = p;
+    for (int round = 0; round < 200; round++) {
+        const char *t = thread_texts[round % 4];
+        int32_t *ids = NULL, *again = NULL;
+        size_t n = 0, m = 0;
+        char *text = NULL;
+        if (tok_encode(a->tok, t, strlen(t), TOK_ENCODE_PARSE_SPECIAL, &ids, &n) != ST_OK ||
+            tok_decode(a->tok, ids, n, 0, &text) != ST_OK || strcmp(text, t) != 0 ||
+            tok_encode(a->tok, text, strlen(text), TOK_ENCODE_PARSE_SPECIAL, &again, &m) != ST_OK ||
+            m != n || memcmp(ids, again, n * sizeof(*ids)) != 0)
+            a->mismatches++;
+        free(ids);
+        free(again);
+        free(text);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[4];
+    struct thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct thread_arg){loaded[QWEN3], 0};
+        CHECK(pthread_create(&th[i], NULL, thread_main, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT_EQ(args[i].mismatches, 0);
+    }
+}
+
+/* ---- subcommands ------------------------------------------------------------------ */
+
+static char *run_cmd(const char *cmd, int *rc)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    size_t got;
+    while (out && (got = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (cap - len < 2) {
+            cap *= 2;
+            char *g = realloc(out, cap);
+            if (!g) {
+                free(out);
+                out = NULL;
+            }
+            out = g;
+        }
+    }
+    int status = pclose(p);
+    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (out)
+        out[len] = '\0';
+    return out;
+}
+
+static void test_cli(void)
+{
+    const char *build = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
+    const char *shared = harness_shared_dir();
+    char cmd[2048], tmp[64];
+    int rc;
+    snprintf(tmp, sizeof(tmp), "/tmp/mlxm_tok_cli_%d.txt", (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    /* Exact bytes of stdin, trailing newline included. */
+    fputs("Hello world\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd),
+             "%s/mlx-manager tokenize --model %s/fixtures/tokenizers/mistral < %s", build, shared,
+             tmp);
+    char *out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_STR_EQ(out, "[1,22557,1526,13]\n");
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "%s/mlx-manager tokenize --no-special --model %s/fixtures/tokenizers/mistral < %s",
+             build, shared, tmp);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_STR_EQ(out, "[22557,1526,13]\n");
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "printf '%%s\\n%%s\\n' '{\"text\":\"Hello world\",\"add_special_tokens\":false}' "
+             "'{\"text\":\"<s>Hi\",\"add_special_tokens\":true}' | "
+             "%s/mlx-manager tokenize --jsonl --model %s/fixtures/tokenizers/mistral",
+             build, shared);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_STR_EQ(out, "[22557,1526]\n[1,1,15359]\n");
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "echo '[1, 22557, 1526]' | %s/mlx-manager detokenize --model "
+             "%s/fixtures/tokenizers/mistral",
+             build, shared);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_STR_EQ(out, "<s> Hello world");
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "echo '[1, 22557, 1526]' | %s/mlx-manager detokenize --skip-special --model "
+             "%s/fixtures/tokenizers/mistral",
+             build, shared);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_STR_EQ(out, "Hello world");
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "echo '[1, 99999999999]' | %s/mlx-manager detokenize --model "
+             "%s/fixtures/tokenizers/mistral 2>/dev/null",
+             build, shared);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 1);
+    free(out);
+    snprintf(cmd, sizeof(cmd), "%s/mlx-manager tokenize < /dev/null 2>/dev/null", build);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT_EQ(rc, 2);
+    free(out);
+    remove(tmp);
 }
 
 int main(void)
@@ -201,5 +611,15 @@ int main(void)
     RUN(test_gemma3);
     RUN(test_mistral);
     RUN(test_aidreams);
+    RUN(test_accessors);
+    RUN(test_special_flag);
+    RUN(test_decode_errors);
+    RUN(test_mini);
+    RUN(test_malformed);
+    RUN(test_truncated);
+    RUN(test_threads);
+    RUN(test_cli);
+    for (int i = 0; i < N_TOKS; i++)
+        tok_free(loaded[i]);
     return harness_finish();
 }
