@@ -1,0 +1,871 @@
+/*
+ * test_model.c - the forward pass against the aidreams-260k goldens, batching
+ * and block-table equivalence, the KV cache bookkeeping, and tiny
+ * random-weight Qwen2 / Qwen3 / Llama-3.1-scaled models checked against a
+ * naive float64 reference written here.
+ */
+#include <cJSON.h>
+#include <math.h>
+
+#include "harness.h"
+#include "kv_cache.h"
+#include "model.h"
+#include "st_build.h"
+#include "tensor.h"
+
+#define GOLD_NEW 64
+#define GOLD_REC 3
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* argmax, lowest id on ties */
+static int argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+/* ---------------------------------------------------------------------- */
+/* a greedy driver over several sequences at once                          */
+
+struct gen_seq {
+    const int32_t *prompt;
+    int prompt_len;
+    int n_new;
+    int n_rec;     /* record logits of positions 0..n_rec-1 */
+    int32_t *toks; /* (prompt_len + n_new) prompt then generated ids */
+    float *rec;    /* (n_rec, vocab) */
+    int kv_seq;
+    int done; /* positions processed */
+    int generated;
+};
+
+/*
+ * Runs greedy generation for all seqs in one kv cache, every step one
+ * model_forward over all unfinished sequences, each contributing up to
+ * `chunk` known-but-unprocessed tokens (0 = all of them).
+ */
+static enum status gen_run(struct model *m, struct kv_cache *kv, struct gen_seq *gs, int n,
+                           int chunk, char *err, size_t errlen)
+{
+    int vocab = model_get_config(m)->vocab;
+    int maxt = model_max_batch_tokens(m);
+    float *logits = malloc((size_t)maxt * (size_t)vocab * sizeof(float));
+    struct model_batch_seq *bs = calloc((size_t)n, sizeof(*bs));
+    int *which = calloc((size_t)n, sizeof(int));
+    enum status rc = ST_OK;
+    for (int i = 0; i < n; i++) {
+        memcpy(gs[i].toks, gs[i].prompt, (size_t)gs[i].prompt_len * sizeof(int32_t));
+        gs[i].done = gs[i].generated = 0;
+        rc = kv_seq_create(kv, &gs[i].kv_seq, err, errlen);
+        if (rc != ST_OK)
+            goto out;
+    }
+    for (;;) {
+        int nb = 0;
+        for (int i = 0; i < n; i++) {
+            struct gen_seq *g = &gs[i];
+            if (g->generated == g->n_new)
+                continue;
+            int avail = g->prompt_len + g->generated - g->done;
+            int take = chunk > 0 && avail > chunk ? chunk : avail;
+            bs[nb] = (struct model_batch_seq){.seq = g->kv_seq,
+                                              .start_pos = g->done,
+                                              .n_tokens = take,
+                                              .tokens = g->toks + g->done,
+                                              .n_logits = take};
+            which[nb++] = i;
+        }
+        if (nb == 0)
+            break;
+        struct model_batch b = {bs, nb};
+        rc = model_forward(m, kv, &b, logits, err, errlen);
+        if (rc != ST_OK)
+            goto out;
+        const float *row = logits;
+        for (int k = 0; k < nb; k++) {
+            struct gen_seq *g = &gs[which[k]];
+            for (int j = 0; j < bs[k].n_tokens; j++, row += vocab) {
+                int p = g->done + j;
+                if (p < g->n_rec)
+                    memcpy(g->rec + (size_t)p * (size_t)vocab, row, (size_t)vocab * sizeof(float));
+                if (p == g->prompt_len + g->generated - 1)
+                    g->toks[g->prompt_len + g->generated++] = argmax(row, vocab);
+            }
+            g->done += bs[k].n_tokens;
+        }
+    }
+out:
+    for (int i = 0; i < n; i++)
+        kv_seq_free(kv, gs[i].kv_seq);
+    free(logits);
+    free(bs);
+    free(which);
+    return rc;
+}
+
+static void gen_init(struct gen_seq *g, const int32_t *prompt, int len, int n_new, int n_rec,
+                     int vocab)
+{
+    memset(g, 0, sizeof(*g));
+    g->prompt = prompt;
+    g->prompt_len = len;
+    g->n_new = n_new;
+    g->n_rec = n_rec;
+    g->toks = calloc((size_t)(len + n_new), sizeof(int32_t));
+    g->rec = calloc((size_t)(n_rec ? n_rec : 1) * (size_t)vocab, sizeof(float));
+}
+
+static void gen_free(struct gen_seq *g)
+{
+    free(g->toks);
+    free(g->rec);
+}
+
+/* ---------------------------------------------------------------------- */
+/* goldens                                                                 */
+
+struct golden_case {
+    char name[32];
+    int32_t prompt[64];
+    int prompt_len;
+    int32_t greedy[GOLD_NEW];
+    int rec_input[GOLD_REC];
+    float *logits; /* (GOLD_REC, vocab) */
+};
+
+static int load_golden(const char *variant, struct golden_case *cases, int max, int vocab)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/fixtures/goldens/model/%s.json", harness_shared_dir(),
+             variant);
+    size_t len;
+    char *text = slurp(path, &len);
+    CHECK_MSG(text != NULL, "cannot read %s", path);
+    if (!text)
+        return 0;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
+    {
+        if (n == max)
+            break;
+        struct golden_case *g = &cases[n++];
+        snprintf(g->name, sizeof(g->name), "%s", cJSON_GetObjectItem(c, "name")->valuestring);
+        const cJSON *e;
+        g->prompt_len = 0;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "prompt_ids"))
+        {
+            g->prompt[g->prompt_len++] = e->valueint;
+        }
+        int i = 0;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "greedy_ids"))
+        {
+            if (i < GOLD_NEW)
+                g->greedy[i++] = e->valueint;
+        }
+        g->logits = calloc((size_t)GOLD_REC * (size_t)vocab, sizeof(float));
+        const cJSON *p;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(c, "positions"))
+        {
+            int pos = cJSON_GetObjectItem(p, "pos")->valueint;
+            if (pos >= GOLD_REC)
+                continue;
+            g->rec_input[pos] = cJSON_GetObjectItem(p, "input_id")->valueint;
+            int k = 0;
+            cJSON_ArrayForEach(e, cJSON_GetObjectItem(p, "logits"))
+            {
+                if (k < vocab)
+                    g->logits[(size_t)pos * (size_t)vocab + (size_t)k++] = (float)e->valuedouble;
+            }
+        }
+    }
+    cJSON_Delete(root);
+    return n;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)b[i]);
+        if (!(e <= d))
+            d = e; /* also catches NaN */
+    }
+    return d;
+}
+
+/* Checks one run's ids and recorded logits against a golden case. */
+static void check_against_golden(const char *variant, const char *mode, bool exact,
+                                 const struct golden_case *g, const struct gen_seq *r, int vocab,
+                                 double *worst)
+{
+    int n_ids = exact ? GOLD_NEW : 16;
+    int first_bad = -1;
+    for (int i = 0; i < n_ids; i++)
+        if (r->toks[g->prompt_len + i] != g->greedy[i] && first_bad < 0)
+            first_bad = i;
+    CHECK_MSG(first_bad < 0, "%s/%s/%s: greedy id %d differs: got %d want %d", variant, g->name,
+              mode, first_bad, first_bad >= 0 ? r->toks[g->prompt_len + first_bad] : 0,
+              first_bad >= 0 ? g->greedy[first_bad] : 0);
+    for (int p = 0; p < GOLD_REC; p++) {
+        const float *got = r->rec + (size_t)p * (size_t)vocab;
+        const float *want = g->logits + (size_t)p * (size_t)vocab;
+        CHECK_MSG(r->toks[p] == g->rec_input[p], "%s/%s: input at pos %d is %d, golden %d", variant,
+                  g->name, p, r->toks[p], g->rec_input[p]);
+        CHECK_MSG(argmax(got, vocab) == argmax(want, vocab), "%s/%s/%s: top-1 at pos %d: %d vs %d",
+                  variant, g->name, mode, p, argmax(got, vocab), argmax(want, vocab));
+        double d = max_abs_diff(got, want, (size_t)vocab);
+        if (d > *worst)
+            *worst = d;
+        /* fp32 math on exactly upcast/dequantized weights: 1e-4 holds for every variant */
+        CHECK_MSG(d <= 1e-4, "%s/%s/%s: logits at pos %d differ by %g", variant, g->name, mode, p,
+                  d);
+    }
+}
+
+static void run_variant(const char *variant, bool exact, bool use_mmap)
+{
+    char dir[4096], err[512] = "";
+    snprintf(dir, sizeof(dir), "%s/fixtures/models/%s", harness_shared_dir(), variant);
+    struct model_load_opts opts = {.use_mmap = use_mmap, .max_batch_tokens = 64};
+    struct model *m = NULL;
+    enum status rc = model_load(dir, &opts, &m, err, sizeof(err));
+    CHECK_MSG(rc == ST_OK, "%s: load: %s", variant, err);
+    if (rc != ST_OK)
+        return;
+    const struct model_config *c = model_get_config(m);
+    CHECK_INT_EQ(c->vocab, 512);
+    CHECK_INT_EQ(c->n_layers, 4);
+    CHECK_INT_EQ(c->head_dim, 16);
+    CHECK(c->tie_word_embeddings);
+    int vocab = c->vocab;
+    struct kv_cache *kv = NULL;
+    rc = kv_cache_create(c, 64, 4, 4, &kv, err, sizeof(err));
+    CHECK_MSG(rc == ST_OK, "kv: %s", err);
+    struct golden_case cases[2];
+    int nc = load_golden(variant, cases, 2, vocab);
+    CHECK_INT_EQ(nc, 2);
+    double worst = 0.0;
+    for (int i = 0; i < nc && kv; i++) {
+        const struct golden_case *g = &cases[i];
+        struct gen_seq whole, tok;
+        gen_init(&whole, g->prompt, g->prompt_len, GOLD_NEW, GOLD_REC, vocab);
+        gen_init(&tok, g->prompt, g->prompt_len, GOLD_NEW, GOLD_REC, vocab);
+        rc = gen_run(m, kv, &whole, 1, 0, err, sizeof(err));
+        CHECK_MSG(rc == ST_OK, "%s: forward: %s", variant, err);
+        rc = gen_run(m, kv, &tok, 1, 1, err, sizeof(err));
+        CHECK_MSG(rc == ST_OK, "%s: forward: %s", variant, err);
+        check_against_golden(variant, "prefill", exact, g, &whole, vocab, &worst);
+        check_against_golden(variant, "token-by-token", exact, g, &tok, vocab, &worst);
+        /* the same ops in the same order per row: batching must not change a bit of it */
+        CHECK(memcmp(whole.toks, tok.toks, sizeof(int32_t) * (size_t)(g->prompt_len + GOLD_NEW)) ==
+              0);
+        CHECK(max_abs_diff(whole.rec, tok.rec, (size_t)GOLD_REC * (size_t)vocab) <= 1e-6);
+        gen_free(&whole);
+        gen_free(&tok);
+    }
+    if (nc == 2 && kv) {
+        /* both cases in one forward call per step, prompts in chunks of 3 */
+        struct gen_seq both[2];
+        for (int i = 0; i < 2; i++)
+            gen_init(&both[i], cases[i].prompt, cases[i].prompt_len, GOLD_NEW, GOLD_REC, vocab);
+        rc = gen_run(m, kv, both, 2, 3, err, sizeof(err));
+        CHECK_MSG(rc == ST_OK, "%s: batched forward: %s", variant, err);
+        for (int i = 0; i < 2; i++) {
+            check_against_golden(variant, "batched", exact, &cases[i], &both[i], vocab, &worst);
+            gen_free(&both[i]);
+        }
+        CHECK_INT_EQ(kv_cache_free_blocks(kv), 64);
+    }
+    printf("     %s%s: max |logit - golden| = %.3g\n", variant, use_mmap ? " (mmap)" : "", worst);
+    for (int i = 0; i < nc; i++)
+        free(cases[i].logits);
+    kv_cache_free(kv);
+    model_free(m);
+}
+
+static void test_golden_fp32(void)
+{
+    run_variant("aidreams-260k", true, false);
+}
+
+static void test_golden_fp32_mmap(void)
+{
+    run_variant("aidreams-260k", true, true);
+}
+
+static void test_golden_sharded(void)
+{
+    run_variant("aidreams-260k-sharded", true, false);
+}
+
+static void test_golden_f16(void)
+{
+    run_variant("aidreams-260k-f16", false, false);
+}
+
+static void test_golden_bf16(void)
+{
+    run_variant("aidreams-260k-bf16", false, false);
+}
+
+static void test_golden_mlx_4bit(void)
+{
+    run_variant("aidreams-260k-mlx-4bit", false, false);
+}
+
+static void test_golden_mlx_8bit(void)
+{
+    run_variant("aidreams-260k-mlx-8bit", false, true);
+}
+
+/* ---------------------------------------------------------------------- */
+/* KV cache bookkeeping                                                    */
+
+static struct model_config tiny_cfg(void)
+{
+    struct model_config c;
+    memset(&c, 0, sizeof(c));
+    c.n_layers = 2;
+    c.n_kv_heads = 2;
+    c.head_dim = 4;
+    c.max_position_embeddings = 40;
+    return c;
+}
+
+static void test_kv_alloc_free(void)
+{
+    struct model_config c = tiny_cfg();
+    struct kv_cache *kv = NULL;
+    char err[256];
+    CHECK_INT_EQ(kv_cache_block_bytes(&c, 4), 2 * 2 * 4 * 2 * 4 * 4);
+    CHECK_INT_EQ(kv_cache_blocks_for_budget(&c, 4, 10 * kv_cache_block_bytes(&c, 4) + 5), 10);
+    CHECK_INT_EQ(kv_cache_create(&c, 0, 4, 2, &kv, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK_INT_EQ(kv_cache_create(&c, 5, 4, 2, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_bytes(kv), 5 * kv_cache_block_bytes(&c, 4));
+    int a, b, d;
+    CHECK_INT_EQ(kv_seq_create(kv, &a, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_create(kv, &b, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_create(kv, &d, err, sizeof(err)), ST_ERR_BUSY);
+    CHECK_INT_EQ(kv_seq_reserve(kv, a, 9, err, sizeof(err)), ST_OK); /* 3 blocks */
+    CHECK_INT_EQ(kv_seq_capacity(kv, a), 12);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 2);
+    CHECK_INT_EQ(kv_cache_bytes_used(kv), 3 * kv_cache_block_bytes(&c, 4));
+    /* all or nothing: 3 more blocks do not fit, nothing is taken */
+    CHECK_INT_EQ(kv_seq_reserve(kv, b, 9, err, sizeof(err)), ST_ERR_NOMEM);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 2);
+    CHECK_INT_EQ(kv_seq_capacity(kv, b), 0);
+    CHECK_INT_EQ(kv_seq_reserve(kv, b, 41, err, sizeof(err)), ST_ERR_RANGE);
+    CHECK_INT_EQ(kv_seq_reserve(kv, 7, 1, err, sizeof(err)), ST_ERR_INVALID);
+    kv_seq_free(kv, a);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 5);
+    CHECK(!kv_seq_alive(kv, a));
+    CHECK_INT_EQ(kv_seq_reserve(kv, b, 9, err, sizeof(err)), ST_OK);
+    kv_cache_free(kv);
+}
+
+static void test_kv_fork_refcounts(void)
+{
+    struct model_config c = tiny_cfg();
+    struct kv_cache *kv = NULL;
+    char err[256];
+    CHECK_INT_EQ(kv_cache_create(&c, 8, 4, 3, &kv, err, sizeof(err)), ST_OK);
+    int a, f;
+    CHECK_INT_EQ(kv_seq_create(kv, &a, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_reserve(kv, a, 6, err, sizeof(err)), ST_OK);
+    int n;
+    const int *blocks = kv_seq_blocks(kv, a, &n);
+    CHECK_INT_EQ(n, 2);
+    int b0 = blocks[0], b1 = blocks[1];
+    kv_cache_block_k(kv, 1, b1)[0] = 42.0f;
+    kv_seq_set_len(kv, a, 6);
+    CHECK_INT_EQ(kv_seq_fork(kv, a, &f, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_len(kv, f), 6);
+    CHECK_INT_EQ(kv_cache_block_refs(kv, b0), 2);
+    CHECK_INT_EQ(kv_cache_block_refs(kv, b1), 2);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 6);
+    /* writing position 6 of the fork lands in shared block 1: it gets a private copy */
+    CHECK_INT_EQ(kv_seq_reserve(kv, f, 1, err, sizeof(err)), ST_OK);
+    const int *fb = kv_seq_blocks(kv, f, &n);
+    CHECK_INT_EQ(n, 2);
+    CHECK_INT_EQ(fb[0], b0);
+    CHECK(fb[1] != b1);
+    CHECK(kv_cache_block_k(kv, 1, fb[1])[0] == 42.0f);
+    CHECK_INT_EQ(kv_cache_block_refs(kv, b1), 1);
+    CHECK_INT_EQ(kv_cache_block_refs(kv, b0), 2);
+    kv_seq_free(kv, a);
+    CHECK_INT_EQ(kv_cache_block_refs(kv, b0), 1);
+    kv_seq_free(kv, f);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 8);
+    kv_cache_free(kv);
+}
+
+/* ---------------------------------------------------------------------- */
+/* random-weight models and a naive float64 reference                     */
+
+struct rmodel {
+    const char *arch, *model_type, *dtype;
+    int hidden, layers, heads, kv_heads, head_dim, ffn, vocab, max_pos;
+    bool bias, qk_norm, tie, explicit_head_dim, llama3;
+    double theta, eps;
+    float *embed, *lm_head, *norm;
+    struct {
+        float *an, *fn, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *qn, *kn, *wg, *wu, *wd;
+    } L[3];
+};
+
+static float round_dtype(float f, const char *dtype)
+{
+    if (strcmp(dtype, "BF16") == 0)
+        return bf16_to_f32(f32_to_bf16(f));
+    if (strcmp(dtype, "F16") == 0)
+        return f16_to_f32(f32_to_f16(f));
+    return f;
+}
+
+static float *rm_tensor(struct rmodel *r, struct stb *b, uint64_t *seed, const char *name, int rows,
+                        int cols, float scale, float offset)
+{
+    size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+    float *v = malloc(n * sizeof(float));
+    void *raw = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = round_dtype(offset + scale * stb_randf(seed), r->dtype);
+        if (strcmp(r->dtype, "F32") == 0)
+            ((float *)raw)[i] = v[i];
+        else if (strcmp(r->dtype, "BF16") == 0)
+            ((uint16_t *)raw)[i] = f32_to_bf16(v[i]);
+        else
+            ((uint16_t *)raw)[i] = f32_to_f16(v[i]);
+    }
+    int64_t shape[2] = {rows, cols};
+    stb_add(b, name, r->dtype, cols ? 2 : 1, shape, raw, n * (strcmp(r->dtype, "F32") ? 2 : 4));
+    free(raw);
+    return v;
+}
+
+static int rm_write(struct rmodel *r, const char *dir, uint64_t seed)
+{
+    struct stb b;
+    stb_init(&b);
+    int qd = r->heads * r->head_dim, kd = r->kv_heads * r->head_dim, h = r->hidden;
+    float ws = 0.4f;
+    r->embed = rm_tensor(r, &b, &seed, "model.embed_tokens.weight", r->vocab, h, 1.0f, 0.0f);
+    r->norm = rm_tensor(r, &b, &seed, "model.norm.weight", h, 0, 0.2f, 1.0f);
+    r->lm_head = r->tie ? r->embed : rm_tensor(r, &b, &seed, "lm_head.weight", r->vocab, h, ws, 0);
+    for (int l = 0; l < r->layers; l++) {
+        char n[128];
+#define T(field, nm, rows, cols, sc, off)                                                          \
+    (snprintf(n, sizeof(n), "model.layers.%d." nm, l),                                             \
+     r->L[l].field = rm_tensor(r, &b, &seed, n, rows, cols, sc, off))
+        T(an, "input_layernorm.weight", h, 0, 0.2f, 1.0f);
+        T(fn, "post_attention_layernorm.weight", h, 0, 0.2f, 1.0f);
+        T(wq, "self_attn.q_proj.weight", qd, h, ws, 0);
+        T(wk, "self_attn.k_proj.weight", kd, h, ws, 0);
+        T(wv, "self_attn.v_proj.weight", kd, h, ws, 0);
+        T(wo, "self_attn.o_proj.weight", h, qd, ws, 0);
+        T(wg, "mlp.gate_proj.weight", r->ffn, h, ws, 0);
+        T(wu, "mlp.up_proj.weight", r->ffn, h, ws, 0);
+        T(wd, "mlp.down_proj.weight", h, r->ffn, ws, 0);
+        if (r->bias) {
+            T(bq, "self_attn.q_proj.bias", qd, 0, 0.5f, 0);
+            T(bk, "self_attn.k_proj.bias", kd, 0, 0.5f, 0);
+            T(bv, "self_attn.v_proj.bias", kd, 0, 0.5f, 0);
+        }
+        if (r->qk_norm) {
+            T(qn, "self_attn.q_norm.weight", r->head_dim, 0, 0.3f, 1.0f);
+            T(kn, "self_attn.k_norm.weight", r->head_dim, 0, 0.3f, 1.0f);
+        }
+#undef T
+    }
+    char path[4096], cfg[2048], hd[64] = "", rs[256] = "\"rope_scaling\": null,";
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    int rc = stb_write(&b, path);
+    stb_free(&b);
+    if (r->explicit_head_dim)
+        snprintf(hd, sizeof(hd), "\"head_dim\": %d,", r->head_dim);
+    if (r->llama3)
+        snprintf(rs, sizeof(rs),
+                 "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                 "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                 "\"original_max_position_embeddings\": 16},");
+    snprintf(cfg, sizeof(cfg),
+             "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", \"hidden_size\": %d, "
+             "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
+             "\"num_key_value_heads\": %d, %s \"intermediate_size\": %d, \"vocab_size\": %d, "
+             "\"max_position_embeddings\": %d, \"rms_norm_eps\": %g, \"rope_theta\": %g, %s "
+             "\"tie_word_embeddings\": %s, \"bos_token_id\": 1, \"eos_token_id\": [2, 3], "
+             "\"sliding_window\": null, \"hidden_act\": \"silu\"}",
+             r->arch, r->model_type, h, r->layers, r->heads, r->kv_heads, hd, r->ffn, r->vocab,
+             r->max_pos, r->eps, r->theta, rs, r->tie ? "true" : "false");
+    return rc | stb_write_text(dir, "config.json", cfg);
+}
+
+static void rm_free(struct rmodel *r)
+{
+    if (!r->tie)
+        free(r->lm_head);
+    free(r->embed);
+    free(r->norm);
+    for (int l = 0; l < r->layers; l++) {
+        float *p[] = {r->L[l].an, r->L[l].fn, r->L[l].wq, r->L[l].wk, r->L[l].wv,
+                      r->L[l].wo, r->L[l].bq, r->L[l].bk, r->L[l].bv, r->L[l].qn,
+                      r->L[l].kn, r->L[l].wg, r->L[l].wu, r->L[l].wd};
+        for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+            free(p[i]);
+    }
+}
+
+static void ref_rmsnorm(double *x, int n, const float *w, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double inv = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++)
+        x[i] = x[i] * inv * w[i];
+}
+
+static void ref_linear(double *y, const float *w, const float *bias, const double *x, int rows,
+                       int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        double acc = bias ? bias[r] : 0.0;
+        for (int c = 0; c < cols; c++)
+            acc += (double)w[(size_t)r * (size_t)cols + (size_t)c] * x[c];
+        y[r] = acc;
+    }
+}
+
+static double ref_inv_freq(const struct rmodel *r, int i)
+{
+    double f = pow(r->theta, -2.0 * i / r->head_dim);
+    if (!r->llama3)
+        return f;
+    /* Llama 3.1: factor 8, low 1, high 4, original context 16 */
+    double wl = 2 * M_PI / f;
+    if (wl < 16.0 / 4.0)
+        return f;
+    if (wl > 16.0 / 1.0)
+        return f / 8.0;
+    double smooth = (16.0 / wl - 1.0) / (4.0 - 1.0);
+    return (1 - smooth) * f / 8.0 + smooth * f;
+}
+
+static void ref_rope(double *v, int heads, int hd, int pos, const struct rmodel *r)
+{
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < hd / 2; i++) {
+            double a = pos * ref_inv_freq(r, i), c = cos(a), s = sin(a);
+            double *x = v + h * hd;
+            double x0 = x[i], x1 = x[i + hd / 2];
+            x[i] = x0 * c - x1 * s;
+            x[i + hd / 2] = x1 * c + x0 * s;
+        }
+}
+
+/* Logits of every position of toks[0..n) into out (n, vocab). */
+static void ref_forward(const struct rmodel *r, const int32_t *toks, int n, double *out)
+{
+    int h = r->hidden, hd = r->head_dim, qd = r->heads * hd, kd = r->kv_heads * hd;
+    double *x = calloc((size_t)n * (size_t)h, sizeof(double));
+    double *K = calloc((size_t)r->layers * (size_t)n * (size_t)kd, sizeof(double));
+    double *V = calloc((size_t)r->layers * (size_t)n * (size_t)kd, sizeof(double));
+    double *xb = malloc(sizeof(double) * (size_t)(h > qd ? h : qd));
+    double *q = malloc(sizeof(double) * (size_t)qd), *ao = malloc(sizeof(double) * (size_t)qd);
+    double *o = malloc(sizeof(double) * (size_t)h);
+    double *g = malloc(sizeof(double) * (size_t)r->ffn),
+           *u = malloc(sizeof(double) * (size_t)r->ffn);
+    double *att = malloc(sizeof(double) * (size_t)n);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < h; i++)
+            x[t * h + i] = r->embed[(size_t)toks[t] * (size_t)h + (size_t)i];
+    for (int l = 0; l < r->layers; l++) {
+        for (int t = 0; t < n; t++) {
+            double *xt = x + t * h, *k = K + ((size_t)l * n + t) * kd,
+                   *v = V + ((size_t)l * n + t) * kd;
+            memcpy(xb, xt, sizeof(double) * (size_t)h);
+            ref_rmsnorm(xb, h, r->L[l].an, r->eps);
+            ref_linear(q, r->L[l].wq, r->L[l].bq, xb, qd, h);
+            ref_linear(k, r->L[l].wk, r->L[l].bk, xb, kd, h);
+            ref_linear(v, r->L[l].wv, r->L[l].bv, xb, kd, h);
+            if (r->qk_norm) {
+                for (int hh = 0; hh < r->heads; hh++)
+                    ref_rmsnorm(q + hh * hd, hd, r->L[l].qn, r->eps);
+                for (int hh = 0; hh < r->kv_heads; hh++)
+                    ref_rmsnorm(k + hh * hd, hd, r->L[l].kn, r->eps);
+            }
+            ref_rope(q, r->heads, hd, t, r);
+            ref_rope(k, r->kv_heads, hd, t, r);
+            for (int hh = 0; hh < r->heads; hh++) {
+                int kvh = hh / (r->heads / r->kv_heads);
+                double mx = -1e300, sum = 0;
+                for (int p = 0; p <= t; p++) {
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += q[hh * hd + i] * K[((size_t)l * n + p) * kd + kvh * hd + i];
+                    att[p] = d / sqrt((double)hd);
+                    mx = att[p] > mx ? att[p] : mx;
+                }
+                for (int p = 0; p <= t; p++)
+                    sum += (att[p] = exp(att[p] - mx));
+                for (int i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (int p = 0; p <= t; p++)
+                        acc += att[p] / sum * V[((size_t)l * n + p) * kd + kvh * hd + i];
+                    ao[hh * hd + i] = acc;
+                }
+            }
+            ref_linear(o, r->L[l].wo, NULL, ao, h, qd);
+            for (int i = 0; i < h; i++)
+                xt[i] += o[i];
+            memcpy(xb, xt, sizeof(double) * (size_t)h);
+            ref_rmsnorm(xb, h, r->L[l].fn, r->eps);
+            ref_linear(g, r->L[l].wg, NULL, xb, r->ffn, h);
+            ref_linear(u, r->L[l].wu, NULL, xb, r->ffn, h);
+            for (int i = 0; i < r->ffn; i++)
+                g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            ref_linear(o, r->L[l].wd, NULL, g, h, r->ffn);
+            for (int i = 0; i < h; i++)
+                xt[i] += o[i];
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        memcpy(xb, x + t * h, sizeof(double) * (size_t)h);
+        ref_rmsnorm(xb, h, r->norm, r->eps);
+        ref_linear(out + (size_t)t * (size_t)r->vocab, r->lm_head, NULL, xb, r->vocab, h);
+    }
+    free(x);
+    free(K);
+    free(V);
+    free(xb);
+    free(q);
+    free(ao);
+    free(o);
+    free(g);
+    free(u);
+    free(att);
+}
+
+/* Loads r from a temp dir, generates from two prompts three ways, checks vs the reference. */
+static void check_random_model(struct rmodel *r, uint64_t seed)
+{
+    char dir[256], err[512] = "";
+    CHECK(stb_tmpdir(dir, sizeof(dir)) == 0);
+    CHECK(rm_write(r, dir, seed) == 0);
+    struct model *m = NULL;
+    struct model_load_opts opts = {.max_batch_tokens = 32};
+    enum status rc = model_load(dir, &opts, &m, err, sizeof(err));
+    CHECK_MSG(rc == ST_OK, "%s: load: %s", r->arch, err);
+    if (rc == ST_OK) {
+        const struct model_config *c = model_get_config(m);
+        CHECK_INT_EQ(c->head_dim, r->head_dim);
+        CHECK_INT_EQ(c->n_kv_heads, r->kv_heads);
+        CHECK_INT_EQ(c->attention_bias, r->bias);
+        CHECK_INT_EQ(c->qk_norm, r->qk_norm);
+        CHECK_INT_EQ(c->n_eos, 2);
+        CHECK_INT_EQ(c->eos_token_ids[1], 3);
+        struct kv_cache *kv = NULL;
+        CHECK_INT_EQ(kv_cache_create(c, 32, 4, 4, &kv, err, sizeof(err)), ST_OK);
+        static const int32_t p0[] = {5, 9, 17, 3, 22, 8, 1};
+        static const int32_t p1[] = {7, 30};
+        const int32_t *prompts[2] = {p0, p1};
+        int lens[2] = {7, 2}, n_new = 10;
+        struct gen_seq whole[2], tok[2], both[2];
+        for (int i = 0; i < 2; i++) {
+            int nrec = lens[i] + n_new - 1;
+            gen_init(&whole[i], prompts[i], lens[i], n_new, nrec, r->vocab);
+            gen_init(&tok[i], prompts[i], lens[i], n_new, nrec, r->vocab);
+            gen_init(&both[i], prompts[i], lens[i], n_new, nrec, r->vocab);
+            CHECK_INT_EQ(gen_run(m, kv, &whole[i], 1, 0, err, sizeof(err)), ST_OK);
+            CHECK_INT_EQ(gen_run(m, kv, &tok[i], 1, 1, err, sizeof(err)), ST_OK);
+        }
+        CHECK_INT_EQ(gen_run(m, kv, both, 2, 3, err, sizeof(err)), ST_OK);
+        for (int i = 0; i < 2; i++) {
+            int nrec = lens[i] + n_new - 1;
+            size_t nl = (size_t)nrec * (size_t)r->vocab;
+            bool finite = true;
+            for (size_t j = 0; j < nl; j++)
+                finite = finite && isfinite(whole[i].rec[j]);
+            CHECK_MSG(finite, "%s: non-finite logits", r->arch);
+            CHECK(max_abs_diff(whole[i].rec, tok[i].rec, nl) <= 1e-6);
+            CHECK(max_abs_diff(whole[i].rec, both[i].rec, nl) <= 1e-6);
+            double *ref = malloc(nl * sizeof(double));
+            ref_forward(r, whole[i].toks, nrec, ref);
+            double d = 0, mag = 0;
+            for (size_t j = 0; j < nl; j++) {
+                double e = fabs(ref[j] - whole[i].rec[j]);
+                d = e > d || isnan(e) ? e : d;
+                mag = fabs(ref[j]) > mag ? fabs(ref[j]) : mag;
+            }
+            CHECK_MSG(d <= 1e-4 * (1 + mag), "%s: seq %d: max |logit - reference| = %g", r->arch, i,
+                      d);
+            printf("     %s seq %d: max |logit - float64 reference| = %.3g (logits up to %.3g)\n",
+                   r->arch, i, d, mag);
+            free(ref);
+            gen_free(&whole[i]);
+            gen_free(&tok[i]);
+            gen_free(&both[i]);
+        }
+        CHECK_INT_EQ(kv_cache_free_blocks(kv), 32);
+        kv_cache_free(kv);
+        model_free(m);
+    }
+    rm_free(r);
+    stb_rmdir(dir);
+}
+
+static void test_random_qwen2(void)
+{
+    struct rmodel r = {.arch = "Qwen2ForCausalLM",
+                       .model_type = "qwen2",
+                       .dtype = "F32",
+                       .hidden = 32,
+                       .layers = 2,
+                       .heads = 4,
+                       .kv_heads = 2,
+                       .head_dim = 8,
+                       .ffn = 48,
+                       .vocab = 64,
+                       .max_pos = 64,
+                       .bias = true,
+                       .tie = false,
+                       .theta = 1000000.0,
+                       .eps = 1e-6};
+    check_random_model(&r, 11);
+}
+
+static void test_random_qwen3(void)
+{
+    struct rmodel r = {.arch = "Qwen3ForCausalLM",
+                       .model_type = "qwen3",
+                       .dtype = "BF16",
+                       .hidden = 32,
+                       .layers = 2,
+                       .heads = 4,
+                       .kv_heads = 2,
+                       .head_dim = 16,
+                       .explicit_head_dim = true,
+                       .ffn = 48,
+                       .vocab = 64,
+                       .max_pos = 64,
+                       .qk_norm = true,
+                       .tie = true,
+                       .theta = 1000000.0,
+                       .eps = 1e-6};
+    check_random_model(&r, 22);
+}
+
+static void test_random_llama31_scaled(void)
+{
+    struct rmodel r = {.arch = "LlamaForCausalLM",
+                       .model_type = "llama",
+                       .dtype = "F16",
+                       .hidden = 32,
+                       .layers = 3,
+                       .heads = 4,
+                       .kv_heads = 1,
+                       .head_dim = 8,
+                       .ffn = 40,
+                       .vocab = 48,
+                       .max_pos = 64,
+                       .tie = false,
+                       .llama3 = true,
+                       .theta = 500000.0,
+                       .eps = 1e-5};
+    check_random_model(&r, 33);
+}
+
+/* ---------------------------------------------------------------------- */
+/* batch validation                                                        */
+
+static void test_forward_rejects_bad_batches(void)
+{
+    char dir[4096], err[512] = "";
+    snprintf(dir, sizeof(dir), "%s/fixtures/models/aidreams-260k", harness_shared_dir());
+    struct model *m = NULL;
+    struct model_load_opts opts = {.max_batch_tokens = 8};
+    CHECK_INT_EQ(model_load(dir, &opts, &m, err, sizeof(err)), ST_OK);
+    if (!m)
+        return;
+    struct kv_cache *kv = NULL;
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 2, 4, 2, &kv, err, sizeof(err)), ST_OK);
+    int s = -1, s2 = -1;
+    CHECK_INT_EQ(kv_seq_create(kv, &s, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_create(kv, &s2, err, sizeof(err)), ST_OK);
+    float *logits = malloc(8 * 512 * sizeof(float));
+    int32_t toks[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    struct model_batch_seq e = {.seq = s, .start_pos = 0, .n_tokens = 9, .tokens = toks};
+    struct model_batch b = {&e, 1};
+    CHECK_INT_EQ(model_forward(m, kv, &b, logits, err, sizeof(err)), ST_ERR_RANGE);
+    e.n_tokens = 2;
+    e.start_pos = 1;
+    CHECK_INT_EQ(model_forward(m, kv, &b, logits, err, sizeof(err)), ST_ERR_INVALID);
+    e.start_pos = 0;
+    e.n_logits = 3;
+    CHECK_INT_EQ(model_forward(m, kv, &b, logits, err, sizeof(err)), ST_ERR_INVALID);
+    e.n_logits = 1;
+    toks[1] = 512;
+    CHECK_INT_EQ(model_forward(m, kv, &b, logits, err, sizeof(err)), ST_ERR_INVALID);
+    toks[1] = 2;
+    e.seq = 5;
+    CHECK_INT_EQ(model_forward(m, kv, &b, logits, err, sizeof(err)), ST_ERR_INVALID);
+    e.seq = s;
+    struct model_batch_seq two[2] = {e, e};
+    struct model_batch b2 = {two, 2};
+    CHECK_INT_EQ(model_forward(m, kv, &b2, logits, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK_INT_EQ(model_forward(m, kv, &b, NULL, err, sizeof(err)), ST_ERR_INVALID);
+    /* 2 blocks of 4: 6 + 6 positions do not fit */
+    e.n_tokens = 6;
+    e.n_logits = 0;
+    CHECK_INT_EQ(model_forward(m, kv, &b, NULL, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_len(kv, s), 6);
+    e.seq = s2;
+    CHECK_INT_EQ(model_forward(m, kv, &b, NULL, err, sizeof(err)), ST_ERR_NOMEM);
+    CHECK_INT_EQ(kv_seq_len(kv, s2), 0);
+    free(logits);
+    kv_cache_free(kv);
+    model_free(m);
+}
+
+int main(void)
+{
+    RUN(test_golden_fp32);
+    RUN(test_golden_fp32_mmap);
+    RUN(test_golden_sharded);
+    RUN(test_golden_f16);
+    RUN(test_golden_bf16);
+    RUN(test_golden_mlx_4bit);
+    RUN(test_golden_mlx_8bit);
+    RUN(test_kv_alloc_free);
+    RUN(test_kv_fork_refcounts);
+    RUN(test_random_qwen2);
+    RUN(test_random_qwen3);
+    RUN(test_random_llama31_scaled);
+    RUN(test_forward_rejects_bad_batches);
+    return harness_finish();
+}
