@@ -82,7 +82,8 @@ int api_profiles_get(struct http_request *req)
     if (id < 0)
         return req->status;
     cJSON *out = NULL;
-    return api_profiles_reply(req, profile_get(req->db, id, &out), out, NULL, 200);
+    enum profile_result r = profile_get(req->db, id, &out);
+    return api_profiles_reply(req, r, out, NULL, 200);
 }
 
 int api_profiles_update(struct http_request *req)

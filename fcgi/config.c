@@ -228,16 +228,20 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
             break;
         case YAML_MAPPING_START_EVENT:
             if (state != EXPECT_MAP) {
-                snprintf(err, errlen, "%s:%zu: %s%s: nested mappings are not allowed", name,
-                         line, key[0] ? "key " : "", key);
+                snprintf(err, errlen, "%s:%zu: %s: nested mappings are not allowed", name,
+                         line, key[0] ? key : "value");
                 ok = 0;
             } else {
                 state = EXPECT_KEY;
             }
             break;
         case YAML_SEQUENCE_START_EVENT:
-            snprintf(err, errlen, "%s:%zu: %s%s: lists are not allowed here", name, line,
-                     key[0] ? "key " : "", key);
+            if (state == EXPECT_MAP)
+                snprintf(err, errlen, "%s:%zu: expected a mapping of keys to values", name,
+                         line);
+            else
+                snprintf(err, errlen, "%s:%zu: %s: lists are not allowed here", name, line,
+                         key[0] ? key : "value");
             ok = 0;
             break;
         case YAML_ALIAS_EVENT:

@@ -231,7 +231,9 @@ static int server_open_socket(const char *listen)
     int is_tcp = server_listen_is_tcp(listen);
     if (!is_tcp)
         unlink(listen); /* a stale socket from a killed daemon */
-    int fd = FCGX_OpenSocket(listen, 128);
+    /* A full backlog makes connect() on a unix socket fail at once (nginx
+     * then answers 502), so leave room for bursts of clients. */
+    int fd = FCGX_OpenSocket(listen, 1024);
     if (fd >= 0 && !is_tcp)
         chmod(listen, 0660);
     return fd;
