@@ -147,8 +147,10 @@ static struct cand heap_pop(struct tok_bpe_scratch *sc)
 
 static enum status push_pair(const struct tokenizer *tok, struct tok_bpe_scratch *sc, int32_t pos)
 {
+    if (pos < 0)
+        return ST_OK;
     int32_t right = sc->syms[pos].next;
-    if (pos < 0 || right < 0)
+    if (right < 0)
         return ST_OK;
     int32_t rank, new_id;
     if (!tok_merge_find(tok, sc->syms[pos].id, sc->syms[right].id, &rank, &new_id))
