@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  check, finish, startServer, request, procStats, isAlive, waitFor, runBin, sanitizerReports,
+  check, finish, startServer, request, procStats, isAlive, waitFor, runBin, sanitizerReports, BUILD,
 } from './lib.mjs';
 
 function isError(r, status, param) {
@@ -195,11 +195,18 @@ try {
   check('200 concurrent requests without an error', concErrors === 0,
     results.filter((x) => x.status !== 200).slice(0, 3).map((x) => x.status + ' ' + x.text));
   for (let i = 0; i < 200; i++) await request(U, 'GET', '/api/health');
-  const s1 = procStats(srv.pid);
+  // Let nginx close its last upstream connections before counting.
+  let s1 = procStats(srv.pid);
+  await waitFor(() => { s1 = procStats(srv.pid); return s1.fds <= s0.fds; }, 3000, 100);
   console.log(`endurance: 2000 sequential in ${seqMs} ms (${(2000000 / seqMs).toFixed(0)} req/s), ` +
     `200 concurrent in ${concMs} ms; fds ${s0.fds} -> ${s1.fds}, RSS ${s0.rssKb} -> ${s1.rssKb} KiB`);
   check('no fd growth', s1.fds <= s0.fds, `${s0.fds} -> ${s1.fds}`);
-  check('no memory growth (RSS within 2 MiB)', s1.rssKb - s0.rssKb < 2048, `${s0.rssKb} -> ${s1.rssKb} KiB`);
+  if (BUILD.includes('sanitize')) {
+    // ASan keeps freed memory in quarantine (256 MiB), so RSS says nothing here.
+    console.log('(RSS growth not judged under the address sanitizer)');
+  } else {
+    check('no memory growth (RSS within 2 MiB)', s1.rssKb - s0.rssKb < 2048, `${s0.rssKb} -> ${s1.rssKb} KiB`);
+  }
 
   // ---- logs: one JSON line per request, no secrets; SIGHUP reopens ------------
   const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
