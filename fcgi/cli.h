@@ -13,5 +13,6 @@ int cli_serve(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_mkmodel(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"serve", cli_serve, "run the daemon (FastCGI server behind nginx)"},
     {"tokenize", cli_tokenize, "text on stdin -> JSON array of token ids"},
     {"detokenize", cli_detokenize, "JSON array of token ids on stdin -> text"},
+    {"mkmodel", cli_mkmodel, "write a random-weight test model (llama/qwen2/qwen3, float or MLX)"},
 };
 
 static void usage(FILE *out)
