@@ -61,7 +61,8 @@ struct engine_model {
     struct engine_request **running; /* (max_seqs) admitted requests, admission order */
     int n_running;
     struct model_batch_seq *batch; /* (max_seqs) */
-    int *batch_run;                /* (max_seqs) index into running of each batch entry */
+    int n_live;     /* admitted and not yet finished (running may still hold finished ones) */
+    int *batch_run; /* (max_seqs) index into running of each batch entry */
     uint64_t steps;
     float *logits; /* (max_seqs, vocab) */
 
@@ -621,7 +622,7 @@ static void publish_stats(struct engine_model *m)
 {
     pthread_mutex_lock(&m->mu);
     m->stats.kv_free_blocks = kv_cache_free_blocks(m->kv);
-    m->stats.n_running = m->n_running;
+    m->stats.n_running = m->n_live;
     m->stats.steps = m->steps;
     pthread_mutex_unlock(&m->mu);
 }
@@ -672,6 +673,7 @@ static void request_finish(struct engine_model *m, struct engine_request *r,
     if (r->seq >= 0) {
         kv_seq_free(m->kv, r->seq);
         r->seq = -1;
+        m->n_live--;
     }
     struct engine_event ev = {
         .kind = ENGINE_EVENT_DONE,
@@ -806,6 +808,7 @@ static void admit_locked(struct engine_model *m, struct engine_request **cancell
         r->seq = seq;
         r->t_admit = now_s();
         m->running[m->n_running++] = r;
+        m->n_live++;
     }
 }
 

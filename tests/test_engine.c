@@ -1,0 +1,491 @@
+/* Tests for engine/engine: the scheduler against the aidreams-260k goldens,
+ * batching equivalence, cancellation, errors, and `generate --json`. */
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "engine.h"
+#include "harness.h"
+
+#define MAX_IDS 256
+
+static char model_dir[4096];
+
+/* Everything one request delivered. */
+struct collect {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int32_t ids[MAX_IDS];
+    int n_ids;
+    char text[8192];
+    size_t text_len;
+    bool done;
+    enum engine_finish finish;
+    enum status status;
+    char stop_string[64];
+    struct engine_usage usage;
+    int events_after_done;
+};
+
+static void collect_init(struct collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+static void collect_destroy(struct collect *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+static void on_event(const struct engine_event *ev, void *user)
+{
+    struct collect *c = user;
+    pthread_mutex_lock(&c->mu);
+    if (c->done)
+        c->events_after_done++;
+    if (ev->kind == ENGINE_EVENT_TOKEN && c->n_ids < MAX_IDS)
+        c->ids[c->n_ids++] = ev->token;
+    if (c->text_len + ev->text_len < sizeof(c->text)) {
+        memcpy(c->text + c->text_len, ev->text, ev->text_len);
+        c->text_len += ev->text_len;
+        c->text[c->text_len] = 0;
+    }
+    if (ev->kind == ENGINE_EVENT_DONE) {
+        c->done = true;
+        c->finish = ev->finish;
+        c->status = ev->status;
+        c->usage = ev->usage;
+        snprintf(c->stop_string, sizeof(c->stop_string), "%s",
+                 ev->stop_string ? ev->stop_string : "");
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void collect_wait_done(struct collect *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static struct engine_model *load(const struct engine_load_opts *o)
+{
+    struct engine_model *m = NULL;
+    char err[512] = "";
+    enum status st = engine_model_load(model_dir, o, &m, err, sizeof(err));
+    CHECK_MSG(st == ST_OK, "%s: %s", status_str(st), err);
+    return m;
+}
+
+/* Reads goldens/model/aidreams-260k.json cases[case_index] ids. */
+static int golden_ids(int case_index, const char *key, int32_t *out, int max)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/fixtures/goldens/model/aidreams-260k.json",
+             harness_shared_dir());
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    static char buf[4 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *root = cJSON_Parse(buf);
+    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "cases"), case_index);
+    const cJSON *arr = cJSON_GetObjectItem(c, key), *e;
+    int k = 0;
+    cJSON_ArrayForEach(e, arr) if (k < max) out[k++] = e->valueint;
+    cJSON_Delete(root);
+    return k;
+}
+
+static enum status submit(struct engine_model *m, struct engine_request_desc *d, struct collect *c,
+                          struct engine_request **r)
+{
+    char err[512] = "";
+    d->on_event = on_event;
+    d->user = c;
+    enum status st = engine_submit(m, d, r, err, sizeof(err));
+    CHECK_MSG(st == ST_OK, "%s: %s", status_str(st), err);
+    return st;
+}
+
+static void test_greedy_golden(void)
+{
+    int32_t want[64];
+    CHECK_INT_EQ(golden_ids(0, "greedy_ids", want, 64), 64);
+    struct engine_model *m = load(NULL);
+    if (!m)
+        return;
+    const struct engine_model_info *info = engine_model_info(m);
+    CHECK_INT_EQ(info->vocab, 512);
+    CHECK_INT_EQ(info->n_ctx, 128);
+    CHECK(info->n_eos >= 1 && info->eos_ids[0] == 2);
+    CHECK(info->weight_bytes > 0 && info->kv_bytes > 0 && info->scratch_bytes > 0);
+    CHECK(info->total_bytes == info->weight_bytes + info->kv_bytes + info->scratch_bytes);
+
+    int32_t bos[1] = {1};
+    struct engine_request_desc d = {
+        .kind = ENGINE_PROMPT_IDS, .prompt_ids = bos, .n_prompt_ids = 1};
+    engine_gen_params_default(&d.params);
+    d.params.max_tokens = 64;
+    d.params.ignore_eos = true;
+    struct collect c;
+    collect_init(&c);
+    struct engine_request *r = NULL;
+    if (submit(m, &d, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.finish, ENGINE_FINISH_LENGTH);
+        CHECK_INT_EQ(c.n_ids, 64);
+        int same = 0;
+        while (same < 64 && c.ids[same] == want[same])
+            same++;
+        CHECK_MSG(same == 64, "first difference at token %d", same);
+        CHECK_INT_EQ(c.usage.prompt_tokens, 1);
+        CHECK_INT_EQ(c.usage.completion_tokens, 64);
+        CHECK(c.usage.decode_tps > 0);
+        CHECK(strncmp(c.text, "\"Echoes of vectors unfold", 25) == 0);
+    }
+    engine_request_release(r);
+    collect_destroy(&c);
+
+    /* the same from the text prompt "Echoes of" (BOS added) */
+    int32_t want2[64], want_prompt[8];
+    CHECK_INT_EQ(golden_ids(1, "greedy_ids", want2, 64), 64);
+    int n_prompt = golden_ids(1, "prompt_ids", want_prompt, 8);
+    struct engine_request_desc t = {
+        .kind = ENGINE_PROMPT_TEXT, .prompt_text = "Echoes of", .add_special_tokens = true};
+    engine_gen_params_default(&t.params);
+    t.params.max_tokens = 16;
+    t.params.ignore_eos = true;
+    collect_init(&c);
+    if (submit(m, &t, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        int n;
+        const int32_t *p = engine_request_prompt(r, &n);
+        CHECK_INT_EQ(n, n_prompt);
+        CHECK(n == n_prompt && !memcmp(p, want_prompt, (size_t)n * sizeof(*p)));
+        CHECK_INT_EQ(c.n_ids, 16);
+        CHECK(!memcmp(c.ids, want2, 16 * sizeof(int32_t)));
+    }
+    engine_request_release(r);
+    collect_destroy(&c);
+    engine_model_free(m);
+}
+
+/* Four requests of different kinds; run alone, then all at once. */
+static void describe(int i, struct engine_request_desc *d, int32_t *ids_buf)
+{
+    memset(d, 0, sizeof(*d));
+    engine_gen_params_default(&d->params);
+    d->params.ignore_eos = true;
+    switch (i) {
+    case 0:
+        ids_buf[0] = 1;
+        d->kind = ENGINE_PROMPT_IDS;
+        d->prompt_ids = ids_buf;
+        d->n_prompt_ids = 1;
+        d->params.max_tokens = 40;
+        break;
+    case 1:
+        d->kind = ENGINE_PROMPT_TEXT;
+        d->prompt_text = "Echoes of vectors unfold, a gentle";
+        d->add_special_tokens = true;
+        d->params.max_tokens = 30;
+        break;
+    case 2:
+        ids_buf[0] = 1;
+        ids_buf[1] = 388;
+        d->kind = ENGINE_PROMPT_IDS;
+        d->prompt_ids = ids_buf;
+        d->n_prompt_ids = 2;
+        d->params.max_tokens = 50;
+        d->params.sampling.temperature = 0.8f;
+        d->params.sampling.top_p = 0.9f;
+        d->params.sampling.seed = 7;
+        d->params.has_seed = true;
+        break;
+    default:
+        d->kind = ENGINE_PROMPT_TEXT;
+        d->prompt_text = "The stars";
+        d->add_special_tokens = true;
+        d->params.max_tokens = 45;
+        d->params.sampling.temperature = 1.0f;
+        d->params.sampling.top_k = 20;
+        d->params.sampling.seed = 99;
+        d->params.has_seed = true;
+        d->params.ignore_eos = false;
+        break;
+    }
+}
+
+static void test_batched_equals_alone(void)
+{
+    /* A small step budget forces chunked prefill next to decodes. */
+    struct engine_load_opts o = {.max_seqs = 4, .max_batch_tokens = 6};
+    struct engine_model *m = load(&o);
+    if (!m)
+        return;
+    static struct collect alone[4], together[4];
+    int32_t bufs[4][4];
+    struct engine_request_desc d;
+    for (int i = 0; i < 4; i++) {
+        describe(i, &d, bufs[i]);
+        collect_init(&alone[i]);
+        struct engine_request *r = NULL;
+        if (submit(m, &d, &alone[i], &r) == ST_OK)
+            collect_wait_done(&alone[i]);
+        engine_request_release(r);
+    }
+    struct engine_request *rs[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        describe(i, &d, bufs[i]);
+        collect_init(&together[i]);
+        submit(m, &d, &together[i], &rs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        collect_wait_done(&together[i]);
+        CHECK_MSG(alone[i].n_ids == together[i].n_ids, "request %d: %d vs %d tokens", i,
+                  alone[i].n_ids, together[i].n_ids);
+        CHECK_MSG(!memcmp(alone[i].ids, together[i].ids, (size_t)alone[i].n_ids * 4),
+                  "request %d differs when batched", i);
+        CHECK_STR_EQ(alone[i].text, together[i].text);
+        CHECK(alone[i].n_ids > 0);
+        engine_request_release(rs[i]);
+    }
+    /* greedy and seeded requests really differ from each other */
+    CHECK(memcmp(alone[0].ids, alone[2].ids, 20 * 4) != 0);
+    struct engine_stats s;
+    engine_model_stats(m, &s);
+    CHECK_INT_EQ(s.kv_free_blocks, engine_model_info(m)->kv_blocks);
+    CHECK(s.steps > 0);
+    for (int i = 0; i < 4; i++) {
+        collect_destroy(&alone[i]);
+        collect_destroy(&together[i]);
+    }
+    engine_model_free(m);
+}
+
+static void test_cancel_frees_blocks(void)
+{
+    struct engine_model *m = load(NULL);
+    if (!m)
+        return;
+    struct engine_stats s0, s1;
+    engine_model_stats(m, &s0);
+    CHECK_INT_EQ(s0.kv_free_blocks, engine_model_info(m)->kv_blocks);
+    int32_t bos[1] = {1};
+    struct engine_request_desc d = {
+        .kind = ENGINE_PROMPT_IDS, .prompt_ids = bos, .n_prompt_ids = 1};
+    engine_gen_params_default(&d.params);
+    d.params.ignore_eos = true; /* up to the whole context (127 tokens) */
+    struct collect c;
+    collect_init(&c);
+    struct engine_request *r = NULL;
+    if (submit(m, &d, &c, &r) == ST_OK) {
+        pthread_mutex_lock(&c.mu);
+        while (c.n_ids < 5 && !c.done)
+            pthread_cond_wait(&c.cv, &c.mu);
+        int at_cancel = c.n_ids;
+        pthread_mutex_unlock(&c.mu);
+        engine_model_stats(m, &s1);
+        CHECK(s1.kv_free_blocks < s0.kv_free_blocks);
+        engine_cancel(r);
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.finish, ENGINE_FINISH_CANCELLED);
+        /* within one step: at most the token of the step in flight */
+        CHECK_MSG(c.n_ids <= at_cancel + 1, "%d tokens after cancel at %d", c.n_ids, at_cancel);
+        engine_model_stats(m, &s1);
+        CHECK_INT_EQ(s1.kv_free_blocks, s0.kv_free_blocks);
+        CHECK_INT_EQ(s1.n_running, 0);
+    }
+    engine_request_release(r);
+    CHECK_INT_EQ(c.events_after_done, 0);
+    collect_destroy(&c);
+
+    /* release without waiting: cancels, delivers DONE before returning */
+    collect_init(&c);
+    if (submit(m, &d, &c, &r) == ST_OK) {
+        engine_request_release(r);
+        CHECK(c.done);
+        engine_model_stats(m, &s1);
+        CHECK_INT_EQ(s1.kv_free_blocks, s0.kv_free_blocks);
+    }
+    collect_destroy(&c);
+    engine_model_free(m);
+}
+
+static void test_errors(void)
+{
+    struct engine_model *m = load(NULL);
+    if (!m)
+        return;
+    char err[512] = "";
+    struct engine_request *r = NULL;
+    struct collect c;
+    collect_init(&c);
+    int32_t ids[200];
+    for (int i = 0; i < 200; i++)
+        ids[i] = 1 + i % 300;
+    struct engine_request_desc d = {.kind = ENGINE_PROMPT_IDS,
+                                    .prompt_ids = ids,
+                                    .n_prompt_ids = 200,
+                                    .on_event = on_event,
+                                    .user = &c};
+    engine_gen_params_default(&d.params);
+    CHECK_INT_EQ(engine_submit(m, &d, &r, err, sizeof(err)), ST_ERR_RANGE);
+    CHECK_MSG(strstr(err, "200 tokens") && strstr(err, "128"), "message: %s", err);
+    CHECK(r == NULL);
+
+    ids[3] = 512;
+    d.n_prompt_ids = 10;
+    CHECK_INT_EQ(engine_submit(m, &d, &r, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK(strstr(err, "512") != NULL);
+
+    d.n_prompt_ids = 0;
+    CHECK_INT_EQ(engine_submit(m, &d, &r, err, sizeof(err)), ST_ERR_INVALID);
+
+    ids[3] = 5;
+    d.n_prompt_ids = 10;
+    d.params.sampling.top_p = 2.0f;
+    CHECK_INT_EQ(engine_submit(m, &d, &r, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK(strstr(err, "top_p") != NULL);
+
+    /* aidreams is a base model: no chat template */
+    cJSON *ctx = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    struct engine_request_desc cd = {
+        .kind = ENGINE_PROMPT_CHAT, .chat = ctx, .on_event = on_event, .user = &c};
+    engine_gen_params_default(&cd.params);
+    CHECK_INT_EQ(engine_submit(m, &cd, &r, err, sizeof(err)), ST_ERR_UNSUPPORTED);
+    cJSON_Delete(ctx);
+    CHECK(!c.done);
+    collect_destroy(&c);
+    engine_model_free(m);
+}
+
+static void test_stop_string_and_eos(void)
+{
+    struct engine_model *m = load(NULL);
+    if (!m)
+        return;
+    int32_t bos[1] = {1};
+    struct engine_request_desc d = {
+        .kind = ENGINE_PROMPT_IDS, .prompt_ids = bos, .n_prompt_ids = 1};
+    engine_gen_params_default(&d.params);
+    d.params.max_tokens = 64;
+    d.params.ignore_eos = true;
+    struct collect full, c;
+    collect_init(&full);
+    struct engine_request *r = NULL;
+    if (submit(m, &d, &full, &r) == ST_OK)
+        collect_wait_done(&full);
+    engine_request_release(r);
+
+    /* stop at "gentle": the text ends right before it */
+    const char *stops[2] = {"no such text", "gentle"};
+    d.params.stop = stops;
+    d.params.n_stop = 2;
+    collect_init(&c);
+    const char *at = strstr(full.text, "gentle");
+    CHECK(at != NULL);
+    if (at && submit(m, &d, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.finish, ENGINE_FINISH_STOP);
+        CHECK_STR_EQ(c.stop_string, "gentle");
+        CHECK_INT_EQ(c.text_len, (size_t)(at - full.text));
+        CHECK(!strncmp(c.text, full.text, c.text_len));
+        CHECK(c.n_ids < 64);
+    }
+    engine_request_release(r);
+    collect_destroy(&c);
+
+    /* EOS: make the first generated token EOS (2) with a logit_bias */
+    struct sampler_bias b[1] = {{2, 50.0f}};
+    d.params.stop = NULL;
+    d.params.n_stop = 0;
+    d.params.ignore_eos = false;
+    d.params.sampling.logit_bias = b;
+    d.params.sampling.n_logit_bias = 1;
+    collect_init(&c);
+    if (submit(m, &d, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.finish, ENGINE_FINISH_STOP);
+        CHECK_INT_EQ(c.n_ids, 1);
+        CHECK_INT_EQ(c.ids[0], 2);
+        CHECK_INT_EQ(c.text_len, 0);
+    }
+    engine_request_release(r);
+    collect_destroy(&c);
+    /* min_tokens keeps EOS away for 3 tokens */
+    d.params.min_tokens = 3;
+    collect_init(&c);
+    if (submit(m, &d, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.n_ids, 4);
+        CHECK_INT_EQ(c.ids[3], 2);
+    }
+    engine_request_release(r);
+    collect_destroy(&c);
+    collect_destroy(&full);
+    engine_model_free(m);
+}
+
+static void test_generate_cli_json(void)
+{
+    int32_t want[64];
+    CHECK_INT_EQ(golden_ids(0, "greedy_ids", want, 64), 64);
+    const char *build = getenv("BUILD");
+    if (!build || !*build)
+        build = "build";
+    char cmd[8600];
+    snprintf(cmd, sizeof(cmd),
+             "%s/mlx-manager generate --model '%s' --prompt-ids '[1]' --max-tokens 64 "
+             "--ignore-eos --json 2>/dev/null",
+             build, model_dir);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    static char out[1 << 16];
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    CHECK_MSG(rc == 0, "exit status %d: %s", rc, cmd);
+    cJSON *root = cJSON_Parse(out);
+    CHECK_MSG(cJSON_IsObject(root), "not JSON: %s", out);
+    const cJSON *ids = cJSON_GetObjectItem(root, "ids");
+    CHECK_INT_EQ(cJSON_GetArraySize(ids), 64);
+    int i = 0, same = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ids)
+    {
+        if (i < 64 && e->valueint == want[i] && same == i)
+            same++;
+        i++;
+    }
+    CHECK_MSG(same == 64, "first difference at token %d", same);
+    CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(root, "prompt_ids")), 1);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(root, "text")));
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(root, "prompt_tps")));
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(root, "decode_tps")));
+    cJSON_Delete(root);
+}
+
+int main(void)
+{
+    snprintf(model_dir, sizeof(model_dir), "%s/fixtures/models/aidreams-260k",
+             harness_shared_dir());
+    RUN(test_greedy_golden);
+    RUN(test_batched_equals_alone);
+    RUN(test_cancel_frees_blocks);
+    RUN(test_errors);
+    RUN(test_stop_string_and_eos);
+    RUN(test_generate_cli_json);
+    return harness_finish();
+}
