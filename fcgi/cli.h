@@ -14,5 +14,6 @@ int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_mkmodel(int argc, char **argv);
+int cli_render(int argc, char **argv);
 
 #endif

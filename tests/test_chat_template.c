@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "chat_template.h"
 #include "harness.h"
@@ -509,6 +511,83 @@ static void test_limits(void)
     chat_template_free(t);
 }
 
+/* ---- the render subcommand ----------------------------------------------- */
+
+/* Runs `mlx-manager render ARGS < input` and returns its stdout. */
+static char *run_render(const char *args, const char *input, int *status)
+{
+    char in_path[] = "/tmp/test_render_XXXXXX";
+    int fd = mkstemp(in_path);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    fputs(input, f);
+    fclose(f);
+    const char *build = getenv("BUILD");
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s/mlx-manager render %s < %s 2>/dev/null",
+             build && *build ? build : "build", args, in_path);
+    FILE *p = popen(cmd, "r");
+    char *out = NULL;
+    if (p) {
+        size_t cap = 1 << 16, n = 0;
+        out = malloc(cap);
+        n = fread(out, 1, cap - 1, p);
+        out[n] = 0;
+        *status = pclose(p);
+    }
+    unlink(in_path);
+    return out;
+}
+
+static void test_render_subcommand(void)
+{
+    char args[1024];
+    int status = -1;
+    snprintf(args, sizeof(args), "--model %s/fixtures/tokenizers/qwen3", harness_shared_dir());
+    char *out = run_render(args,
+                           "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+                           "{\"role\":\"user\",\"content\":\"Hi\"}],\"add_generation_prompt\":true,"
+                           "\"enable_thinking\":false}",
+                           &status);
+    CHECK_INT_EQ(status, 0);
+    CHECK_STR_EQ(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                      "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    free(out);
+
+    snprintf(args, sizeof(args), "--jsonl --model %s/fixtures/tokenizers/gemma3",
+             harness_shared_dir());
+    out = run_render(args,
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\" Hi \"}]}\n"
+                     "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}]}\n"
+                     "not json\n",
+                     &status);
+    CHECK_INT_EQ(status, 0);
+    CHECK_MSG(out &&
+                  !strncmp(out,
+                           "{\"rendered\":\"<bos><start_of_turn>user\\nHi<end_of_turn>\\n\"}\n"
+                           "{\"error\":\"line 19:12: Conversation roles must alternate",
+                           strlen("{\"rendered\":\"<bos><start_of_turn>user\\nHi<end_of_turn>"
+                                  "\\n\"}\n{\"error\":\"line 19:12: Conversation roles must "
+                                  "alternate")) &&
+                  strstr(out, "\n{\"error\":\"request is not a JSON object\"}\n"),
+              "%s", out ? out : "(null)");
+    free(out);
+
+    /* a model without a chat template, and a bad request, fail with status 1 */
+    snprintf(args, sizeof(args), "--model %s/fixtures/tokenizers/mistral", harness_shared_dir());
+    out = run_render(args, "{\"messages\":[]}", &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    free(out);
+    snprintf(args, sizeof(args), "--model %s/fixtures/tokenizers/qwen3", harness_shared_dir());
+    out = run_render(args, "[1,2]", &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    free(out);
+    out = run_render("--bogus", "{}", &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    free(out);
+}
+
 int main(void)
 {
     RUN(test_golden_qwen3);
@@ -530,5 +609,6 @@ int main(void)
     RUN(test_strftime_now);
     RUN(test_errors_have_positions);
     RUN(test_limits);
+    RUN(test_render_subcommand);
     return harness_finish();
 }
