@@ -15,6 +15,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"serve", cli_serve, "run the daemon (FastCGI server behind nginx)"},
+    {"generate", cli_generate, "generate text from a model (greedy by default)"},
     {"tokenize", cli_tokenize, "text on stdin -> JSON array of token ids"},
     {"detokenize", cli_detokenize, "JSON array of token ids on stdin -> text"},
     {"render", cli_render, "chat request JSON on stdin -> the model's chat-template prompt"},
