@@ -234,6 +234,40 @@ int tok_merge_find(const struct tokenizer *tok, int32_t left, int32_t right, int
 int32_t tok_trie_match(const struct tokenizer *tok, const struct tok_trie *t, const char *text,
                        size_t n, size_t pos, int parse_special, size_t *match_len);
 
+/* ---- tokenizer.json scanning (tok_json.c) ---------------------------------- */
+
+#include <cJSON.h>
+
+struct tok_json_vocab {
+    uint32_t off, len; /* into tokenizer.pool */
+    int32_t id;
+};
+
+/* tokenizer.json as a cJSON tree without model.vocab / model.merges, plus those two. */
+struct tok_json_doc {
+    cJSON *root;
+    struct tok_json_vocab *vocab;
+    size_t n_vocab;
+    int has_vocab;      /* model.vocab was an object (else it is in root, if present) */
+    const char *merges; /* the model.merges array's text in the input, or NULL */
+    size_t merges_len;
+};
+
+enum status tok_json_scan(struct tokenizer *tok, const char *json, size_t len,
+                          struct tok_json_doc *doc);
+void tok_json_doc_free(struct tok_json_doc *doc);
+
+/* Iterates over the merges array: "a b" strings or ["a", "b"] pairs. */
+struct tok_json_merges {
+    const char *p, *end;
+    int started;
+};
+enum status tok_json_merges_next(struct tok_json_merges *it, struct tok_buf *a, struct tok_buf *b,
+                                 int *done);
+
+/* Appends a NUL-terminated copy of s to the pool. */
+enum status tok_pool_add(struct tokenizer *tok, const char *s, size_t n, uint32_t *off);
+
 /* ---- pipeline entry points (tok_normalize.c, tok_pretok.c, tok_bpe.c) ----- */
 
 enum status tok_normalize(const struct tokenizer *tok, const char *s, size_t n,

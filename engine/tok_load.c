@@ -89,7 +89,7 @@ static enum status read_file(const char *path, char **data, size_t *len, char *e
 
 /* ---- string pool and hash tables ------------------------------------------- */
 
-static enum status pool_add(struct tokenizer *tok, const char *s, size_t n, uint32_t *off)
+enum status tok_pool_add(struct tokenizer *tok, const char *s, size_t n, uint32_t *off)
 {
     if (n >= UINT32_MAX / 2 || tok->pool_len + n + 1 >= UINT32_MAX)
         return ST_ERR_RANGE;
@@ -644,26 +644,20 @@ static enum status parse_post(struct tokenizer *tok, const cJSON *obj, char *err
 
 /* ---- model ------------------------------------------------------------------ */
 
-static enum status parse_vocab_and_added(struct tokenizer *tok, const cJSON *model,
+static enum status parse_vocab_and_added(struct tokenizer *tok, const struct tok_json_doc *doc,
                                          const cJSON *added, char *err, size_t errlen)
 {
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    if (!cJSON_IsObject(vocab))
-        return FAIL(ST_ERR_FORMAT, "model.vocab is not an object");
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
         return FAIL(ST_ERR_FORMAT, "added_tokens is not an array");
     long max_id = -1;
-    size_t n_vocab = 0, n_added = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, vocab)
-    {
-        long id;
-        if (!it->string || !json_int(it, 0, TOK_MAX_ID - 1, &id))
-            return FAIL(ST_ERR_FORMAT, "vocab entry '%.40s' has a bad id",
-                        it->string ? it->string : "");
-        max_id = id > max_id ? id : max_id;
-        n_vocab++;
+    size_t n_added = 0;
+    for (size_t i = 0; i < doc->n_vocab; i++) {
+        if (doc->vocab[i].id >= TOK_MAX_ID)
+            return FAIL(ST_ERR_FORMAT, "vocab entry '%.40s' has id %d, beyond the limit",
+                        tok->pool + doc->vocab[i].off, (int)doc->vocab[i].id);
+        max_id = doc->vocab[i].id > max_id ? doc->vocab[i].id : max_id;
     }
+    const cJSON *it;
     cJSON_ArrayForEach(it, added)
     {
         long id;
@@ -678,22 +672,18 @@ static enum status parse_vocab_and_added(struct tokenizer *tok, const cJSON *mod
     tok->vocab_size = (int32_t)(max_id + 1);
     tok->id_str = malloc((size_t)(max_id + 1) * sizeof(*tok->id_str) + 1);
     tok->id_flags = calloc((size_t)max_id + 2, 1);
-    tok->vocab = table_new(n_vocab, &tok->vocab_cap);
+    tok->vocab = table_new(doc->n_vocab, &tok->vocab_cap);
     tok->added_map = table_new(n_added, &tok->added_map_cap);
     tok->added = calloc(n_added + 1, sizeof(*tok->added));
     if (!tok->id_str || !tok->id_flags || !tok->vocab || !tok->added_map || !tok->added)
         return FAIL(ST_ERR_NOMEM, "out of memory for a vocabulary of %ld", max_id + 1);
     for (long i = 0; i <= max_id; i++)
         tok->id_str[i] = (struct tok_str){0, UINT32_MAX};
-    cJSON_ArrayForEach(it, vocab)
-    {
-        int32_t id = (int32_t)it->valuedouble;
-        uint32_t off, len = (uint32_t)strlen(it->string);
-        if (pool_add(tok, it->string, len, &off) != ST_OK)
-            return FAIL(ST_ERR_NOMEM, "out of memory");
-        table_put(tok, tok->vocab, tok->vocab_cap, off, len, id);
-        tok->id_str[id] = (struct tok_str){off, len};
-        tok->id_flags[id] |= TOK_ID_PRESENT;
+    for (size_t i = 0; i < doc->n_vocab; i++) {
+        const struct tok_json_vocab *v = &doc->vocab[i];
+        table_put(tok, tok->vocab, tok->vocab_cap, v->off, v->len, v->id);
+        tok->id_str[v->id] = (struct tok_str){v->off, v->len};
+        tok->id_flags[v->id] |= TOK_ID_PRESENT;
     }
     cJSON_ArrayForEach(it, added)
     {
@@ -703,7 +693,7 @@ static enum status parse_vocab_and_added(struct tokenizer *tok, const cJSON *mod
         struct tok_added *a = &tok->added[tok->n_added++];
         a->id = id;
         a->len = (uint32_t)strlen(content);
-        if (pool_add(tok, content, a->len, &a->off) != ST_OK)
+        if (tok_pool_add(tok, content, a->len, &a->off) != ST_OK)
             return FAIL(ST_ERR_NOMEM, "out of memory");
         a->special = (unsigned)json_bool(it, "special", 0, &bad);
         a->lstrip = (unsigned)json_bool(it, "lstrip", 0, &bad);
@@ -724,79 +714,88 @@ static enum status parse_vocab_and_added(struct tokenizer *tok, const cJSON *mod
     return ST_OK;
 }
 
-static enum status parse_merges(struct tokenizer *tok, const cJSON *model, char *err, size_t errlen)
+static enum status merges_grow(struct tokenizer *tok)
 {
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!merges || cJSON_IsNull(merges))
-        return ST_OK;
-    if (!cJSON_IsArray(merges))
+    size_t old_cap = tok->merges_cap, cap = old_cap ? old_cap * 2 : 1024;
+    struct tok_merge_slot *old = tok->merges;
+    tok->merges = malloc(cap * sizeof(*tok->merges));
+    if (!tok->merges) {
+        tok->merges = old;
+        return ST_ERR_NOMEM;
+    }
+    memset(tok->merges, 0xff, cap * sizeof(*tok->merges));
+    tok->merges_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].key != UINT64_MAX)
+            merge_put(tok, (int32_t)(old[i].key >> 32), (int32_t)(uint32_t)old[i].key, old[i].rank,
+                      old[i].new_id);
+    }
+    free(old);
+    return ST_OK;
+}
+
+static enum status parse_merges(struct tokenizer *tok, const struct tok_json_doc *doc,
+                                const cJSON *model, char *err, size_t errlen)
+{
+    const cJSON *other = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (other && !cJSON_IsNull(other))
         return FAIL(ST_ERR_FORMAT, "model.merges is not an array");
-    size_t n = (size_t)cJSON_GetArraySize(merges);
-    tok->merges_cap = pow2_at_least(n * 2);
-    tok->merges = malloc(tok->merges_cap * sizeof(*tok->merges));
-    if (!tok->merges)
-        return FAIL(ST_ERR_NOMEM, "out of memory for %zu merges", n);
-    memset(tok->merges, 0xff, tok->merges_cap * sizeof(*tok->merges));
-    struct tok_buf joined = {0};
-    int32_t rank = 0;
-    const cJSON *it;
+    if (!doc->merges)
+        return ST_OK;
+    struct tok_json_merges it = {doc->merges, doc->merges + doc->merges_len, 0};
+    struct tok_buf a = {0}, b = {0}, joined = {0};
     enum status st = ST_OK;
-    cJSON_ArrayForEach(it, merges)
-    {
-        const char *a, *b;
-        size_t la, lb;
-        if (cJSON_IsString(it) && it->valuestring) {
-            const char *sp = strchr(it->valuestring, ' ');
-            if (!sp || strchr(sp + 1, ' ')) {
-                st = FAIL(ST_ERR_FORMAT, "merge %d is not two tokens separated by a space", rank);
-                break;
-            }
-            a = it->valuestring;
-            la = (size_t)(sp - a);
-            b = sp + 1;
-            lb = strlen(b);
-        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(it->child) &&
-                   cJSON_IsString(it->child->next) && it->child->valuestring &&
-                   it->child->next->valuestring) {
-            a = it->child->valuestring;
-            la = strlen(a);
-            b = it->child->next->valuestring;
-            lb = strlen(b);
-        } else {
-            st = FAIL(ST_ERR_FORMAT, "merge %d is neither \"a b\" nor [\"a\", \"b\"]", rank);
+    size_t n = 0;
+    for (int32_t rank = 0;; rank++) {
+        int done;
+        st = tok_json_merges_next(&it, &a, &b, &done);
+        if (st != ST_OK) {
+            st = st == ST_ERR_NOMEM
+                     ? FAIL(st, "out of memory")
+                     : FAIL(st, "merge %d is neither \"a b\" nor [\"a\", \"b\"]", rank);
             break;
         }
+        if (done)
+            break;
         joined.len = 0;
-        if (tok_buf_append(&joined, a, la) != ST_OK || tok_buf_append(&joined, b, lb) != ST_OK) {
+        if (tok_buf_append(&joined, a.data, a.len) != ST_OK ||
+            tok_buf_append(&joined, b.data, b.len) != ST_OK ||
+            ((n + 1) * 2 > tok->merges_cap && merges_grow(tok) != ST_OK)) {
             st = FAIL(ST_ERR_NOMEM, "out of memory");
             break;
         }
-        int32_t ia = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, a, la);
-        int32_t ib = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, b, lb);
+        int32_t ia = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, a.data, a.len);
+        int32_t ib = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, b.data, b.len);
         int32_t ij = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, joined.data, joined.len);
         if (ia < 0 || ib < 0 || ij < 0) {
             st = FAIL(ST_ERR_FORMAT, "merge %d uses a token missing from the vocabulary", rank);
             break;
         }
         merge_put(tok, ia, ib, rank, ij);
-        rank++;
+        n++;
     }
+    tok_buf_free(&a);
+    tok_buf_free(&b);
     tok_buf_free(&joined);
     return st;
 }
 
-static enum status parse_model(struct tokenizer *tok, const cJSON *root, char *err, size_t errlen)
+static enum status parse_model(struct tokenizer *tok, const struct tok_json_doc *doc, char *err,
+                               size_t errlen)
 {
+    const cJSON *root = doc->root;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model))
         return FAIL(ST_ERR_FORMAT, "tokenizer.json has no model object");
     const char *type = type_of(model);
     if (type && strcmp(type, "BPE"))
         return FAIL(ST_ERR_UNSUPPORTED, "unsupported tokenizer model type '%s'", type);
-    if (!type && !cJSON_GetObjectItemCaseSensitive(model, "merges"))
+    if (!type && !doc->merges)
         return FAIL(ST_ERR_UNSUPPORTED, "tokenizer model without a type is not BPE");
+    if (!doc->has_vocab)
+        return FAIL(ST_ERR_FORMAT, "model.vocab is not an object");
     enum status st = parse_vocab_and_added(
-        tok, model, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err, errlen);
+        tok, doc, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err, errlen);
     if (st != ST_OK)
         return st;
     int bad = 0;
@@ -816,7 +815,7 @@ static enum status parse_model(struct tokenizer *tok, const cJSON *root, char *e
         snprintf(name, sizeof(name), "<0x%02X>", b);
         tok->byte_ids[b] = tok_vocab_find(tok, tok->vocab, tok->vocab_cap, name, 6);
     }
-    return parse_merges(tok, model, err, errlen);
+    return parse_merges(tok, doc, model, err, errlen);
 }
 
 /* ---- tokenizer_config.json --------------------------------------------------- */
@@ -878,18 +877,19 @@ enum status tok_load_from_memory(const char *json, size_t json_len, const char *
     *out = NULL;
     if (!json)
         return FAIL(ST_ERR_INVALID, "no tokenizer.json text");
-    cJSON *root = cJSON_ParseWithLength(json, json_len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return FAIL(ST_ERR_FORMAT, "tokenizer.json is not a JSON object");
-    }
     struct tokenizer *tok = calloc(1, sizeof(*tok));
-    if (!tok) {
-        cJSON_Delete(root);
+    if (!tok)
         return FAIL(ST_ERR_NOMEM, "out of memory");
-    }
     tok->bos_id = -1;
-    enum status st = parse_model(tok, root, err, errlen);
+    struct tok_json_doc doc;
+    enum status st = tok_json_scan(tok, json, json_len, &doc);
+    if (st != ST_OK) {
+        tok_free(tok);
+        return FAIL(st, "tokenizer.json is not a well-formed JSON object%s",
+                    st == ST_ERR_NOMEM ? " (out of memory)" : "");
+    }
+    const cJSON *root = doc.root;
+    st = parse_model(tok, &doc, err, errlen);
     if (st == ST_OK && ((st = trie_build(tok, &tok->trie_raw, 0)) != ST_OK ||
                         (st = trie_build(tok, &tok->trie_norm, 1)) != ST_OK))
         FAIL(st, "out of memory");
@@ -903,7 +903,7 @@ enum status tok_load_from_memory(const char *json, size_t json_len, const char *
         st = parse_decoder(tok, cJSON_GetObjectItemCaseSensitive(root, "decoder"), err, errlen);
     if (st == ST_OK)
         st = parse_post(tok, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), err, errlen);
-    cJSON_Delete(root);
+    tok_json_doc_free(&doc);
     if (st == ST_OK)
         st = parse_config(tok, config, config_len, err, errlen);
     if (st != ST_OK) {
