@@ -131,6 +131,9 @@ int model_batch_logit_rows(const struct model_batch *b)
 static enum status check_batch(const struct model *m, const struct kv_cache *kv,
                                const struct model_batch *b, int *n_tokens, char *err, size_t errlen)
 {
+    if (!kv_cache_fits(kv, &m->cfg))
+        return status_fail(err, errlen, ST_ERR_INVALID,
+                           "batch: the kv cache was created for a different model shape");
     if (b->n_seqs < 0 || (b->n_seqs > 0 && !b->seqs))
         return status_fail(err, errlen, ST_ERR_INVALID, "batch: bad sequence list");
     long total = 0;

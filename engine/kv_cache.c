@@ -320,3 +320,10 @@ void kv_seq_set_len(struct kv_cache *kv, int seq, int len)
     if (s && len >= 0 && len <= s->n_blocks * kv->block_tokens)
         s->len = len;
 }
+
+bool kv_cache_fits(const struct kv_cache *kv, const struct model_config *cfg)
+{
+    return kv->n_layers == cfg->n_layers &&
+           kv->kv_dim == (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim &&
+           kv->max_pos == cfg->max_position_embeddings;
+}

@@ -20,6 +20,7 @@
 #ifndef ENGINE_KV_CACHE_H
 #define ENGINE_KV_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,10 @@ size_t kv_cache_bytes_used(const struct kv_cache *kv);
 
 /* Maximum number of live sequences. */
 int kv_cache_max_seqs(const struct kv_cache *kv);
+
+/* True when kv was created for a config with the same layer count, KV heads,
+ * head_dim and max_position_embeddings as cfg (model_forward checks this). */
+bool kv_cache_fits(const struct kv_cache *kv, const struct model_config *cfg);
 
 /*
  * Storage of one block for one layer: K and V each (block_tokens, n_kv_heads,

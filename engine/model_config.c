@@ -141,6 +141,11 @@ static enum status parse_quant(const cJSON *root, struct model_config *cfg, char
     if (!cJSON_IsObject(q))
         return status_fail(err, errlen, ST_ERR_FORMAT,
                            "config.json: quantization is not an object");
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(q, "quant_method");
+    if (cJSON_IsString(method) && strcmp(method->valuestring, "mlx") != 0)
+        return status_fail(err, errlen, ST_ERR_UNSUPPORTED,
+                           "config.json: quant_method '%s' is not supported (MLX affine only)",
+                           method->valuestring);
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(q, "mode");
     if (cJSON_IsString(mode) && strcmp(mode->valuestring, "affine") != 0)
         return status_fail(err, errlen, ST_ERR_UNSUPPORTED,

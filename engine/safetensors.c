@@ -632,7 +632,8 @@ enum status safetensors_set_open(const char *dir, struct safetensors_set **out, 
             const struct safetensors_tensor *t = safetensors_set_find(set, e->string, &f);
             const char *fp = f ? safetensors_path(f) : "";
             size_t fl = strlen(fp), nl = strlen(e->valuestring);
-            if (!t || fl < nl || strcmp(fp + fl - nl, e->valuestring) != 0) {
+            if (!t || fl <= nl || fp[fl - nl - 1] != '/' ||
+                strcmp(fp + fl - nl, e->valuestring) != 0) {
                 rc = status_fail(err, errlen, ST_ERR_FORMAT,
                                  "%s: tensor '%s' is mapped to %s but is not in that file", ipath,
                                  e->string, e->valuestring);

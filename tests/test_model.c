@@ -847,6 +847,15 @@ static void test_forward_rejects_bad_batches(void)
     e.seq = s2;
     CHECK_INT_EQ(model_forward(m, kv, &b, NULL, err, sizeof(err)), ST_ERR_NOMEM);
     CHECK_INT_EQ(kv_seq_len(kv, s2), 0);
+    struct model_config other = *model_get_config(m);
+    other.n_layers = 3;
+    struct kv_cache *kv3 = NULL;
+    CHECK_INT_EQ(kv_cache_create(&other, 4, 4, 1, &kv3, err, sizeof(err)), ST_OK);
+    int s3 = -1;
+    CHECK_INT_EQ(kv_seq_create(kv3, &s3, err, sizeof(err)), ST_OK);
+    e.seq = s3;
+    CHECK_INT_EQ(model_forward(m, kv3, &b, NULL, err, sizeof(err)), ST_ERR_INVALID);
+    kv_cache_free(kv3);
     free(logits);
     kv_cache_free(kv);
     model_free(m);

@@ -434,6 +434,11 @@ static void test_config_parse(void)
                        "\"num_attention_heads\":4,\"intermediate_size\":8,\"vocab_size\":8,"
                        "\"quantization\":{\"group_size\":48,\"bits\":4}}";
     CHECK_INT_EQ(model_config_parse(qbad, strlen(qbad), &c, err, sizeof(err)), ST_ERR_UNSUPPORTED);
+    const char *gptq = "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,"
+                       "\"num_attention_heads\":4,\"intermediate_size\":8,\"vocab_size\":8,"
+                       "\"quantization_config\":{\"quant_method\":\"gptq\",\"bits\":4}}";
+    CHECK_INT_EQ(model_config_parse(gptq, strlen(gptq), &c, err, sizeof(err)), ST_ERR_UNSUPPORTED);
+    CHECK(strstr(err, "gptq") != NULL);
 }
 
 /* --- sharded sets -------------------------------------------------------- */
