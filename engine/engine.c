@@ -483,9 +483,16 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
             return status_fail(err, errlen, ST_ERR_INVALID,
                                "stop token id %d is outside the vocabulary (%d)",
                                (int)gp->stop_ids[i], m->info.vocab);
-    for (int i = 0; i < gp->n_stop; i++)
+    if (gp->n_stop_ids > ENGINE_MAX_STOP_IDS)
+        return status_fail(err, errlen, ST_ERR_INVALID, "more than %d stop token ids",
+                           ENGINE_MAX_STOP_IDS);
+    for (int i = 0; i < gp->n_stop; i++) {
         if (!gp->stop[i])
             return status_fail(err, errlen, ST_ERR_INVALID, "stop string %d is NULL", i);
+        if (strlen(gp->stop[i]) > ENGINE_MAX_STOP_LEN)
+            return status_fail(err, errlen, ST_ERR_INVALID,
+                               "stop string %d is longer than %d bytes", i, ENGINE_MAX_STOP_LEN);
+    }
 
     struct engine_request *r = calloc(1, sizeof(*r));
     if (!r)
@@ -501,6 +508,12 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
     if (st != ST_OK)
         goto fail;
     int room = m->info.n_ctx - r->n_prompt;
+    if (!gp->max_tokens) {
+        /* Unspecified: as much as the context and the whole KV pool allow. */
+        int pool = (int)(m->info.kv_blocks * (size_t)m->info.kv_block_tokens) - r->n_prompt;
+        if (pool < room)
+            room = pool > 1 ? pool : 1;
+    }
     r->max_tokens = gp->max_tokens && gp->max_tokens < room ? gp->max_tokens : room;
     size_t need = blocks_for(m, r->n_prompt + r->max_tokens);
     if (need > m->info.kv_blocks) {
@@ -512,7 +525,7 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
     }
 
     /* The sampler bans EOS (unless ignored) and stop ids below min_tokens. */
-    int32_t ban[ENGINE_MAX_EOS + 64];
+    int32_t ban[ENGINE_MAX_EOS + ENGINE_MAX_STOP_IDS];
     int n_ban = 0;
     if (gp->n_stop_ids) {
         r->stop_ids = malloc((size_t)gp->n_stop_ids * sizeof(*r->stop_ids));
@@ -526,7 +539,7 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
     if (!r->ignore_eos)
         for (int i = 0; i < m->info.n_eos; i++)
             ban[n_ban++] = m->info.eos_ids[i];
-    for (int i = 0; i < r->n_stop_ids && n_ban < (int)(sizeof(ban) / sizeof(ban[0])); i++)
+    for (int i = 0; i < r->n_stop_ids; i++)
         ban[n_ban++] = r->stop_ids[i];
     struct sampler_params sp = gp->sampling;
     sp.min_tokens = gp->min_tokens;
@@ -641,7 +654,7 @@ static void deliver(struct engine_request *r, const struct engine_event *ev)
 static void request_finish(struct engine_model *m, struct engine_request *r,
                            enum engine_finish finish, enum status st, const char *msg)
 {
-    char tail[1024];
+    char tail[ENGINE_MAX_STOP_LEN + 512]; /* held text < the longest stop string */
     size_t tail_len = 0;
     const char *stop_string = NULL;
     if (finish == ENGINE_FINISH_STOP || finish == ENGINE_FINISH_LENGTH) {
@@ -906,6 +919,8 @@ static void *scheduler_main(void *arg)
         pthread_mutex_lock(&m->mu);
         for (;;) {
             admit_locked(m, &cancelled);
+            m->stats.kv_free_blocks = kv_cache_free_blocks(m->kv);
+            m->stats.n_running = m->n_live;
             if (m->stopping || m->n_running > 0 || cancelled)
                 break;
             pthread_cond_wait(&m->wake, &m->mu);

@@ -170,12 +170,16 @@ struct engine_event {
 /* Called on the scheduler thread; ev and its pointers live only during the call. */
 typedef void (*engine_event_fn)(const struct engine_event *ev, void *user);
 
+#define ENGINE_MAX_STOP_IDS 64  /* extra stop token ids per request */
+#define ENGINE_MAX_STOP_LEN 512 /* bytes of one stop string */
+
 struct engine_gen_params {
     /* temperature, top_k, ..., logprobs.  eos_ids and min_tokens are filled
      * in by the engine from the model and min_tokens below. */
     struct sampler_params sampling;
     bool has_seed;  /* false: a seed is drawn from the clock and a counter */
-    int max_tokens; /* 0 = up to the context; larger values are capped at it */
+    int max_tokens; /* 0 = up to the context (and the KV pool); larger values are capped
+                       at the context */
     int min_tokens; /* EOS and stop ids are banned until this many tokens */
     bool ignore_eos;
     const char *const *stop; /* stop strings (copied) */
