@@ -196,16 +196,21 @@ static enum status decode_into(const struct tokenizer *tok, const int32_t *ids, 
         a = b;
         b = t;
     }
+    /* Without a decoder HF joins the tokens with spaces. */
+    struct tok_buf joined = {0};
+    for (size_t i = 0; st == ST_OK && i < a.n; i++) {
+        if (i > 0 && !tok->has_decoder)
+            st = tok_buf_append(&joined, " ", 1);
+        if (st == ST_OK)
+            st = tok_buf_append(&joined, a.buf.data + a.off[i], a.len[i]);
+    }
+    /* Token strings from an untrusted file may be invalid UTF-8: never pass that on. */
     text->len = 0;
     if (st == ST_OK)
         st = tok_buf_append(text, "", 0);
-    /* Without a decoder HF joins the tokens with spaces. */
-    for (size_t i = 0; st == ST_OK && i < a.n; i++) {
-        if (i > 0 && !tok->has_decoder)
-            st = tok_buf_append(text, " ", 1);
-        if (st == ST_OK)
-            st = tok_buf_append(text, a.buf.data + a.off[i], a.len[i]);
-    }
+    if (st == ST_OK && joined.len)
+        st = tok_utf8_append_lossy(text, joined.data, joined.len);
+    tok_buf_free(&joined);
     tok_pieces_free(&a);
     tok_pieces_free(&b);
     return st;

@@ -49,11 +49,12 @@ static const char *str_field(const cJSON *o, const char *k)
 }
 
 /* Concatenation of a stream's output over ids, plus the final flush. */
-static char *stream_decode(const struct tokenizer *tok, const int32_t *ids, size_t n, int *ok)
+static char *stream_decode(const struct tokenizer *tok, const int32_t *ids, size_t n,
+                           int skip_special, int *ok)
 {
     struct tok_stream *s;
     *ok = 0;
-    if (tok_stream_new(tok, 0, &s) != ST_OK)
+    if (tok_stream_new(tok, skip_special, &s) != ST_OK)
         return NULL;
     size_t cap = 64, len = 0;
     char *all = malloc(cap);
@@ -159,12 +160,19 @@ static void check_goldens(int which, const char *name, const char *dir)
                   out ? out : "(null)", skip);
         free(out);
         int whole = 0;
-        char *streamed = stream_decode(tok, wids, wn, &whole);
+        char *streamed = stream_decode(tok, wids, wn, 0, &whole);
         int r_ok = whole && streamed && !strcmp(streamed, raw);
+        free(streamed);
+        /* The engine streams with skip_special: that must equal the raw skip decode. */
+        char *skip_raw = NULL;
+        streamed = stream_decode(tok, wids, wn, 1, &whole);
+        r_ok = r_ok && whole && streamed && tok_decode_raw(tok, wids, wn, 1, &skip_raw) == ST_OK &&
+               !strcmp(streamed, skip_raw);
         stream_ok += r_ok;
         CHECK_MSG(r_ok, "%s line %d: streamed \"%s\" != \"%s\"", name, lines,
-                  streamed ? streamed : "(null)", raw);
+                  streamed ? streamed : "(null)", skip_raw ? skip_raw : raw);
         free(streamed);
+        free(skip_raw);
         free(wids);
         free(ids);
         cJSON_Delete(o);
