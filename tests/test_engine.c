@@ -1,5 +1,6 @@
 /* Tests for engine/engine: the scheduler against the aidreams-260k goldens,
  * batching equivalence, cancellation, errors, and `generate --json`. */
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct collect {
     struct engine_usage usage;
     int events_after_done;
     int first_order, done_order; /* event_clock values at the first token and at DONE */
+    struct sampler_result lp[4]; /* logprobs of the first tokens */
     int hold_at;                 /* > 0: the callback blocks after this many tokens ... */
     bool gate_open;              /* ... until the test opens the gate */
 };
@@ -56,6 +58,8 @@ static void on_event(const struct engine_event *ev, void *user)
     event_clock++;
     if (ev->kind == ENGINE_EVENT_TOKEN && c->n_ids == 0)
         c->first_order = event_clock;
+    if (ev->kind == ENGINE_EVENT_TOKEN && ev->logprobs && c->n_ids < 4)
+        c->lp[c->n_ids] = *ev->logprobs;
     if (ev->kind == ENGINE_EVENT_TOKEN && c->n_ids < MAX_IDS)
         c->ids[c->n_ids++] = ev->token;
     if (c->text_len + ev->text_len < sizeof(c->text)) {
@@ -237,6 +241,68 @@ static void describe(int i, struct engine_request_desc *d, int32_t *ids_buf)
         d->params.ignore_eos = false;
         break;
     }
+}
+
+/* Logprobs of the first three tokens from BOS against the golden logits:
+ * log-softmax of the raw logits, and the top ids in order. */
+static void test_logprobs_golden(void)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/fixtures/goldens/model/aidreams-260k.json",
+             harness_shared_dir());
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static char buf[4 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *root = cJSON_Parse(buf);
+    const cJSON *positions =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "cases"), 0), "positions");
+    CHECK_INT_EQ(cJSON_GetArraySize(positions), 3);
+
+    struct engine_model *m = load(NULL);
+    int32_t bos[1] = {1};
+    struct engine_request_desc d = {
+        .kind = ENGINE_PROMPT_IDS, .prompt_ids = bos, .n_prompt_ids = 1};
+    engine_gen_params_default(&d.params);
+    d.params.max_tokens = 3;
+    d.params.ignore_eos = true;
+    d.params.sampling.logprobs = true;
+    d.params.sampling.top_logprobs = 5;
+    struct collect c;
+    collect_init(&c);
+    struct engine_request *r = NULL;
+    if (m && submit(m, &d, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.n_ids, 3);
+        for (int i = 0; i < 3 && i < c.n_ids; i++) {
+            const cJSON *pos = cJSON_GetArrayItem(positions, i);
+            const cJSON *logits = cJSON_GetObjectItem(pos, "logits"), *e;
+            double max = -1e30, sum = 0;
+            cJSON_ArrayForEach(e, logits) if (e->valuedouble > max) max = e->valuedouble;
+            cJSON_ArrayForEach(e, logits) sum += exp(e->valuedouble - max);
+            double lse = max + log(sum);
+            double want = cJSON_GetArrayItem(logits, c.ids[i])->valuedouble - lse;
+            CHECK_MSG(fabs(c.lp[i].logprob - want) < 1e-3, "token %d: logprob %f vs %f", i,
+                      c.lp[i].logprob, want);
+            CHECK_INT_EQ(c.lp[i].n_top, 5);
+            const cJSON *top = cJSON_GetObjectItem(pos, "top");
+            for (int k = 0; k < 5; k++) {
+                const cJSON *t = cJSON_GetArrayItem(top, k);
+                CHECK_INT_EQ(c.lp[i].top[k].id, cJSON_GetArrayItem(t, 0)->valueint);
+                CHECK(fabs(c.lp[i].top[k].logprob - (cJSON_GetArrayItem(t, 1)->valuedouble - lse)) <
+                      1e-3);
+            }
+            CHECK_INT_EQ(c.lp[i].top[0].id, c.ids[i]); /* greedy */
+        }
+    }
+    engine_request_release(r);
+    collect_destroy(&c);
+    engine_model_free(m);
+    cJSON_Delete(root);
 }
 
 static void test_batched_equals_alone(void)
@@ -580,6 +646,7 @@ int main(void)
     snprintf(model_dir, sizeof(model_dir), "%s/fixtures/models/aidreams-260k",
              harness_shared_dir());
     RUN(test_greedy_golden);
+    RUN(test_logprobs_golden);
     RUN(test_batched_equals_alone);
     RUN(test_cancel_frees_blocks);
     RUN(test_kv_admission_waits);
