@@ -237,7 +237,7 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     info->max_batch_tokens = o.max_batch_tokens;
     info->kv_block_tokens = o.block_tokens;
     m->tok_vocab = tok_vocab_size(m->tok);
-    if (m->tok_vocab > info->vocab)
+    if (m->tok_vocab <= 0 || m->tok_vocab > info->vocab)
         m->tok_vocab = info->vocab;
     for (int i = 0; i < cfg->n_eos; i++)
         add_eos(info, cfg->eos_token_ids[i]);
