@@ -445,6 +445,76 @@ static void test_stop_overlapping_and_utf8(void)
     stop_matcher_free(m);
 }
 
+/* Random pieces over a tiny alphabet against a direct reference: after the
+ * first piece that completes a stop string anywhere in the text so far, the
+ * output must be that text up to the earliest stop start; otherwise all of
+ * it (after the flush); and what was emitted is always a prefix. */
+static void test_stop_random_vs_reference(void)
+{
+    const char *stops[3] = {"ab#", "##", "bba"};
+    uint64_t x = 12345;
+    int mismatches = 0, stopped_runs = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        struct stop_matcher *m = NULL;
+        char err[64];
+        if (stop_matcher_create(stops, 3, &m, err, sizeof(err)) != ST_OK) {
+            CHECK(0);
+            return;
+        }
+        char text[128] = "", out[128] = "";
+        size_t text_len = 0, out_len = 0;
+        bool stopped = false, want_stop = false;
+        size_t want_len = 0;
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int n_pieces = 1 + (int)((x >> 33) % 8);
+        for (int piece = 0; piece < n_pieces && !stopped; piece++) {
+            char buf[5];
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            int n = (int)((x >> 33) % 5);
+            for (int i = 0; i < n; i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                buf[i] = "ab#"[(x >> 33) % 3];
+            }
+            memcpy(text + text_len, buf, (size_t)n);
+            text_len += (size_t)n;
+            text[text_len] = 0;
+            const char *e;
+            size_t el;
+            stop_matcher_feed(m, buf, (size_t)n, &e, &el, &stopped);
+            memcpy(out + out_len, e, el);
+            out_len += el;
+            if (out_len > text_len || memcmp(out, text, out_len))
+                mismatches++;
+            const char *first = NULL;
+            for (int k = 0; k < 3; k++) {
+                const char *hit = strstr(text, stops[k]);
+                if (hit && (!first || hit < first))
+                    first = hit;
+            }
+            if (first) {
+                want_stop = true;
+                want_len = (size_t)(first - text);
+                break;
+            }
+        }
+        if (!stopped) {
+            const char *e;
+            size_t el;
+            stop_matcher_flush(m, &e, &el);
+            memcpy(out + out_len, e, el);
+            out_len += el;
+            want_len = text_len;
+        }
+        stopped_runs += stopped;
+        if (stopped != want_stop || out_len != want_len || memcmp(out, text, out_len))
+            mismatches++;
+        stop_matcher_free(m);
+    }
+    CHECK_INT_EQ(mismatches, 0);
+    /* both paths exercised */
+    CHECK_MSG(stopped_runs > 300 && stopped_runs < 2700, "%d of 3000 stopped", stopped_runs);
+}
+
 int main(void)
 {
     RUN(test_greedy_and_ties);
@@ -463,5 +533,6 @@ int main(void)
     RUN(test_invalid_params);
     RUN(test_stop_across_tokens);
     RUN(test_stop_overlapping_and_utf8);
+    RUN(test_stop_random_vs_reference);
     return harness_finish();
 }
