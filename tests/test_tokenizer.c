@@ -370,6 +370,57 @@ static void test_mini(void)
     tok_free(tok);
 }
 
+/* Split behaviours, seen through merges that would cross the split points. */
+static void test_split_behaviors(void)
+{
+    static const char *const behaviors[] = {"Isolated",       "Removed",    "MergedWithPrevious",
+                                            "MergedWithNext", "Contiguous", "Removed"};
+    static const int32_t want[][3] = {{0, 2, 1},  {0, 1, -1}, {3, 1, -1},
+                                      {0, 4, -1}, {0, 2, 1},  {2, -1, -1}};
+    for (size_t i = 0; i < sizeof(behaviors) / sizeof(behaviors[0]); i++) {
+        char json[1024];
+        snprintf(json, sizeof(json),
+                 "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"-\":2,\"a-\":3,"
+                 "\"-b\":4},\"merges\":[\"a -\",\"- b\"]},\"pre_tokenizer\":{\"type\":\"Split\","
+                 "\"pattern\":{\"Regex\":\"-\"},\"behavior\":\"%s\",\"invert\":%s}}",
+                 behaviors[i], i == 5 ? "true" : "false");
+        struct tokenizer *tok = NULL;
+        char err[256] = "";
+        CHECK_MSG(tok_load_from_memory(json, strlen(json), NULL, 0, &tok, err, sizeof(err)) ==
+                      ST_OK,
+                  "%s", err);
+        if (!tok)
+            continue;
+        size_t n = want[i][2] >= 0 ? 3 : want[i][1] >= 0 ? 2 : 1;
+        CHECK_MSG(encode_eq(tok, "a-b", 0, want[i], n), "behavior %s", behaviors[i]);
+        tok_free(tok);
+    }
+}
+
+static void test_metaspace(void)
+{
+    const char *json =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\\u2581a\":0,\"\\u2581b\":1,\"\\u2581\":2,"
+        "\"a\":3,\"b\":4},\"merges\":[[\"\\u2581\",\"a\"],[\"\\u2581\",\"b\"]]},"
+        "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","
+        "\"prepend_scheme\":\"always\",\"split\":true},"
+        "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","
+        "\"prepend_scheme\":\"always\"}}";
+    struct tokenizer *tok = NULL;
+    char err[256] = "";
+    CHECK_MSG(tok_load_from_memory(json, strlen(json), NULL, 0, &tok, err, sizeof(err)) == ST_OK,
+              "%s", err);
+    if (!tok)
+        return;
+    const int32_t ab[] = {0, 1};
+    CHECK(encode_eq(tok, "a b", 0, ab, 2));
+    char *text = NULL;
+    CHECK_INT_EQ(tok_decode(tok, ab, 2, 0, &text), ST_OK);
+    CHECK_STR_EQ(text, "a b");
+    free(text);
+    tok_free(tok);
+}
+
 static void test_malformed(void)
 {
     char err[256];
@@ -623,6 +674,8 @@ int main(void)
     RUN(test_special_flag);
     RUN(test_decode_errors);
     RUN(test_mini);
+    RUN(test_split_behaviors);
+    RUN(test_metaspace);
     RUN(test_malformed);
     RUN(test_truncated);
     RUN(test_threads);
