@@ -88,13 +88,15 @@ void block_attention(struct model *m, struct kv_cache *kv, const struct model_ba
         .token_stride = kd,
         .block_tokens = kv_cache_block_tokens(kv),
     };
+    bool windowed = c->sliding_window > 0 && layer >= c->sliding_window_from_layer;
     for (int t = 0; t < n; t++) {
         int nb;
         view.blocks = kv_seq_blocks(kv, b->seqs[s->tok_seq[t]].seq, &nb);
         int n_ctx = s->tok_pos[t] + 1;
+        int start = windowed && n_ctx > c->sliding_window ? n_ctx - c->sliding_window : 0;
         for (int h = 0; h < c->n_heads; h++)
             kernel_attention_ref(s->q + (size_t)t * qd + (size_t)h * hd, &view,
-                                 (size_t)(h / group) * hd, c->head_dim, n_ctx, scale, s->att,
+                                 (size_t)(h / group) * hd, c->head_dim, start, n_ctx, scale, s->att,
                                  s->att_out + (size_t)t * qd + (size_t)h * hd);
     }
     const struct layer_weights *lw = &m->w.layers[layer];

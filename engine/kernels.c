@@ -142,15 +142,17 @@ static const float *kv_at(const float *base, const struct kernel_kv_view *kv, in
 }
 
 void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_t head_off,
-                          int head_dim, int n_ctx, float scale, float *att, float *out)
+                          int head_dim, int ctx_start, int n_ctx, float scale, float *att,
+                          float *out)
 {
-    for (int p = 0; p < n_ctx; p++)
-        att[p] = dot_f32(q, kv_at(kv->k, kv, p) + head_off, (size_t)head_dim) * scale;
-    kernel_softmax_ref(att, (size_t)n_ctx);
+    int n = n_ctx - ctx_start;
+    for (int p = 0; p < n; p++)
+        att[p] = dot_f32(q, kv_at(kv->k, kv, ctx_start + p) + head_off, (size_t)head_dim) * scale;
+    kernel_softmax_ref(att, (size_t)n);
     for (int i = 0; i < head_dim; i++)
         out[i] = 0.0f;
-    for (int p = 0; p < n_ctx; p++) {
-        const float *v = kv_at(kv->v, kv, p) + head_off;
+    for (int p = 0; p < n; p++) {
+        const float *v = kv_at(kv->v, kv, ctx_start + p) + head_off;
         float a = att[p];
         for (int i = 0; i < head_dim; i++)
             out[i] += a * v[i];

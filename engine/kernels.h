@@ -70,12 +70,14 @@ struct kernel_kv_view {
 };
 
 /*
- * Causal attention of one query head over positions 0..n_ctx-1:
+ * Causal attention of one query head over positions ctx_start..n_ctx-1:
  * out = softmax(scale * q . K[p]) weighted sum of V[p], where K/V of position
  * p for this KV head start at head_off floats into the position's slot.
- * q and out have head_dim floats; att is scratch of n_ctx floats.
+ * ctx_start > 0 is a sliding window.  q and out have head_dim floats; att is
+ * scratch of n_ctx - ctx_start floats.
  */
 void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_t head_off,
-                          int head_dim, int n_ctx, float scale, float *att, float *out);
+                          int head_dim, int ctx_start, int n_ctx, float scale, float *att,
+                          float *out);
 
 #endif

@@ -62,7 +62,9 @@ struct model_config {
     float rope_low_freq_factor;       /* llama3 */
     float rope_high_freq_factor;      /* llama3 */
     int rope_original_max_pos;        /* llama3 original_max_position_embeddings */
-    int sliding_window;               /* 0 when absent/null; informational for now */
+    int sliding_window;               /* attend to at most this many positions; 0 = no window */
+    int sliding_window_from_layer;    /* layers below this attend to everything (Qwen2
+                                         max_window_layers) */
     bool tie_word_embeddings;         /* logits use embed_tokens (no lm_head.weight) */
     bool attention_bias;              /* q/k/v projections have biases */
     bool qk_norm;                     /* q_norm / k_norm per head (Qwen3) */

@@ -430,6 +430,7 @@ static void test_kv_fork_refcounts(void)
 struct rmodel {
     const char *arch, *model_type, *dtype;
     int hidden, layers, heads, kv_heads, head_dim, ffn, vocab, max_pos;
+    int window; /* sliding_window, 0 = null */
     bool bias, qk_norm, tie, explicit_head_dim, llama3;
     double theta, eps;
     float *embed, *lm_head, *norm;
@@ -502,10 +503,12 @@ static int rm_write(struct rmodel *r, const char *dir, uint64_t seed)
         }
 #undef T
     }
-    char path[4096], cfg[2048], hd[64] = "", rs[256] = "\"rope_scaling\": null,";
+    char path[4096], cfg[2048], hd[64] = "", rs[256] = "\"rope_scaling\": null,", sw[32] = "null";
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     int rc = stb_write(&b, path);
     stb_free(&b);
+    if (r->window)
+        snprintf(sw, sizeof(sw), "%d", r->window);
     if (r->explicit_head_dim)
         snprintf(hd, sizeof(hd), "\"head_dim\": %d,", r->head_dim);
     if (r->llama3)
@@ -519,9 +522,9 @@ static int rm_write(struct rmodel *r, const char *dir, uint64_t seed)
              "\"num_key_value_heads\": %d, %s \"intermediate_size\": %d, \"vocab_size\": %d, "
              "\"max_position_embeddings\": %d, \"rms_norm_eps\": %g, \"rope_theta\": %g, %s "
              "\"tie_word_embeddings\": %s, \"bos_token_id\": 1, \"eos_token_id\": [2, 3], "
-             "\"sliding_window\": null, \"hidden_act\": \"silu\"}",
+             "\"sliding_window\": %s, \"hidden_act\": \"silu\"}",
              r->arch, r->model_type, h, r->layers, r->heads, r->kv_heads, hd, r->ffn, r->vocab,
-             r->max_pos, r->eps, r->theta, rs, r->tie ? "true" : "false");
+             r->max_pos, r->eps, r->theta, rs, r->tie ? "true" : "false", sw);
     return rc | stb_write_text(dir, "config.json", cfg);
 }
 
@@ -623,19 +626,20 @@ static void ref_forward(const struct rmodel *r, const int32_t *toks, int n, doub
             ref_rope(k, r->kv_heads, hd, t, r);
             for (int hh = 0; hh < r->heads; hh++) {
                 int kvh = hh / (r->heads / r->kv_heads);
+                int lo = r->window && t + 1 > r->window ? t + 1 - r->window : 0;
                 double mx = -1e300, sum = 0;
-                for (int p = 0; p <= t; p++) {
+                for (int p = lo; p <= t; p++) {
                     double d = 0;
                     for (int i = 0; i < hd; i++)
                         d += q[hh * hd + i] * K[((size_t)l * n + p) * kd + kvh * hd + i];
                     att[p] = d / sqrt((double)hd);
                     mx = att[p] > mx ? att[p] : mx;
                 }
-                for (int p = 0; p <= t; p++)
+                for (int p = lo; p <= t; p++)
                     sum += (att[p] = exp(att[p] - mx));
                 for (int i = 0; i < hd; i++) {
                     double acc = 0;
-                    for (int p = 0; p <= t; p++)
+                    for (int p = lo; p <= t; p++)
                         acc += att[p] / sum * V[((size_t)l * n + p) * kd + kvh * hd + i];
                     ao[hh * hd + i] = acc;
                 }
@@ -800,6 +804,26 @@ static void test_random_llama31_scaled(void)
     check_random_model(&r, 33);
 }
 
+static void test_random_mistral_window(void)
+{
+    struct rmodel r = {.arch = "MistralForCausalLM",
+                       .model_type = "mistral",
+                       .dtype = "F32",
+                       .hidden = 32,
+                       .layers = 2,
+                       .heads = 4,
+                       .kv_heads = 2,
+                       .head_dim = 8,
+                       .ffn = 40,
+                       .vocab = 48,
+                       .max_pos = 64,
+                       .window = 5,
+                       .tie = false,
+                       .theta = 10000.0,
+                       .eps = 1e-5};
+    check_random_model(&r, 44);
+}
+
 /* ---------------------------------------------------------------------- */
 /* batch validation                                                        */
 
@@ -875,6 +899,7 @@ int main(void)
     RUN(test_random_qwen2);
     RUN(test_random_qwen3);
     RUN(test_random_llama31_scaled);
+    RUN(test_random_mistral_window);
     RUN(test_forward_rejects_bad_batches);
     return harness_finish();
 }

@@ -3,8 +3,8 @@
  *
  * Pre-norm decoder: RMSNorm -> q/k/v -> RoPE (rotate_half, optional llama3 or
  * linear scaling) -> grouped-query attention -> o_proj, then RMSNorm ->
- * SwiGLU MLP.  Mistral is the same network; its sliding window only matters
- * past 4096 positions and is recorded but not applied yet.
+ * SwiGLU MLP.  Mistral is the same network, with a sliding attention window
+ * on every layer when config.json sets sliding_window (v0.1).
  */
 #include <string.h>
 

@@ -15,6 +15,10 @@ static enum status qwen2_configure(struct model_config *cfg, const cJSON *root, 
     /* the window only applies when use_sliding_window is true */
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window")))
         cfg->sliding_window = 0;
+    /* HF: only layers from max_window_layers on use the window */
+    const cJSON *mwl = cJSON_GetObjectItemCaseSensitive(root, "max_window_layers");
+    if (cJSON_IsNumber(mwl))
+        cfg->sliding_window_from_layer = mwl->valueint;
     return ST_OK;
 }
 
