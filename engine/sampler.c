@@ -311,9 +311,17 @@ static int32_t draw(struct sampler *s, float *w)
     float *prob = s->prob;
     int sorted = 0;
 
+    /* Shift by the maximum before scaling: a tiny temperature then sends
+     * everything but the best token to -inf instead of overflowing to +inf. */
+    int32_t best = argmax(w, n);
+    float max = w[best];
+    if (!isfinite(max))
+        return best; /* everything banned, or an infinite bias */
     float inv_t = 1.0f / p->temperature;
+    if (!isfinite(inv_t))
+        return best;
     for (int i = 0; i < n; i++) {
-        w[i] *= inv_t;
+        w[i] = (w[i] - max) * inv_t;
         idx[i] = i;
     }
     if (p->top_k > 0 && p->top_k < n) {
@@ -322,15 +330,11 @@ static int32_t draw(struct sampler *s, float *w)
         sort_ids(w, idx, 0, n);
         sorted = 1;
     }
-    float max = -INFINITY;
-    for (int j = 0; j < n; j++)
-        if (w[idx[j]] > max)
-            max = w[idx[j]];
-    if (!isfinite(max))
-        return argmax(w, s->n_vocab);
+    /* The best token survives top_k, so probabilities are relative to it
+     * (its own is exp(0) = 1). */
     double total = 0;
     for (int j = 0; j < n; j++) {
-        prob[idx[j]] = expf(w[idx[j]] - max);
+        prob[idx[j]] = expf(w[idx[j]]);
         total += prob[idx[j]];
     }
 
@@ -366,8 +370,7 @@ static int32_t draw(struct sampler *s, float *w)
     }
 
     if (p->min_p > 0.0f) {
-        /* prob is relative to the best token (exp(0) = 1), so min_p * p_max
-         * is min_p itself. */
+        /* prob is relative to the best token, so min_p * p_max is min_p. */
         int kept = 0;
         total = 0;
         for (int j = 0; j < n; j++)

@@ -58,6 +58,12 @@ static void test_temperature_to_zero_is_greedy(void)
         p.seed = seed;
         CHECK_INT_EQ(sample_once(6, &p, l), 1);
     }
+    /* so small that logit / T overflows: still the best token, not the
+     * first positive one */
+    p.temperature = 1e-39f; /* 1 / T is +inf in float */
+    CHECK_INT_EQ(sample_once(6, &p, l), 1);
+    float all_banned[3] = {-INFINITY, -INFINITY, -INFINITY};
+    CHECK_INT_EQ(sample_once(3, &p, all_banned), 0);
 }
 
 static void test_top_k(void)
