@@ -235,9 +235,17 @@ static enum status parse_root(const cJSON *root, struct model_config *cfg, char 
         (rc =
              get_int(root, "sliding_window", false, 0, 1 << 24, &cfg->sliding_window, err, errlen)))
         return rc;
+    /* newer transformers write rope_theta and the scaling into rope_parameters */
+    const cJSON *rope = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if (cJSON_IsObject(rp)) {
+        if ((rc = get_float(rp, "rope_theta", &cfg->rope_theta, err, errlen)) != ST_OK)
+            return rc;
+        if (!rope || cJSON_IsNull(rope))
+            rope = rp;
+    }
     if ((rc = parse_eos(root, cfg, err, errlen)) ||
-        (rc = parse_rope_scaling(cJSON_GetObjectItemCaseSensitive(root, "rope_scaling"), cfg, err,
-                                 errlen)) ||
+        (rc = parse_rope_scaling(rope, cfg, err, errlen)) ||
         (rc = parse_quant(root, cfg, err, errlen)) || (rc = fam->configure(cfg, root, err, errlen)))
         return rc;
 

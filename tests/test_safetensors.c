@@ -423,6 +423,13 @@ static void test_config_parse(void)
                        "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0}}";
     CHECK_INT_EQ(model_config_parse(yarn, strlen(yarn), &c, err, sizeof(err)), ST_ERR_UNSUPPORTED);
     CHECK(strstr(err, "yarn") != NULL);
+    const char *rp = "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,"
+                     "\"num_attention_heads\":4,\"intermediate_size\":8,\"vocab_size\":8,"
+                     "\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":2.0,"
+                     "\"rope_theta\":1000.0}}";
+    CHECK_INT_EQ(model_config_parse(rp, strlen(rp), &c, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(c.rope_scaling, MODEL_ROPE_SCALING_LINEAR);
+    CHECK(c.rope_theta == 1000.0f && c.rope_factor == 2.0f);
     const char *gqa = "{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":1,"
                       "\"num_attention_heads\":4,\"num_key_value_heads\":3,"
                       "\"intermediate_size\":8,\"vocab_size\":8}";
