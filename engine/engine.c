@@ -234,7 +234,14 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     info->bos_id = cfg->bos_token_id >= 0 ? cfg->bos_token_id : tok_bos_id(m->tok);
     info->has_chat_template = m->tmpl != NULL;
     info->max_seqs = o.max_seqs;
-    info->max_batch_tokens = o.max_batch_tokens;
+    /* The step budget is what one forward call accepts. */
+    info->max_batch_tokens = model_max_batch_tokens(m->model);
+    if (info->max_batch_tokens < o.max_seqs) {
+        st = status_fail(err, errlen, ST_ERR_INVALID,
+                         "the model takes %d tokens per forward pass, fewer than max_seqs (%d)",
+                         info->max_batch_tokens, o.max_seqs);
+        goto fail;
+    }
     info->kv_block_tokens = o.block_tokens;
     m->tok_vocab = tok_vocab_size(m->tok);
     if (m->tok_vocab <= 0 || m->tok_vocab > info->vocab)

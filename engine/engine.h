@@ -180,7 +180,8 @@ struct engine_gen_params {
     bool has_seed;  /* false: a seed is drawn from the clock and a counter */
     int max_tokens; /* 0 = up to the context (and the KV pool); larger values are capped
                        at the context */
-    int min_tokens; /* EOS and stop ids are banned until this many tokens */
+    int min_tokens; /* EOS and stop ids are banned until this many tokens (stop
+                       strings still apply) */
     bool ignore_eos;
     const char *const *stop; /* stop strings (copied) */
     int n_stop;
