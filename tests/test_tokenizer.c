@@ -421,6 +421,38 @@ static void test_metaspace(void)
     tok_free(tok);
 }
 
+/* Added-token flags: normalized (matched after the normalizer), lstrip/rstrip, single_word. */
+static void test_added_flags(void)
+{
+    const char *json =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\" \":2,\"ab\":3,\"<m>\":4,"
+        "\"w\":5,\"aw\":6},\"merges\":[\"a b\",\"a w\"]},"
+        "\"added_tokens\":[{\"id\":3,\"content\":\"ab\",\"special\":false},"
+        "{\"id\":4,\"content\":\"<m>\",\"special\":true,\"lstrip\":true,\"rstrip\":true},"
+        "{\"id\":5,\"content\":\"w\",\"special\":false,\"normalized\":false,"
+        "\"single_word\":true}],"
+        "\"normalizer\":{\"type\":\"Lowercase\"}}";
+    struct tokenizer *tok = NULL;
+    char err[256] = "";
+    CHECK_MSG(tok_load_from_memory(json, strlen(json), NULL, 0, &tok, err, sizeof(err)) == ST_OK,
+              "%s", err);
+    if (!tok)
+        return;
+    /* "AB" only becomes the added token "ab" after lowercasing. */
+    const int32_t ab[] = {3};
+    CHECK(encode_eq(tok, "AB", TOK_ENCODE_PARSE_SPECIAL, ab, 1));
+    /* lstrip/rstrip swallow the spaces around <m>. */
+    const int32_t m[] = {0, 4, 1};
+    CHECK(encode_eq(tok, "a <m>  b", TOK_ENCODE_PARSE_SPECIAL, m, 3));
+    /* single_word: "w" alone is the added token, inside "aw" it is not split out. */
+    const int32_t w[] = {0, 2, 5};
+    CHECK(encode_eq(tok, "a w", TOK_ENCODE_PARSE_SPECIAL, w, 3));
+    const int32_t aw[] = {6};
+    CHECK(encode_eq(tok, "aw", TOK_ENCODE_PARSE_SPECIAL, aw, 1));
+    CHECK(tok_is_special(tok, 4) && !tok_is_special(tok, 3));
+    tok_free(tok);
+}
+
 static void test_malformed(void)
 {
     char err[256];
@@ -676,6 +708,7 @@ int main(void)
     RUN(test_mini);
     RUN(test_split_behaviors);
     RUN(test_metaspace);
+    RUN(test_added_flags);
     RUN(test_malformed);
     RUN(test_truncated);
     RUN(test_threads);
