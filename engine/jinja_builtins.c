@@ -368,7 +368,8 @@ static enum status split(struct jrender *r, size_t pos, struct jval s, const str
                               ? 0
                               : words->n - (size_t)maxsplit - 1;
             if (keep) {
-                const char *first = words->v[0].u.s.p;
+                /* ... and the leading whitespace of rsplit's first part */
+                const char *first = p;
                 const char *last_end = words->v[keep].u.s.p + words->v[keep].u.s.n;
                 if (jv_list_push(r->a, l, jv_str(first, (size_t)(last_end - first))))
                     return nomem(r, pos);
@@ -385,14 +386,8 @@ static enum status split(struct jrender *r, size_t pos, struct jval s, const str
                     continue;
                 }
                 if (maxsplit >= 0 && done >= maxsplit) {
-                    size_t e = n;
-                    while (e > i) {
-                        size_t b0 = e - 1;
-                        if (!jutf8_is_space((unsigned char)p[b0]))
-                            break;
-                        e = b0;
-                    }
-                    if (jv_list_push(r->a, l, jv_str(p + i, e - i)))
+                    /* Python keeps the remainder's trailing whitespace */
+                    if (jv_list_push(r->a, l, jv_str(p + i, n - i)))
                         return nomem(r, pos);
                     break;
                 }
@@ -545,7 +540,10 @@ typedef enum status (*filter_fn)(struct jrender *r, size_t pos, struct jval v,
 static enum status f_tojson(struct jrender *r, size_t pos, struct jval v, const struct jargs *a,
                             struct jval *out)
 {
-    struct jval ind = arg_or(a, 0, "indent", jv_none());
+    /* transformers' tojson(x, ensure_ascii=False, indent=None, ...): the
+     * first positional argument is ensure_ascii, not jinja2's indent */
+    int ascii = jv_truthy(arg_or(a, 0, "ensure_ascii", jv_bool(0)));
+    struct jval ind = arg_or(a, 1, "indent", jv_none());
     int64_t indent = -1;
     if (ind.t != JV_NONE && ind.t != JV_UNDEF) {
         enum status st = need_int(r, pos, ind, "tojson indent", &indent);
@@ -557,7 +555,7 @@ static enum status f_tojson(struct jrender *r, size_t pos, struct jval v, const 
             return jinja_fail(r, pos, ST_ERR_RANGE, "tojson indent too large");
     }
     struct jbuf b = {0};
-    int rc = jv_write_json(&b, v, (int)indent, 0);
+    int rc = jv_write_json(&b, v, (int)indent, ascii, 0);
     if (rc == -1)
         return too_big(r, pos, &b);
     if (rc) {
@@ -588,7 +586,9 @@ static enum status f_length(struct jrender *r, size_t pos, struct jval v, const 
     (void)a;
     switch (v.t) {
     case JV_UNDEF: *out = jv_int(0); return ST_OK;
-    case JV_STR: *out = jv_int((int64_t)jutf8_count(v.u.s.p, v.u.s.n)); return ST_OK;
+    case JV_STR:
+        *out = jv_int((int64_t)jutf8_count(v.u.s.p, v.u.s.n));
+        return jinja_charge(r, pos, v.u.s.n / 64);
     case JV_LIST: *out = jv_int((int64_t)v.u.l->n); return ST_OK;
     case JV_DICT: *out = jv_int((int64_t)v.u.d->n); return ST_OK;
     default:
@@ -1174,12 +1174,18 @@ static enum status f_round(struct jrender *r, size_t pos, struct jval v, const s
     if (prec > 300 || prec < -300)
         prec = prec > 0 ? 300 : -300;
     double x = jv_num(v), m = pow(10.0, (double)prec), y = x * m;
-    if (method.t == JV_STR && method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4))
+    if (method.t == JV_STR && method.u.s.n == 4 && !memcmp(method.u.s.p, "ceil", 4)) {
         y = ceil(y);
-    else if (method.t == JV_STR && method.u.s.n == 5 && !memcmp(method.u.s.p, "floor", 5))
+    } else if (method.t == JV_STR && method.u.s.n == 5 && !memcmp(method.u.s.p, "floor", 5)) {
         y = floor(y);
-    else
+    } else {
+        /* Python's round() of an int with ndigits >= 0 is the int itself */
+        if (v.t != JV_FLOAT && prec >= 0) {
+            *out = jv_int(v.t == JV_INT ? v.u.i : v.u.b);
+            return ST_OK;
+        }
         y = nearbyint(y);
+    }
     *out = jv_float(isfinite(y / m) ? y / m : x);
     return ST_OK;
 }

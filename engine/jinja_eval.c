@@ -546,8 +546,15 @@ static enum status compare_op(struct jrender *r, size_t pos, int op, struct jval
 {
     int ok = 1, c;
     switch (op) {
-    case JO_EQ: *out = jv_equal(a, b); return ST_OK;
-    case JO_NE: *out = !jv_equal(a, b); return ST_OK;
+    case JO_EQ:
+    case JO_NE:
+        /* comparing big containers costs in proportion to their size */
+        *out = jv_equal(a, b) == (op == JO_EQ);
+        return jinja_charge(r, pos,
+                            a.t == JV_LIST   ? a.u.l->n
+                            : a.t == JV_DICT ? a.u.d->n
+                            : a.t == JV_STR  ? a.u.s.n / 64
+                                             : 0);
     case JO_IN: return contains(r, pos, b, a, out);
     case JO_NOTIN: {
         enum status st = contains(r, pos, b, a, out);
@@ -624,6 +631,7 @@ static enum status call_macro(struct jrender *r, struct jmacro *m, size_t pos,
         if (jscope_set(r->a, sc, def->pnames[i], v))
             return nomem(r, pos);
     }
+    varargs->is_tuple = 1;
     for (size_t i = def->nparams; i < args->npos; i++)
         if (jv_list_push(r->a, varargs, args->pos[i]))
             return nomem(r, pos);

@@ -268,9 +268,9 @@ void jbuf_free(struct jbuf *b);
 /* Python str() / repr() of v appended to b; 0 ok, -1 on limit. */
 int jv_write_str(struct jbuf *b, struct jval v);
 int jv_write_repr(struct jbuf *b, struct jval v);
-/* json.dumps(v, ensure_ascii=False, indent=indent) (indent<0: none). 0 ok,
+/* json.dumps(v, ensure_ascii=ascii, indent=indent) (indent<0: none). 0 ok,
  * -1 limit, -2 not serializable, -3 too deep. */
-int jv_write_json(struct jbuf *b, struct jval v, int indent, int depth);
+int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int depth);
 /* str(v) as a value: strings as they are, others formatted into the arena. */
 int jv_to_string(struct arena *a, struct jval v, struct jval *out);
 /* Deep copy of a cJSON value; -1 nomem, -3 too deep. */

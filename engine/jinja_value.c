@@ -548,7 +548,7 @@ int jv_to_string(struct arena *a, struct jval v, struct jval *out)
     return 0;
 }
 
-static int put_json_str(struct jbuf *b, const char *p, size_t n)
+static int put_json_str(struct jbuf *b, const char *p, size_t n, int ascii)
 {
     if (put_s(b, "\""))
         return -1;
@@ -572,6 +572,21 @@ static int put_json_str(struct jbuf *b, const char *p, size_t n)
             strcpy(esc, "\\f");
         else if (c < 0x20)
             snprintf(esc, sizeof(esc), "\\u%04x", c);
+        if (ascii && c >= 0x80) {
+            uint32_t cp;
+            size_t k = jutf8_next(p + i, n - i, &cp);
+            char u[16];
+            if (cp >= 0x10000)
+                snprintf(u, sizeof(u), "\\u%04x\\u%04x", 0xD800 + ((cp - 0x10000) >> 10),
+                         0xDC00 + ((cp - 0x10000) & 0x3FF));
+            else
+                snprintf(u, sizeof(u), "\\u%04x", cp);
+            if (jbuf_put(b, p + run, i - run) || put_s(b, u))
+                return -1;
+            i += k - 1;
+            run = i + 1;
+            continue;
+        }
         if (!esc[0])
             continue;
         if (jbuf_put(b, p + run, i - run) || put_s(b, esc))
@@ -593,7 +608,7 @@ static int put_indent(struct jbuf *b, int indent, int level)
     return 0;
 }
 
-int jv_write_json(struct jbuf *b, struct jval v, int indent, int depth)
+int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int depth)
 {
     if (depth > JINJA_MAX_DATA_DEPTH)
         return -3;
@@ -608,7 +623,7 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int depth)
         if (isinf(v.u.f))
             return put_s(b, v.u.f < 0 ? "-Infinity" : "Infinity");
         return put_num(b, v);
-    case JV_STR: return put_json_str(b, v.u.s.p, v.u.s.n);
+    case JV_STR: return put_json_str(b, v.u.s.p, v.u.s.n, ascii);
     case JV_LIST: {
         struct jlist *l = v.u.l;
         if (!l->n)
@@ -620,7 +635,7 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int depth)
                 return -1;
             if (indent >= 0 && put_indent(b, indent, depth + 1))
                 return -1;
-            int rc = jv_write_json(b, l->v[i], indent, depth + 1);
+            int rc = jv_write_json(b, l->v[i], indent, ascii, depth + 1);
             if (rc)
                 return rc;
         }
@@ -643,7 +658,7 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int depth)
             struct jval k = d->k[i];
             int rc;
             if (k.t == JV_STR)
-                rc = put_json_str(b, k.u.s.p, k.u.s.n);
+                rc = put_json_str(b, k.u.s.p, k.u.s.n, ascii);
             else if (k.t == JV_INT || k.t == JV_FLOAT) {
                 rc = put_s(b, "\"") || put_num(b, k) || put_s(b, "\"") ? -1 : 0;
             } else if (k.t == JV_BOOL) {
@@ -655,7 +670,7 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int depth)
             }
             if (rc || put_s(b, ": "))
                 return -1;
-            if ((rc = jv_write_json(b, d->v[i], indent, depth + 1)))
+            if ((rc = jv_write_json(b, d->v[i], indent, ascii, depth + 1)))
                 return rc;
         }
         if (indent >= 0 && put_indent(b, indent, depth))

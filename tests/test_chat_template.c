@@ -326,7 +326,7 @@ static void test_macros(void)
                  NULL, "[inside 2]");
     CHECK_RENDER("{% macro m(x) %}{{ x }}{{ varargs }}{{ kwargs }}{% endmacro %}"
                  "{{ m(1, 2, k=3) }}",
-                 NULL, "1[2]{'k': 3}");
+                 NULL, "1(2,){'k': 3}");
     CHECK_RENDER("{% filter upper %}shout {{ 'it' }}{% endfilter %}", NULL, "SHOUT IT");
     CHECK_FAILS("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, "nested deeper");
 }
@@ -400,7 +400,9 @@ static void test_tojson(void)
         "{\"name\": \"f\", \"p\": {\"a\": [1, 2.5, true, null], \"s\": \"\xc3\xa9\\\"\\n\"}, "
         "\"e\": {}, \"l\": []}");
     CHECK_RENDER("{{ t.p.a|tojson(indent=2) }}", ctx, "[\n  1,\n  2.5,\n  true,\n  null\n]");
-    CHECK_RENDER("{{ {'k': [1]}|tojson(4) }}", NULL, "{\n    \"k\": [\n        1\n    ]\n}");
+    CHECK_RENDER("{{ {'k': [1]}|tojson(indent=4) }}", NULL, "{\n    \"k\": [\n        1\n    ]\n}");
+    /* transformers' tojson takes ensure_ascii first */
+    CHECK_RENDER("{{ '\u00e9\U0001F600'|tojson(true) }}", NULL, "\"\\u00e9\\ud83d\\ude00\"");
     CHECK_RENDER("{{ 'a\\x01<'|tojson }}", NULL, "\"a\\u0001<\"");
     CHECK_FAILS("{{ x|tojson }}", NULL, "not JSON serializable");
 }
