@@ -478,6 +478,73 @@ static void test_kv_admission_waits(void)
     engine_model_free(m);
 }
 
+/* Several threads submit, cancel and release at once; every request ends
+ * exactly once and the cache ends empty. */
+struct stress_arg {
+    struct engine_model *m;
+    int id, ok;
+};
+
+static void *stress_thread(void *p)
+{
+    struct stress_arg *a = p;
+    for (int i = 0; i < 6; i++) {
+        int32_t ids[3] = {1, 100 + a->id, 200 + i};
+        struct engine_request_desc d = {
+            .kind = ENGINE_PROMPT_IDS, .prompt_ids = ids, .n_prompt_ids = 3};
+        engine_gen_params_default(&d.params);
+        d.params.max_tokens = 20 + i;
+        d.params.ignore_eos = true;
+        d.params.sampling.temperature = 0.7f;
+        struct collect c;
+        collect_init(&c);
+        d.on_event = on_event;
+        d.user = &c;
+        struct engine_request *r = NULL;
+        char err[256];
+        if (engine_submit(a->m, &d, &r, err, sizeof(err)) == ST_OK) {
+            if (i % 3 == 0) {
+                engine_request_release(r); /* cancel at once */
+                a->ok += c.done && c.events_after_done == 0;
+            } else {
+                if (i % 3 == 1)
+                    engine_cancel(r);
+                collect_wait_done(&c);
+                engine_request_release(r);
+                a->ok += c.events_after_done == 0 &&
+                         (c.finish == ENGINE_FINISH_CANCELLED ||
+                          (c.finish == ENGINE_FINISH_LENGTH && c.n_ids == 20 + i));
+            }
+        }
+        collect_destroy(&c);
+    }
+    return NULL;
+}
+
+static void test_threads_submit_cancel(void)
+{
+    struct engine_load_opts o = {.max_seqs = 3, .max_batch_tokens = 8};
+    struct engine_model *m = load(&o);
+    if (!m)
+        return;
+    pthread_t t[4];
+    struct stress_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct stress_arg){.m = m, .id = i};
+        pthread_create(&t[i], NULL, stress_thread, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT_EQ(a[i].ok, 6);
+    }
+    struct engine_stats s;
+    engine_model_stats(m, &s);
+    CHECK_INT_EQ(s.kv_free_blocks, engine_model_info(m)->kv_blocks);
+    CHECK_INT_EQ(s.n_running, 0);
+    CHECK_INT_EQ(s.n_waiting, 0);
+    engine_model_free(m);
+}
+
 static void test_errors(void)
 {
     struct engine_model *m = load(NULL);
@@ -650,6 +717,7 @@ int main(void)
     RUN(test_batched_equals_alone);
     RUN(test_cancel_frees_blocks);
     RUN(test_kv_admission_waits);
+    RUN(test_threads_submit_cancel);
     RUN(test_errors);
     RUN(test_stop_string_and_eos);
     RUN(test_generate_cli_json);
