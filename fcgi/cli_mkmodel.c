@@ -13,9 +13,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #define MK_CHUNK_ELEMS (1u << 20)
 #define MK_MAX_DIM (1 << 20)
 #define MK_MAX_PARAMS 200000000000.0
+#define MK_MAX_THREADS 8
 
 enum mk_arch { MK_LLAMA, MK_QWEN2, MK_QWEN3 };
 enum mk_dtype { MK_F32, MK_F16, MK_BF16, MK_MLX };
@@ -74,9 +74,11 @@ struct mk_tensor {
     int parts_left;
 };
 
-static uint64_t splitmix64(uint64_t *s)
+/* Draw k of a tensor's generator: splitmix64's k-th output from `seed`,
+ * computed directly so any slice of a tensor can be generated on its own. */
+static uint64_t mk_draw(uint64_t seed, uint64_t k)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
@@ -91,11 +93,12 @@ static uint64_t name_hash(const char *s)
 }
 
 /*
- * The next n values of tensor t, whose generator state is *state.  Uniform
- * on [-a, a) with a = std * sqrt(3); two values per 64-bit draw keeps the
- * 1B-parameter presets quick to write.
+ * Elements first .. first+n-1 (row-major) of tensor t.  Uniform on [-a, a)
+ * with a = std * sqrt(3); each 64-bit draw gives two elements, which keeps
+ * the 1B-parameter presets quick to write.  The values do not depend on how
+ * a tensor is cut into chunks.
  */
-static void mk_generate(const struct mk_tensor *t, uint64_t *state, float *out, size_t n)
+static void mk_generate(const struct mk_tensor *t, uint64_t first, float *out, size_t n)
 {
     if (t->kind == MK_NORM) {
         for (size_t i = 0; i < n; i++)
@@ -103,19 +106,29 @@ static void mk_generate(const struct mk_tensor *t, uint64_t *state, float *out, 
         return;
     }
     const float a = MK_INIT_STD * 1.7320508f * 0x1p-31f;
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        uint64_t r = splitmix64(state);
-        out[i] = (float)(int32_t)(uint32_t)r * a;
-        out[i + 1] = (float)(int32_t)(uint32_t)(r >> 32) * a;
+    uint64_t e = first;
+    for (size_t i = 0; i < n;) {
+        uint64_t r = mk_draw(t->seed, e >> 1);
+        if (!(e & 1) && i + 1 < n) {
+            out[i] = (float)(int32_t)(uint32_t)r * a;
+            out[i + 1] = (float)(int32_t)(uint32_t)(r >> 32) * a;
+            i += 2;
+            e += 2;
+        } else {
+            out[i] = (float)(int32_t)(uint32_t)((e & 1) ? r >> 32 : r) * a;
+            i++;
+            e++;
+        }
     }
-    if (i < n)
-        out[i] = (float)(int32_t)(uint32_t)splitmix64(state) * a;
 }
 
 static void mk_add_tensor(struct mk_tensor *list, size_t *n, const struct mk_opts *o,
                           const char *name, enum mk_kind kind, int64_t rows, int64_t cols)
 {
+    if (!list) { /* counting only */
+        (*n)++;
+        return;
+    }
     struct mk_tensor *t = &list[(*n)++];
     memset(t, 0, sizeof(*t));
     snprintf(t->name, sizeof(t->name), "%s", name);
@@ -127,7 +140,7 @@ static void mk_add_tensor(struct mk_tensor *list, size_t *n, const struct mk_opt
     t->seed = o->seed ^ name_hash(name);
 }
 
-/* All tensors of the model, in the HF naming. */
+/* All tensors of the model, in the HF naming; with list NULL only counts them. */
 static size_t mk_plan(const struct mk_opts *o, struct mk_tensor *list)
 {
     size_t n = 0;
@@ -167,12 +180,6 @@ static size_t mk_plan(const struct mk_opts *o, struct mk_tensor *list)
     if (!o->tie)
         mk_add_tensor(list, &n, o, "lm_head.weight", MK_MATRIX, o->vocab, h);
     return n;
-}
-
-static size_t mk_plan_count(const struct mk_opts *o)
-{
-    size_t per_layer = 4 + 3 + 2 + (o->arch == MK_QWEN2 ? 3 : 0) + (o->arch == MK_QWEN3 ? 2 : 0);
-    return 1 + (size_t)o->layers * per_layer + 1 + (o->tie ? 0 : 1);
 }
 
 static enum dtype mk_float_dtype(const struct mk_opts *o)
@@ -216,12 +223,11 @@ static enum status mk_write_float(struct safetensors_writer *w, const struct mk_
                                   const struct mk_tensor *t, float *buf, void *conv, char *err,
                                   size_t errlen)
 {
-    uint64_t state = t->seed;
     size_t total = (size_t)(t->rows * t->cols);
     enum dtype dt = mk_float_dtype(o);
     for (size_t done = 0; done < total;) {
         size_t n = total - done < MK_CHUNK_ELEMS ? total - done : MK_CHUNK_ELEMS;
-        mk_generate(t, &state, buf, n);
+        mk_generate(t, done, buf, n);
         const void *data = buf;
         size_t bytes = n * sizeof(float);
         if (dt != DTYPE_F32) {
@@ -239,8 +245,45 @@ static enum status mk_write_float(struct safetensors_writer *w, const struct mk_
     return ST_OK;
 }
 
-/* Generates and quantizes the whole of t (rows in chunks), keeping the outputs. */
-static enum status mk_quantize(const struct mk_opts *o, struct mk_tensor *t, float *buf, char *err,
+/* One thread's share of a quantized tensor: rows [row_begin, row_end). */
+struct mk_quant_job {
+    const struct mk_opts *o;
+    struct mk_tensor *t;
+    size_t row_begin, row_end;
+    float *buf; /* MK_CHUNK_ELEMS floats, or one row when rows are longer */
+    enum status st;
+    char err[256];
+};
+
+static void *mk_quant_rows(void *arg)
+{
+    struct mk_quant_job *j = arg;
+    const struct mk_opts *o = j->o;
+    struct mk_tensor *t = j->t;
+    size_t cols = (size_t)t->cols;
+    size_t words = quant_row_words(cols, o->bits), groups = cols / (size_t)o->group_size;
+    size_t chunk_rows = MK_CHUNK_ELEMS / cols ? MK_CHUNK_ELEMS / cols : 1;
+    j->st = ST_OK;
+    for (size_t r = j->row_begin; r < j->row_end && j->st == ST_OK; r += chunk_rows) {
+        size_t n = j->row_end - r < chunk_rows ? j->row_end - r : chunk_rows;
+        mk_generate(t, (uint64_t)r * cols, j->buf, n * cols);
+        /* mlx-lm quantizes the float16 model */
+        for (size_t i = 0; i < n * cols; i++)
+            j->buf[i] = f16_to_f32(f32_to_f16(j->buf[i]));
+        j->st =
+            quantize_affine(j->buf, n, cols, o->bits, o->group_size, t->q + r * words,
+                            t->scales + r * groups, t->biases + r * groups, j->err, sizeof(j->err));
+    }
+    return NULL;
+}
+
+/*
+ * Generates and quantizes the whole of t, keeping its outputs until all
+ * three parts are written.  Rows are split over up to MK_MAX_THREADS threads
+ * (the quantizer is the slow part of writing a big MLX model); the result
+ * does not depend on the split.
+ */
+static enum status mk_quantize(const struct mk_opts *o, struct mk_tensor *t, char *err,
                                size_t errlen)
 {
     size_t rows = (size_t)t->rows, cols = (size_t)t->cols;
@@ -250,21 +293,38 @@ static enum status mk_quantize(const struct mk_opts *o, struct mk_tensor *t, flo
     t->biases = malloc(rows * groups * sizeof(uint16_t));
     if (!t->q || !t->scales || !t->biases)
         return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory quantizing %s", t->name);
-    uint64_t state = t->seed;
-    size_t chunk_rows = MK_CHUNK_ELEMS / cols ? MK_CHUNK_ELEMS / cols : 1;
-    for (size_t r = 0; r < rows; r += chunk_rows) {
-        size_t n = rows - r < chunk_rows ? rows - r : chunk_rows;
-        mk_generate(t, &state, buf, n * cols);
-        /* mlx-lm quantizes the float16 model */
-        for (size_t i = 0; i < n * cols; i++)
-            buf[i] = f16_to_f32(f32_to_f16(buf[i]));
-        enum status st =
-            quantize_affine(buf, n, cols, o->bits, o->group_size, t->q + r * words,
-                            t->scales + r * groups, t->biases + r * groups, err, errlen);
-        if (st != ST_OK)
-            return st;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n_jobs = cpus < 1 ? 1 : cpus > MK_MAX_THREADS ? MK_MAX_THREADS : (size_t)cpus;
+    if (rows * cols < 2 * (size_t)MK_CHUNK_ELEMS)
+        n_jobs = 1;
+    if (n_jobs > rows)
+        n_jobs = rows;
+    struct mk_quant_job jobs[MK_MAX_THREADS];
+    pthread_t threads[MK_MAX_THREADS];
+    bool started[MK_MAX_THREADS] = {false};
+    size_t buf_elems = cols > MK_CHUNK_ELEMS ? cols : MK_CHUNK_ELEMS;
+    enum status st = ST_OK;
+    for (size_t i = 0; i < n_jobs; i++) {
+        jobs[i] = (struct mk_quant_job){
+            o,     t, rows * i / n_jobs, rows * (i + 1) / n_jobs, malloc(buf_elems * sizeof(float)),
+            ST_OK, ""};
+        if (!jobs[i].buf)
+            st = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory quantizing %s", t->name);
     }
-    return ST_OK;
+    for (size_t i = 1; st == ST_OK && i < n_jobs; i++)
+        started[i] = pthread_create(&threads[i], NULL, mk_quant_rows, &jobs[i]) == 0;
+    if (st == ST_OK)
+        mk_quant_rows(&jobs[0]);
+    for (size_t i = 0; i < n_jobs; i++) {
+        if (i > 0 && !started[i] && st == ST_OK)
+            mk_quant_rows(&jobs[i]); /* no thread: do its share here */
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        if (st == ST_OK && jobs[i].st != ST_OK)
+            st = status_fail(err, errlen, jobs[i].st, "%s: %s", t->name, jobs[i].err);
+        free(jobs[i].buf);
+    }
+    return st;
 }
 
 static void mk_release(struct mk_tensor *t)
@@ -315,7 +375,7 @@ static enum status mk_write_weights(const struct mk_opts *o, struct mk_tensor *l
             continue;
         }
         if (!t->q)
-            st = mk_quantize(o, t, buf, err, errlen);
+            st = mk_quantize(o, t, err, errlen);
         if (st != ST_OK)
             break;
         size_t groups = (size_t)(t->rows * (t->cols / o->group_size));
@@ -762,6 +822,15 @@ static int mk_parse(int argc, char **argv, struct mk_opts *o, bool *help)
         fprintf(stderr, "mkmodel: %.3g parameters is more than this tool will write\n", params);
         return 2;
     }
+    /* the synthetic tokenizer's 256 byte tokens plus 3 (Qwen) or 4 (Llama 3) special tokens */
+    long min_vocab = o->arch == MK_LLAMA ? 260 : 259;
+    if (!o->tokenizer && o->vocab < min_vocab) {
+        fprintf(stderr,
+                "mkmodel: a vocab of %ld is too small for the generated byte-level tokenizer "
+                "(at least %ld; or give --tokenizer)\n",
+                o->vocab, min_vocab);
+        return 2;
+    }
     o->seed = (uint64_t)seed;
     o->tie = !no_tie;
     o->llama3_rope = p && p->llama3_rope;
@@ -843,7 +912,7 @@ int cli_mkmodel(int argc, char **argv)
                                 sizeof(err));
     cJSON_Delete(cfg);
     cJSON_Delete(gen);
-    size_t n = mk_plan_count(&o), n_shards = 0;
+    size_t n = mk_plan(&o, NULL), n_shards = 0;
     struct mk_tensor *list = NULL;
     if (st == ST_OK) {
         list = calloc(n, sizeof(*list));

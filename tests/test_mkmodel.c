@@ -526,10 +526,14 @@ static void test_mlx_is_quantized_f16(void)
     char df[256], dq[256], args[512], err[256] = "", path[512];
     snprintf(df, sizeof(df), "%s/q-f16", tmp_root);
     snprintf(dq, sizeof(dq), "%s/q-mlx", tmp_root);
-    snprintf(args, sizeof(args), "--arch llama --preset tiny --dtype f16 --seed 5 --out %s", df);
+    /* a 32768 x 64 embedding is big enough to be quantized by several threads */
+    snprintf(args, sizeof(args),
+             "--arch llama --preset tiny --vocab 32768 --dtype f16 --seed 5 --out %s", df);
     CHECK_INT_EQ(mkmodel(args), 0);
     snprintf(args, sizeof(args),
-             "--arch llama --preset tiny --dtype mlx-3bit --group-size 32 --seed 5 --out %s", dq);
+             "--arch llama --preset tiny --vocab 32768 --dtype mlx-3bit --group-size 32 --seed 5 "
+             "--out %s",
+             dq);
     CHECK_INT_EQ(mkmodel(args), 0);
     struct safetensors *sf = NULL, *sq = NULL;
     snprintf(path, sizeof(path), "%s/model.safetensors", df);
@@ -608,7 +612,7 @@ static void test_rejects_bad_arguments(void)
          "unsupported quantization"},
         {"--arch llama --preset tiny --dtype f16 --hidden -5", 2, "integer"},
         {"--arch llama --preset tiny --dtype f16 --hidden 66 --heads 4 --head-dim 0", 2, "integer"},
-        {"--arch llama --preset tiny --dtype f16 --vocab 100", 1, "vocab"},
+        {"--arch llama --preset tiny --dtype f16 --vocab 100", 2, "too small"},
         {"--arch llama --preset tiny --dtype f16 --frobnicate 1", 2, "unknown option"},
         {"--arch llama --preset tiny --dtype f16 --tokenizer /nonexistent/tok", 2,
          "not a directory"},
