@@ -450,6 +450,37 @@ static enum status parse_pretok(struct tokenizer *tok, const cJSON *obj, char *e
             return FAIL(ST_ERR_FORMAT, "bad field in Metaspace pre_tokenizer");
         return parse_replacement(obj, pt->replacement, &pt->prepend, err, errlen);
     }
+    /* These three are fixed splits, expressed as the equivalent regex Split. */
+    const char *re = NULL;
+    pt->kind = TOK_PRETOK_SPLIT;
+    if (!strcmp(type, "Whitespace")) {
+        re = "\\w+|[^\\w\\s]+";
+        pt->behavior = TOK_SPLIT_REMOVED;
+        pt->invert = 1; /* keep the matches, drop what lies between them */
+    } else if (!strcmp(type, "Digits")) {
+        int individual = json_bool(obj, "individual_digits", 0, &bad);
+        re = individual ? "[0-9]" : "[0-9]+";
+        pt->behavior = TOK_SPLIT_ISOLATED;
+    } else if (!strcmp(type, "Punctuation")) {
+        const char *b = json_str(obj, "behavior", &bad);
+        re = "[\\p{P}!-/:-@\\[-`{-~]";
+        pt->behavior = TOK_SPLIT_ISOLATED;
+        if (b && !strcmp(b, "Removed"))
+            pt->behavior = TOK_SPLIT_REMOVED;
+        else if (b && !strcmp(b, "MergedWithPrevious"))
+            pt->behavior = TOK_SPLIT_MERGED_PREV;
+        else if (b && !strcmp(b, "MergedWithNext"))
+            pt->behavior = TOK_SPLIT_MERGED_NEXT;
+        else if (b && !strcmp(b, "Contiguous"))
+            pt->behavior = TOK_SPLIT_CONTIGUOUS;
+        else if (b && strcmp(b, "Isolated"))
+            bad = 1;
+    }
+    if (re) {
+        if (bad)
+            return FAIL(ST_ERR_FORMAT, "bad field in %s pre_tokenizer", type);
+        return tok_pattern_init(&pt->pattern, re, strlen(re), 1, err, errlen);
+    }
     if (!strcmp(type, "WhitespaceSplit")) {
         pt->kind = TOK_PRETOK_WHITESPACE_SPLIT;
         return ST_OK;

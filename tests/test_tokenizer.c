@@ -453,6 +453,39 @@ static void test_added_flags(void)
     tok_free(tok);
 }
 
+/* Whitespace, Digits and Punctuation pre-tokenizers, seen through merges across their splits. */
+static void test_fixed_pretokenizers(void)
+{
+    static const char *const pretoks[] = {
+        "{\"type\":\"Whitespace\"}",
+        "{\"type\":\"Digits\",\"individual_digits\":true}",
+        "{\"type\":\"Digits\",\"individual_digits\":false}",
+        "{\"type\":\"Punctuation\",\"behavior\":\"Isolated\"}",
+    };
+    static const char *const texts[] = {"x1 ,", "x12", "x12", "1,"};
+    static const int32_t want[][4] = {{4, 2, -1}, {0, 1, 8, -1}, {0, 6, -1}, {1, 2, -1}};
+    for (size_t i = 0; i < sizeof(pretoks) / sizeof(pretoks[0]); i++) {
+        char json[1024];
+        snprintf(json, sizeof(json),
+                 "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"x\":0,\"1\":1,\",\":2,\" \":3,"
+                 "\"x1\":4,\" ,\":5,\"12\":6,\"1,\":7,\"2\":8},\"merges\":[[\"x\",\"1\"],"
+                 "[\" \",\",\"],[\"1\",\"2\"],[\"1\",\",\"]]},\"pre_tokenizer\":%s}",
+                 pretoks[i]);
+        struct tokenizer *tok = NULL;
+        char err[256] = "";
+        CHECK_MSG(tok_load_from_memory(json, strlen(json), NULL, 0, &tok, err, sizeof(err)) ==
+                      ST_OK,
+                  "%s: %s", pretoks[i], err);
+        if (!tok)
+            continue;
+        size_t n = 0;
+        while (n < 4 && want[i][n] >= 0)
+            n++;
+        CHECK_MSG(encode_eq(tok, texts[i], 0, want[i], n), "%s", pretoks[i]);
+        tok_free(tok);
+    }
+}
+
 static void test_malformed(void)
 {
     char err[256];
@@ -496,7 +529,7 @@ static void test_malformed(void)
               "\"behavior\":\"Sideways\"}"),
          ST_ERR_FORMAT},
         {MINI(",\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"ab\"}"), ST_ERR_FORMAT},
-        {MINI(",\"pre_tokenizer\":{\"type\":\"Digits\"}"), ST_ERR_UNSUPPORTED},
+        {MINI(",\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}"), ST_ERR_UNSUPPORTED},
         {MINI(",\"decoder\":{\"type\":\"Strip\",\"content\":1,\"start\":1,\"stop\":0}"),
          ST_ERR_FORMAT},
         {MINI(",\"decoder\":{\"type\":\"Strip\",\"content\":\" \",\"start\":-1}"), ST_ERR_FORMAT},
@@ -709,6 +742,7 @@ int main(void)
     RUN(test_split_behaviors);
     RUN(test_metaspace);
     RUN(test_added_flags);
+    RUN(test_fixed_pretokenizers);
     RUN(test_malformed);
     RUN(test_truncated);
     RUN(test_threads);
