@@ -247,36 +247,50 @@ static void select_top(const float *w, int32_t *idx, int n, int k)
     }
 }
 
-/* Sorts idx[lo, hi) best first; recursion only into the smaller half. */
-static void sort_ids(const float *w, int32_t *idx, int lo, int hi)
+/*
+ * Moves the smallest best-first set of candidates whose probability mass
+ * reaches `want` into idx[0, c), in no particular order, and returns c; *mass
+ * gets that set's mass.  Quickselect on mass instead of a sort: expected
+ * O(n), which matters when the nucleus is most of a 150k vocabulary.
+ */
+static int select_mass(const float *w, const float *prob, int32_t *idx, int n, double want,
+                       double *mass)
 {
-    while (hi - lo > 16) {
+    int lo = 0, hi = n;
+    double acc = 0; /* mass of idx[0, lo), all of it kept */
+    while (hi - lo > 1) {
         int p = partition(w, idx, lo, hi);
-        if (p - lo < hi - p - 1) {
-            sort_ids(w, idx, lo, p);
-            lo = p + 1;
-        } else {
-            sort_ids(w, idx, p + 1, hi);
+        double better_mass = 0;
+        for (int j = lo; j < p; j++)
+            better_mass += prob[idx[j]];
+        if (acc + better_mass >= want) {
             hi = p;
+            continue;
         }
-    }
-    for (int i = lo + 1; i < hi; i++) {
-        int32_t v = idx[i];
-        int j = i;
-        while (j > lo && better(w, v, idx[j - 1])) {
-            idx[j] = idx[j - 1];
-            j--;
+        acc += better_mass + prob[idx[p]];
+        if (acc >= want) {
+            *mass = acc;
+            return p + 1;
         }
-        idx[j] = v;
+        lo = p + 1;
     }
+    if (hi > lo) /* the last one left is what reaches want */
+        acc += prob[idx[lo++]];
+    *mass = acc;
+    return lo > 0 ? lo : 1;
 }
 
 static int32_t argmax(const float *w, int n)
 {
+    /* The running max stays in a register: re-reading w[best] each time
+     * is several times slower. */
     int32_t best = 0;
+    float max = w[0];
     for (int i = 1; i < n; i++)
-        if (w[i] > w[best])
+        if (w[i] > max) {
+            max = w[i];
             best = i;
+        }
     return best;
 }
 
@@ -309,7 +323,6 @@ static int32_t draw(struct sampler *s, float *w)
     int n = s->n_vocab;
     int32_t *idx = s->idx;
     float *prob = s->prob;
-    int sorted = 0;
 
     /* Shift by the maximum before scaling: a tiny temperature then sends
      * everything but the best token to -inf instead of overflowing to +inf. */
@@ -327,8 +340,6 @@ static int32_t draw(struct sampler *s, float *w)
     if (p->top_k > 0 && p->top_k < n) {
         select_top(w, idx, n, p->top_k);
         n = p->top_k;
-        sort_ids(w, idx, 0, n);
-        sorted = 1;
     }
     /* The best token survives top_k, so probabilities are relative to it
      * (its own is exp(0) = 1). */
@@ -338,36 +349,8 @@ static int32_t draw(struct sampler *s, float *w)
         total += prob[idx[j]];
     }
 
-    if (p->top_p < 1.0f) {
-        double want = (double)p->top_p * total;
-        if (!sorted) {
-            /* The nucleus is usually tiny: grow a selected head until it
-             * holds top_p of the mass instead of sorting the vocabulary. */
-            int m = 64;
-            for (;;) {
-                if (m > n)
-                    m = n;
-                select_top(w, idx, n, m);
-                double head = 0;
-                for (int j = 0; j < m; j++)
-                    head += prob[idx[j]];
-                if (head >= want || m == n)
-                    break;
-                m *= 4;
-            }
-            n = m;
-            sort_ids(w, idx, 0, n);
-        }
-        double cum = 0;
-        for (int j = 0; j < n; j++) {
-            cum += prob[idx[j]];
-            if (cum >= want) {
-                n = j + 1;
-                break;
-            }
-        }
-        total = cum;
-    }
+    if (p->top_p < 1.0f)
+        n = select_mass(w, prob, idx, n, (double)p->top_p * total, &total);
 
     if (p->min_p > 0.0f) {
         /* prob is relative to the best token, so min_p * p_max is min_p. */
