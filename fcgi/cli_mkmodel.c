@@ -598,7 +598,8 @@ static void mk_usage(FILE *out)
                  "write.  Presets set every dimension (explicit options override them); tiny\n"
                  "is hidden 64, 2 layers, 4 heads, 2 KV heads, FFN 128, vocab 512.  Without\n"
                  "--tokenizer a synthetic byte-level BPE tokenizer of exactly --vocab ids is\n"
-                 "generated.  --out must be empty or missing unless --force.\n");
+                 "generated.  --out must be empty or missing unless --force, which replaces\n"
+                 "the model files (*.safetensors, config and tokenizer files) already there.\n");
 }
 
 /* Parses a decimal integer in [lo, hi] into *out; prints why not. */

@@ -68,7 +68,7 @@ static void jb_quoted(struct jbuf *b, const char *s)
         case '\b': esc = "\\b"; break;
         case '\f': esc = "\\f"; break;
         default:
-            if (c < 0x20 || c == 0x7f) {
+            if (c < 0x20) {
                 snprintf(tmp, sizeof(tmp), "\\u%04x", c);
                 esc = tmp;
             }

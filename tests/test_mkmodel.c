@@ -19,6 +19,7 @@
 
 #include "harness.h"
 #include "kv_cache.h"
+#include "mkmodel.h"
 #include "model.h"
 #include "quant.h"
 #include "quantize.h"
@@ -588,6 +589,43 @@ static void test_mlx_is_quantized_f16(void)
     remove_dir(dq);
 }
 
+/* ---- the Python-json-style printer ---- */
+
+static void test_json_print_like_python(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "zeta", "tab\t \"q\" \\ \x01 \xc4\xa0");
+    cJSON_AddRawToObject(o, "eps", "1e-05");
+    cJSON_AddNumberToObject(o, "n", 151936);
+    cJSON *q = cJSON_AddObjectToObject(o, "quant");
+    cJSON_AddNumberToObject(q, "group_size", 64);
+    cJSON_AddNumberToObject(q, "bits", 4);
+    cJSON_AddArrayToObject(o, "empty");
+    cJSON *arr = cJSON_AddArrayToObject(o, "list");
+    cJSON_AddItemToArray(arr, cJSON_CreateNull());
+    cJSON_AddItemToArray(arr, cJSON_CreateTrue());
+    char *top = mkmodel_json_print(o, 4, true, false);
+    CHECK_STR_EQ(top, "{\n"
+                      "    \"empty\": [],\n"
+                      "    \"eps\": 1e-05,\n"
+                      "    \"list\": [\n"
+                      "        null,\n"
+                      "        true\n"
+                      "    ],\n"
+                      "    \"n\": 151936,\n"
+                      "    \"quant\": {\n"
+                      "        \"group_size\": 64,\n"
+                      "        \"bits\": 4\n"
+                      "    },\n"
+                      "    \"zeta\": \"tab\\t \\\"q\\\" \\\\ \\u0001 \xc4\xa0\"\n"
+                      "}");
+    char *all = mkmodel_json_print(q, 2, true, true);
+    CHECK_STR_EQ(all, "{\n  \"bits\": 4,\n  \"group_size\": 64\n}");
+    free(top);
+    free(all);
+    cJSON_Delete(o);
+}
+
 /* ---- argument validation ---- */
 
 static void test_rejects_bad_arguments(void)
@@ -652,6 +690,7 @@ int main(void)
     RUN(test_sharded_model_loads);
     RUN(test_deterministic_by_seed);
     RUN(test_mlx_is_quantized_f16);
+    RUN(test_json_print_like_python);
     RUN(test_rejects_bad_arguments);
     remove_dir(tmp_root);
     return harness_finish();
