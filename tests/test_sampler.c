@@ -135,6 +135,55 @@ static void test_top_p_large_vocab(void)
     CHECK(counts[20] > 0);
 }
 
+static const float *cmp_logits;
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (cmp_logits[x] != cmp_logits[y])
+        return cmp_logits[x] > cmp_logits[y] ? -1 : 1;
+    return x < y ? -1 : 1;
+}
+
+/* top_p on random logits against a nucleus computed by sorting: nothing
+ * outside it is ever drawn, and the boundary token is inside. */
+static void test_top_p_vs_sorted_reference(void)
+{
+    enum { V = 300 };
+    static float l[V];
+    static int32_t order[V];
+    static int counts[V];
+    uint64_t x = 99;
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < V; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            l[i] = (float)((x >> 40) % 1000) / 250.0f; /* 0 .. 4, with ties */
+            order[i] = i;
+        }
+        cmp_logits = l;
+        qsort(order, V, sizeof(order[0]), cmp_desc);
+        double total = 0, cum = 0;
+        for (int i = 0; i < V; i++)
+            total += exp(l[i] - l[order[0]]);
+        float top_p = 0.3f + 0.03f * (float)trial;
+        int nucleus = 0;
+        while (nucleus < V && cum < top_p * total)
+            cum += exp(l[order[nucleus++]] - l[order[0]]);
+        struct sampler_params p;
+        sampler_params_default(&p);
+        p.temperature = 1.0f;
+        p.top_p = top_p;
+        p.seed = (uint64_t)trial;
+        histogram(V, &p, l, 3000, counts);
+        int outside = 0;
+        for (int i = nucleus; i < V; i++)
+            outside += counts[order[i]];
+        CHECK_MSG(outside == 0, "trial %d: %d draws outside a nucleus of %d", trial, outside,
+                  nucleus);
+        CHECK_MSG(counts[order[nucleus - 1]] > 0, "trial %d: boundary token never drawn", trial);
+    }
+}
+
 static void test_min_p(void)
 {
     /* probabilities relative to the best: 1, 0.5, 0.09, 0.2.
@@ -528,6 +577,7 @@ int main(void)
     RUN(test_top_k);
     RUN(test_top_p);
     RUN(test_top_p_large_vocab);
+    RUN(test_top_p_vs_sorted_reference);
     RUN(test_min_p);
     RUN(test_repetition_penalty);
     RUN(test_presence_frequency);
