@@ -38,3 +38,13 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+
+# The test clients from npm (tests/package.json, pinned by its lock file).
+# Reinstalled only when the lock file changed since the last install.
+here=$(cd "$(dirname "$0")/.." && pwd)
+stamp="$here/tests/node_modules/.installed-lock"
+if [ ! -f "$stamp" ] || ! cmp -s "$here/tests/package-lock.json" "$stamp"; then
+    echo "setup: installing the test clients from npm (tests/package.json)"
+    (cd "$here/tests" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$here/tests/package-lock.json" "$stamp"
+fi
