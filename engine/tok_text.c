@@ -195,7 +195,8 @@ enum status tok_utf8_append_lossy(struct tok_buf *b, const char *s, size_t n)
 
 /*
  * GPT-2 maps the 188 printable bytes to themselves and the other 68 to
- * U+0100.. in byte order, so every byte becomes a visible character.
+ * U+0100.. in byte order, so every byte becomes a visible character.  The 68
+ * are 0x00-0x20 (33), 0x7F-0xA0 (34) and 0xAD (1), hence the closed forms.
  */
 static int byte_is_printable(unsigned b)
 {
@@ -206,24 +207,23 @@ uint32_t tok_byte_to_cp(unsigned char b)
 {
     if (byte_is_printable(b))
         return b;
-    unsigned n = 0;
-    for (unsigned i = 0; i < b; i++)
-        n += !byte_is_printable(i);
-    return 256 + n;
+    if (b <= 32)
+        return 256u + b;
+    if (b <= 160)
+        return 256u + 33 + (b - 127u);
+    return 256u + 67; /* 0xAD */
 }
 
 int tok_cp_to_byte(uint32_t cp)
 {
     if (cp < 256)
         return byte_is_printable(cp) ? (int)cp : -1;
-    if (cp >= 256 + 68)
-        return -1;
-    unsigned n = cp - 256;
-    for (unsigned b = 0; b < 256; b++) {
-        if (!byte_is_printable(b) && n-- == 0)
-            return (int)b;
-    }
-    return -1;
+    uint32_t n = cp - 256;
+    if (n <= 32)
+        return (int)n;
+    if (n <= 66)
+        return (int)(127 + n - 33);
+    return n == 67 ? 0xAD : -1;
 }
 
 /* ---- patterns -------------------------------------------------------------- */
