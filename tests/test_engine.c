@@ -243,6 +243,42 @@ static void describe(int i, struct engine_request_desc *d, int32_t *ids_buf)
     }
 }
 
+/* A prompt prefilled two tokens per step gives the golden continuation. */
+static void test_chunked_prefill_golden(void)
+{
+    int32_t want[64], prompt[8];
+    CHECK_INT_EQ(golden_ids(1, "greedy_ids", want, 64), 64);
+    int n_prompt = golden_ids(1, "prompt_ids", prompt, 8);
+    CHECK(n_prompt > 2);
+    struct engine_load_opts o = {.max_seqs = 1, .max_batch_tokens = 2};
+    struct engine_model *m = load(&o);
+    if (!m)
+        return;
+    struct engine_request_desc d = {
+        .kind = ENGINE_PROMPT_IDS, .prompt_ids = prompt, .n_prompt_ids = n_prompt};
+    engine_gen_params_default(&d.params);
+    d.params.max_tokens = 64;
+    d.params.ignore_eos = true;
+    struct collect c;
+    collect_init(&c);
+    struct engine_request *r = NULL;
+    if (submit(m, &d, &c, &r) == ST_OK) {
+        collect_wait_done(&c);
+        CHECK_INT_EQ(c.n_ids, 64);
+        int same = 0;
+        while (same < 64 && c.ids[same] == want[same])
+            same++;
+        CHECK_MSG(same == 64, "first difference at token %d", same);
+    }
+    engine_request_release(r);
+    struct engine_stats s;
+    engine_model_stats(m, &s);
+    /* prompt in ceil(n/2) steps, then one step per token after the first */
+    CHECK_INT_EQ(s.steps, (uint64_t)((n_prompt + 1) / 2 + 63));
+    collect_destroy(&c);
+    engine_model_free(m);
+}
+
 /* Logprobs of the first three tokens from BOS against the golden logits:
  * log-softmax of the raw logits, and the top ids in order. */
 static void test_logprobs_golden(void)
@@ -713,6 +749,7 @@ int main(void)
     snprintf(model_dir, sizeof(model_dir), "%s/fixtures/models/aidreams-260k",
              harness_shared_dir());
     RUN(test_greedy_golden);
+    RUN(test_chunked_prefill_golden);
     RUN(test_logprobs_golden);
     RUN(test_batched_equals_alone);
     RUN(test_cancel_frees_blocks);
