@@ -95,13 +95,7 @@ static enum status raw_section(struct enc *e, const char *s, size_t n, int first
     enum status st = tok_normalize(e->tok, s, n, &e->norm);
     if (st != ST_OK)
         return st;
-    /* The normalized copy is detached so model_section may reuse e->norm's neighbours. */
-    struct tok_buf norm = e->norm;
-    e->norm = (struct tok_buf){0};
-    st = split_added(e, &e->tok->trie_norm, norm.data, norm.len, first, model_section);
-    tok_buf_free(&e->norm);
-    e->norm = norm;
-    return st;
+    return split_added(e, &e->tok->trie_norm, e->norm.data, e->norm.len, first, model_section);
 }
 
 enum status tok_encode(const struct tokenizer *tok, const char *text, size_t len, unsigned flags,
@@ -115,7 +109,9 @@ enum status tok_encode(const struct tokenizer *tok, const char *text, size_t len
         return ST_ERR_INVALID;
     struct enc e = {.tok = tok, .parse_special = !!(flags & TOK_ENCODE_PARSE_SPECIAL)};
     e.bpe = tok_bpe_scratch_new();
-    enum status st = e.bpe ? ST_OK : ST_ERR_NOMEM;
+    e.cap = 64;
+    e.ids = malloc(e.cap * sizeof(*e.ids)); /* non-NULL even for an empty result */
+    enum status st = e.bpe && e.ids ? ST_OK : ST_ERR_NOMEM;
     int add = !!(flags & TOK_ENCODE_ADD_SPECIAL);
     for (size_t i = 0; st == ST_OK && add && i < tok->n_post_pre; i++)
         st = push_id(&e, tok->post_pre[i]);
@@ -123,8 +119,6 @@ enum status tok_encode(const struct tokenizer *tok, const char *text, size_t len
         st = split_added(&e, &tok->trie_raw, text, len, 1, raw_section);
     for (size_t i = 0; st == ST_OK && add && i < tok->n_post_post; i++)
         st = push_id(&e, tok->post_post[i]);
-    if (st == ST_OK && !e.ids)
-        st = push_id(&e, 0) == ST_OK ? (e.n = 0, ST_OK) : ST_ERR_NOMEM;
     tok_bpe_scratch_free(e.bpe);
     tok_pieces_free(&e.pieces);
     tok_buf_free(&e.norm);
