@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "harness.h"
 #include "kv_cache.h"
 #include "mkmodel.h"
@@ -294,6 +295,25 @@ static void check_tiny(const char *arch, const char *dtype)
         CHECK(n >= 1 && (ids[0] == bos) == !(qwen2 || qwen3));
         free(ids);
         tok_free(tok);
+    }
+    /* the ChatML template renders in the engine's Jinja */
+    struct chat_template *ct = NULL;
+    CHECK_INT_EQ(chat_template_load(dir, &ct, err, sizeof(err)), ST_OK);
+    if (ct) {
+        cJSON *ctx =
+            cJSON_Parse("{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, "
+                        "{\"role\": \"user\", \"content\": \"Hi!\"}], "
+                        "\"add_generation_prompt\": true}");
+        char *out = NULL;
+        CHECK_INT_EQ(chat_template_render(ct, ctx, &out, NULL, err, sizeof(err)), ST_OK);
+        const char *want =
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>"
+            "\n<|im_start|>assistant\n";
+        CHECK(out && !strncmp(out, "<|begin_of_text|>", 17) == !(qwen2 || qwen3));
+        CHECK_STR_EQ(out ? out + (qwen2 || qwen3 ? 0 : 17) : NULL, want);
+        free(out);
+        cJSON_Delete(ctx);
+        chat_template_free(ct);
     }
     CHECK(forward_is_finite(dir));
     remove_dir(dir);
