@@ -27,7 +27,6 @@ struct stw_tensor {
 struct stw_shard {
     char *header; /* the JSON, space padded */
     size_t header_len;
-    uint64_t data_len;
 };
 
 struct safetensors_writer {
@@ -333,8 +332,6 @@ enum status safetensors_writer_begin(struct safetensors_writer *w, char *err, si
         if (st != ST_OK)
             return st;
     }
-    for (size_t i = 0; i < w->n_tensors; i++)
-        w->shards[w->tensors[i].shard].data_len = w->tensors[i].offset + w->tensors[i].nbytes;
     w->begun = true;
     w->cur = 0;
     w->cur_done = 0;
