@@ -4,7 +4,6 @@
  * supported bits/group combination, and the f32 -> f16/bf16 rounding that
  * the quantizer and the model writer rely on.
  */
-#include <cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,138 +13,94 @@
 #include "harness.h"
 #include "quant.h"
 #include "quantize.h"
+#include "safetensors.h"
 #include "tensor.h"
 
-/* ---- a minimal safetensors reader, enough to pull fixture tensors ---- */
-
-struct st_file {
-    unsigned char *buf;
-    size_t len;
-    cJSON *header;
-    size_t data_start;
-};
-
-static int st_open(struct st_file *f, const char *path)
+/* Reads tensor `name` of st into a malloc'ed buffer; NULL when missing. */
+static void *read_tensor(struct safetensors *st, const char *name, size_t *nbytes,
+                         const struct safetensors_tensor **out)
 {
-    memset(f, 0, sizeof(*f));
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->buf = malloc((size_t)n);
-    if (!f->buf || fread(f->buf, 1, (size_t)n, fp) != (size_t)n) {
-        fclose(fp);
-        return -1;
+    const struct safetensors_tensor *t = safetensors_find(st, name);
+    if (!t)
+        return NULL;
+    *nbytes = (size_t)(t->end - t->begin);
+    void *buf = malloc(*nbytes ? *nbytes : 1);
+    char err[256];
+    if (buf && safetensors_read(st, t, buf, err, sizeof(err)) != ST_OK) {
+        free(buf);
+        return NULL;
     }
-    fclose(fp);
-    f->len = (size_t)n;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | f->buf[i];
-    if (hlen > f->len - 8)
-        return -1;
-    f->header = cJSON_ParseWithLength((const char *)f->buf + 8, (size_t)hlen);
-    f->data_start = 8 + (size_t)hlen;
-    return f->header ? 0 : -1;
-}
-
-static void st_close(struct st_file *f)
-{
-    cJSON_Delete(f->header);
-    free(f->buf);
-}
-
-/* Data of tensor `name` and its byte size, or NULL. */
-static const unsigned char *st_tensor(const struct st_file *f, const char *name, size_t *nbytes)
-{
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(f->header, name);
-    cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-        return NULL;
-    size_t a = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble;
-    size_t b = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
-    if (b < a || f->data_start + b > f->len)
-        return NULL;
-    *nbytes = b - a;
-    return f->buf + f->data_start + a;
-}
-
-static int st_shape(const struct st_file *f, const char *name, size_t *rows, size_t *cols)
-{
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(f->header, name);
-    cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    if (cJSON_GetArraySize(shape) != 2)
-        return -1;
-    *rows = (size_t)cJSON_GetArrayItem(shape, 0)->valuedouble;
-    *cols = (size_t)cJSON_GetArrayItem(shape, 1)->valuedouble;
-    return 0;
+    if (out)
+        *out = t;
+    return buf;
 }
 
 /* ---- byte-exact against the fixture's MLX variants ---- */
 
 static void check_fixture_variant(const char *variant, int bits)
 {
-    char path[4096];
-    struct st_file src, mlx;
+    char path[4096], err[256] = "";
+    struct safetensors *src = NULL, *mlx = NULL;
     snprintf(path, sizeof(path), "%s/fixtures/models/aidreams-260k-f16/model.safetensors",
              harness_shared_dir());
-    CHECK(st_open(&src, path) == 0);
+    CHECK_INT_EQ(safetensors_open(path, &src, err, sizeof(err)), ST_OK);
     snprintf(path, sizeof(path), "%s/fixtures/models/%s/model.safetensors", harness_shared_dir(),
              variant);
-    CHECK(st_open(&mlx, path) == 0);
-    if (!src.header || !mlx.header)
+    CHECK_INT_EQ(safetensors_open(path, &mlx, err, sizeof(err)), ST_OK);
+    if (!src || !mlx) {
+        safetensors_close(src);
+        safetensors_close(mlx);
         return;
+    }
     int quantized = 0;
-    cJSON *item;
-    cJSON_ArrayForEach(item, mlx.header)
-    {
-        const char *name = item->string;
+    for (size_t i = 0; i < safetensors_count(mlx); i++) {
+        const char *name = safetensors_at(mlx, i)->name;
         size_t len = strlen(name);
         if (len < 7 || strcmp(name + len - 7, ".scales") != 0)
             continue;
         char wname[512], bname[512];
         snprintf(wname, sizeof(wname), "%.*s.weight", (int)(len - 7), name);
         snprintf(bname, sizeof(bname), "%.*s.biases", (int)(len - 7), name);
-        size_t rows = 0, cols = 0, n_src = 0, n_q = 0, n_s = 0, n_b = 0;
-        CHECK(st_shape(&src, wname, &rows, &cols) == 0);
-        const unsigned char *w16 = st_tensor(&src, wname, &n_src);
-        const unsigned char *want_q = st_tensor(&mlx, wname, &n_q);
-        const unsigned char *want_s = st_tensor(&mlx, name, &n_s);
-        const unsigned char *want_b = st_tensor(&mlx, bname, &n_b);
-        CHECK(w16 && want_q && want_s && want_b);
-        if (!w16 || !want_q || !want_s || !want_b || n_src != rows * cols * 2)
-            continue;
-        float *w = malloc(rows * cols * sizeof(float));
-        size_t groups = cols / 32;
-        uint32_t *q = malloc(rows * quant_row_words(cols, bits) * 4);
-        uint16_t *s = malloc(rows * groups * 2), *b = malloc(rows * groups * 2);
-        for (size_t i = 0; i < rows * cols; i++) {
-            uint16_t h;
-            memcpy(&h, w16 + 2 * i, 2);
-            w[i] = f16_to_f32(h);
+        size_t n_src = 0, n_q = 0, n_s = 0, n_b = 0;
+        const struct safetensors_tensor *ts = NULL;
+        uint16_t *w16 = read_tensor(src, wname, &n_src, &ts);
+        void *want_q = read_tensor(mlx, wname, &n_q, NULL);
+        void *want_s = read_tensor(mlx, name, &n_s, NULL);
+        void *want_b = read_tensor(mlx, bname, &n_b, NULL);
+        CHECK(w16 && want_q && want_s && want_b && ts->dtype == DTYPE_F16 && ts->ndim == 2);
+        if (w16 && want_q && want_s && want_b && ts->dtype == DTYPE_F16 && ts->ndim == 2) {
+            size_t rows = (size_t)ts->shape[0], cols = (size_t)ts->shape[1];
+            size_t groups = cols / 32;
+            float *w = malloc(rows * cols * sizeof(float));
+            uint32_t *q = malloc(rows * quant_row_words(cols, bits) * 4);
+            uint16_t *s = malloc(rows * groups * 2), *b = malloc(rows * groups * 2);
+            for (size_t k = 0; k < rows * cols; k++)
+                w[k] = f16_to_f32(w16[k]);
+            CHECK_INT_EQ(quantize_affine(w, rows, cols, bits, 32, q, s, b, err, sizeof(err)),
+                         ST_OK);
+            CHECK_INT_EQ(n_q, rows * quant_row_words(cols, bits) * 4);
+            CHECK_INT_EQ(n_s, rows * groups * 2);
+            CHECK_MSG(n_q == rows * quant_row_words(cols, bits) * 4 && memcmp(q, want_q, n_q) == 0,
+                      "%s: packed codes differ from MLX", wname);
+            CHECK_MSG(n_s == rows * groups * 2 && memcmp(s, want_s, n_s) == 0,
+                      "%s: scales differ from MLX", name);
+            CHECK_MSG(n_b == rows * groups * 2 && memcmp(b, want_b, n_b) == 0,
+                      "%s: biases differ from MLX", bname);
+            quantized++;
+            free(w);
+            free(q);
+            free(s);
+            free(b);
         }
-        char err[256] = "";
-        CHECK_INT_EQ(quantize_affine(w, rows, cols, bits, 32, q, s, b, err, sizeof(err)), ST_OK);
-        CHECK_INT_EQ(n_q, rows * quant_row_words(cols, bits) * 4);
-        CHECK_INT_EQ(n_s, rows * groups * 2);
-        CHECK_MSG(n_q == rows * quant_row_words(cols, bits) * 4 && memcmp(q, want_q, n_q) == 0,
-                  "%s: packed codes differ from MLX", wname);
-        CHECK_MSG(n_s == rows * groups * 2 && memcmp(s, want_s, n_s) == 0,
-                  "%s: scales differ from MLX", name);
-        CHECK_MSG(n_b == rows * groups * 2 && memcmp(b, want_b, n_b) == 0,
-                  "%s: biases differ from MLX", bname);
-        quantized++;
-        free(w);
-        free(q);
-        free(s);
-        free(b);
+        free(w16);
+        free(want_q);
+        free(want_s);
+        free(want_b);
     }
     /* embedding + 6 Linear layers quantized in each of the 4 layers */
     CHECK_INT_EQ(quantized, 1 + 4 * 6);
-    st_close(&src);
-    st_close(&mlx);
+    safetensors_close(src);
+    safetensors_close(mlx);
 }
 
 static void test_fixture_mlx_4bit(void)
