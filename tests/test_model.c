@@ -432,6 +432,7 @@ struct rmodel {
     int hidden, layers, heads, kv_heads, head_dim, ffn, vocab, max_pos;
     int window; /* sliding_window, 0 = null */
     bool bias, qk_norm, tie, explicit_head_dim, llama3;
+    bool quantized; /* MLX affine, mixed widths: see rm_quant_for */
     double theta, eps;
     float *embed, *lm_head, *norm;
     struct {
@@ -448,20 +449,109 @@ static float round_dtype(float f, const char *dtype)
     return f;
 }
 
+static void dtype_store(void *raw, const char *dtype, size_t i, float v)
+{
+    if (strcmp(dtype, "F32") == 0)
+        ((float *)raw)[i] = v;
+    else if (strcmp(dtype, "BF16") == 0)
+        ((uint16_t *)raw)[i] = f32_to_bf16(v);
+    else
+        ((uint16_t *)raw)[i] = f32_to_f16(v);
+}
+
+/*
+ * The MLX quantization of each matrix in a quantized random model: the
+ * global 4-bit/64 with per-module overrides, which rm_write also puts into
+ * config.json.  0 bits = left in float.
+ */
+static void rm_quant_for(const struct rmodel *r, const char *name, int *bits, int *group)
+{
+    *bits = r->quantized ? 4 : 0;
+    *group = 64;
+    if (!r->quantized)
+        return;
+    if (strstr(name, "mlp.down_proj")) {
+        *bits = 3;
+        *group = 32;
+    } else if (strcmp(name, "lm_head.weight") == 0) {
+        *bits = 6;
+        *group = 32;
+    } else if (strstr(name, "layers.1.mlp.gate_proj")) {
+        *bits = 8;
+        *group = 128;
+    } else if (strcmp(name, "model.layers.1.self_attn.v_proj.weight") == 0) {
+        *bits = 0;
+    }
+}
+
+#define RM_QUANT_JSON                                                                              \
+    "\"quantization\": {\"group_size\": 64, \"bits\": 4, "                                         \
+    "\"model.layers.0.mlp.down_proj\": {\"group_size\": 32, \"bits\": 3}, "                        \
+    "\"model.layers.1.mlp.down_proj\": {\"group_size\": 32, \"bits\": 3}, "                        \
+    "\"model.layers.1.mlp.gate_proj\": {\"group_size\": 128, \"bits\": 8}, "                       \
+    "\"lm_head\": {\"group_size\": 32, \"bits\": 6}, \"model.layers.1.self_attn.v_proj\": false},"
+
+/* Writes name as MLX-quantized codes + scales + biases; returns the dequantized values. */
+static float *rm_qtensor(struct rmodel *r, struct stb *b, uint64_t *seed, const char *name,
+                         int rows, int cols, int bits, int group, float scale)
+{
+    size_t n = (size_t)rows * (size_t)cols, ng = (size_t)cols / (size_t)group;
+    size_t words = (size_t)cols * (size_t)bits / 32, psz = strcmp(r->dtype, "F32") ? 2 : 4;
+    float *v = malloc(n * sizeof(float));
+    uint32_t *q = calloc((size_t)rows * words, 4);
+    void *sc = malloc((size_t)rows * ng * 4), *bi = malloc((size_t)rows * ng * 4);
+    for (size_t row = 0; row < (size_t)rows; row++) {
+        uint8_t *bytes = (uint8_t *)(q + row * words);
+        for (size_t g = 0; g < ng; g++) {
+            /* spread the codes over +-scale; the sign of the step is random as in MLX */
+            float s = round_dtype(2.0f * scale / (float)((1 << bits) - 1) *
+                                      (stb_randf(seed) < 0 ? -1.0f : 1.0f),
+                                  r->dtype);
+            float bb = round_dtype(s < 0 ? scale : -scale, r->dtype);
+            dtype_store(sc, r->dtype, row * ng + g, s);
+            dtype_store(bi, r->dtype, row * ng + g, bb);
+            for (size_t k = 0; k < (size_t)group; k++) {
+                size_t col = g * (size_t)group + k;
+                uint32_t code = (uint32_t)((stb_randf(seed) + 1.0f) * 0.5f * (float)(1 << bits));
+                if (code >= (1u << bits))
+                    code = (1u << bits) - 1;
+                for (int j = 0; j < bits; j++) {
+                    size_t bit = col * (size_t)bits + (size_t)j;
+                    if (code >> j & 1)
+                        bytes[bit / 8] |= (uint8_t)(1u << (bit % 8));
+                }
+                v[row * (size_t)cols + col] = s * (float)code + bb;
+            }
+        }
+    }
+    char nm[256];
+    size_t base = strlen(name) - strlen(".weight");
+    int64_t wshape[2] = {rows, (int64_t)words}, pshape[2] = {rows, (int64_t)ng};
+    stb_add(b, name, "U32", 2, wshape, q, (size_t)rows * words * 4);
+    snprintf(nm, sizeof(nm), "%.*s.scales", (int)base, name);
+    stb_add(b, nm, r->dtype, 2, pshape, sc, (size_t)rows * ng * psz);
+    snprintf(nm, sizeof(nm), "%.*s.biases", (int)base, name);
+    stb_add(b, nm, r->dtype, 2, pshape, bi, (size_t)rows * ng * psz);
+    free(q);
+    free(sc);
+    free(bi);
+    return v;
+}
+
 static float *rm_tensor(struct rmodel *r, struct stb *b, uint64_t *seed, const char *name, int rows,
                         int cols, float scale, float offset)
 {
+    int bits = 0, group = 0;
+    if (cols)
+        rm_quant_for(r, name, &bits, &group);
+    if (bits)
+        return rm_qtensor(r, b, seed, name, rows, cols, bits, group, scale);
     size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
     float *v = malloc(n * sizeof(float));
     void *raw = malloc(n * 4);
     for (size_t i = 0; i < n; i++) {
         v[i] = round_dtype(offset + scale * stb_randf(seed), r->dtype);
-        if (strcmp(r->dtype, "F32") == 0)
-            ((float *)raw)[i] = v[i];
-        else if (strcmp(r->dtype, "BF16") == 0)
-            ((uint16_t *)raw)[i] = f32_to_bf16(v[i]);
-        else
-            ((uint16_t *)raw)[i] = f32_to_f16(v[i]);
+        dtype_store(raw, r->dtype, i, v[i]);
     }
     int64_t shape[2] = {rows, cols};
     stb_add(b, name, r->dtype, cols ? 2 : 1, shape, raw, n * (strcmp(r->dtype, "F32") ? 2 : 4));
@@ -520,11 +610,12 @@ static int rm_write(struct rmodel *r, const char *dir, uint64_t seed)
              "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", \"hidden_size\": %d, "
              "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
              "\"num_key_value_heads\": %d, %s \"intermediate_size\": %d, \"vocab_size\": %d, "
-             "\"max_position_embeddings\": %d, \"rms_norm_eps\": %g, \"rope_theta\": %g, %s "
+             "\"max_position_embeddings\": %d, \"rms_norm_eps\": %g, \"rope_theta\": %g, %s %s "
              "\"tie_word_embeddings\": %s, \"bos_token_id\": 1, \"eos_token_id\": [2, 3], "
              "\"sliding_window\": %s, \"hidden_act\": \"silu\"}",
              r->arch, r->model_type, h, r->layers, r->heads, r->kv_heads, hd, r->ffn, r->vocab,
-             r->max_pos, r->eps, r->theta, rs, r->tie ? "true" : "false", sw);
+             r->max_pos, r->eps, r->theta, rs, r->quantized ? RM_QUANT_JSON : "",
+             r->tie ? "true" : "false", sw);
     return rc | stb_write_text(dir, "config.json", cfg);
 }
 
@@ -825,6 +916,57 @@ static void test_random_mistral_window(void)
     check_random_model(&r, 44);
 }
 
+static struct rmodel quantized_rmodel(void)
+{
+    struct rmodel r = {.arch = "LlamaForCausalLM",
+                       .model_type = "llama",
+                       .dtype = "BF16",
+                       .hidden = 128,
+                       .layers = 2,
+                       .heads = 4,
+                       .kv_heads = 2,
+                       .head_dim = 32,
+                       .ffn = 96,
+                       .vocab = 96,
+                       .max_pos = 64,
+                       .quantized = true,
+                       .theta = 10000.0,
+                       .eps = 1e-5};
+    return r;
+}
+
+/* MLX mixed quantization: global 4-bit/64 plus 3-, 6- and 8-bit overrides and a float layer */
+static void test_random_mlx_mixed_quant(void)
+{
+    struct rmodel r = quantized_rmodel();
+    check_random_model(&r, 55);
+}
+
+static void test_quant_override_mismatch(void)
+{
+    struct rmodel r = quantized_rmodel();
+    char dir[256], err[512] = "", path[400];
+    CHECK(stb_tmpdir(dir, sizeof(dir)) == 0);
+    CHECK(rm_write(&r, dir, 66) == 0);
+    rm_free(&r);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    size_t len;
+    char *cfg = slurp(path, &len);
+    char *at = cfg ? strstr(cfg, "\"bits\": 3") : NULL;
+    CHECK(at != NULL);
+    if (at) {
+        /* config.json now claims 5 bits for layer 0's down_proj, stored with 3 */
+        at[strlen("\"bits\": ")] = '5';
+        stb_write_text(dir, "config.json", cfg);
+        struct model *m = NULL;
+        CHECK_INT_EQ(model_load(dir, NULL, &m, err, sizeof(err)), ST_ERR_INVALID);
+        CHECK_MSG(strstr(err, "model.layers.0.mlp.down_proj") != NULL, "%s", err);
+        model_free(m);
+    }
+    free(cfg);
+    stb_rmdir(dir);
+}
+
 /* ---------------------------------------------------------------------- */
 /* batch validation                                                        */
 
@@ -901,6 +1043,8 @@ int main(void)
     RUN(test_random_qwen3);
     RUN(test_random_llama31_scaled);
     RUN(test_random_mistral_window);
+    RUN(test_random_mlx_mixed_quant);
+    RUN(test_quant_override_mismatch);
     RUN(test_forward_rejects_bad_batches);
     return harness_finish();
 }
