@@ -27,6 +27,7 @@ struct tok_buf {
 enum status tok_buf_reserve(struct tok_buf *b, size_t extra);
 enum status tok_buf_append(struct tok_buf *b, const char *s, size_t n);
 void tok_buf_free(struct tok_buf *b);
+enum status tok_strdup(const char *s, char **out, size_t *len);
 
 /* A list of byte strings stored back to back in one buffer. */
 struct tok_pieces {
@@ -264,6 +265,21 @@ struct tok_json_merges {
 };
 enum status tok_json_merges_next(struct tok_json_merges *it, struct tok_buf *a, struct tok_buf *b,
                                  int *done);
+
+/* Typed members of a cJSON object; *bad is set when present with the wrong type. */
+const char *tok_json_str(const cJSON *obj, const char *key, int *bad);
+int tok_json_bool(const cJSON *obj, const char *key, int dflt, int *bad);
+/* The "type" string member of a step object, or NULL. */
+const char *tok_json_type(const cJSON *obj);
+/* Whether v is an integer in [lo, hi] (then stored in *out). */
+int tok_json_int(const cJSON *v, long lo, long hi, long *out);
+
+/* Parses normalizer, pre_tokenizer, decoder and post_processor (tok_steps.c). */
+enum status tok_parse_steps(struct tokenizer *tok, const cJSON *root, char *err, size_t errlen);
+void tok_steps_free(struct tokenizer *tok);
+
+/* Ids beyond this are rejected: no real vocabulary comes close. */
+#define TOK_MAX_ID (1 << 24)
 
 /* Appends a NUL-terminated copy of s to the pool. */
 enum status tok_pool_add(struct tokenizer *tok, const char *s, size_t n, uint32_t *off);

@@ -7,7 +7,8 @@
  * directly (strings straight into the tokenizer's pool) and hands every other
  * value to cJSON, so the rest of the loader still works on a cJSON tree.
  * Everything is bounds-checked against the input length: the input is
- * untrusted and need not be NUL-terminated.
+ * untrusted and need not be NUL-terminated.  Also: small typed accessors for
+ * the cJSON side.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -331,4 +332,46 @@ enum status tok_json_merges_next(struct tok_json_merges *it, struct tok_buf *a, 
     }
     it->p = s.p;
     return ST_OK;
+}
+
+/* ---- typed access to cJSON values --------------------------------------------- */
+
+/* A string member or NULL; *bad set when present with another type. */
+const char *tok_json_str(const cJSON *obj, const char *key, int *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return NULL;
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        *bad = 1;
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+int tok_json_bool(const cJSON *obj, const char *key, int dflt, int *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return dflt;
+    if (!cJSON_IsBool(v)) {
+        *bad = 1;
+        return dflt;
+    }
+    return cJSON_IsTrue(v);
+}
+
+int tok_json_int(const cJSON *v, long lo, long hi, long *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < (double)lo || v->valuedouble > (double)hi ||
+        v->valuedouble != (double)(long)v->valuedouble)
+        return 0;
+    *out = (long)v->valuedouble;
+    return 1;
+}
+
+const char *tok_json_type(const cJSON *obj)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
+    return cJSON_IsString(t) && t->valuestring ? t->valuestring : NULL;
 }

@@ -80,6 +80,17 @@ void tok_pieces_free(struct tok_pieces *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* Copies a C string into a malloc()ed one; *len gets its length. */
+enum status tok_strdup(const char *s, char **out, size_t *len)
+{
+    *len = strlen(s);
+    *out = malloc(*len + 1);
+    if (!*out)
+        return ST_ERR_NOMEM;
+    memcpy(*out, s, *len + 1);
+    return ST_OK;
+}
+
 /* ---- UTF-8 ----------------------------------------------------------------- */
 
 int tok_utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
