@@ -171,8 +171,13 @@ static enum status change_case(struct jrender *r, size_t pos, struct jval s, enu
             case CASE_TITLE_JINJA: up = word_start; break;
             default: up = first;
             }
-            o = (uint32_t)(up ? utf8proc_toupper((utf8proc_int32_t)cp)
-                              : utf8proc_tolower((utf8proc_int32_t)cp));
+            /* title(), capitalize() use the titlecase mapping (Dž, not DŽ) */
+            if (!up)
+                o = (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
+            else if (mode == CASE_UPPER)
+                o = (uint32_t)utf8proc_toupper((utf8proc_int32_t)cp);
+            else
+                o = (uint32_t)utf8proc_totitle((utf8proc_int32_t)cp);
         }
         prev_cased = is_cased_letter(cp);
         word_start =
@@ -1356,13 +1361,69 @@ static enum status f_attr(struct jrender *r, size_t pos, struct jval v, const st
     const struct jval *name = arg(a, 0, "name");
     if (!name || name->t != JV_STR)
         return jinja_fail(r, pos, ST_ERR_INVALID, "attr needs a name");
+    /* attr() is getattr() only: a dict's keys are items, not attributes */
     *out = jv_undef();
-    if (v.t == JV_DICT || v.t == JV_NS) {
+    if (v.t == JV_NS) {
         struct jval *f = jv_dict_get(v.u.d, name->u.s.p, name->u.s.n);
         if (f)
             *out = *f;
     }
     return ST_OK;
+}
+
+/* "%s items"|format(n): Python %-formatting with s, r, d, i, f, x and %%. */
+static enum status f_format(struct jrender *r, size_t pos, struct jval v, const struct jargs *a,
+                            struct jval *out)
+{
+    enum status st = need_str(r, pos, v, "format");
+    if (st)
+        return st;
+    struct jbuf b = {0};
+    size_t next = 0;
+    for (size_t i = 0; i < v.u.s.n; i++) {
+        if (v.u.s.p[i] != '%') {
+            if (jbuf_put(&b, v.u.s.p + i, 1))
+                return too_big(r, pos, &b);
+            continue;
+        }
+        char conv = i + 1 < v.u.s.n ? v.u.s.p[++i] : 0;
+        if (conv == '%') {
+            if (jbuf_put(&b, "%", 1))
+                return too_big(r, pos, &b);
+            continue;
+        }
+        if (next >= a->npos || !strchr("srdifx", conv) || !conv) {
+            jbuf_free(&b);
+            return jinja_fail(r, pos, ST_ERR_INVALID,
+                              "format: bad conversion or not enough arguments");
+        }
+        struct jval x = a->pos[next++];
+        char num[64];
+        int rc;
+        if (conv == 's') {
+            rc = jv_write_str(&b, x);
+        } else if (conv == 'r') {
+            rc = jv_write_repr(&b, x);
+        } else if (!jv_is_number(x)) {
+            jbuf_free(&b);
+            return jinja_fail(r, pos, ST_ERR_INVALID, "format: %%%c needs a number, got %s", conv,
+                              jv_type_name(x));
+        } else {
+            if (conv == 'f')
+                snprintf(num, sizeof(num), "%f", jv_num(x));
+            else if (x.t == JV_FLOAT && !(fabs(x.u.f) < 9.2e18))
+                snprintf(num, sizeof(num), "%.0f", x.u.f);
+            else
+                snprintf(num, sizeof(num), conv == 'x' ? "%llx" : "%lld",
+                         (long long)(x.t == JV_FLOAT ? (int64_t)x.u.f
+                                     : x.t == JV_INT ? x.u.i
+                                                     : x.u.b));
+            rc = jbuf_put(&b, num, strlen(num));
+        }
+        if (rc)
+            return too_big(r, pos, &b);
+    }
+    return finish(r, pos, &b, out);
 }
 
 static const struct {
@@ -1383,6 +1444,7 @@ static const struct {
     {"first", f_first},
     {"float", f_float},
     {"forceescape", f_escape},
+    {"format", f_format},
     {"indent", f_indent},
     {"int", f_int},
     {"items", f_items},

@@ -473,11 +473,10 @@ enum status jinja_lex(const char *src, size_t len, struct arena *a, struct jtoke
                 break;
             }
             j += 2;
+            /* jinja2 applies no trim_blocks to the raw tag itself */
             if (strip)
                 while (j < lx.len && is_ws(src[j]))
                     j++;
-            else if (j < lx.len && src[j] == '\n')
-                j++;
             size_t etag, after;
             int sb, sa;
             if (!find_endraw(&lx, j, &etag, &after, &sb, &sa)) {

@@ -389,6 +389,9 @@ static void test_filters(void)
                  "[('a', 2), ('b', 1)] [('b', 1), ('a', 2)]");
     CHECK_RENDER("{{ [1,2,3,4,5]|batch(2)|list }}", NULL, "[[1, 2], [3, 4], [5]]");
     CHECK_RENDER("{{ [3,1,2]|max }} {{ [3,1,2]|min }} {{ [1,2,3]|sum }}", NULL, "3 1 6");
+    CHECK_RENDER("{{ '%s has %d%%'|format('x', 5) }} {{ {'a': 1}|attr('a') }}|", NULL,
+                 "x has 5% |");
+    CHECK_RENDER("{% raw %}\n{{ x }}{% endraw %}", NULL, "\n{{ x }}");
 }
 
 static void test_tojson(void)
