@@ -409,6 +409,51 @@ static enum status config_token(const cJSON *cfg, const char *key, char **out, c
     return ST_OK;
 }
 
+/*
+ * transformers' Llama and Gemma tokenizer classes rebuild the post-processor
+ * from add_bos_token / add_eos_token (defaults true / false) and ignore the one
+ * in tokenizer.json; mlx-lm tokenizes through them, so follow suit.
+ */
+static int config_rebuilds_template(const cJSON *cfg)
+{
+    static const char *const classes[] = {"LlamaTokenizer",     "LlamaTokenizerFast",
+                                          "GemmaTokenizer",     "GemmaTokenizerFast",
+                                          "CodeLlamaTokenizer", "CodeLlamaTokenizerFast"};
+    int bad = 0;
+    const char *cls = tok_json_str(cfg, "tokenizer_class", &bad);
+    for (size_t i = 0; cls && i < sizeof(classes) / sizeof(classes[0]); i++) {
+        if (!strcmp(cls, classes[i]))
+            return 1;
+    }
+    return 0;
+}
+
+static enum status rebuild_template(struct tokenizer *tok, int add_bos, int add_eos, int32_t eos,
+                                    char *err, size_t errlen)
+{
+    if ((add_bos && tok->bos_id < 0) || (add_eos && eos < 0))
+        return FAIL(ST_ERR_FORMAT, "add_%s_token is set but %s_token is not in the vocabulary",
+                    add_bos ? "bos" : "eos", add_bos ? "bos" : "eos");
+    int32_t *pre = add_bos ? malloc(sizeof(*pre)) : NULL;
+    int32_t *post = add_eos ? malloc(sizeof(*post)) : NULL;
+    if ((add_bos && !pre) || (add_eos && !post)) {
+        free(pre);
+        free(post);
+        return FAIL(ST_ERR_NOMEM, "out of memory");
+    }
+    if (pre)
+        pre[0] = tok->bos_id;
+    if (post)
+        post[0] = eos;
+    free(tok->post_pre);
+    free(tok->post_post);
+    tok->post_pre = pre;
+    tok->post_post = post;
+    tok->n_post_pre = add_bos ? 1 : 0;
+    tok->n_post_post = add_eos ? 1 : 0;
+    return ST_OK;
+}
+
 static enum status parse_config(struct tokenizer *tok, const char *config, size_t config_len,
                                 char *err, size_t errlen)
 {
@@ -425,18 +470,21 @@ static enum status parse_config(struct tokenizer *tok, const char *config, size_
         st = config_token(cfg, "eos_token", &tok->eos_token, err, errlen);
     int bad = 0;
     tok->clean_up = tok_json_bool(cfg, "clean_up_tokenization_spaces", 0, &bad);
+    int rebuild = config_rebuilds_template(cfg);
+    int add_bos = tok_json_bool(cfg, "add_bos_token", 1, &bad);
+    int add_eos = tok_json_bool(cfg, "add_eos_token", 0, &bad);
     cJSON_Delete(cfg);
     if (st != ST_OK)
         return st;
     if (bad)
-        return FAIL(ST_ERR_FORMAT, "clean_up_tokenization_spaces is not a boolean");
+        return FAIL(ST_ERR_FORMAT, "tokenizer_config.json has a non-boolean flag");
     tok->bos_id =
         *tok->bos_token ? tok_token_to_id(tok, tok->bos_token, strlen(tok->bos_token)) : -1;
     int32_t eos =
         *tok->eos_token ? tok_token_to_id(tok, tok->eos_token, strlen(tok->eos_token)) : -1;
     if (eos >= 0 && tok_add_eos_id(tok, eos) != ST_OK)
         return FAIL(ST_ERR_NOMEM, "out of memory");
-    return ST_OK;
+    return rebuild ? rebuild_template(tok, add_bos, add_eos, eos, err, errlen) : ST_OK;
 }
 
 /* ---- public entry points ------------------------------------------------------ */

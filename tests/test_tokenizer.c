@@ -486,6 +486,36 @@ static void test_fixed_pretokenizers(void)
     }
 }
 
+/* Llama/Gemma tokenizer classes take BOS/EOS addition from tokenizer_config.json, as transformers.
+ */
+static void test_config_template(void)
+{
+    const char *json = MINI(",\"added_tokens\":[{\"id\":3,\"content\":\"<s>\",\"special\":true}],"
+                            "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
+                            "{\"SpecialToken\":{\"id\":\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],"
+                            "\"special_tokens\":{\"<s>\":{\"ids\":[3]}}}");
+    static const char *const configs[] = {
+        "{\"tokenizer_class\":\"LlamaTokenizerFast\",\"bos_token\":\"<s>\",\"eos_token\":\"a\","
+        "\"add_bos_token\":false,\"add_eos_token\":true}",
+        "{\"tokenizer_class\":\"PreTrainedTokenizerFast\",\"bos_token\":\"<s>\","
+        "\"eos_token\":\"a\",\"add_bos_token\":false,\"add_eos_token\":true}",
+        "{\"tokenizer_class\":\"GemmaTokenizer\",\"eos_token\":\"a\"}",
+    };
+    static const int32_t want[][3] = {{2, 0, -1}, {3, 2, -1}, {-1, -1, -1}};
+    static const enum status want_st[] = {ST_OK, ST_OK, ST_ERR_FORMAT};
+    for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
+        struct tokenizer *tok = NULL;
+        char err[256] = "";
+        enum status st = tok_load_from_memory(json, strlen(json), configs[i], strlen(configs[i]),
+                                              &tok, err, sizeof(err));
+        CHECK_MSG(st == want_st[i], "config %zu: %s", i, err);
+        if (!tok)
+            continue;
+        CHECK(encode_eq(tok, "ab", TOK_ENCODE_ADD_SPECIAL, want[i], 2));
+        tok_free(tok);
+    }
+}
+
 static void test_malformed(void)
 {
     char err[256];
@@ -743,6 +773,7 @@ int main(void)
     RUN(test_metaspace);
     RUN(test_added_flags);
     RUN(test_fixed_pretokenizers);
+    RUN(test_config_template);
     RUN(test_malformed);
     RUN(test_truncated);
     RUN(test_threads);
