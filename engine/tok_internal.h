@@ -222,7 +222,7 @@ struct tokenizer {
     int clean_up;
 };
 
-enum { TOK_ID_PRESENT = 1, TOK_ID_SPECIAL = 2, TOK_ID_ADDED = 4 };
+enum { TOK_ID_PRESENT = 1, TOK_ID_SPECIAL = 2 };
 
 /* Hash-table lookups; -1 when absent. */
 int32_t tok_vocab_find(const struct tokenizer *tok, const struct tok_vocab_slot *table, size_t cap,

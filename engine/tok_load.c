@@ -276,7 +276,7 @@ static enum status parse_vocab_and_added(struct tokenizer *tok, const struct tok
             return FAIL(ST_ERR_FORMAT, "added token %d has a bad flag", id);
         table_put(tok, tok->added_map, tok->added_map_cap, a->off, a->len, id);
         tok->id_str[id] = (struct tok_str){a->off, a->len};
-        tok->id_flags[id] |= TOK_ID_PRESENT | TOK_ID_ADDED;
+        tok->id_flags[id] |= TOK_ID_PRESENT;
         if (a->special)
             tok->id_flags[id] |= TOK_ID_SPECIAL;
         else
