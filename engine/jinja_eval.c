@@ -227,11 +227,9 @@ static enum status get_index(struct jrender *r, size_t pos, struct jval obj, str
             *out = jv_str(obj.u.s.p + off[i], off[i + 1] - off[i]);
         return ST_OK;
     }
-    if (obj.t == JV_LOOP || obj.t == JV_UNDEF || obj.t == JV_NONE || obj.t == JV_LIST ||
-        obj.t == JV_STR)
-        return ST_OK;
-    return jinja_fail(r, pos, ST_ERR_INVALID, "'%s' object is not subscriptable",
-                      jv_type_name(obj));
+    /* jinja2 turns a failed subscript (wrong key type, not subscriptable)
+     * into undefined rather than an error */
+    return ST_OK;
 }
 
 static enum status get_attr(struct jrender *r, size_t pos, struct jval obj, const char *name,
@@ -304,13 +302,10 @@ static enum status slice_values(struct jrender *r, size_t pos, struct jval obj, 
         return jinja_fail(r, pos, ST_ERR_INVALID, "slice step cannot be zero");
     if (s == INT64_MIN)
         s = -INT64_MAX;
-    if (obj.t == JV_UNDEF || obj.t == JV_NONE) {
-        *out = jv_undef();
+    if (obj.t != JV_LIST && obj.t != JV_STR) {
+        *out = jv_undef(); /* as get_index: jinja2 gives undefined */
         return ST_OK;
     }
-    if (obj.t != JV_LIST && obj.t != JV_STR)
-        return jinja_fail(r, pos, ST_ERR_INVALID, "'%s' object cannot be sliced",
-                          jv_type_name(obj));
     size_t count = 0, *off = NULL;
     if (obj.t == JV_STR) {
         if (!(off = char_offsets(r->a, obj.u.s.p, obj.u.s.n, &count)))
@@ -654,18 +649,6 @@ static enum status call_macro(struct jrender *r, struct jmacro *m, size_t pos,
     r->calls--;
     r->loop_ctl = saved_ctl;
     return st;
-}
-
-enum status jinja_call_macro(struct jrender *r, struct jval callee, size_t pos,
-                             const struct jval *args, size_t nargs, const char **knames,
-                             const struct jval *kvals, size_t nkw, struct jval *out)
-{
-    struct jargs a = {args, nargs, knames, kvals, nkw};
-    if (callee.t == JV_MACRO)
-        return call_macro(r, callee.u.m, pos, &a, NULL, out);
-    if (callee.t == JV_FUNC)
-        return jinja_call_func(r, pos, callee.u.fn, &a, out);
-    return jinja_fail(r, pos, ST_ERR_INVALID, "'%s' object is not callable", jv_type_name(callee));
 }
 
 static enum status eval_call(struct jrender *r, struct jscope *sc, const struct jnode *n,

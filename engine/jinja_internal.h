@@ -108,7 +108,7 @@ struct jtoken {
 enum status jinja_lex(const char *src, size_t len, struct arena *a, struct jtoken **out,
                       size_t *ntok, char *err, size_t errlen);
 
-/* Writes "line L:C" for byte offset pos of src into buf. */
+/* The 1-based line and column (in code points) of byte offset pos of src. */
 void jinja_line_col(const char *src, size_t len, size_t pos, int *line, int *col);
 
 /* ---- syntax tree -------------------------------------------------------- */
@@ -275,7 +275,6 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int dept
 int jv_to_string(struct arena *a, struct jval v, struct jval *out);
 /* Deep copy of a cJSON value; -1 nomem, -3 too deep. */
 int jv_from_json(struct arena *a, const cJSON *j, struct jval *out, int depth);
-void jv_format_float(double d, char *buf, size_t n);
 
 /* UTF-8 helpers: decode one code point (invalid bytes decode as themselves,
  * one byte each); number of code points. */
@@ -287,9 +286,6 @@ int jutf8_is_space(uint32_t cp);
 enum status jinja_eval(struct jrender *r, struct jscope *sc, const struct jnode *n,
                        struct jval *out);
 enum status jinja_exec(struct jrender *r, struct jscope *sc, const struct jnode *n);
-enum status jinja_call_macro(struct jrender *r, struct jval callee, size_t pos,
-                             const struct jval *args, size_t nargs, const char **knames,
-                             const struct jval *kvals, size_t nkw, struct jval *out);
 int jscope_set(struct arena *a, struct jscope *sc, const char *name, struct jval v);
 int jinja_iterate(struct jrender *r, struct jval v, struct jlist **out); /* 0 ok, -1 nomem,
                                                                            -2 not iterable */

@@ -371,7 +371,7 @@ static int put_s(struct jbuf *b, const char *s)
 
 /* Python's repr(float): the shortest digits that round-trip, scientific
  * below 1e-4 and from 1e16 on. */
-void jv_format_float(double d, char *buf, size_t n)
+static void jv_format_float(double d, char *buf, size_t n)
 {
     if (isnan(d)) {
         snprintf(buf, n, "nan");
