@@ -226,6 +226,40 @@ int http_send_error(struct http_request *req, int status, const char *code, cons
     return http_send_json(req, status, root);
 }
 
+const char *http_anthropic_error_type(int status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503:
+    case 529: return "overloaded_error";
+    }
+    return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+int http_send_anthropic_error(struct http_request *req, int status, const char *type,
+                              const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *root = http_own_json(req, cJSON_CreateObject());
+    if (root) {
+        cJSON_AddStringToObject(root, "type", "error");
+        cJSON *err = cJSON_AddObjectToObject(root, "error");
+        if (err) {
+            cJSON_AddStringToObject(err, "type", type ? type : http_anthropic_error_type(status));
+            cJSON_AddStringToObject(err, "message", msg);
+        }
+    }
+    return http_send_json(req, status, root);
+}
+
 int http_send_empty(struct http_request *req, int status)
 {
     http_send_head(req, status, NULL, status == 204 ? -1 : 0);

@@ -43,6 +43,7 @@ struct http_request {
     struct route_params params;
     int status;              /* status sent, 0 before the response starts */
     int client_gone;         /* a write failed: stop producing output */
+    long long api_key_id;    /* the API key that authorized the request (auth.h), 0 = none */
     char *headers;           /* extra "Name: value\r\n" lines, arena memory */
     struct http_owned_json *owned;
 };
@@ -71,6 +72,17 @@ int http_send_json(struct http_request *req, int status, const cJSON *body);
  */
 int http_send_error(struct http_request *req, int status, const char *code, const char *param,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * Sends Anthropic's error shape {"type":"error","error":{"type","message"}}
+ * with `status`.  `type` ("invalid_request_error", "not_found_error", ...)
+ * defaults from the status when NULL.  Returns status.
+ */
+int http_send_anthropic_error(struct http_request *req, int status, const char *type,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Anthropic's error "type" for an HTTP status. */
+const char *http_anthropic_error_type(int status);
 
 /* Sends a response without a body (204 and friends). */
 int http_send_empty(struct http_request *req, int status);

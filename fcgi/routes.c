@@ -18,6 +18,10 @@ const struct route routes[] = {
 
     {"GET", "/api/settings", api_settings_get},
     {"PUT", "/api/settings", api_settings_put},
+
+    {"GET", "/api/keys", api_keys_list},
+    {"POST", "/api/keys", api_keys_create},
+    {"DELETE", "/api/keys/{id}", api_keys_revoke},
 };
 
 const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

@@ -34,4 +34,9 @@ int api_system_info(struct http_request *req);
 int api_settings_get(struct http_request *req);
 int api_settings_put(struct http_request *req);
 
+/* api_keys.c */
+int api_keys_list(struct http_request *req);
+int api_keys_create(struct http_request *req);
+int api_keys_revoke(struct http_request *req);
+
 #endif

@@ -22,6 +22,7 @@
 
 #include "app.h"
 #include "arena.h"
+#include "auth.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
@@ -143,6 +144,8 @@ static void server_handle(struct worker *w, FCGX_Request *fr)
 
     if (!req.method || !req.path || !req.query || !req.request_id) {
         http_send_error(&req, 500, NULL, NULL, "out of memory");
+    } else if (auth_check(&req) != 0) {
+        /* API key missing, wrong or lacking the scope: auth_check answered. */
     } else if (server_read_body(&req) == 0) {
         const struct route *route = NULL;
         char allow[128];
