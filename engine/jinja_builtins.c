@@ -1668,6 +1668,13 @@ static enum status str_method(struct jrender *r, size_t pos, struct jval s, cons
         if ((st = need_int(r, pos, ms, "maxsplit", &maxsplit)))
             return st;
         st = split(r, pos, s, arg(a, 0, "sep"), maxsplit, name[0] == 'r', out);
+    } else if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
+        int at_end = name[6] == 's';
+        if (!a0 || (st = need_str(r, pos, *a0, name)))
+            return st ? st : jinja_fail(r, pos, ST_ERR_INVALID, "%s needs an argument", name);
+        *out = s;
+        if (starts_or_ends(s, *a0, at_end))
+            *out = jv_str(s.u.s.p + (at_end ? 0 : a0->u.s.n), s.u.s.n - a0->u.s.n);
     } else if (!strcmp(name, "strip")) {
         st = strip(r, pos, s, a0, 3, out);
     } else if (!strcmp(name, "lstrip")) {

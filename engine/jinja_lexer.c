@@ -275,7 +275,8 @@ static const char ops1[] = "+-*/%~<>=()[]{}.,:|";
  * "%}" for blocks; only outside brackets, as in jinja2).  Sets *strip when
  * the tag ends with '-' and *keep_nl when it ends with '+'.
  */
-static enum status lex_tag(struct lexer *lx, size_t *pos, char close, int *strip, int *keep_nl)
+static enum status lex_tag(struct lexer *lx, size_t *pos, char close, int *strip, int *keep_nl,
+                           size_t *end_pos)
 {
     size_t i = *pos;
     int balance = 0;
@@ -289,12 +290,14 @@ static enum status lex_tag(struct lexer *lx, size_t *pos, char close, int *strip
         size_t rest = lx->len - i;
         if (balance == 0) {
             if (rest >= 2 && s[0] == close && s[1] == '}') {
+                *end_pos = i;
                 *pos = i + 2;
                 return ST_OK;
             }
             if (rest >= 3 && (s[0] == '-' || s[0] == '+') && s[1] == close && s[2] == '}') {
                 *strip = s[0] == '-';
                 *keep_nl = s[0] == '+';
+                *end_pos = i;
                 *pos = i + 3;
                 return ST_OK;
             }
@@ -498,9 +501,10 @@ enum status jinja_lex(const char *src, size_t len, struct arena *a, struct jtoke
                 st = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
                 break;
             }
-            if ((st = lex_tag(&lx, &i, kind == '{' ? '}' : '%', &strip, &keep_nl)))
+            size_t end_pos = i;
+            if ((st = lex_tag(&lx, &i, kind == '{' ? '}' : '%', &strip, &keep_nl, &end_pos)))
                 break;
-            t = lex_push(&lx, kind == '{' ? JT_VAR_END : JT_BLOCK_END, i);
+            t = lex_push(&lx, kind == '{' ? JT_VAR_END : JT_BLOCK_END, end_pos);
             if (!t) {
                 st = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
                 break;

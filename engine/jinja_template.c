@@ -82,30 +82,30 @@ static enum status read_file(const char *path, char **out, size_t *len, char *er
             return status_fail(err, errlen, ST_ERR_NOT_FOUND, "%s: not found", path);
         return status_fail(err, errlen, ST_ERR_IO, "%s: %s", path, strerror(errno));
     }
-    struct jbuf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (b.n + n > MAX_CONFIG_BYTES || jbuf_put(&b, chunk, n)) {
-            fclose(f);
-            jbuf_free(&b);
-            return status_fail(err, errlen, ST_ERR_RANGE, "%s: too large", path);
-        }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1 || cap > MAX_CONFIG_BYTES)
+            break;
+        cap *= 2;
+        char *grown = realloc(buf, cap);
+        if (!grown)
+            free(buf);
+        buf = grown;
     }
     int bad = ferror(f);
     fclose(f);
-    if (bad) {
-        jbuf_free(&b);
-        return status_fail(err, errlen, ST_ERR_IO, "%s: read error", path);
+    if (!buf)
+        return status_fail(err, errlen, ST_ERR_NOMEM, "%s: out of memory", path);
+    if (bad || n > MAX_CONFIG_BYTES) {
+        free(buf);
+        return status_fail(err, errlen, bad ? ST_ERR_IO : ST_ERR_RANGE, "%s: %s", path,
+                           bad ? "read error" : "too large");
     }
-    if (!b.p) {
-        b.p = malloc(1);
-        if (!b.p)
-            return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
-        b.p[0] = 0;
-    }
-    *out = b.p;
-    *len = b.n;
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
     return ST_OK;
 }
 

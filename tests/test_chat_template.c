@@ -182,6 +182,75 @@ static void test_load_tokens(void)
     CHECK_INT_EQ(chat_template_load("/nonexistent/dir", &t, err, sizeof(err)), ST_ERR_NOT_FOUND);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void remove_dir(const char *dir)
+{
+    const char *names[] = {"tokenizer_config.json", "chat_template.jinja", "chat_template.json"};
+    char path[1024];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* Where a model's template comes from, and its special tokens. */
+static void test_load_variants(void)
+{
+    char dir[] = "/tmp/test_chat_template_XXXXXX", err[512];
+    CHECK(mkdtemp(dir) != NULL);
+    struct chat_template *t;
+    char *out = NULL;
+    cJSON *ctx = cJSON_CreateObject();
+    /* a list of named templates: "default" is taken; AddedToken objects */
+    write_file(dir, "tokenizer_config.json",
+               "{\"bos_token\":{\"content\":\"<B>\",\"lstrip\":false},\"eos_token\":null,"
+               "\"chat_template\":[{\"name\":\"tool_use\",\"template\":\"T\"},"
+               "{\"name\":\"default\",\"template\":\"D{{ bos_token }}[{{ eos_token }}]\"}]}");
+    CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(chat_template_render(t, ctx, &out, NULL, err, sizeof(err)), ST_OK);
+    CHECK_STR_EQ(out, "D<B>[]");
+    free(out);
+    chat_template_free(t);
+    /* chat_template.jinja wins over the config's template */
+    write_file(dir, "chat_template.jinja", "J{{ bos_token }}\n");
+    CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(chat_template_render(t, ctx, &out, NULL, err, sizeof(err)), ST_OK);
+    CHECK_STR_EQ(out, "J<B>");
+    free(out);
+    chat_template_free(t);
+    /* a syntax error in the file is reported with its position */
+    write_file(dir, "chat_template.jinja", "ok\n{% if %}");
+    CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_ERR_FORMAT);
+    CHECK_MSG(strstr(err, "line 2:7") != NULL, "%s", err);
+    /* malformed tokenizer_config.json */
+    write_file(dir, "tokenizer_config.json", "{not json");
+    CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_ERR_FORMAT);
+    /* chat_template.json (processor configs) when nothing else has one */
+    remove_dir(dir);
+    strcpy(dir, "/tmp/test_chat_template_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    write_file(dir, "chat_template.json", "{\"chat_template\":\"P{{ 1 }}\"}");
+    CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(chat_template_render(t, ctx, &out, NULL, err, sizeof(err)), ST_OK);
+    CHECK_STR_EQ(out, "P1");
+    CHECK_STR_EQ(chat_template_bos_token(t), "");
+    free(out);
+    chat_template_free(t);
+    remove_dir(dir);
+    cJSON_Delete(ctx);
+}
+
 /* The Llama 3 config in the llama3_1 folder: its own template and eos. */
 static void test_llama3_config(void)
 {
@@ -436,6 +505,9 @@ static void test_string_methods(void)
                  "{{ '{0}{name}'.format(5, name='n') }} {{ 'hello'.find('l') }} "
                  "{{ 'hello'.count('l') }} {{ '-'.join(['a', 'b']) }}",
                  NULL, "a+b 1 and x 5n 2 2 a-b");
+    CHECK_RENDER("{{ 'v1.2'.removeprefix('v') }} {{ 'a.txt'.removesuffix('.txt') }} "
+                 "{{ 'abc'.removeprefix('x') }}",
+                 NULL, "1.2 a abc");
     CHECK_RENDER("{{ {'a': 1}.keys()|list }}{{ {'a': 1}.values()|list }}{{ {'a': 1}.get('a') }}"
                  "{{ {'a': 1}.get('b') }}",
                  NULL, "['a'][1]1None");
@@ -1067,6 +1139,7 @@ int main(void)
     RUN(test_golden_llama3_1);
     RUN(test_golden_gemma3);
     RUN(test_load_tokens);
+    RUN(test_load_variants);
     RUN(test_llama3_config);
     RUN(test_text_and_output);
     RUN(test_whitespace_control);
