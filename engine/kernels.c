@@ -9,18 +9,10 @@
 
 #include <math.h>
 
-static float dot_f32(const float *a, const float *b, size_t n)
-{
-    float acc = 0.0f;
-    for (size_t i = 0; i < n; i++)
-        acc += a[i] * b[i];
-    return acc;
-}
-
 size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n)
 {
     if (w->quantized)
-        return n * (w->cols / (size_t)w->q.group_size);
+        return n * (w->cols / (size_t)w->q.group_size) + w->cols;
     return w->dtype == DTYPE_F32 ? 0 : w->cols;
 }
 
@@ -39,13 +31,34 @@ void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, con
                        float *y, float *scratch)
 {
     size_t rows = w->rows, cols = w->cols;
-    if (w->quantized) {
+    if (w->quantized && n <= 2) {
+        /* decode: unpacking a row would cost as much as the fused dot itself */
         size_t ng = cols / (size_t)w->q.group_size;
         for (size_t t = 0; t < n; t++)
             quant_group_sums(x + t * cols, cols, w->q.group_size, scratch + t * ng);
         for (size_t r = 0; r < rows; r++)
             for (size_t t = 0; t < n; t++)
                 y[t * rows + r] = quant_dot_row_ref(&w->q, r, x + t * cols, scratch + t * ng);
+    } else if (w->quantized) {
+        /* prefill: per group scale * dot(codes, x) + bias * sum(x), codes unpacked once per row */
+        const struct quant_matrix *q = &w->q;
+        size_t gs = (size_t)q->group_size, ng = cols / gs;
+        float *xsum = scratch, *codes = scratch + n * ng;
+        for (size_t t = 0; t < n; t++)
+            quant_group_sums(x + t * cols, cols, q->group_size, xsum + t * ng);
+        for (size_t r = 0; r < rows; r++) {
+            quant_unpack_row(q, r, codes);
+            for (size_t t = 0; t < n; t++) {
+                const float *xt = x + t * cols, *st = xsum + t * ng;
+                float acc = 0.0f;
+                for (size_t g = 0; g < ng; g++) {
+                    float s = dtype_load_f32(q->scales, q->param_dtype, r * ng + g);
+                    float b = dtype_load_f32(q->biases, q->param_dtype, r * ng + g);
+                    acc += s * dot_f32_ref(codes + g * gs, xt + g * gs, gs) + b * st[g];
+                }
+                y[t * rows + r] = acc;
+            }
+        }
     } else {
         for (size_t r = 0; r < rows; r++) {
             const float *wr;
@@ -56,7 +69,7 @@ void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, con
                 wr = scratch;
             }
             for (size_t t = 0; t < n; t++)
-                y[t * rows + r] = dot_f32(wr, x + t * cols, cols);
+                y[t * rows + r] = dot_f32_ref(wr, x + t * cols, cols);
         }
     }
     if (bias)
@@ -147,7 +160,8 @@ void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_
 {
     int n = n_ctx - ctx_start;
     for (int p = 0; p < n; p++)
-        att[p] = dot_f32(q, kv_at(kv->k, kv, ctx_start + p) + head_off, (size_t)head_dim) * scale;
+        att[p] =
+            dot_f32_ref(q, kv_at(kv->k, kv, ctx_start + p) + head_off, (size_t)head_dim) * scale;
     kernel_softmax_ref(att, (size_t)n);
     for (int i = 0; i < head_dim; i++)
         out[i] = 0.0f;

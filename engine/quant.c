@@ -83,6 +83,26 @@ void quant_dequantize_row(const struct quant_matrix *m, size_t row, float *out)
     }
 }
 
+void quant_unpack_row(const struct quant_matrix *m, size_t row, float *out)
+{
+    size_t words = quant_row_words(m->cols, m->bits);
+    const uint32_t *q = m->q + row * words;
+    if (m->bits == 4) {
+        for (size_t i = 0; i < words; i++)
+            for (int k = 0; k < 8; k++)
+                out[i * 8 + (size_t)k] = (float)((q[i] >> (4 * k)) & 0xf);
+    } else if (m->bits == 8) {
+        for (size_t i = 0; i < words; i++)
+            for (int k = 0; k < 4; k++)
+                out[i * 4 + (size_t)k] = (float)((q[i] >> (8 * k)) & 0xff);
+    } else {
+        struct bitreader br;
+        bitreader_init(&br, q, m->bits);
+        for (size_t k = 0; k < m->cols; k++)
+            out[k] = (float)bitreader_next(&br);
+    }
+}
+
 void quant_dequantize(const struct quant_matrix *m, float *out)
 {
     for (size_t r = 0; r < m->rows; r++)
@@ -100,29 +120,35 @@ void quant_group_sums(const float *x, size_t cols, int group_size, float *xsum)
     }
 }
 
-/* The two common widths read whole words: codes never straddle a word. */
+/*
+ * The two common widths read whole words (codes never straddle one).  Both
+ * keep dot_f32_ref's order (element i into partial sum i % 8), so this fused
+ * dot equals dot_f32_ref over unpacked codes bit for bit.
+ */
 static float dot_group_4(const uint32_t *w, const float *x, int group_size)
 {
-    float acc = 0.0f;
+    float acc[8] = {0};
     for (int i = 0; i < group_size / 8; i++) {
         uint32_t v = w[i];
         const float *xx = x + i * 8;
         for (int k = 0; k < 8; k++)
-            acc += (float)((v >> (4 * k)) & 0xf) * xx[k];
+            acc[k] += (float)((v >> (4 * k)) & 0xf) * xx[k];
     }
-    return acc;
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 static float dot_group_8(const uint32_t *w, const float *x, int group_size)
 {
-    float acc = 0.0f;
-    for (int i = 0; i < group_size / 4; i++) {
-        uint32_t v = w[i];
-        const float *xx = x + i * 4;
-        for (int k = 0; k < 4; k++)
-            acc += (float)((v >> (8 * k)) & 0xff) * xx[k];
+    float acc[8] = {0};
+    for (int i = 0; i < group_size / 8; i++) {
+        uint32_t v0 = w[2 * i], v1 = w[2 * i + 1];
+        const float *xx = x + i * 8;
+        for (int k = 0; k < 4; k++) {
+            acc[k] += (float)((v0 >> (8 * k)) & 0xff) * xx[k];
+            acc[4 + k] += (float)((v1 >> (8 * k)) & 0xff) * xx[4 + k];
+        }
     }
-    return acc;
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x, const float *xsum)
@@ -142,9 +168,10 @@ float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x
         } else if (m->bits == 8) {
             d = dot_group_8(q + g * gwords, xg, m->group_size);
         } else {
-            d = 0.0f;
+            float codes[128]; /* group_size <= 128 */
             for (size_t k = 0; k < gs; k++)
-                d += (float)bitreader_next(&br) * xg[k];
+                codes[k] = (float)bitreader_next(&br);
+            d = dot_f32_ref(codes, xg, gs);
         }
         float s = dtype_load_f32(m->scales, m->param_dtype, row * ngroups + g);
         float b = dtype_load_f32(m->biases, m->param_dtype, row * ngroups + g);

@@ -64,6 +64,13 @@ static inline uint32_t quant_code(const uint32_t *row, size_t k, int bits)
 /* Dequantizes row `row` into out (cols floats). */
 void quant_dequantize_row(const struct quant_matrix *m, size_t row, float *out);
 
+/*
+ * Writes the codes of row `row` as floats (0 .. 2^bits-1, not dequantized)
+ * into out (cols floats).  A matmul over several input rows unpacks a weight
+ * row once and applies each group's scale and bias per input.
+ */
+void quant_unpack_row(const struct quant_matrix *m, size_t row, float *out);
+
 /* Dequantizes the whole matrix into out (rows*cols floats, row-major).  For
  * tests and tools; kernels never do this. */
 void quant_dequantize(const struct quant_matrix *m, float *out);
@@ -78,7 +85,9 @@ void quant_group_sums(const float *x, size_t cols, int group_size, float *xsum);
 /*
  * dot(dequantized row `row`, x) without materialising the row:
  * sum over groups g of scale_g * dot(q_g, x_g) + bias_g * xsum[g].
- * xsum comes from quant_group_sums(x).  Scalar reference.
+ * xsum comes from quant_group_sums(x).  Scalar reference.  m must have passed
+ * quant_matrix_check().  Uses dot_f32_ref's summation order per group, so
+ * it equals the same sum over quant_unpack_row() codes bit for bit.
  */
 float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x,
                         const float *xsum);

@@ -91,6 +91,24 @@ static inline uint16_t f32_to_bf16(float f)
 /* float -> IEEE binary16, round to nearest even, overflow to inf. */
 uint16_t f32_to_f16(float f);
 
+/*
+ * The dot product every reference kernel uses: eight partial sums (element i
+ * goes to sum i % 8), combined pairwise.  One fixed order means a batched and
+ * an unbatched path over the same data agree bit for bit, and independent
+ * partial sums let compilers vectorize without -ffast-math.
+ */
+static inline float dot_f32_ref(const float *a, const float *b, size_t n)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += a[i + (size_t)k] * b[i + (size_t)k];
+    for (; i < n; i++)
+        acc[i % 8] += a[i] * b[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 /* Element i of a float-valued array stored as F32, F16 or BF16 (other dtypes give 0). */
 static inline float dtype_load_f32(const void *p, enum dtype dt, size_t i)
 {
