@@ -11,11 +11,14 @@
 
 #include "config.h"
 
+struct pool;
+
 struct app {
     struct config config;
     char db_path[4096];
     time_t started_at;
     volatile int stopping; /* set once by the signal thread */
+    struct pool *pool;     /* the model pool (pool.h), created before the workers start */
 };
 
 #endif

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "db.h"
 #include "log.h"
+#include "pool.h"
 #include "server.h"
 #include "version.h"
 
@@ -136,7 +137,13 @@ int cli_serve(int argc, char **argv)
     app.started_at = time(NULL);
     log_msg(LOG_LEVEL_INFO, "mlx-manager %s starting (database %s, schema v%d)", MLXM_VERSION,
             app.db_path, db_schema_version());
+    if (pool_create(&app, &app.pool)) {
+        fprintf(stderr, "mlx-manager: cannot create the model pool\n");
+        goto out;
+    }
     rc = server_run(&app) == 0 ? 0 : 1;
+    pool_free(app.pool);
+    app.pool = NULL;
 out:
     log_close();
     config_free(&app.config);

@@ -94,6 +94,12 @@ static void settings_effective(struct db *db, const struct config *cfg, const ch
         settings_default(cfg, key, buf, len);
 }
 
+void settings_get_text(struct db *db, const struct config *cfg, const char *key, char *buf,
+                       size_t len)
+{
+    settings_effective(db, cfg, key, buf, len);
+}
+
 long long settings_get_int(struct db *db, const struct config *cfg, const char *key)
 {
     char buf[64];

@@ -27,6 +27,10 @@ int settings_describe(struct db *db, const struct config *cfg, cJSON *out);
 int settings_update(struct db *db, const cJSON *patch, char *field, size_t field_len, char *msg,
                     size_t msg_len);
 
+/* The effective value of `key` as text (database over config) into buf. */
+void settings_get_text(struct db *db, const struct config *cfg, const char *key, char *buf,
+                       size_t len);
+
 /* The effective integer value of `key` (database over config). */
 long long settings_get_int(struct db *db, const struct config *cfg, const char *key);
 
