@@ -104,8 +104,8 @@ static inline float dot_f32_ref(const float *a, const float *b, size_t n)
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++)
             acc[k] += a[i + (size_t)k] * b[i + (size_t)k];
-    for (; i < n; i++)
-        acc[i % 8] += a[i] * b[i];
+    for (size_t k = 0; k < n - i; k++) /* fewer than 8 left */
+        acc[k] += a[i + k] * b[i + k];
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 

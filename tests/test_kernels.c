@@ -17,7 +17,7 @@ static double rel_err(double got, double want, double mag)
 
 static void check_matmul(enum dtype dt, bool quant)
 {
-    size_t rows = 13, cols = 128, n = 3;
+    size_t rows = 13, cols = 128, n = 5;
     uint64_t seed = 99 + (uint64_t)dt;
     float *wf = malloc(rows * cols * sizeof(float));
     void *raw = malloc(rows * cols * 4);
@@ -53,7 +53,7 @@ static void check_matmul(enum dtype dt, bool quant)
             wf[i] = dtype_load_f32(raw, dt, i);
         }
     }
-    float x[3 * 128], bias[13], y[3 * 13], row[128];
+    float x[5 * 128], bias[13], y[5 * 13], row[128];
     for (size_t i = 0; i < n * cols; i++)
         x[i] = stb_randf(&seed);
     for (size_t i = 0; i < rows; i++)
@@ -72,6 +72,13 @@ static void check_matmul(enum dtype dt, bool quant)
             worst = e > worst || isnan(e) ? e : worst;
         }
     CHECK_MSG(worst < 1e-5, "%s%s: relative error %g", quant ? "q4 " : "", dtype_name(dt), worst);
+    /* batch invariance: each input row alone gives the same bits as in the batch */
+    for (size_t t = 0; t < n; t++) {
+        float y1[13];
+        kernel_matmul_ref(&w, x + t * cols, 1, bias, y1, scratch);
+        CHECK_MSG(memcmp(y1, y + t * rows, sizeof(y1)) == 0, "%s: row %zu alone differs",
+                  dtype_name(dt), t);
+    }
     kernel_mat_row(&w, 5, row);
     CHECK(memcmp(row, wf + 5 * cols, sizeof(row)) == 0);
     free(scratch);
@@ -88,6 +95,24 @@ static void test_matmul_dtypes(void)
     check_matmul(DTYPE_F16, false);
     check_matmul(DTYPE_BF16, false);
     check_matmul(DTYPE_F32, true);
+}
+
+static void test_dot_lengths(void)
+{
+    float a[37], b[37];
+    uint64_t seed = 21;
+    for (int i = 0; i < 37; i++) {
+        a[i] = stb_randf(&seed);
+        b[i] = stb_randf(&seed);
+    }
+    for (size_t n = 0; n <= 37; n++) {
+        double want = 0, mag = 0;
+        for (size_t i = 0; i < n; i++) {
+            want += (double)a[i] * b[i];
+            mag += fabs((double)a[i] * b[i]);
+        }
+        CHECK_MSG(rel_err(dot_f32_ref(a, b, n), want, mag) < 1e-6, "n = %zu", n);
+    }
 }
 
 static void test_rmsnorm_silu_softmax(void)
@@ -178,6 +203,7 @@ static void test_attention_block_table(void)
 int main(void)
 {
     RUN(test_matmul_dtypes);
+    RUN(test_dot_lengths);
     RUN(test_rmsnorm_silu_softmax);
     RUN(test_rope);
     RUN(test_attention_block_table);

@@ -191,6 +191,32 @@ static void test_matvec_matches_dequantized(void)
         }
 }
 
+/* The prefill path (unpack once, dot per group) must equal the fused decode dot bit for bit. */
+static void test_unpack_matches_fused_dot(void)
+{
+    const int bitss[] = {2, 3, 4, 5, 6, 8};
+    for (size_t bi = 0; bi < 6; bi++) {
+        struct qcase c;
+        qcase_make(&c, 3, 256, bitss[bi], 64, DTYPE_F16, 500 + bi);
+        float x[256], xsum[4], codes[256];
+        uint64_t seed = 17;
+        for (int i = 0; i < 256; i++)
+            x[i] = stb_randf(&seed);
+        quant_group_sums(x, 256, 64, xsum);
+        for (size_t r = 0; r < 3; r++) {
+            quant_unpack_row(&c.m, r, codes);
+            float acc = 0.0f;
+            for (size_t g = 0; g < 4; g++)
+                acc += c.s[r * 4 + g] * dot_f32_ref(codes + g * 64, x + g * 64, 64) +
+                       c.b[r * 4 + g] * xsum[g];
+            CHECK_MSG(acc == quant_dot_row_ref(&c.m, r, x, xsum), "bits %d row %zu", bitss[bi], r);
+            for (size_t k = 0; k < 256; k++)
+                CHECK(codes[k] == (float)c.codes[r * 256 + k]);
+        }
+        qcase_free(&c);
+    }
+}
+
 static void test_dequantize_row_single(void)
 {
     struct qcase c;
@@ -263,6 +289,7 @@ int main(void)
     RUN(test_pack_roundtrip_reference);
     RUN(test_dequantize_all_widths);
     RUN(test_matvec_matches_dequantized);
+    RUN(test_unpack_matches_fused_dot);
     RUN(test_dequantize_row_single);
     RUN(test_check_rejects);
     RUN(test_half_conversions);
