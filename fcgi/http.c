@@ -339,3 +339,15 @@ int http_sse_send(struct http_request *req, const char *event, const char *data)
     }
     return 0;
 }
+
+int http_sse_comment(struct http_request *req, const char *text)
+{
+    if (http_write(req, ": ", 2) || http_write(req, text, strlen(text)) ||
+        http_write(req, "\n\n", 2))
+        return -1;
+    if (FCGX_FFlush(req->fcgx->out) != 0 || FCGX_GetError(req->fcgx->out) != 0) {
+        req->client_gone = 1;
+        return -1;
+    }
+    return 0;
+}

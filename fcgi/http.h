@@ -104,6 +104,10 @@ int http_sse_begin(struct http_request *req);
  * Returns 0, or -1 when the client is gone (req->client_gone is set). */
 int http_sse_send(struct http_request *req, const char *event, const char *data);
 
+/* Writes the SSE comment ": TEXT\n\n" (a keep-alive clients ignore) and
+ * flushes.  Returns 0, or -1 when the client is gone. */
+int http_sse_comment(struct http_request *req, const char *text);
+
 /* Reason phrase for a status code ("Not Found"). */
 const char *http_reason(int status);
 
