@@ -45,7 +45,9 @@ static enum status nomem(struct jrender *r, size_t pos)
 
 static enum status output_limit(struct jrender *r, size_t pos)
 {
-    return jinja_fail(r, pos, ST_ERR_RANGE, "output exceeds %u bytes", JINJA_MAX_OUTPUT);
+    return jinja_fail(r, pos, ST_ERR_RANGE,
+                      "output exceeds %u bytes (or a value nests too deeply to print)",
+                      JINJA_MAX_OUTPUT);
 }
 
 /* ---- scopes -------------------------------------------------------------- */

@@ -265,7 +265,8 @@ double jv_num(struct jval v);
 int jbuf_put(struct jbuf *b, const char *p, size_t n);
 void jbuf_free(struct jbuf *b);
 
-/* Python str() / repr() of v appended to b; 0 ok, -1 on limit. */
+/* Python str() / repr() of v appended to b; 0 ok, -1 over the output limit
+ * or nested deeper than JINJA_MAX_DATA_DEPTH. */
 int jv_write_str(struct jbuf *b, struct jval v);
 int jv_write_repr(struct jbuf *b, struct jval v);
 /* json.dumps(v, ensure_ascii=ascii, indent=indent) (indent<0: none). 0 ok,

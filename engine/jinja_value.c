@@ -237,8 +237,12 @@ int jv_truthy(struct jval v)
     }
 }
 
-int jv_equal(struct jval a, struct jval b)
+/* Containers can nest without bound (a list may even contain itself after
+ * append), so every recursive walk over values stops at a depth limit. */
+static int equal_at(struct jval a, struct jval b, int depth)
 {
+    if (depth > JINJA_MAX_DATA_DEPTH)
+        return 0;
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a.t != JV_FLOAT && b.t != JV_FLOAT)
             return (a.t == JV_INT ? a.u.i : a.u.b) == (b.t == JV_INT ? b.u.i : b.u.b);
@@ -254,7 +258,7 @@ int jv_equal(struct jval a, struct jval b)
         if (a.u.l->n != b.u.l->n)
             return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_equal(a.u.l->v[i], b.u.l->v[i]))
+            if (!equal_at(a.u.l->v[i], b.u.l->v[i], depth + 1))
                 return 0;
         return 1;
     case JV_DICT:
@@ -262,7 +266,7 @@ int jv_equal(struct jval a, struct jval b)
             return 0;
         for (size_t i = 0; i < a.u.d->n; i++) {
             struct jval *o = jv_dict_getv(b.u.d, a.u.d->k[i]);
-            if (!o || !jv_equal(a.u.d->v[i], *o))
+            if (!o || !equal_at(a.u.d->v[i], *o, depth + 1))
                 return 0;
         }
         return 1;
@@ -274,14 +278,21 @@ int jv_equal(struct jval a, struct jval b)
     }
 }
 
+int jv_equal(struct jval a, struct jval b)
+{
+    return equal_at(a, b, 0);
+}
+
 static int fold(int c)
 {
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-int jv_compare(struct jval a, struct jval b, int ci, int *ok)
+static int compare_at(struct jval a, struct jval b, int ci, int *ok, int depth)
 {
-    *ok = 1;
+    *ok = depth <= JINJA_MAX_DATA_DEPTH;
+    if (!*ok)
+        return 0;
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a.t == JV_INT && b.t == JV_INT)
             return (a.u.i > b.u.i) - (a.u.i < b.u.i);
@@ -306,12 +317,17 @@ int jv_compare(struct jval a, struct jval b, int ci, int *ok)
         for (size_t i = 0; i < n; i++) {
             if (jv_equal(a.u.l->v[i], b.u.l->v[i]))
                 continue;
-            return jv_compare(a.u.l->v[i], b.u.l->v[i], ci, ok);
+            return compare_at(a.u.l->v[i], b.u.l->v[i], ci, ok, depth + 1);
         }
         return (a.u.l->n > b.u.l->n) - (a.u.l->n < b.u.l->n);
     }
     *ok = 0;
     return 0;
+}
+
+int jv_compare(struct jval a, struct jval b, int ci, int *ok)
+{
+    return compare_at(a, b, ci, ok, 0);
 }
 
 const char *jv_type_name(struct jval v)
@@ -481,8 +497,17 @@ static int put_str_repr(struct jbuf *b, const char *p, size_t n)
     return jbuf_put(b, &q, 1);
 }
 
+static int write_repr_at(struct jbuf *b, struct jval v, int depth);
+
 int jv_write_repr(struct jbuf *b, struct jval v)
 {
+    return write_repr_at(b, v, 0);
+}
+
+static int write_repr_at(struct jbuf *b, struct jval v, int depth)
+{
+    if (depth > JINJA_MAX_DATA_DEPTH)
+        return -1;
     if (v.t == JV_STR)
         return put_str_repr(b, v.u.s.p, v.u.s.n);
     if (v.t == JV_LIST) {
@@ -490,7 +515,7 @@ int jv_write_repr(struct jbuf *b, struct jval v)
         if (put_s(b, l->is_tuple ? "(" : "["))
             return -1;
         for (size_t i = 0; i < l->n; i++)
-            if ((i && put_s(b, ", ")) || jv_write_repr(b, l->v[i]))
+            if ((i && put_s(b, ", ")) || write_repr_at(b, l->v[i], depth + 1))
                 return -1;
         if (l->is_tuple && l->n == 1 && put_s(b, ","))
             return -1;
@@ -501,8 +526,8 @@ int jv_write_repr(struct jbuf *b, struct jval v)
         if (put_s(b, "{"))
             return -1;
         for (size_t i = 0; i < d->n; i++)
-            if ((i && put_s(b, ", ")) || jv_write_repr(b, d->k[i]) || put_s(b, ": ") ||
-                jv_write_repr(b, d->v[i]))
+            if ((i && put_s(b, ", ")) || write_repr_at(b, d->k[i], depth + 1) || put_s(b, ": ") ||
+                write_repr_at(b, d->v[i], depth + 1))
                 return -1;
         return put_s(b, "}");
     }

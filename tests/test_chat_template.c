@@ -1027,6 +1027,14 @@ static void test_limits(void)
                 NULL, "");
     CHECK_FAILS("{{ 'x' * 100000000 }}", NULL, "too large");
     CHECK_FAILS("{{ range(100000000) }}", NULL, "range");
+    /* self-containing and very deep values: errors, not endless recursion */
+    CHECK_FAILS("{% set l = [] %}{% set _ = l.append(l) %}{{ l }}", NULL, "nests too deeply");
+    CHECK_FAILS("{% set l = [] %}{% set _ = l.append(l) %}{{ l|tojson }}", NULL, "too deeply");
+    CHECK_RENDER("{% set l = [] %}{% set _ = l.append(l) %}{{ l == l }}{{ l in [l] }}", NULL,
+                 "FalseFalse");
+    CHECK_FAILS("{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"
+                "{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l < ns.l }}",
+                NULL, "for <");
     char *deep = malloc(20000);
     strcpy(deep, "{{ ");
     for (int i = 0; i < 3000; i++)
