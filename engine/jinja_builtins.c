@@ -297,7 +297,9 @@ static enum status split(struct jrender *r, size_t pos, struct jval s, const str
     struct jlist *l = jv_list_new(r->a, 0);
     if (!l)
         return nomem(r, pos);
-    enum status st;
+    enum status st = jinja_charge(r, pos, s.u.s.n / 64);
+    if (st)
+        return st;
     if (sep && sep->t != JV_NONE && sep->t != JV_UNDEF) {
         if ((st = need_str(r, pos, *sep, "split")))
             return st;

@@ -199,6 +199,16 @@ static size_t *char_offsets(struct arena *a, const char *s, size_t n, size_t *co
     return off;
 }
 
+/* Byte offset of code point k (k >= 0) of s; n when past the end. */
+static size_t byte_offset(const char *s, size_t n, int64_t k)
+{
+    size_t i = 0;
+    uint32_t cp;
+    while (k-- > 0 && i < n)
+        i += jutf8_next(s + i, n - i, &cp);
+    return i;
+}
+
 static enum status get_index(struct jrender *r, size_t pos, struct jval obj, struct jval key,
                              struct jval *out)
 {
@@ -219,15 +229,16 @@ static enum status get_index(struct jrender *r, size_t pos, struct jval obj, str
                 *out = obj.u.l->v[i];
             return ST_OK;
         }
-        size_t count;
-        size_t *off = char_offsets(r->a, obj.u.s.p, obj.u.s.n, &count);
-        if (!off)
-            return nomem(r, pos);
+        /* walk the code points instead of building an offset table, so
+         * indexing a long string in a loop costs no memory */
         if (i < 0)
-            i += (int64_t)count;
-        if (i >= 0 && i < (int64_t)count)
-            *out = jv_str(obj.u.s.p + off[i], off[i + 1] - off[i]);
-        return ST_OK;
+            i += (int64_t)jutf8_count(obj.u.s.p, obj.u.s.n);
+        size_t at = byte_offset(obj.u.s.p, obj.u.s.n, i);
+        if (i >= 0 && at < obj.u.s.n) {
+            uint32_t cp;
+            *out = jv_str(obj.u.s.p + at, jutf8_next(obj.u.s.p + at, obj.u.s.n - at, &cp));
+        }
+        return jinja_charge(r, pos, obj.u.s.n / 64);
     }
     /* jinja2 turns a failed subscript (wrong key type, not subscriptable)
      * into undefined rather than an error */
@@ -308,13 +319,7 @@ static enum status slice_values(struct jrender *r, size_t pos, struct jval obj, 
         *out = jv_undef(); /* as get_index: jinja2 gives undefined */
         return ST_OK;
     }
-    size_t count = 0, *off = NULL;
-    if (obj.t == JV_STR) {
-        if (!(off = char_offsets(r->a, obj.u.s.p, obj.u.s.n, &count)))
-            return nomem(r, pos);
-    } else {
-        count = obj.u.l->n;
-    }
+    size_t count = obj.t == JV_STR ? jutf8_count(obj.u.s.p, obj.u.s.n) : obj.u.l->n, *off = NULL;
     int64_t len = (int64_t)count, a, b;
     int has_lo = lo.t == JV_INT || lo.t == JV_BOOL, has_hi = hi.t == JV_INT || hi.t == JV_BOOL;
     int64_t lov = lo.t == JV_INT ? lo.u.i : lo.t == JV_BOOL ? lo.u.b : 0;
@@ -343,6 +348,15 @@ static enum status slice_values(struct jrender *r, size_t pos, struct jval obj, 
         *out = jv_list_val(l);
         return ST_OK;
     }
+    if (s == 1) {
+        /* a contiguous substring: point into the original */
+        size_t from = a < b ? byte_offset(obj.u.s.p, obj.u.s.n, a) : 0;
+        size_t to = a < b ? byte_offset(obj.u.s.p, obj.u.s.n, b) : 0;
+        *out = jv_str(obj.u.s.p + from, to - from);
+        return ST_OK;
+    }
+    if (!(off = char_offsets(r->a, obj.u.s.p, obj.u.s.n, &count)))
+        return nomem(r, pos);
     char *buf = arena_alloc(r->a, obj.u.s.n + 1);
     if (!buf)
         return nomem(r, pos);
