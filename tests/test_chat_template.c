@@ -3,6 +3,7 @@
  * the golden renderings of real model templates, each language construct,
  * errors with positions, limits, and the `render` subcommand.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -990,6 +991,52 @@ static void test_real_templates(void)
     free(out);
 }
 
+/* ---- concurrency --------------------------------------------------------- */
+
+struct render_job {
+    const struct chat_template *t;
+    const cJSON *ctx;
+    const char *want;
+    int mismatches;
+};
+
+static void *render_many(void *arg)
+{
+    struct render_job *job = arg;
+    char err[256];
+    for (int i = 0; i < 200; i++) {
+        char *out = NULL;
+        if (chat_template_render(job->t, job->ctx, &out, NULL, err, sizeof(err)) != ST_OK ||
+            strcmp(out, job->want))
+            job->mismatches++;
+        free(out);
+    }
+    return NULL;
+}
+
+/* One parsed template rendered from several threads at once. */
+static void test_concurrent_renders(void)
+{
+    char err[256];
+    struct chat_template *t;
+    CHECK_INT_EQ(chat_template_parse(QWEN25, strlen(QWEN25), &t, err, sizeof(err)), ST_OK);
+    cJSON *plain = cJSON_Parse(CTX_PLAIN), *tools = cJSON_Parse(CTX_TOOLS);
+    struct render_job jobs[4] = {{t, plain, QWEN25_PLAIN_WANT, 0},
+                                 {t, tools, QWEN25_TOOLS_WANT, 0},
+                                 {t, plain, QWEN25_PLAIN_WANT, 0},
+                                 {t, tools, QWEN25_TOOLS_WANT, 0}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_INT_EQ(pthread_create(&th[i], NULL, render_many, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT_EQ(jobs[i].mismatches, 0);
+    }
+    cJSON_Delete(plain);
+    cJSON_Delete(tools);
+    chat_template_free(t);
+}
+
 /* ---- errors and limits --------------------------------------------------- */
 
 static void test_errors_have_positions(void)
@@ -1162,6 +1209,7 @@ int main(void)
     RUN(test_string_methods);
     RUN(test_strftime_now);
     RUN(test_real_templates);
+    RUN(test_concurrent_renders);
     RUN(test_errors_have_positions);
     RUN(test_limits);
     RUN(test_render_subcommand);
