@@ -88,9 +88,12 @@ struct model_config {
 enum status model_config_parse(const char *json, size_t len, struct model_config *cfg, char *err,
                                size_t errlen);
 
+#define MODEL_MAX_BATCH_TOKENS (1 << 20)
+
 struct model_load_opts {
     bool use_mmap;        /* map the files instead of reading into anonymous memory */
-    int max_batch_tokens; /* tokens per model_forward call; 0 picks 512 */
+    int max_batch_tokens; /* tokens per model_forward call; 0 picks 512; at most
+                             MODEL_MAX_BATCH_TOKENS */
 };
 
 /*
@@ -103,6 +106,16 @@ struct model_load_opts {
  */
 enum status model_load(const char *dir, const struct model_load_opts *opts, struct model **out,
                        char *err, size_t errlen);
+
+/*
+ * What model_load(dir, opts) would take, from config.json and the safetensors
+ * headers only (no weight is read): *weight_bytes >= model_weight_bytes() (every
+ * tensor in the files) and *scratch_bytes >= model_scratch_bytes().  For memory
+ * admission before a load.  Returns ST_OK or the config/header errors of
+ * model_load.
+ */
+enum status model_estimate(const char *dir, const struct model_load_opts *opts,
+                           size_t *weight_bytes, size_t *scratch_bytes, char *err, size_t errlen);
 
 /* Frees the model; model_free(NULL) is a no-op. */
 void model_free(struct model *m);

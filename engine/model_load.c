@@ -326,12 +326,43 @@ static size_t max_sz(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+enum { N_SCRATCH = 12 };
+
+/* Floats of each scratch buffer, in struct model_scratch order; mm = matmul scratch floats. */
+static void scratch_sizes(const struct model_config *c, size_t T, size_t mm, size_t n[N_SCRATCH])
+{
+    size_t h = (size_t)c->hidden, qd = (size_t)c->n_heads * (size_t)c->head_dim;
+    size_t kd = (size_t)c->n_kv_heads * (size_t)c->head_dim, f = (size_t)c->ffn;
+    size_t sizes[N_SCRATCH] = {
+        T * h,                              /* x */
+        T * max_sz(h, qd),                  /* xb */
+        T * qd,                             /* q */
+        T * kd,                             /* k */
+        T * kd,                             /* v */
+        T * qd,                             /* att_out */
+        T * h,                              /* proj */
+        T * f,                              /* hb */
+        T * f,                              /* hb2 */
+        (size_t)c->max_position_embeddings, /* att */
+        T * (size_t)c->head_dim,            /* rope */
+        mm + 1,                             /* mm */
+    };
+    memcpy(n, sizes, sizeof(sizes));
+}
+
+static size_t scratch_total(const struct model_config *c, size_t T, size_t mm)
+{
+    size_t n[N_SCRATCH], total = 2 * T * sizeof(int); /* tok_seq, tok_pos */
+    scratch_sizes(c, T, mm, n);
+    for (int i = 0; i < N_SCRATCH; i++)
+        total += n[i] * sizeof(float);
+    return total;
+}
+
 static enum status alloc_scratch(struct model *m, char *err, size_t errlen)
 {
     const struct model_config *c = &m->cfg;
     size_t T = (size_t)m->max_tokens;
-    size_t h = (size_t)c->hidden, qd = (size_t)c->n_heads * (size_t)c->head_dim;
-    size_t kd = (size_t)c->n_kv_heads * (size_t)c->head_dim, f = (size_t)c->ffn;
     size_t mm = kernel_matmul_scratch(&m->w.lm_head, T);
     mm = max_sz(mm, kernel_matmul_scratch(&m->w.embed, T));
     for (int l = 0; l < c->n_layers; l++) {
@@ -341,35 +372,22 @@ static enum status alloc_scratch(struct model *m, char *err, size_t errlen)
         for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
             mm = max_sz(mm, kernel_matmul_scratch(ms[i], T));
     }
-    struct {
-        float **p;
-        size_t n;
-    } bufs[] = {
-        {&m->s.x, T * h},
-        {&m->s.xb, T * max_sz(h, qd)},
-        {&m->s.q, T * qd},
-        {&m->s.k, T * kd},
-        {&m->s.v, T * kd},
-        {&m->s.att_out, T * qd},
-        {&m->s.proj, T * h},
-        {&m->s.hb, T * f},
-        {&m->s.hb2, T * f},
-        {&m->s.att, (size_t)c->max_position_embeddings},
-        {&m->s.rope, T * (size_t)c->head_dim},
-        {&m->s.mm, mm + 1},
-    };
-    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
-        *bufs[i].p = malloc(bufs[i].n * sizeof(float));
-        if (!*bufs[i].p)
+    float **bufs[N_SCRATCH] = {&m->s.x,   &m->s.xb,      &m->s.q,    &m->s.k,
+                               &m->s.v,   &m->s.att_out, &m->s.proj, &m->s.hb,
+                               &m->s.hb2, &m->s.att,     &m->s.rope, &m->s.mm};
+    size_t n[N_SCRATCH];
+    scratch_sizes(c, T, mm, n);
+    for (int i = 0; i < N_SCRATCH; i++) {
+        *bufs[i] = malloc(n[i] * sizeof(float));
+        if (!*bufs[i])
             return status_fail(err, errlen, ST_ERR_NOMEM,
                                "cannot allocate forward scratch for %d tokens", m->max_tokens);
-        m->scratch_bytes += bufs[i].n * sizeof(float);
     }
     m->s.tok_seq = malloc(T * sizeof(int));
     m->s.tok_pos = malloc(T * sizeof(int));
     if (!m->s.tok_seq || !m->s.tok_pos)
         return status_fail(err, errlen, ST_ERR_NOMEM, "cannot allocate forward scratch");
-    m->scratch_bytes += 2 * T * sizeof(int);
+    m->scratch_bytes = scratch_total(c, T, mm);
     return ST_OK;
 }
 
@@ -396,8 +414,9 @@ static char *read_file_text(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-static enum status load_all(struct model *m, const char *dir, const struct model_load_opts *opts,
-                            char *err, size_t errlen)
+/* Parses dir/config.json into *cfg; *root (optional) gets the JSON, owned by the caller. */
+static enum status read_config(const char *dir, struct model_config *cfg, cJSON **root, char *err,
+                               size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.json", dir);
@@ -405,13 +424,28 @@ static enum status load_all(struct model *m, const char *dir, const struct model
     char *text = read_file_text(path, 16u << 20, &len);
     if (!text)
         return status_fail(err, errlen, ST_ERR_IO, "%s: cannot read", path);
-    enum status rc = model_config_parse(text, len, &m->cfg, err, errlen);
-    cJSON *root = rc == ST_OK ? cJSON_ParseWithLength(text, len) : NULL;
+    enum status rc = model_config_parse(text, len, cfg, err, errlen);
+    if (rc == ST_OK && root) {
+        *root = cJSON_ParseWithLength(text, len);
+        if (!*root)
+            rc = status_fail(err, errlen, ST_ERR_NOMEM, "%s: out of memory", path);
+    }
     free(text);
+    return rc;
+}
+
+static int opts_max_tokens(const struct model_load_opts *opts)
+{
+    return opts && opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 512;
+}
+
+static enum status load_all(struct model *m, const char *dir, const struct model_load_opts *opts,
+                            char *err, size_t errlen)
+{
+    cJSON *root = NULL;
+    enum status rc = read_config(dir, &m->cfg, &root, err, errlen);
     if (rc != ST_OK)
         return rc;
-    if (!root)
-        return status_fail(err, errlen, ST_ERR_NOMEM, "%s: out of memory", path);
     m->family = model_family_find(m->cfg.architecture, m->cfg.model_type);
 
     struct loader ld = {.m = m, .mmap = opts && opts->use_mmap, .err = err, .errlen = errlen};
@@ -445,8 +479,8 @@ static enum status load_all(struct model *m, const char *dir, const struct model
         m->w.lm_head = m->w.embed;
     else if ((rc = load_mat(&ld, "lm_head", c->vocab, c->hidden, &m->w.lm_head)) != ST_OK)
         goto out;
-    m->max_tokens = opts && opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 512;
-    if (m->max_tokens > (1 << 20)) {
+    m->max_tokens = opts_max_tokens(opts);
+    if (m->max_tokens > MODEL_MAX_BATCH_TOKENS) {
         rc = status_fail(err, errlen, ST_ERR_RANGE, "max_batch_tokens %d is too large",
                          m->max_tokens);
         goto out;
@@ -475,6 +509,35 @@ enum status model_load(const char *dir, const struct model_load_opts *opts, stru
         return rc;
     }
     *out = m;
+    return ST_OK;
+}
+
+enum status model_estimate(const char *dir, const struct model_load_opts *opts,
+                           size_t *weight_bytes, size_t *scratch_bytes, char *err, size_t errlen)
+{
+    struct model_config c;
+    enum status rc = read_config(dir, &c, NULL, err, errlen);
+    if (rc != ST_OK)
+        return rc;
+    struct safetensors_set *set = NULL;
+    rc = safetensors_set_open(dir, &set, err, errlen);
+    if (rc != ST_OK)
+        return rc;
+    size_t w = 0;
+    for (size_t i = 0; i < safetensors_set_n_files(set); i++) {
+        struct safetensors *f = safetensors_set_file(set, i);
+        for (size_t j = 0; j < safetensors_count(f); j++) {
+            const struct safetensors_tensor *t = safetensors_at(f, j);
+            w += (size_t)(t->end - t->begin);
+        }
+    }
+    safetensors_set_close(set);
+    /* the largest matmul scratch any weight layout can need: quantized, group 32 */
+    size_t T = (size_t)opts_max_tokens(opts);
+    size_t cols =
+        max_sz(max_sz((size_t)c.hidden, (size_t)c.ffn), (size_t)c.n_heads * (size_t)c.head_dim);
+    *weight_bytes = w;
+    *scratch_bytes = scratch_total(&c, T, T * (cols / 32 + 1) + cols);
     return ST_OK;
 }
 

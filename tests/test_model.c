@@ -257,6 +257,12 @@ static void run_variant(const char *variant, bool exact, bool use_mmap)
     CHECK_MSG(rc == ST_OK, "%s: load: %s", variant, err);
     if (rc != ST_OK)
         return;
+    size_t est_w = 0, est_s = 0;
+    CHECK_INT_EQ(model_estimate(dir, &opts, &est_w, &est_s, err, sizeof(err)), ST_OK);
+    /* every tensor of these files is used, so the weight estimate is exact */
+    CHECK_INT_EQ(est_w, model_weight_bytes(m));
+    CHECK_MSG(est_s >= model_scratch_bytes(m) && est_s < 2 * model_scratch_bytes(m),
+              "scratch estimate %zu vs %zu", est_s, model_scratch_bytes(m));
     const struct model_config *c = model_get_config(m);
     CHECK_INT_EQ(c->vocab, 512);
     CHECK_INT_EQ(c->n_layers, 4);
