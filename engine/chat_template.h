@@ -11,7 +11,9 @@
  * comes back as an error status and a message "line L:C: ...", never a crash.
  *
  * Thread-safety: a parsed template is immutable; any number of threads may
- * render the same template at once.  Each render allocates its own memory.
+ * render the same template at once.  Each render allocates its own memory
+ * (at most 256 MiB, 16 MiB of output) and recurses at most a few hundred
+ * frames deep, so a thread with a 1 MiB stack is enough.
  * Ownership: the template owns a copy of its source; the caller owns the
  * context, which render only reads, and frees the rendered string.
  */

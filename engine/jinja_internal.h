@@ -23,8 +23,8 @@
 #define JINJA_MAX_SOURCE (4u << 20)       /* template bytes */
 #define JINJA_MAX_PARSE_DEPTH 200         /* nesting of expressions and blocks */
 #define JINJA_MAX_CALL_DEPTH 64           /* macro calls within macro calls */
-#define JINJA_MAX_DATA_DEPTH 128          /* nesting of context JSON / tojson */
-#define JINJA_MAX_STEPS 20000000ull       /* evaluated nodes + loop iterations + bytes copied */
+#define JINJA_MAX_DATA_DEPTH 128          /* value nesting: context JSON, tojson, ==, print */
+#define JINJA_MAX_STEPS 20000000ull       /* nodes + loop iterations + bytes/64 processed */
 #define JINJA_MAX_OUTPUT (16u << 20)      /* rendered bytes, per capture too */
 #define JINJA_MAX_RENDER_MEM (256u << 20) /* render arena */
 
