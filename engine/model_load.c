@@ -140,17 +140,23 @@ static enum status load_vec(struct loader *ld, const char *name, int n, bool req
     if (t->ndim != 1 || t->shape[0] != n ||
         (t->dtype != DTYPE_F32 && t->dtype != DTYPE_F16 && t->dtype != DTYPE_BF16))
         return wrong_shape(ld, f, t, "", n, -1);
-    const void *raw;
-    enum status rc = tensor_bytes(ld, f, t, &raw);
-    if (rc != ST_OK)
-        return rc;
+    /* only the fp32 copy is kept: the stored bytes go through a temporary */
+    size_t len = (size_t)(t->end - t->begin);
     float *v = malloc((size_t)n * sizeof(float));
-    if (!v || track(ld->m, v, ld->err, ld->errlen) != ST_OK)
-        return status_fail(ld->err, ld->errlen, ST_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++)
-        v[i] = dtype_load_f32(raw, t->dtype, (size_t)i);
-    *out = v;
-    return ST_OK;
+    void *raw = malloc(len ? len : 1);
+    enum status rc = ST_OK;
+    if (!v || !raw) {
+        free(v);
+        rc = status_fail(ld->err, ld->errlen, ST_ERR_NOMEM, "out of memory");
+    } else if ((rc = track(ld->m, v, ld->err, ld->errlen)) == ST_OK &&
+               (rc = safetensors_read(f, t, raw, ld->err, ld->errlen)) == ST_OK) {
+        for (int i = 0; i < n; i++)
+            v[i] = dtype_load_f32(raw, t->dtype, (size_t)i);
+        ld->m->weight_bytes += (size_t)n * sizeof(float);
+        *out = v;
+    }
+    free(raw);
+    return rc;
 }
 
 /*
@@ -528,7 +534,8 @@ enum status model_estimate(const char *dir, const struct model_load_opts *opts,
         struct safetensors *f = safetensors_set_file(set, i);
         for (size_t j = 0; j < safetensors_count(f); j++) {
             const struct safetensors_tensor *t = safetensors_at(f, j);
-            w += (size_t)(t->end - t->begin);
+            /* vectors (norms, biases) are held as fp32 copies */
+            w += t->ndim == 1 ? (size_t)t->nelem * sizeof(float) : (size_t)(t->end - t->begin);
         }
     }
     safetensors_set_close(set);
