@@ -19,6 +19,9 @@ const struct route routes[] = {
     {"GET", "/api/settings", api_settings_get},
     {"PUT", "/api/settings", api_settings_put},
 
+    {"POST", "/v1/messages", api_anthropic_messages},
+    {"POST", "/v1/messages/count_tokens", api_anthropic_count_tokens},
+
     {"GET", "/api/keys", api_keys_list},
     {"POST", "/api/keys", api_keys_create},
     {"DELETE", "/api/keys/{id}", api_keys_revoke},

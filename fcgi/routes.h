@@ -34,6 +34,10 @@ int api_system_info(struct http_request *req);
 int api_settings_get(struct http_request *req);
 int api_settings_put(struct http_request *req);
 
+/* api_anthropic.c */
+int api_anthropic_messages(struct http_request *req);
+int api_anthropic_count_tokens(struct http_request *req);
+
 /* api_keys.c */
 int api_keys_list(struct http_request *req);
 int api_keys_create(struct http_request *req);
