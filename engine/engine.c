@@ -66,6 +66,10 @@ struct engine_model {
     uint64_t steps;
     float *logits; /* (max_seqs, vocab) */
 
+    /* model_forward uses the model's scratch: the scheduler and engine_embed
+     * take turns under forward_mu */
+    pthread_mutex_t forward_mu;
+
     /* shared with other threads, under mu */
     pthread_mutex_t mu;
     pthread_cond_t wake;     /* scheduler: new work, cancel, stop */
@@ -230,6 +234,7 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     const struct model_config *cfg = model_get_config(m->model);
     struct engine_model_info *info = &m->info;
     info->vocab = cfg->vocab;
+    info->hidden = cfg->hidden;
     info->n_ctx = cfg->max_position_embeddings;
     info->bos_id = cfg->bos_token_id >= 0 ? cfg->bos_token_id : tok_bos_id(m->tok);
     info->has_chat_template = m->tmpl != NULL;
@@ -289,10 +294,12 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     m->stats.kv_free_blocks = kv_cache_free_blocks(m->kv);
 
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->forward_mu, NULL);
     pthread_cond_init(&m->wake, NULL);
     pthread_cond_init(&m->finished, NULL);
     if (pthread_create(&m->thread, NULL, scheduler_main, m) != 0) {
         pthread_mutex_destroy(&m->mu);
+        pthread_mutex_destroy(&m->forward_mu);
         pthread_cond_destroy(&m->wake);
         pthread_cond_destroy(&m->finished);
         st = status_fail(err, errlen, ST_ERR_NOMEM, "cannot start the scheduler thread");
@@ -323,6 +330,7 @@ void engine_model_free(struct engine_model *m)
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->thread, NULL);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->forward_mu);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->finished);
     kv_cache_free(m->kv);
@@ -636,6 +644,60 @@ const int32_t *engine_request_prompt(const struct engine_request *r, int *n)
     return r->prompt;
 }
 
+/* ==== embeddings ======================================================== */
+
+enum status engine_embed(struct engine_model *m, const int32_t *ids, int n,
+                         enum engine_pooling pooling, float *out, char *err, size_t errlen)
+{
+    if (n <= 0 || !ids)
+        return status_fail(err, errlen, ST_ERR_INVALID, "nothing to embed");
+    if (n > m->info.n_ctx)
+        return status_fail(err, errlen, ST_ERR_RANGE,
+                           "the input has %d tokens but the model's context is %d tokens", n,
+                           m->info.n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->info.vocab)
+            return status_fail(err, errlen, ST_ERR_INVALID,
+                               "token id %d at index %d is outside the vocabulary (%d)",
+                               (int)ids[i], i, m->info.vocab);
+    const struct model_config *cfg = model_get_config(m->model);
+    int bt = m->info.kv_block_tokens, chunk = m->info.max_batch_tokens;
+    size_t h = (size_t)cfg->hidden;
+    struct kv_cache *kv = NULL;
+    float *rows = malloc((size_t)chunk * h * sizeof(*rows));
+    int seq;
+    enum status st = rows ? kv_cache_create(cfg, ((size_t)n + (size_t)bt - 1) / (size_t)bt, bt,
+                                            1, &kv, err, errlen)
+                          : status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
+    if (st == ST_OK)
+        st = kv_seq_create(kv, &seq, err, errlen);
+    memset(out, 0, h * sizeof(*out));
+    for (int pos = 0; st == ST_OK && pos < n; pos += chunk) {
+        int len = n - pos < chunk ? n - pos : chunk;
+        bool last = pos + len == n;
+        struct model_batch_seq bs = {.seq = seq,
+                                     .start_pos = pos,
+                                     .n_tokens = len,
+                                     .tokens = ids + pos,
+                                     .n_logits = pooling == ENGINE_POOLING_MEAN ? len
+                                                 : last                         ? 1
+                                                                                : 0};
+        struct model_batch b = {.seqs = &bs, .n_seqs = 1};
+        pthread_mutex_lock(&m->forward_mu);
+        st = model_forward_hidden(m->model, kv, &b, rows, err, errlen);
+        pthread_mutex_unlock(&m->forward_mu);
+        for (int r = 0; st == ST_OK && r < bs.n_logits; r++)
+            for (size_t i = 0; i < h; i++)
+                out[i] += rows[(size_t)r * h + i];
+    }
+    if (st == ST_OK && pooling == ENGINE_POOLING_MEAN)
+        for (size_t i = 0; i < h; i++)
+            out[i] /= (float)n;
+    kv_cache_free(kv);
+    free(rows);
+    return st;
+}
+
 /* ==== scheduler ========================================================= */
 
 static void publish_stats(struct engine_model *m)
@@ -891,7 +953,9 @@ static void step(struct engine_model *m)
 
     struct model_batch b = {.seqs = m->batch, .n_seqs = n};
     char err[256] = "";
+    pthread_mutex_lock(&m->forward_mu);
     enum status st = model_forward(m->model, m->kv, &b, m->logits, err, sizeof(err));
+    pthread_mutex_unlock(&m->forward_mu);
     m->steps++;
     int row = 0;
     for (int j = 0; j < n; j++) {

@@ -66,6 +66,7 @@ struct engine_gen_defaults {
 struct engine_model_info {
     char dir[4096];                  /* the resolved model directory */
     int vocab;                       /* logits per row */
+    int hidden;                      /* hidden_size: the length of an embedding */
     int n_ctx;                       /* max_position_embeddings: prompt + generated tokens */
     int bos_id;                      /* -1 when none */
     int32_t eos_ids[ENGINE_MAX_EOS]; /* config + generation_config + tokenizer */
@@ -234,5 +235,23 @@ void engine_request_release(struct engine_request *r);
 
 /* The prompt ids the request was submitted with (valid until release). */
 const int32_t *engine_request_prompt(const struct engine_request *r, int *n);
+
+/* ---- embeddings -------------------------------------------------------- */
+
+enum engine_pooling {
+    ENGINE_POOLING_LAST, /* the last token's state (causal embedding models, e.g. Qwen3-Embedding) */
+    ENGINE_POOLING_MEAN, /* the mean over all tokens */
+};
+
+/*
+ * The pooled final hidden state (after the final norm, before lm_head) of
+ * the n token ids, into out (info.hidden floats), not normalized.  Runs on
+ * the calling thread with a KV cache of its own, taking turns with the
+ * scheduler's steps on the model's scratch, so generation keeps going
+ * between its chunks.  Errors: ST_ERR_INVALID (empty input, ids outside the
+ * vocabulary), ST_ERR_RANGE (longer than the context), ST_ERR_NOMEM.
+ */
+enum status engine_embed(struct engine_model *m, const int32_t *ids, int n,
+                         enum engine_pooling pooling, float *out, char *err, size_t errlen);
 
 #endif

@@ -177,15 +177,18 @@ static enum status check_batch(const struct model *m, const struct kv_cache *kv,
     return ST_OK;
 }
 
-enum status model_forward(struct model *m, struct kv_cache *kv, const struct model_batch *b,
-                          float *logits_out, char *err, size_t errlen)
+/* Runs the layers and leaves the final-normed hidden state of every row
+ * that wants output in s->xb; *rows_out is their count. */
+static enum status forward_rows(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                                const float *out, int *rows_out, char *err, size_t errlen)
 {
     int n = 0;
+    *rows_out = 0;
     enum status rc = check_batch(m, kv, b, &n, err, errlen);
     if (rc != ST_OK)
         return rc;
-    if (model_batch_logit_rows(b) > 0 && !logits_out)
-        return status_fail(err, errlen, ST_ERR_INVALID, "batch asks for logits but no buffer");
+    if (model_batch_logit_rows(b) > 0 && !out)
+        return status_fail(err, errlen, ST_ERR_INVALID, "batch asks for output but no buffer");
     for (int i = 0; i < b->n_seqs; i++) {
         rc = kv_seq_reserve(kv, b->seqs[i].seq, b->seqs[i].n_tokens, err, errlen);
         if (rc != ST_OK)
@@ -213,7 +216,7 @@ enum status model_forward(struct model *m, struct kv_cache *kv, const struct mod
     for (int i = 0; i < b->n_seqs; i++)
         kv_seq_set_len(kv, b->seqs[i].seq, b->seqs[i].start_pos + b->seqs[i].n_tokens);
 
-    /* gather the rows that want logits, normed, then one lm_head matmul */
+    /* gather the rows that want output, normed */
     int rows = 0;
     t = 0;
     for (int i = 0; i < b->n_seqs; i++) {
@@ -223,7 +226,26 @@ enum status model_forward(struct model *m, struct kv_cache *kv, const struct mod
                 kernel_rmsnorm_ref(s->xb + (size_t)rows++ * h, s->x + (size_t)t * h, m->w.norm, h,
                                    c->rms_norm_eps);
     }
-    if (rows > 0)
-        kernel_matmul_ref(&m->w.lm_head, s->xb, (size_t)rows, NULL, logits_out, s->mm);
+    *rows_out = rows;
     return ST_OK;
+}
+
+enum status model_forward(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                          float *logits_out, char *err, size_t errlen)
+{
+    int rows;
+    enum status rc = forward_rows(m, kv, b, logits_out, &rows, err, errlen);
+    if (rc == ST_OK && rows > 0)
+        kernel_matmul_ref(&m->w.lm_head, m->s.xb, (size_t)rows, NULL, logits_out, m->s.mm);
+    return rc;
+}
+
+enum status model_forward_hidden(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                                 float *hidden_out, char *err, size_t errlen)
+{
+    int rows;
+    enum status rc = forward_rows(m, kv, b, hidden_out, &rows, err, errlen);
+    if (rc == ST_OK && rows > 0)
+        memcpy(hidden_out, m->s.xb, (size_t)rows * (size_t)m->cfg.hidden * sizeof(float));
+    return rc;
 }

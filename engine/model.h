@@ -171,4 +171,12 @@ int model_batch_logit_rows(const struct model_batch *b);
 enum status model_forward(struct model *m, struct kv_cache *kv, const struct model_batch *b,
                           float *logits_out, char *err, size_t errlen);
 
+/*
+ * model_forward() without the lm_head: writes the final-normed hidden state
+ * (hidden floats per row) of the same rows model_forward() would give
+ * logits for.  For embeddings.  Same errors, no allocation.
+ */
+enum status model_forward_hidden(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                                 float *hidden_out, char *err, size_t errlen);
+
 #endif

@@ -1,0 +1,179 @@
+#include "openai_response.h"
+
+#include "app.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int openai_send_error(struct http_request *req, const struct openai_error *e)
+{
+    return http_send_error(req, e->status, e->code[0] ? e->code : NULL,
+                           e->param[0] ? e->param : NULL, "%s", e->message);
+}
+
+int openai_acquire(struct http_request *req, const char *model, struct pool_lease **out)
+{
+    struct pool_error pe;
+    memset(&pe, 0, sizeof(pe));
+    if (!req->app->pool) {
+        http_send_error(req, 503, "no_model_pool", NULL, "the model pool is not running");
+        return -1;
+    }
+    if (pool_acquire(req->app->pool, req->db, model, out, &pe) == 0)
+        return 0;
+    if (pe.retry_after > 0) {
+        char h[64];
+        snprintf(h, sizeof(h), "Retry-After: %d", pe.retry_after);
+        http_add_header(req, h);
+    }
+    http_send_error(req, pe.http_status ? pe.http_status : 500, pe.code[0] ? pe.code : NULL,
+                    pe.http_status == 404 ? "model" : NULL, "%s", pe.message);
+    return -1;
+}
+
+void openai_make_id(const char *prefix, char *out, size_t len)
+{
+    unsigned char raw[12];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, raw, sizeof(raw)) != (ssize_t)sizeof(raw)) {
+        /* Unique enough for an id when /dev/urandom is unavailable. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned long long v =
+            (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20);
+        for (size_t i = 0; i < sizeof(raw); i++)
+            raw[i] = (unsigned char)(v >> (i % 8 * 8)) ^ (unsigned char)(uintptr_t)&raw[i];
+    }
+    if (fd >= 0)
+        close(fd);
+    int n = snprintf(out, len, "%s", prefix);
+    for (size_t i = 0; i < sizeof(raw) && n >= 0 && (size_t)n + 2 < len; i++)
+        n += snprintf(out + n, len - (size_t)n, "%02x", raw[i]);
+}
+
+cJSON *openai_usage_json(int prompt_tokens, int completion_tokens)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON *d = u ? cJSON_AddObjectToObject(u, "prompt_tokens_details") : NULL;
+    /* No prefix cache yet: nothing is ever served from cache. */
+    if (!d || !cJSON_AddNumberToObject(d, "cached_tokens", 0) ||
+        !cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens) ||
+        !cJSON_AddNumberToObject(u, "completion_tokens", completion_tokens) ||
+        !cJSON_AddNumberToObject(u, "total_tokens", prompt_tokens + completion_tokens)) {
+        cJSON_Delete(u);
+        return NULL;
+    }
+    return u;
+}
+
+void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_t len)
+{
+    char *text = NULL;
+    buf[0] = 0;
+    if (tok_decode_raw(tok, &id, 1, 0, &text) == ST_OK && text) {
+        size_t n = strlen(text);
+        if (n >= len)
+            n = len - 1;
+        memcpy(buf, text, n);
+        buf[n] = 0;
+    }
+    free(text);
+}
+
+/* {token, logprob, bytes} */
+static cJSON *openai_token_json(const struct tokenizer *tok, int32_t id, float logprob)
+{
+    char text[256];
+    openai_token_text(tok, id, text, sizeof(text));
+    cJSON *o = cJSON_CreateObject();
+    cJSON *bytes = cJSON_CreateArray();
+    if (!o || !bytes || !cJSON_AddStringToObject(o, "token", text) ||
+        !cJSON_AddNumberToObject(o, "logprob", logprob) ||
+        !cJSON_AddItemToObject(o, "bytes", bytes)) {
+        cJSON_Delete(o);
+        cJSON_Delete(bytes);
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*p));
+    return o;
+}
+
+cJSON *openai_logprob_json(const struct tokenizer *tok, const struct sampler_result *lp)
+{
+    cJSON *o = openai_token_json(tok, lp->id, lp->logprob);
+    cJSON *top = o ? cJSON_AddArrayToObject(o, "top_logprobs") : NULL;
+    if (!top) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    for (int i = 0; i < lp->n_top; i++) {
+        cJSON *t = openai_token_json(tok, lp->top[i].id, lp->top[i].logprob);
+        if (!t || !cJSON_AddItemToArray(top, t)) {
+            cJSON_Delete(t);
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static double openai_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+int openai_next_event(struct http_request *req, struct infer_stream *const *streams,
+                      const bool *done, int n, bool sse, struct infer_event **ev)
+{
+    double quiet_since = openai_now_ms();
+    for (;;) {
+        int first = -1;
+        for (int i = 0; i < n; i++) {
+            if (done[i])
+                continue;
+            if (first < 0)
+                first = i;
+            if (n > 1 && infer_next(streams[i], 0, ev))
+                return i;
+        }
+        if (first < 0)
+            return -1;
+        /* One stream: block on it.  Several: poll them in short waits. */
+        int wait = n > 1 ? 20 : 1000;
+        if (infer_next(streams[first], wait, ev))
+            return first;
+        if (sse && openai_now_ms() - quiet_since >= OPENAI_KEEPALIVE_MS) {
+            if (http_sse_comment(req, "keep-alive")) {
+                for (int i = 0; i < n; i++)
+                    if (!done[i])
+                        infer_cancel(streams[i]);
+                return -1;
+            }
+            quiet_since = openai_now_ms();
+        }
+    }
+}
+
+const char *openai_finish_reason(enum engine_finish f, bool tool_calls)
+{
+    if (f == ENGINE_FINISH_LENGTH)
+        return "length";
+    return tool_calls ? "tool_calls" : "stop";
+}
+
+int openai_sse_json(struct http_request *req, const cJSON *obj)
+{
+    char *text = cJSON_PrintUnformatted(obj);
+    if (!text)
+        return -1;
+    int rc = http_sse_send(req, NULL, text);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * openai_response.h - what the OpenAI handlers share: sending errors in
+ * OpenAI's shape (pool errors with Retry-After), response ids, usage and
+ * logprob objects, taking a model from the pool, and waiting on several
+ * generation streams at once with SSE keep-alives.
+ *
+ * Everything runs on the request's worker thread.  Returned cJSON trees
+ * belong to the caller.
+ */
+#ifndef FCGI_OPENAI_RESPONSE_H
+#define FCGI_OPENAI_RESPONSE_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+#include "infer.h"
+#include "openai_request.h"
+#include "pool.h"
+
+/* Seconds of silence on a stream before a ": keep-alive" comment. */
+#define OPENAI_KEEPALIVE_MS 5000
+
+/* Sends *e (status, code, param, message); returns the status. */
+int openai_send_error(struct http_request *req, const struct openai_error *e);
+
+/*
+ * Takes `model` from the pool.  On failure sends the pool's error (with
+ * Retry-After for 429/503) and returns -1; the caller returns req->status.
+ */
+int openai_acquire(struct http_request *req, const char *model, struct pool_lease **out);
+
+/* "PREFIX" followed by 24 random hex digits, e.g. "chatcmpl-1f0c...". */
+void openai_make_id(const char *prefix, char *out, size_t len);
+
+/* {"prompt_tokens", "completion_tokens", "total_tokens",
+ *  "prompt_tokens_details": {"cached_tokens": 0}}; NULL when out of memory. */
+cJSON *openai_usage_json(int prompt_tokens, int completion_tokens);
+
+/* A chat logprobs entry {token, logprob, bytes, top_logprobs[]} for one
+ * sampled token; NULL when out of memory. */
+cJSON *openai_logprob_json(const struct tokenizer *tok, const struct sampler_result *lp);
+
+/* The token's text, as logprobs show it (special tokens included), into buf. */
+void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_t len);
+
+/*
+ * Waits for the next event of any unfinished stream (done[i] false).  In
+ * SSE mode, sends a keep-alive comment after OPENAI_KEEPALIVE_MS without
+ * events.  Returns the stream's index with *ev, or -1 when the client is
+ * gone (every stream is then cancelled) or nothing is left to wait for.
+ */
+int openai_next_event(struct http_request *req, struct infer_stream *const *streams,
+                      const bool *done, int n, bool sse, struct infer_event **ev);
+
+/* "stop", "length" (or "tool_calls" when calls were made and it stopped). */
+const char *openai_finish_reason(enum engine_finish f, bool tool_calls);
+
+/* Sends an SSE data line holding `obj`; -1 when the client is gone. */
+int openai_sse_json(struct http_request *req, const cJSON *obj);
+
+#endif
