@@ -22,6 +22,10 @@ const struct route routes[] = {
     {"POST", "/v1/messages", api_anthropic_messages},
     {"POST", "/v1/messages/count_tokens", api_anthropic_count_tokens},
 
+    {"POST", "/v1/chat/completions", api_openai_chat},
+    {"POST", "/v1/completions", api_openai_completions},
+    {"POST", "/v1/embeddings", api_openai_embeddings},
+
     {"GET", "/api/keys", api_keys_list},
     {"POST", "/api/keys", api_keys_create},
     {"DELETE", "/api/keys/{id}", api_keys_revoke},

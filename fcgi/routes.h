@@ -38,6 +38,11 @@ int api_settings_put(struct http_request *req);
 int api_anthropic_messages(struct http_request *req);
 int api_anthropic_count_tokens(struct http_request *req);
 
+/* api_openai_chat.c, api_openai_completions.c, api_openai_embeddings.c */
+int api_openai_chat(struct http_request *req);
+int api_openai_completions(struct http_request *req);
+int api_openai_embeddings(struct http_request *req);
+
 /* api_keys.c */
 int api_keys_list(struct http_request *req);
 int api_keys_create(struct http_request *req);
