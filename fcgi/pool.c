@@ -40,6 +40,9 @@
  * (unless its minimum needs it), so several models can share memory. */
 #define POOL_KV_BUDGET_SHARE 4
 #define POOL_KV_CAP_BYTES ((size_t)2 << 30)
+/* KV is sized for every sequence holding this many tokens (or the whole
+ * context when shorter); longer requests still run while others are short. */
+#define POOL_KV_SEQ_TOKENS 8192
 /* The smallest KV pool worth loading: one request of this many tokens. */
 #define POOL_KV_MIN_TOKENS 2048
 #define POOL_TOO_MANY_RETRY 5
@@ -309,7 +312,9 @@ static void pool_plan_make(const struct registry_model *rm, int max_seqs, int co
     min_tokens = (min_tokens + KV_BLOCK_TOKENS_DEFAULT - 1) / KV_BLOCK_TOKENS_DEFAULT *
                  KV_BLOCK_TOKENS_DEFAULT;
     pl->kv_min = min_tokens * tok;
-    size_t want = (size_t)max_seqs * (size_t)context_length * tok;
+    size_t per_seq =
+        (size_t)(context_length < POOL_KV_SEQ_TOKENS ? context_length : POOL_KV_SEQ_TOKENS);
+    size_t want = (size_t)max_seqs * per_seq * tok;
     size_t share = (size_t)(budget / POOL_KV_BUDGET_SHARE);
     if (want > POOL_KV_CAP_BYTES)
         want = POOL_KV_CAP_BYTES;
@@ -684,8 +689,12 @@ void pool_release(struct pool_lease *l, const struct pool_usage *usage)
 
 /* ---- management ------------------------------------------------------- */
 
+static void pool_entry_json(struct pool *p, struct pool_entry *e, double now, int total_active,
+                            cJSON *o);
+static int pool_total_active(const struct pool *p);
+
 int pool_load(struct pool *p, struct db *db, const char *name, const struct pool_load_opts *opts,
-              struct pool_error *err)
+              cJSON **status, struct pool_error *err)
 {
     struct registry_model rm;
     struct pool_entry *e;
@@ -698,6 +707,11 @@ int pool_load(struct pool *p, struct db *db, const char *name, const struct pool
     if (opts && opts->keep_alive >= POOL_KEEP_ALIVE_FOREVER)
         e->keep_alive = opts->keep_alive;
     e->last_used = pool_now();
+    if (status) {
+        *status = cJSON_CreateObject();
+        if (*status)
+            pool_entry_json(p, e, pool_now(), pool_total_active(p), *status);
+    }
     pool_unref(e);
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -809,6 +823,14 @@ static void pool_entry_json(struct pool *p, struct pool_entry *e, double now, in
                      : 0);
 }
 
+static int pool_total_active(const struct pool *p)
+{
+    int n = 0;
+    for (const struct pool_entry *e = p->entries; e; e = e->next)
+        n += e->active;
+    return n;
+}
+
 cJSON *pool_status(struct pool *p, const char *name)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -816,9 +838,7 @@ cJSON *pool_status(struct pool *p, const char *name)
         return NULL;
     double now = pool_now();
     pthread_mutex_lock(&p->mu);
-    int total_active = 0;
-    for (struct pool_entry *e = p->entries; e; e = e->next)
-        total_active += e->active;
+    int total_active = pool_total_active(p);
     for (struct pool_entry *e = p->entries; e; e = e->next) {
         if (name && strcmp(e->name, name) && strcmp(e->profile, name))
             continue;

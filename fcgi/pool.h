@@ -87,11 +87,12 @@ struct pool_load_opts {
 
 /*
  * Loads `name` (if not loaded yet) without taking a request slot and
- * applies opts (NULL = leave pin and keep_alive as they are).  Returns 0,
- * or -1 with err (404, 422, 503, 507, 500 as for pool_acquire).
+ * applies opts (NULL = leave pin and keep_alive as they are).  Returns 0
+ * and, when status is not NULL, the model's pool_status() object (caller
+ * owns it); or -1 with err (404, 422, 503, 507, 500 as for pool_acquire).
  */
 int pool_load(struct pool *p, struct db *db, const char *name, const struct pool_load_opts *opts,
-              struct pool_error *err);
+              cJSON **status, struct pool_error *err);
 
 /*
  * Unloads the model `name` resolves to (or the loaded model listed under

@@ -19,6 +19,15 @@ const struct route routes[] = {
     {"GET", "/api/settings", api_settings_get},
     {"PUT", "/api/settings", api_settings_put},
 
+    {"GET", "/v1/models", api_models_list},
+    {"POST", "/admin/models/load", api_admin_load},
+    {"POST", "/admin/models/unload", api_admin_unload},
+    {"GET", "/admin/models/status", api_admin_status},
+    {"GET", "/admin/memory", api_admin_memory},
+    {"GET", "/api/servers", api_servers_list},
+    {"POST", "/api/servers/{profile_id}/start", api_servers_start},
+    {"POST", "/api/servers/{profile_id}/stop", api_servers_stop},
+
     {"POST", "/v1/messages", api_anthropic_messages},
     {"POST", "/v1/messages/count_tokens", api_anthropic_count_tokens},
 

@@ -34,6 +34,20 @@ int api_system_info(struct http_request *req);
 int api_settings_get(struct http_request *req);
 int api_settings_put(struct http_request *req);
 
+/* api_models.c */
+int api_models_list(struct http_request *req);
+
+/* api_admin.c */
+int api_admin_load(struct http_request *req);
+int api_admin_unload(struct http_request *req);
+int api_admin_status(struct http_request *req);
+int api_admin_memory(struct http_request *req);
+
+/* api_servers.c */
+int api_servers_list(struct http_request *req);
+int api_servers_start(struct http_request *req);
+int api_servers_stop(struct http_request *req);
+
 /* api_anthropic.c */
 int api_anthropic_messages(struct http_request *req);
 int api_anthropic_count_tokens(struct http_request *req);

@@ -268,20 +268,20 @@ static void test_max_loaded_models(void)
     set_setting("max_loaded_models", 1);
     struct pool *p = new_pool();
     struct pool_error err;
-    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, &err), 0);
-    CHECK_INT_EQ(pool_load(p, &db, "m2", NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "m2", NULL, NULL, &err), 0);
     CHECK_INT_EQ(is_loaded(p, "m1"), 0);
     CHECK_INT_EQ(is_loaded(p, "m2"), 1);
     /* A leased model is not evicted: the next load is refused instead. */
     struct pool_lease *l;
     CHECK_INT_EQ(pool_acquire(p, &db, "m2", &l, &err), 0);
-    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, &err), -1);
+    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, NULL, &err), -1);
     CHECK_INT_EQ(err.http_status, 503);
     CHECK_STR_EQ(err.code, "too_many_models");
     CHECK(err.retry_after > 0);
     CHECK_INT_EQ(is_loaded(p, "m2"), 1);
     pool_release(l, NULL);
-    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, NULL, &err), 0);
     CHECK_INT_EQ(is_loaded(p, "m2"), 0);
     pool_free(p);
     set_setting("max_loaded_models", 8);

@@ -35,7 +35,16 @@ config_args=()
 CONFIG=${MLXM_CONFIG:-}
 if [ -z "$CONFIG" ] && [ -f "$REPO/config.yaml" ]; then CONFIG="$REPO/config.yaml"; fi
 if [ -n "$CONFIG" ]; then config_args=(--config "$CONFIG"); fi
-"$BIN" serve "${config_args[@]}" --listen "$SOCK" --check-config >/dev/null
+STATE_DIR=$("$BIN" serve "${config_args[@]}" --listen "$SOCK" --check-config |
+    sed -n 's/^state_dir: //p')
+
+# With no model downloaded /v1 still works: a small random-weight model,
+# created once, under a name nobody takes for a real one.
+DEMO="$STATE_DIR/models/random-demo-NOT-A-REAL-MODEL"
+if [ ! -f "$DEMO/config.json" ]; then
+    mkdir -p "$STATE_DIR/models"
+    "$BIN" mkmodel --arch qwen3 --preset tiny --dtype f32 --out "$DEMO" --force >/dev/null
+fi
 
 # nginx started by root would hand its workers to 'nobody', who cannot reach
 # the socket or the files here; run them as the invoking user instead.

@@ -1,0 +1,96 @@
+/*
+ * api_models.c - GET /v1/models: every usable model in OpenAI's list shape,
+ * with whether it is loaded.  Reads config.json files only, never weights.
+ */
+#include <string.h>
+
+#include "app.h"
+#include "http.h"
+#include "model_registry.h"
+#include "pool.h"
+#include "routes.h"
+
+static const char *api_models_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The pool entry that serves listing item `item`, or NULL.  Profiles are
+ * loaded under their own name; other names share an entry per directory. */
+static cJSON *api_models_match(cJSON *status, const cJSON *item, int is_profile)
+{
+    const char *id = api_models_str(item, "id"), *dir = api_models_str(item, "dir");
+    cJSON *s;
+    cJSON_ArrayForEach(s, status)
+    {
+        const char *profile = api_models_str(s, "profile");
+        if (is_profile ? (profile && !strcmp(profile, id))
+                       : (!profile && dir && !strcmp(api_models_str(s, "dir"), dir)))
+            return s;
+    }
+    return NULL;
+}
+
+static void api_models_copy(cJSON *to, const cJSON *from, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+    if (v)
+        cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+}
+
+int api_models_list(struct http_request *req)
+{
+    cJSON *list = http_own_json(req, registry_list(req->db, &req->app->config));
+    cJSON *status = http_own_json(req, pool_status(req->app->pool, NULL));
+    cJSON *out = http_own_json(req, cJSON_CreateObject());
+    if (!list || !status || !out)
+        return http_send_error(req, 500, NULL, NULL, "out of memory");
+    cJSON_AddStringToObject(out, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(out, "data");
+    const cJSON *item;
+    cJSON_ArrayForEach(item, list)
+    {
+        int is_profile = !strcmp(api_models_str(item, "kind"), "profile");
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(data, o)) {
+            cJSON_Delete(o);
+            return http_send_error(req, 500, NULL, NULL, "out of memory");
+        }
+        api_models_copy(o, item, "id");
+        cJSON_AddStringToObject(o, "object", "model");
+        api_models_copy(o, item, "created");
+        api_models_copy(o, item, "owned_by");
+        cJSON *s = api_models_match(status, item, is_profile);
+        const char *state = s ? api_models_str(s, "state") : NULL;
+        cJSON_AddBoolToObject(o, "loaded", state && !strcmp(state, "ready"));
+        api_models_copy(o, item, "context_length");
+        api_models_copy(o, item, "size_bytes");
+        cJSON_AddBoolToObject(o, "profile", is_profile);
+        /* Mark the pool entry as listed; the rest are loaded by path. */
+        if (s)
+            cJSON_AddBoolToObject(s, "listed", 1);
+    }
+    cJSON *s;
+    cJSON_ArrayForEach(s, status)
+    {
+        if (cJSON_GetObjectItemCaseSensitive(s, "listed"))
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(data, o)) {
+            cJSON_Delete(o);
+            return http_send_error(req, 500, NULL, NULL, "out of memory");
+        }
+        const cJSON *loaded_at = cJSON_GetObjectItemCaseSensitive(s, "loaded_at");
+        cJSON_AddStringToObject(o, "id", api_models_str(s, "name"));
+        cJSON_AddStringToObject(o, "object", "model");
+        cJSON_AddNumberToObject(o, "created",
+                                cJSON_IsNumber(loaded_at) ? loaded_at->valuedouble : 0);
+        cJSON_AddStringToObject(o, "owned_by", "local");
+        const char *state = api_models_str(s, "state");
+        cJSON_AddBoolToObject(o, "loaded", state && !strcmp(state, "ready"));
+        api_models_copy(o, s, "context_length");
+        cJSON_AddBoolToObject(o, "profile", 0);
+    }
+    return http_send_json(req, 200, out);
+}

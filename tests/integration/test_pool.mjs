@@ -1,0 +1,175 @@
+// test_pool.mjs - the model pool through nginx + daemon: GET /v1/models
+// (state-dir demo model, a Hugging Face cache model, a profile pointing at
+// the aidreams fixture), /admin/models/load|unload|status, /admin/memory,
+// /api/servers start/stop, keep_alive idle unloading, max_loaded_models,
+// and the error statuses.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  check, finish, startServer, request, runBin, waitFor, sanitizerReports,
+} from './lib.mjs';
+
+const SHARED = path.resolve(process.env.MLXM_SHARED || path.join(path.dirname(new URL(import.meta.url).pathname), '../../../shared'));
+const AIDREAMS = path.join(SHARED, 'fixtures/models/aidreams-260k');
+if (!fs.existsSync(path.join(AIDREAMS, 'config.json'))) {
+  console.error(`error: test fixtures not found at ${SHARED}/fixtures (set MLXM_SHARED to the shared/ folder beside the repository)`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+
+const DEMO = 'random-demo-NOT-A-REAL-MODEL';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mlxm-pool-'));
+const hub = path.join(tmp, 'hub');
+const snap = path.join(hub, 'models--acme--tiny-chat/snapshots/rev1');
+fs.mkdirSync(path.join(hub, 'models--acme--tiny-chat/refs'), { recursive: true });
+const mk = runBin(['mkmodel', '--arch', 'llama', '--preset', 'tiny', '--dtype', 'mlx-4bit', '--out', snap]);
+if (mk.status !== 0) throw new Error(`mkmodel failed: ${mk.stderr}`);
+fs.writeFileSync(path.join(hub, 'models--acme--tiny-chat/refs/main'), 'rev1');
+const notModel = path.join(tmp, 'not-a-model');
+fs.mkdirSync(notModel);
+fs.writeFileSync(path.join(notModel, 'config.json'), '{"architectures":["GPT2LMHeadModel"],"model_type":"gpt2"}');
+
+function isError(r, status, code, param) {
+  const e = r.json && r.json.error;
+  return r.status === status && e && typeof e.message === 'string' && e.message.length > 0 &&
+    typeof e.type === 'string' && (code === undefined || e.code === code) &&
+    (param === undefined || e.param === param);
+}
+
+const byId = (list, id) => (list || []).find((m) => m.id === id);
+const status = async (U) => (await request(U, 'GET', '/admin/models/status')).json;
+const loadedNames = async (U) => (await status(U)).models.map((m) => m.name);
+
+const srv = await startServer(`models_dir: ${hub}\nworkers: 4\n`);
+try {
+  const U = srv.url;
+  check('run.sh created the demo model once in the state dir',
+    fs.existsSync(path.join(srv.stateDir, 'models', DEMO, 'config.json')));
+
+  let r = await request(U, 'POST', '/api/profiles', { name: 'aid', model_path: AIDREAMS, context_length: 64 });
+  check('profile created', r.status === 201, r.text);
+  const profileId = r.json && r.json.id;
+
+  // ---- GET /v1/models -------------------------------------------------------
+  r = await request(U, 'GET', '/v1/models');
+  const list = r.json || {};
+  check('GET /v1/models is an OpenAI list', r.status === 200 && list.object === 'list' &&
+    Array.isArray(list.data) && list.data.every((m) => typeof m.id === 'string' &&
+      m.object === 'model' && typeof m.created === 'number' && typeof m.owned_by === 'string' &&
+      m.loaded === false && typeof m.profile === 'boolean'), r.text);
+  const demo = byId(list.data, DEMO);
+  check('lists the state-dir demo model', demo && demo.context_length > 0 && demo.size_bytes > 0 &&
+    demo.profile === false, demo);
+  const hf = byId(list.data, 'acme/tiny-chat');
+  check('lists the Hugging Face cache model with its org', hf && hf.owned_by === 'acme' &&
+    hf.size_bytes > 0, hf);
+  const aid = byId(list.data, 'aid');
+  check('lists the profile with its context_length', aid && aid.profile === true &&
+    aid.context_length === 64, aid);
+
+  // ---- admin load / status / memory ----------------------------------------
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO });
+  check('admin load of the demo model', r.status === 200 && r.json.state === 'ready' &&
+    r.json.name === DEMO && r.json.memory.total_bytes > 0 && r.json.kv_blocks_total > 0, r.text);
+  r = await request(U, 'GET', '/v1/models');
+  check('/v1/models shows it loaded', byId(r.json.data, DEMO).loaded === true &&
+    byId(r.json.data, 'acme/tiny-chat').loaded === false, r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: 'acme/tiny-chat', pin: true, keep_alive: '5m' });
+  check('admin load by hub id with pin and keep_alive', r.status === 200 && r.json.pinned === true &&
+    r.json.keep_alive === 300, r.text);
+  let st = await status(U);
+  const d = (st.models || []).find((m) => m.name === DEMO);
+  check('status lists both with memory by part', st.models.length === 2 && d &&
+    d.memory.weights_bytes > 0 && d.memory.kv_bytes > 0 && d.memory.scratch_bytes > 0 &&
+    d.memory.total_bytes === d.memory.weights_bytes + d.memory.kv_bytes + d.memory.scratch_bytes &&
+    d.leases === 0 && d.queue_depth === 0 && d.requests_served === 0 && d.uptime_seconds >= 0 &&
+    d.kv_blocks_free === d.kv_blocks_total && d.max_concurrency >= 1, st);
+  r = await request(U, 'GET', '/admin/memory');
+  const mem = r.json || {};
+  const used = st.models.reduce((a, m) => a + m.memory.total_bytes, 0);
+  check('admin memory adds up', r.status === 200 && mem.budget_bytes > 0 && mem.used_bytes === used &&
+    mem.free_bytes === mem.budget_bytes - used && mem.loaded_models === 2 &&
+    mem.system_total_bytes >= mem.budget_bytes && Array.isArray(mem.models) && mem.models.length === 2, r.text);
+
+  // ---- errors ----------------------------------------------------------------
+  r = await request(U, 'POST', '/admin/models/load', { model: 'nobody/nothing' });
+  check('unknown model: 404 model_not_found naming it', isError(r, 404, 'model_not_found') &&
+    r.json.error.message.includes('nobody/nothing') && r.json.error.message.includes('/v1/models'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: notModel });
+  check('unsupported architecture: 422 with the engine message', isError(r, 422, 'unsupported_model') &&
+    /gpt2|GPT2/.test(r.json.error.message), r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: tmp });
+  check('directory without config.json: 422', isError(r, 422, 'unsupported_model'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: 5 });
+  check('model not a string: 422 param model', isError(r, 422, undefined, 'model'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', {});
+  check('model missing: 422 param model', isError(r, 422, undefined, 'model'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO, pin: 'yes' });
+  check('pin not a bool: 422 param pin', isError(r, 422, undefined, 'pin'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO, keep_alive: 'soon' });
+  check('bad keep_alive: 422 param keep_alive', isError(r, 422, undefined, 'keep_alive'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO, bogus: 1 });
+  check('unknown field: 422', isError(r, 422, undefined, 'bogus'), r.text);
+  r = await request(U, 'POST', '/admin/models/load', '{"model":');
+  check('malformed JSON: 400', isError(r, 400), r.text);
+  r = await request(U, 'POST', '/admin/models/unload', { model: 'aid' });
+  check('unload of a model not loaded: 404 model_not_loaded', isError(r, 404, 'model_not_loaded'), r.text);
+  r = await request(U, 'GET', '/admin/models/load');
+  check('GET on a POST route: 405', r.status === 405, r.text);
+
+  // ---- /api/servers ------------------------------------------------------------
+  r = await request(U, 'GET', '/api/servers');
+  let srvAid = (r.json.servers || []).find((s) => s.profile === 'aid');
+  check('/api/servers lists the stopped profile and the loaded models', r.status === 200 &&
+    srvAid && srvAid.state === 'stopped' && srvAid.loaded === false && srvAid.id === profileId &&
+    r.json.servers.filter((s) => s.loaded).length === 2 && r.json.memory.budget_bytes > 0 &&
+    typeof r.json.cpu_percent === 'number', r.text);
+  r = await request(U, 'POST', `/api/servers/${profileId}/start`);
+  check('start a profile: 200 and loaded', r.status === 200 && r.json.state === 'ready' &&
+    r.json.loaded === true && r.json.memory_bytes > 0 && r.json.memory_percent > 0 &&
+    r.json.context_length === 64, r.text);
+  r = await request(U, 'GET', '/api/servers');
+  srvAid = (r.json.servers || []).find((s) => s.profile === 'aid');
+  check('the started profile shows memory, cpu and counters', srvAid && srvAid.loaded === true &&
+    srvAid.memory_bytes > 0 && typeof srvAid.cpu_percent === 'number' &&
+    srvAid.requests_served === 0 && srvAid.uptime_seconds >= 0 && srvAid.state === 'ready', srvAid);
+  r = await request(U, 'GET', '/v1/models');
+  check('/v1/models shows the profile loaded', byId(r.json.data, 'aid').loaded === true, r.text);
+  r = await request(U, 'POST', `/api/servers/${profileId}/stop`);
+  check('stop a profile: 200 stopped', r.status === 200 && r.json.state === 'stopped', r.text);
+  check('it is unloaded', !(await loadedNames(U)).includes('aid'));
+  r = await request(U, 'POST', `/api/servers/${profileId}/stop`);
+  check('stopping a stopped profile is fine', r.status === 200, r.text);
+  r = await request(U, 'POST', '/api/servers/99999/start');
+  check('start of an unknown profile: 404', isError(r, 404, 'profile_not_found'), r.text);
+  r = await request(U, 'POST', '/api/servers/abc/start');
+  check('start with a non-numeric id: 404', isError(r, 404), r.text);
+
+  // ---- unload, keep_alive, max_loaded_models ----------------------------------
+  r = await request(U, 'POST', '/admin/models/unload', { model: DEMO });
+  check('admin unload', r.status === 200 && r.json.state === 'unloaded', r.text);
+  check('unloaded models leave the status', !(await loadedNames(U)).includes(DEMO));
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO, keep_alive: 1 });
+  check('load with keep_alive 1', r.status === 200 && r.json.keep_alive === 1, r.text);
+  check('idle model unloaded after keep_alive', await waitFor(async () => !(await loadedNames(U)).includes(DEMO), 5000, 200));
+  check('the pinned model stays', (await loadedNames(U)).includes('acme/tiny-chat'));
+
+  r = await request(U, 'PUT', '/api/settings', { max_loaded_models: 1 });
+  check('max_loaded_models set to 1', r.status === 200, r.text);
+  r = await request(U, 'POST', '/admin/models/load', { model: 'acme/tiny-chat', pin: false });
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO });
+  check('a second model evicts the idle one', r.status === 200 &&
+    JSON.stringify(await loadedNames(U)) === JSON.stringify([DEMO]), await loadedNames(U));
+  r = await request(U, 'POST', '/admin/models/load', { model: DEMO, pin: true });
+  r = await request(U, 'POST', '/admin/models/load', { model: 'acme/tiny-chat' });
+  check('pinned models are not evicted: 503 too_many_models', isError(r, 503, 'too_many_models') &&
+    Number(r.headers.get('retry-after')) > 0, r.text);
+} finally {
+  srv.stop();
+  const reports = sanitizerReports(srv.runDir);
+  check('no sanitizer reports', reports.length === 0, reports.slice(0, 5).join('\n'));
+  srv.cleanup();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  finish();
+}
