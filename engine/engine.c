@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json_constraint.h"
 #include "kv_cache.h"
 #include "model.h"
 #include "model_dir.h"
@@ -31,7 +32,9 @@ struct engine_request {
     int32_t last_token; /* input of the next decode step */
     bool ignore_eos;
     bool want_logprobs;
-    int32_t *stop_ids; /* (n_stop_ids) */
+    bool json;            /* output constrained to one JSON object */
+    struct json_check jc; /* the output so far, when json */
+    int32_t *stop_ids;    /* (n_stop_ids) */
     int n_stop_ids;
 
     struct sampler *sampler;
@@ -56,6 +59,10 @@ struct engine_model {
     struct chat_template *tmpl;
     char tmpl_err[256]; /* why tmpl is NULL */
     int tok_vocab;      /* ids at or above this have no text: never sampled */
+    /* each token's text (specials empty), built at the first JSON-constrained
+     * request: tok_text + tok_off[id] .. tok_off[id + 1]; set once under mu */
+    char *tok_text;
+    uint32_t *tok_off; /* (tok_vocab + 1) */
 
     /* scheduler-thread state */
     struct engine_request **running; /* (max_seqs) admitted requests, admission order */
@@ -316,6 +323,8 @@ fail:
     free(m->batch);
     free(m->batch_run);
     free(m->logits);
+    free(m->tok_text);
+    free(m->tok_off);
     free(m);
     return st;
 }
@@ -341,6 +350,8 @@ void engine_model_free(struct engine_model *m)
     free(m->batch);
     free(m->batch_run);
     free(m->logits);
+    free(m->tok_text);
+    free(m->tok_off);
     free(m);
 }
 
@@ -483,6 +494,58 @@ static size_t blocks_for(const struct engine_model *m, int positions)
            (size_t)m->info.kv_block_tokens;
 }
 
+/* Builds the per-token texts the JSON constraint tests (once per model). */
+static enum status build_token_texts(struct engine_model *m, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&m->mu);
+    bool ready = m->tok_off != NULL;
+    pthread_mutex_unlock(&m->mu);
+    if (ready)
+        return ST_OK;
+    size_t n = (size_t)m->tok_vocab, len = 0, cap = n * 4 + 64;
+    uint32_t *off = malloc((n + 1) * sizeof(*off));
+    char *text = malloc(cap);
+    for (size_t id = 0; off && text && id < n; id++) {
+        int32_t tid = (int32_t)id;
+        char *t = NULL;
+        off[id] = (uint32_t)len;
+        if (tok_decode_raw(m->tok, &tid, 1, 1, &t) != ST_OK || !t)
+            continue; /* no text: never allowed */
+        size_t tl = strlen(t);
+        if (len + tl > cap) {
+            cap = (len + tl) * 2;
+            char *nt = realloc(text, cap);
+            if (!nt) {
+                free(t);
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = nt;
+        }
+        memcpy(text + len, t, tl);
+        len += tl;
+        free(t);
+    }
+    if (!off || !text || len > UINT32_MAX) {
+        free(off);
+        free(text);
+        return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory for the JSON constraint");
+    }
+    off[n] = (uint32_t)len;
+    pthread_mutex_lock(&m->mu);
+    if (!m->tok_off) {
+        m->tok_off = off;
+        m->tok_text = text;
+        off = NULL;
+        text = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(off);
+    free(text);
+    return ST_OK;
+}
+
 enum status engine_submit(struct engine_model *m, const struct engine_request_desc *d,
                           struct engine_request **out, char *err, size_t errlen)
 {
@@ -518,6 +581,15 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
     r->user = d->user;
     r->ignore_eos = gp->ignore_eos;
     r->want_logprobs = gp->sampling.logprobs;
+    if (gp->json_object) {
+        enum status jst = build_token_texts(m, err, errlen);
+        if (jst != ST_OK) {
+            request_free(r);
+            return jst;
+        }
+        r->json = true;
+        json_check_init(&r->jc);
+    }
     r->t_submit = now_s();
     enum status st = request_tokenize(m, d, r, err, errlen);
     if (st != ST_OK)
@@ -666,8 +738,8 @@ enum status engine_embed(struct engine_model *m, const int32_t *ids, int n,
     struct kv_cache *kv = NULL;
     float *rows = malloc((size_t)chunk * h * sizeof(*rows));
     int seq;
-    enum status st = rows ? kv_cache_create(cfg, ((size_t)n + (size_t)bt - 1) / (size_t)bt, bt,
-                                            1, &kv, err, errlen)
+    enum status st = rows ? kv_cache_create(cfg, ((size_t)n + (size_t)bt - 1) / (size_t)bt, bt, 1,
+                                            &kv, err, errlen)
                           : status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
     if (st == ST_OK)
         st = kv_seq_create(kv, &seq, err, errlen);
@@ -802,6 +874,23 @@ static bool is_stop_token(const struct engine_model *m, const struct engine_requ
     return false;
 }
 
+/* Bans every token that cannot continue the JSON object (EOS included:
+ * the request stops by itself once the object is complete).  Returns the
+ * number of tokens left. */
+static int json_mask(const struct engine_model *m, const struct engine_request *r, float *logits)
+{
+    int allowed = 0;
+    for (int id = 0; id < m->tok_vocab; id++) {
+        uint32_t a = m->tok_off[id], b = m->tok_off[id + 1];
+        struct json_check c = r->jc;
+        if (a == b || !json_check_feed(&c, m->tok_text + a, b - a))
+            logits[id] = -INFINITY;
+        else if (logits[id] > -INFINITY)
+            allowed++;
+    }
+    return allowed;
+}
+
 /* Samples one token from `logits` and delivers it.  Returns true when the
  * request has finished (request_finish was called). */
 static bool request_step(struct engine_model *m, struct engine_request *r, float *logits)
@@ -809,6 +898,10 @@ static bool request_step(struct engine_model *m, struct engine_request *r, float
     /* Padding rows of the embedding have no text; never pick them. */
     for (int i = m->tok_vocab; i < m->info.vocab; i++)
         logits[i] = -INFINITY;
+    if (r->json && json_mask(m, r, logits) == 0) {
+        request_finish(m, r, ENGINE_FINISH_STOP, ST_OK, NULL);
+        return true;
+    }
     struct sampler_result res;
     sampler_sample(r->sampler, logits, &res);
     double t = now_s();
@@ -816,6 +909,9 @@ static bool request_step(struct engine_model *m, struct engine_request *r, float
         r->t_first = t;
     r->t_last = t;
     r->last_token = res.id;
+    if (r->json)
+        json_check_feed(&r->jc, m->tok_text + m->tok_off[res.id],
+                        m->tok_off[res.id + 1] - m->tok_off[res.id]);
     struct engine_event ev = {
         .kind = ENGINE_EVENT_TOKEN,
         .token = res.id,
@@ -839,7 +935,7 @@ static bool request_step(struct engine_model *m, struct engine_request *r, float
         return true;
     }
     deliver(r, &ev);
-    if (stopped) {
+    if (stopped || (r->json && json_check_done(&r->jc))) {
         request_finish(m, r, ENGINE_FINISH_STOP, ST_OK, NULL);
         return true;
     }

@@ -188,6 +188,8 @@ struct engine_gen_params {
     int n_stop;
     const int32_t *stop_ids; /* extra stop token ids (copied) */
     int n_stop_ids;
+    bool json_object; /* only tokens that keep the output a prefix of one JSON object
+                         (json_constraint.h); it stops when the object is complete */
 };
 
 struct engine_request_desc {
@@ -239,7 +241,8 @@ const int32_t *engine_request_prompt(const struct engine_request *r, int *n);
 /* ---- embeddings -------------------------------------------------------- */
 
 enum engine_pooling {
-    ENGINE_POOLING_LAST, /* the last token's state (causal embedding models, e.g. Qwen3-Embedding) */
+    ENGINE_POOLING_LAST, /* the last token's state (causal embedding models, e.g. Qwen3-Embedding)
+                          */
     ENGINE_POOLING_MEAN, /* the mean over all tokens */
 };
 

@@ -689,6 +689,7 @@ int openai_gen_params(const struct openai_request *r, const cJSON *profile,
     out->max_tokens = (int)oa_layer(r->max_tokens, profile, "max_tokens", false, 0, 0);
     out->min_tokens = r->min_tokens;
     out->ignore_eos = r->ignore_eos;
+    out->json_object = r->json_mode;
     out->stop = r->stop;
     out->n_stop = r->n_stop;
     for (int i = 0; i < r->n_logit_bias; i++)
