@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh - runs every benchmark program once and shows what it
-# prints.  Benchmarks report numbers; they never pass or fail on timing.
-# BUILD selects the build folder (build by default).
+# tests/bench/run.sh - runs every benchmark program (build/bench/bench_*).
+# Benchmarks print numbers; they never pass or fail on speed.  Extra
+# arguments go to every program.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-rc=0
+export MLXM_SHARED=${MLXM_SHARED:-$(cd .. && pwd)/shared}
+status=0
 for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
-    echo "== $(basename "$b")"
-    "$b" || rc=1
+    echo "=== $(basename "$b")"
+    "$b" "$@" || status=1
 done
-exit $rc
+exit $status
