@@ -27,20 +27,28 @@ static struct db db;
 
 /* ---- fixture ---------------------------------------------------------- */
 
-static void mk(const char *dir)
+static void mk_argv(int argc, char **argv)
 {
-    char *argv[] = {"mkmodel", "--arch", "qwen3", "--preset",  "tiny",
-                    "--dtype", "f32",    "--out", (char *)dir, NULL};
+    /* Keep mkmodel's "wrote ..." line out of the test output. */
+    fflush(stdout);
     int saved = dup(1);
-    freopen("/dev/null", "w", stdout); /* mkmodel's "wrote ..." line */
-    int rc = cli_mkmodel(9, argv);
+    if (!freopen("/dev/null", "w", stdout))
+        exit(1);
+    int rc = cli_mkmodel(argc, argv);
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
     if (rc != 0) {
-        fprintf(stderr, "mkmodel %s failed\n", dir);
+        fprintf(stderr, "mkmodel %s failed\n", argv[argc - 1]);
         exit(1);
     }
+}
+
+static void mk(const char *dir)
+{
+    char *argv[] = {"mkmodel", "--arch", "qwen3", "--preset",  "tiny",
+                    "--dtype", "f32",    "--out", (char *)dir, NULL};
+    mk_argv(9, argv);
 }
 
 static void setup(void)
@@ -58,6 +66,19 @@ static void setup(void)
         snprintf(path, sizeof(path), "%s/models/%s", tmp_root, names[i]);
         mk(path);
     }
+    /* A model no small budget holds (about 11 MB of weights). */
+    snprintf(path, sizeof(path), "%s/models/big", tmp_root);
+    char *big[] = {"mkmodel", "--arch",   "qwen3", "--preset", "tiny", "--hidden", "256", "--ffn",
+                   "512",     "--layers", "4",     "--dtype",  "f32",  "--out",    path,  NULL};
+    mk_argv(15, big);
+    /* Valid config, unreadable weights: the engine's load fails. */
+    char cmd0[1024];
+    snprintf(cmd0, sizeof(cmd0),
+             "cp -r %s/models/m1 %s/models/corrupt && "
+             "echo garbage-not-safetensors > %s/models/corrupt/model.safetensors",
+             tmp_root, tmp_root, tmp_root);
+    if (system(cmd0) != 0)
+        exit(1);
     /* A folder that is not a model. */
     snprintf(path, sizeof(path), "%s/models/notamodel", tmp_root);
     mkdir(path, 0700);
@@ -263,6 +284,338 @@ static void test_acquire_generates(void)
     pool_free(p);
 }
 
+/* ---- single flight ----------------------------------------------------- */
+
+struct racer {
+    struct pool *p;
+    const char *name;
+    pthread_barrier_t *barrier;
+    struct pool_lease *lease;
+    struct pool_error err;
+    int rc;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *r = arg;
+    struct db mydb;
+    char err[256];
+    if (db_open(&mydb, app.db_path, err, sizeof(err))) {
+        r->rc = -2;
+        return NULL;
+    }
+    pthread_barrier_wait(r->barrier);
+    r->rc = pool_acquire(r->p, &mydb, r->name, &r->lease, &r->err);
+    db_close(&mydb);
+    return NULL;
+}
+
+/* Starts n threads acquiring `name` at once and joins them. */
+static void race(struct pool *p, const char *name, struct racer *rs, int n)
+{
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, (unsigned)n);
+    pthread_t th[16];
+    for (int i = 0; i < n; i++) {
+        rs[i] = (struct racer){.p = p, .name = name, .barrier = &barrier};
+        pthread_create(&th[i], NULL, racer_main, &rs[i]);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&barrier);
+}
+
+static void test_single_flight(void)
+{
+    struct pool *p = new_pool();
+    struct racer rs[6];
+    race(p, "m2", rs, 6);
+    struct engine_model *first = rs[0].lease ? pool_lease_model(rs[0].lease) : NULL;
+    for (int i = 0; i < 6; i++) {
+        CHECK_INT_EQ(rs[i].rc, 0);
+        CHECK(rs[i].lease && pool_lease_model(rs[i].lease) == first);
+    }
+    cJSON *st = pool_status(p, NULL);
+    CHECK_INT_EQ(cJSON_GetArraySize(st), 1);
+    cJSON_Delete(st);
+    CHECK_INT_EQ((int)status_number(p, "m2", "leases"), 6);
+    for (int i = 0; i < 6; i++)
+        pool_release(rs[i].lease, NULL);
+    CHECK_INT_EQ((int)status_number(p, "m2", "requests_served"), 6);
+
+    /* A failing load fails every waiter, and is tried afresh next time. */
+    race(p, "corrupt", rs, 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT_EQ(rs[i].rc, -1);
+        CHECK_INT_EQ(rs[i].err.http_status, 422);
+        CHECK(strstr(rs[i].err.message, "corrupt") != NULL);
+    }
+    CHECK_INT_EQ(is_loaded(p, "corrupt"), 0);
+    pool_free(p);
+}
+
+/* ---- memory budget ----------------------------------------------------- */
+
+static void touch(struct pool *p, const char *name)
+{
+    struct pool_lease *l;
+    struct pool_error err;
+    if (pool_acquire(p, &db, name, &l, &err) == 0)
+        pool_release(l, NULL);
+    else
+        fprintf(stderr, "  touch %s: %s\n", name, err.message);
+}
+
+/* Sets the budget to `bytes` through the memory total it is a share of. */
+static void set_budget(struct pool *p, double bytes)
+{
+    pool_set_memory_total(p, (unsigned long long)(bytes * 100.0 / app.config.memory_limit_percent));
+}
+
+/* Bytes one of the p1..p3 profiles takes once loaded. */
+static double profile_model_bytes(void)
+{
+    struct pool *p = new_pool();
+    struct pool_error err;
+    double x = -1;
+    if (pool_load(p, &db, "p1", NULL, NULL, &err) == 0)
+        x = status_number(p, "p1", "total_bytes");
+    pool_free(p);
+    return x;
+}
+
+static void test_budget_lru_and_pin(void)
+{
+    double x = profile_model_bytes();
+    CHECK(x > 0);
+    struct pool *p = new_pool();
+    set_budget(p, 2.5 * x);
+    struct pool_memory mem;
+    pool_memory(p, &db, &mem);
+    CHECK(mem.budget_bytes > 2.4 * x && mem.budget_bytes < 2.6 * x);
+    struct pool_error err;
+    CHECK_INT_EQ(pool_load(p, &db, "p1", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "p2", NULL, NULL, &err), 0);
+    touch(p, "p1"); /* p2 is now the least recently used */
+    CHECK_INT_EQ(pool_load(p, &db, "p3", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(is_loaded(p, "p1"), 1);
+    CHECK_INT_EQ(is_loaded(p, "p2"), 0);
+    CHECK_INT_EQ(is_loaded(p, "p3"), 1);
+
+    /* Pinned p1 is older than p3, yet p3 goes. */
+    struct pool_load_opts pin = {.pin = 1, .keep_alive = -2};
+    CHECK_INT_EQ(pool_load(p, &db, "p1", &pin, NULL, &err), 0);
+    cJSON *st = pool_status(p, "p1");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(st, 0), "pinned")));
+    cJSON_Delete(st);
+    touch(p, "p3");
+    CHECK_INT_EQ(pool_load(p, &db, "p2", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(is_loaded(p, "p1"), 1);
+    CHECK_INT_EQ(is_loaded(p, "p2"), 1);
+    CHECK_INT_EQ(is_loaded(p, "p3"), 0);
+    pool_memory(p, &db, &mem);
+    CHECK(mem.used_bytes <= mem.budget_bytes);
+    CHECK_INT_EQ(mem.loaded_models, 2);
+    pool_free(p);
+}
+
+static void test_refused_before_eviction(void)
+{
+    double x = profile_model_bytes();
+    struct pool *p = new_pool();
+    set_budget(p, 2.5 * x);
+    struct pool_error err;
+    CHECK_INT_EQ(pool_load(p, &db, "p1", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "p2", NULL, NULL, &err), 0);
+    /* "big" can never fit: refused, and the idle models stay. */
+    CHECK_INT_EQ(pool_load(p, &db, "big", NULL, NULL, &err), -1);
+    CHECK_INT_EQ(err.http_status, 507);
+    CHECK_STR_EQ(err.code, "insufficient_memory");
+    CHECK(strstr(err.message, "big") && strstr(err.message, "budget"));
+    CHECK_INT_EQ(is_loaded(p, "p1"), 1);
+    CHECK_INT_EQ(is_loaded(p, "p2"), 1);
+    pool_free(p);
+}
+
+static void test_lease_prevents_eviction(void)
+{
+    double x = profile_model_bytes();
+    struct pool *p = new_pool();
+    set_budget(p, 1.5 * x);
+    struct pool_error err;
+    struct pool_lease *l;
+    CHECK_INT_EQ(pool_acquire(p, &db, "p1", &l, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "p2", NULL, NULL, &err), -1);
+    CHECK_INT_EQ(err.http_status, 507);
+    CHECK(strstr(err.message, "p1 (busy)") != NULL);
+    CHECK_INT_EQ(is_loaded(p, "p1"), 1);
+    pool_release(l, NULL);
+    CHECK_INT_EQ(pool_load(p, &db, "p2", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(is_loaded(p, "p1"), 0);
+    CHECK_INT_EQ(is_loaded(p, "p2"), 1);
+    pool_free(p);
+}
+
+/* ---- queues ----------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *acquire_main(void *arg)
+{
+    struct racer *r = arg;
+    struct db mydb;
+    char err[256];
+    if (db_open(&mydb, app.db_path, err, sizeof(err))) {
+        r->rc = -2;
+        return NULL;
+    }
+    r->rc = pool_acquire(r->p, &mydb, r->name, &r->lease, &r->err);
+    db_close(&mydb);
+    return NULL;
+}
+
+static int wait_queue_depth(struct pool *p, const char *name, int depth)
+{
+    for (int i = 0; i < 200; i++) {
+        if ((int)status_number(p, name, "queue_depth") == depth)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_queue_full_and_timeout(void)
+{
+    struct pool *p = new_pool();
+    struct pool_error err;
+    struct pool_lease *l1, *l2;
+    CHECK_INT_EQ(pool_acquire(p, &db, "q", &l1, &err), 0);
+    CHECK_INT_EQ((int)status_number(p, "q", "max_concurrency"), 1);
+    /* One request waits in the queue (queue_size 1)... */
+    struct racer waiter = {.p = p, .name = "q"};
+    pthread_t th;
+    pthread_create(&th, NULL, acquire_main, &waiter);
+    CHECK(wait_queue_depth(p, "q", 1));
+    /* ...so the next one finds it full. */
+    CHECK_INT_EQ(pool_acquire(p, &db, "q", &l2, &err), -1);
+    CHECK_INT_EQ(err.http_status, 429);
+    CHECK_STR_EQ(err.code, "queue_full");
+    CHECK(err.retry_after > 0);
+    /* A freed slot goes to the waiter. */
+    pool_release(l1, NULL);
+    pthread_join(th, NULL);
+    CHECK_INT_EQ(waiter.rc, 0);
+    /* While it holds the slot, a queued request times out (queue_timeout 1). */
+    double t0 = now_s();
+    CHECK_INT_EQ(pool_acquire(p, &db, "q", &l2, &err), -1);
+    double waited = now_s() - t0;
+    CHECK_INT_EQ(err.http_status, 503);
+    CHECK_STR_EQ(err.code, "queue_timeout");
+    CHECK_MSG(waited > 0.9 && waited < 3, "waited %.2f s", waited);
+    CHECK((int)status_number(p, "q", "queue_depth") == 0);
+    pool_release(waiter.lease, NULL);
+    pool_free(p);
+}
+
+/* ---- unloading -------------------------------------------------------- */
+
+struct unloader {
+    struct pool *p;
+    int rc;
+    struct pool_error err;
+};
+
+static void *unload_main(void *arg)
+{
+    struct unloader *u = arg;
+    struct db mydb;
+    char err[256];
+    if (db_open(&mydb, app.db_path, err, sizeof(err))) {
+        u->rc = -2;
+        return NULL;
+    }
+    u->rc = pool_unload(u->p, &mydb, "m1", 1, &u->err);
+    db_close(&mydb);
+    return NULL;
+}
+
+static int status_state_is(struct pool *p, const char *name, const char *state)
+{
+    cJSON *st = pool_status(p, name);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(st, 0), "state");
+    int ok = cJSON_IsString(s) && !strcmp(s->valuestring, state);
+    cJSON_Delete(st);
+    return ok;
+}
+
+static void test_unload_busy_and_force(void)
+{
+    struct pool *p = new_pool();
+    struct pool_error err;
+    struct pool_lease *l;
+    CHECK_INT_EQ(pool_unload(p, &db, "m1", 0, &err), -1);
+    CHECK_INT_EQ(err.http_status, 404);
+    CHECK_STR_EQ(err.code, "model_not_loaded");
+    CHECK_INT_EQ(pool_acquire(p, &db, "m1", &l, &err), 0);
+    CHECK_INT_EQ(pool_unload(p, &db, "m1", 0, &err), -1);
+    CHECK_INT_EQ(err.http_status, 409);
+    CHECK_STR_EQ(err.code, "model_busy");
+    /* force: no new request starts, the running one finishes first. */
+    struct unloader u = {.p = p};
+    pthread_t th;
+    pthread_create(&th, NULL, unload_main, &u);
+    int seen = 0;
+    for (int i = 0; i < 200 && !seen; i++, usleep(10000))
+        seen = status_state_is(p, "m1", "unloading");
+    CHECK(seen);
+    CHECK(pool_lease_model(l) != NULL);
+    pool_release(l, NULL);
+    pthread_join(th, NULL);
+    CHECK_INT_EQ(u.rc, 0);
+    CHECK_INT_EQ(is_loaded(p, "m1"), 0);
+    /* The absolute path names the same model as its state-dir name. */
+    char abs_dir[512];
+    snprintf(abs_dir, sizeof(abs_dir), "%s/models/m1", tmp_root);
+    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, abs_dir, NULL, NULL, &err), 0);
+    cJSON *st = pool_status(p, NULL);
+    CHECK_INT_EQ(cJSON_GetArraySize(st), 1);
+    cJSON_Delete(st);
+    CHECK_INT_EQ(pool_unload(p, &db, abs_dir, 0, &err), 0);
+    CHECK_INT_EQ(is_loaded(p, "m1"), 0);
+    pool_free(p);
+}
+
+static void test_idle_unload(void)
+{
+    set_setting("idle_unload_seconds", 1);
+    struct pool *p = new_pool();
+    struct pool_error err;
+    struct pool_load_opts forever = {.pin = -1, .keep_alive = POOL_KEEP_ALIVE_FOREVER};
+    CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "m2", &forever, NULL, &err), 0);
+    CHECK_INT_EQ((int)status_number(p, "m1", "keep_alive"), 1);
+    int gone = 0;
+    for (int i = 0; i < 60 && !gone; i++, usleep(100000))
+        gone = !is_loaded(p, "m1");
+    CHECK(gone);
+    CHECK_INT_EQ(is_loaded(p, "m2"), 1);
+    /* A per-model keep_alive overrides the setting. */
+    struct pool_load_opts short_ka = {.pin = -1, .keep_alive = 1};
+    CHECK_INT_EQ(pool_load(p, &db, "m2", &short_ka, NULL, &err), 0);
+    gone = 0;
+    for (int i = 0; i < 60 && !gone; i++, usleep(100000))
+        gone = !is_loaded(p, "m2");
+    CHECK(gone);
+    pool_free(p);
+    set_setting("idle_unload_seconds", 0);
+}
+
 static void test_max_loaded_models(void)
 {
     set_setting("max_loaded_models", 1);
@@ -293,10 +646,22 @@ int main(void)
     setup();
     add_profile("{\"name\":\"profile-one\",\"model_path\":\"m3\",\"context_length\":64}");
     add_profile("{\"name\":\"broken-profile\",\"model_path\":\"/nonexistent/dir\"}");
+    add_profile("{\"name\":\"p1\",\"model_path\":\"m1\",\"context_length\":64}");
+    add_profile("{\"name\":\"p2\",\"model_path\":\"m2\",\"context_length\":64}");
+    add_profile("{\"name\":\"p3\",\"model_path\":\"m3\",\"context_length\":64}");
+    add_profile("{\"name\":\"q\",\"model_path\":\"m1\",\"max_concurrency\":1,"
+                "\"queue_size\":1,\"queue_timeout\":1}");
     RUN(test_resolve_names);
     RUN(test_list);
     RUN(test_acquire_generates);
     RUN(test_max_loaded_models);
+    RUN(test_single_flight);
+    RUN(test_budget_lru_and_pin);
+    RUN(test_refused_before_eviction);
+    RUN(test_lease_prevents_eviction);
+    RUN(test_queue_full_and_timeout);
+    RUN(test_unload_busy_and_force);
+    RUN(test_idle_unload);
     teardown();
     return harness_finish();
 }
