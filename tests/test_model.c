@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "kv_cache.h"
 #include "model.h"
+#include "safetensors.h"
 #include "st_build.h"
 #include "tensor.h"
 
@@ -973,6 +974,52 @@ static void test_quant_override_mismatch(void)
     stb_rmdir(dir);
 }
 
+/* Hidden-state rows are the final-norm output: lm_head applied to them gives the logits. */
+static void test_forward_hidden_output(void)
+{
+    char dir[4096], err[512] = "";
+    snprintf(dir, sizeof(dir), "%s/fixtures/models/aidreams-260k", harness_shared_dir());
+    struct model *m = NULL;
+    CHECK_INT_EQ(model_load(dir, NULL, &m, err, sizeof(err)), ST_OK);
+    if (!m)
+        return;
+    struct kv_cache *kv = NULL;
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 4, 16, 2, &kv, err, sizeof(err)), ST_OK);
+    int a = -1, b2 = -1;
+    CHECK_INT_EQ(kv_seq_create(kv, &a, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_create(kv, &b2, err, sizeof(err)), ST_OK);
+    static const int32_t toks[] = {1, 388, 355, 260, 275};
+    float logits[2 * 512], hidden[2 * 64];
+    struct model_batch_seq e = {.seq = a, .n_tokens = 5, .tokens = toks, .n_logits = 2};
+    struct model_batch bt = {&e, 1};
+    CHECK_INT_EQ(model_forward(m, kv, &bt, logits, err, sizeof(err)), ST_OK);
+    e.seq = b2;
+    CHECK_INT_EQ(model_forward_hidden(m, kv, &bt, hidden, err, sizeof(err)), ST_OK);
+    /* tied embeddings: logit v = dot(hidden, embed row v), embed read from the file */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    struct safetensors *st = NULL;
+    CHECK_INT_EQ(safetensors_open(path, &st, err, sizeof(err)), ST_OK);
+    const struct safetensors_tensor *t = st ? safetensors_find(st, "model.embed_tokens.weight") : 0;
+    float *emb = malloc(512 * 64 * sizeof(float));
+    CHECK(t && safetensors_read(st, t, emb, err, sizeof(err)) == ST_OK);
+    double worst = 0;
+    for (int r = 0; r < 2 && t; r++)
+        for (int v = 0; v < 512; v++) {
+            double d = 0;
+            for (int i = 0; i < 64; i++)
+                d += (double)hidden[r * 64 + i] * emb[v * 64 + i];
+            double e2 = fabs(d - logits[r * 512 + v]);
+            worst = e2 > worst ? e2 : worst;
+        }
+    CHECK_MSG(worst < 1e-4, "hidden @ embed^T differs from logits by %g", worst);
+    CHECK_INT_EQ(model_forward_hidden(m, kv, &bt, NULL, err, sizeof(err)), ST_ERR_INVALID);
+    free(emb);
+    safetensors_close(st);
+    kv_cache_free(kv);
+    model_free(m);
+}
+
 /* ---------------------------------------------------------------------- */
 /* batch validation                                                        */
 
@@ -1051,6 +1098,7 @@ int main(void)
     RUN(test_random_mistral_window);
     RUN(test_random_mlx_mixed_quant);
     RUN(test_quant_override_mismatch);
+    RUN(test_forward_hidden_output);
     RUN(test_forward_rejects_bad_batches);
     return harness_finish();
 }
