@@ -82,8 +82,8 @@ struct model_config {
  * Parses a config.json text of `len` bytes into *cfg.  Returns ST_OK,
  * ST_ERR_FORMAT for malformed JSON or a missing/ill-typed required key,
  * ST_ERR_UNSUPPORTED for an unknown architecture/model_type (named in the
- * message) or unsupported rope scaling, ST_ERR_INVALID for inconsistent
- * sizes.
+ * message), rope scaling or quantization, ST_ERR_RANGE for a size outside
+ * its bounds, ST_ERR_INVALID for inconsistent sizes.
  */
 enum status model_config_parse(const char *json, size_t len, struct model_config *cfg, char *err,
                                size_t errlen);
