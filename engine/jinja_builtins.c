@@ -1504,8 +1504,6 @@ enum status jinja_filter(struct jrender *r, size_t pos, const char *name, struct
 
 static int is_lower_or_upper(struct jval v, int want_upper)
 {
-    if (v.t != JV_STR)
-        return 0;
     int cased = 0;
     for (size_t i = 0; i < v.u.s.n;) {
         uint32_t cp;
@@ -1619,11 +1617,13 @@ enum status jinja_test(struct jrender *r, size_t pos, const char *name, struct j
         if (d == 0)
             return jinja_fail(r, pos, ST_ERR_INVALID, "divisibleby 0");
         *out = d == -1 || i % d == 0;
-    } else if (!strcmp(name, "lower"))
-        *out = is_lower_or_upper(v, 0);
-    else if (!strcmp(name, "upper"))
-        *out = is_lower_or_upper(v, 1);
-    else if (!strcmp(name, "escaped"))
+    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
+        /* jinja2 tests str(value): ['a'] is lower, {'A': 1} is not */
+        struct jval sv;
+        if ((st = to_str(r, pos, v, &sv)))
+            return st;
+        *out = is_lower_or_upper(sv, name[0] == 'u');
+    } else if (!strcmp(name, "escaped"))
         *out = 0;
     else if (!strcmp(name, "filter") || !strcmp(name, "test")) {
         char nm[64] = "";
@@ -1724,7 +1724,7 @@ static enum status str_method(struct jrender *r, size_t pos, struct jval s, cons
         }
         if (name[0] == 'c')
             *out = jv_int(count);
-        else if (at < 0 && (name[0] == 'i' || name[1] == 'i'))
+        else if (at < 0 && (!strcmp(name, "index") || !strcmp(name, "rindex")))
             return jinja_fail(r, pos, ST_ERR_INVALID, "substring not found");
         else
             *out = jv_int(at);

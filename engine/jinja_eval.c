@@ -452,6 +452,16 @@ static enum status arith(struct jrender *r, size_t pos, int op, struct jval a, s
             return jinja_charge(r, pos, l->n);
         }
     }
+    if (op == JO_MOD && a.t == JV_STR) {
+        /* printf-style formatting: a tuple gives the arguments, anything
+         * else is the single argument */
+        struct jargs fa = {&b, 1, NULL, NULL, 0};
+        if (b.t == JV_LIST && b.u.l->is_tuple) {
+            fa.pos = b.u.l->v;
+            fa.npos = b.u.l->n;
+        }
+        return jinja_filter(r, pos, "format", a, &fa, out);
+    }
     if (op == JO_MUL) {
         if ((a.t == JV_STR || a.t == JV_LIST) && (b.t == JV_INT || b.t == JV_BOOL))
             return repeat(r, pos, a, b.t == JV_INT ? b.u.i : b.u.b, out);

@@ -461,6 +461,9 @@ static void test_filters(void)
     CHECK_RENDER("{{ [3,1,2]|max }} {{ [3,1,2]|min }} {{ [1,2,3]|sum }}", NULL, "3 1 6");
     CHECK_RENDER("{{ '%s has %d%%'|format('x', 5) }} {{ {'a': 1}|attr('a') }}|", NULL,
                  "x has 5% |");
+    CHECK_RENDER(
+        "{{ '%s-%s' % ('a', 1) }} {{ 'n=%d' % 3 }} {{ 'x'.find('y') }} {{ ['a'] is lower }}", NULL,
+        "a-1 n=3 -1 True");
     CHECK_RENDER("{% raw %}\n{{ x }}{% endraw %}", NULL, "\n{{ x }}");
 }
 
