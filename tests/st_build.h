@@ -24,6 +24,7 @@ struct stb {
     size_t hlen;
     uint8_t *data;
     size_t dlen;
+    size_t misalign; /* extra header bytes after the 8-byte padding: misaligns the data */
 };
 
 static inline void stb_init(struct stb *b)
@@ -66,7 +67,7 @@ static inline uint8_t *stb_bytes(const struct stb *b, size_t *len)
 {
     const char *meta = "\"__metadata__\":{\"format\":\"pt\"}";
     size_t jl = 2 + strlen(meta) + (b->hlen ? 1 + b->hlen : 0);
-    size_t padded = (jl + 7) / 8 * 8;
+    size_t padded = (jl + 7) / 8 * 8 + b->misalign;
     uint8_t *out = malloc(8 + padded + b->dlen + 1);
     for (int i = 0; i < 8; i++)
         out[i] = (uint8_t)((uint64_t)padded >> (8 * i));
