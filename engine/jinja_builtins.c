@@ -1607,6 +1607,14 @@ enum status jinja_test(struct jrender *r, size_t pos, const char *name, struct j
         else if (other.t != JV_UNDEF)
             return jinja_fail(r, pos, ST_ERR_INVALID, "'in' test needs a container");
     } else if (!strcmp(name, "odd") || !strcmp(name, "even")) {
+        if (v.t == JV_FLOAT) {
+            /* Python: 2.5 % 2 == 0.5, neither odd (== 1) nor even (== 0) */
+            double m = fmod(v.u.f, 2.0);
+            if (m < 0)
+                m += 2.0;
+            *out = name[0] == 'o' ? m == 1.0 : m == 0.0;
+            return ST_OK;
+        }
         if ((st = need_int(r, pos, v, name, &i)))
             return st;
         *out = (i % 2 != 0) == (name[0] == 'o');
