@@ -1428,6 +1428,48 @@ static enum status f_format(struct jrender *r, size_t pos, struct jval v, const 
     return finish(r, pos, &b, out);
 }
 
+/* truncate(length=255, killwords=False, end='...', leeway=5), in code points */
+static enum status f_truncate(struct jrender *r, size_t pos, struct jval v, const struct jargs *a,
+                              struct jval *out)
+{
+    int64_t length = 255, leeway = 5;
+    int killwords = jv_truthy(arg_or(a, 1, "killwords", jv_bool(0)));
+    struct jval end = arg_or(a, 2, "end", jv_cstr("..."));
+    enum status st;
+    if ((arg(a, 0, "length") &&
+         (st = need_int(r, pos, *arg(a, 0, "length"), "truncate", &length))) ||
+        (arg(a, 3, "leeway") && arg(a, 3, "leeway")->t != JV_NONE &&
+         (st = need_int(r, pos, *arg(a, 3, "leeway"), "truncate", &leeway))) ||
+        (st = to_str(r, pos, v, &v)) || (st = need_str(r, pos, end, "truncate end")))
+        return st;
+    int64_t n = (int64_t)jutf8_count(v.u.s.p, v.u.s.n);
+    int64_t endn = (int64_t)jutf8_count(end.u.s.p, end.u.s.n);
+    if (length < endn)
+        return jinja_fail(r, pos, ST_ERR_INVALID, "truncate length must be at least len(end)");
+    if (leeway < 0)
+        return jinja_fail(r, pos, ST_ERR_INVALID, "truncate leeway must be >= 0");
+    if (n <= length + leeway) {
+        *out = v;
+        return ST_OK;
+    }
+    size_t cut = 0;
+    uint32_t cp;
+    for (int64_t k = 0; k < length - endn; k++)
+        cut += jutf8_next(v.u.s.p + cut, v.u.s.n - cut, &cp);
+    if (!killwords) {
+        /* drop the last, partial word: rsplit(' ', 1)[0] */
+        size_t sp = cut;
+        while (sp > 0 && v.u.s.p[sp - 1] != ' ')
+            sp--;
+        if (sp > 0)
+            cut = sp - 1;
+    }
+    struct jbuf b = {0};
+    if (jbuf_put(&b, v.u.s.p, cut) || jbuf_put(&b, end.u.s.p, end.u.s.n))
+        return too_big(r, pos, &b);
+    return finish(r, pos, &b, out);
+}
+
 static const struct {
     const char *name;
     filter_fn fn;
@@ -1473,6 +1515,7 @@ static const struct {
     {"title", f_title},
     {"tojson", f_tojson},
     {"trim", f_trim},
+    {"truncate", f_truncate},
     {"unique", f_unique},
     {"upper", f_upper},
     {"wordcount", f_wordcount},

@@ -3,6 +3,8 @@
  *
  * Operator precedence and the grammar of tests, filters and tuples follow
  * jinja2's parser.py, so templates written for transformers parse the same.
+ * Unlike jinja2, an unknown filter or test is an error only when it runs, so
+ * a template with one in a branch that is never taken still loads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,8 +393,6 @@ static enum status parse_filter_expr(struct parser *p, struct jnode **io)
             advance(p);
             if (cur(p)->kind != JT_NAME)
                 return pfail(p, cur(p)->pos, "expected filter name after '|'%s", NULL);
-            if (!jinja_filter_exists(cur(p)->s))
-                return pfail(p, cur(p)->pos, "no filter named '%s'", cur(p)->s);
             struct jnode *n = node_new(p, JN_FILTER, cur(p)->pos);
             if (!n)
                 return nomem(p);
@@ -416,8 +416,6 @@ static enum status parse_filter_expr(struct parser *p, struct jnode **io)
             }
             if (cur(p)->kind != JT_NAME)
                 return pfail(p, cur(p)->pos, "expected test name after 'is'%s", NULL);
-            if (!jinja_test_exists(cur(p)->s))
-                return pfail(p, cur(p)->pos, "no test named '%s'", cur(p)->s);
             n->name = cur(p)->s;
             n->a = *io;
             advance(p);
@@ -953,8 +951,6 @@ static enum status parse_statement(struct parser *p, struct jnode **out)
                 advance(p); /* | */
             if (cur(p)->kind != JT_NAME)
                 return pfail(p, cur(p)->pos, "expected filter name%s", NULL);
-            if (!jinja_filter_exists(cur(p)->s))
-                return pfail(p, cur(p)->pos, "no filter named '%s'", cur(p)->s);
             struct jnode *f = node_new(p, JN_FILTER, cur(p)->pos);
             if (!f)
                 return nomem(p);

@@ -459,6 +459,9 @@ static void test_filters(void)
                  "[('a', 2), ('b', 1)] [('b', 1), ('a', 2)]");
     CHECK_RENDER("{{ [1,2,3,4,5]|batch(2)|list }}", NULL, "[[1, 2], [3, 4], [5]]");
     CHECK_RENDER("{{ [3,1,2]|max }} {{ [3,1,2]|min }} {{ [1,2,3]|sum }}", NULL, "3 1 6");
+    CHECK_RENDER(
+        "{{ 'hello wonderful world'|truncate(14) }}|{{ 'abcdefgh'|truncate(5, true, '~', 0) }}",
+        NULL, "hello...|abcd~");
     CHECK_RENDER("{{ '%s has %d%%'|format('x', 5) }} {{ {'a': 1}|attr('a') }}|", NULL,
                  "x has 5% |");
     CHECK_RENDER(
@@ -1048,6 +1051,8 @@ static void test_errors_have_positions(void)
     CHECK_FAILS("line1\n  {{ 1 + }}", NULL, "line 2:");
     CHECK_FAILS("{{ x|nosuchfilter }}", NULL, "line 1:6: no filter named 'nosuchfilter'");
     CHECK_FAILS("{{ x is nosuchtest }}", NULL, "no test named");
+    /* unknown filters fail where they run, so an unused branch does not */
+    CHECK_RENDER("{% if false %}{{ x|nosuchfilter }}{% endif %}ok", NULL, "ok");
     CHECK_FAILS("{% frobnicate %}", NULL, "unknown or unexpected tag 'frobnicate'");
     CHECK_FAILS("{{ 'abc }}", NULL, "unterminated string");
     CHECK_FAILS("{{ 1 ", NULL, "unclosed tag");
