@@ -3,7 +3,9 @@
  *
  * The matmul walks weight rows in the outer loop and input rows in the inner
  * one, so a prefill chunk reads each weight row once however many tokens it
- * has; half-precision rows are upcast once into scratch and reused.
+ * has; half-precision rows are upcast, and quantized rows unpacked, once into
+ * scratch and reused.  Every dot product runs in dot_f32_ref's order, so a
+ * row's result does not depend on how many other rows share the batch.
  */
 #include "kernels.h"
 
