@@ -249,11 +249,31 @@ static void ao_route(struct anthropic_output *o, const struct reasoning_delta *d
 
 int anthropic_output_feed(struct anthropic_output *o, const char *text, size_t len)
 {
+    /* JSON strings here are C strings: a NUL byte (a model can emit one)
+     * would silently cut a block short, so it shows as U+FFFD instead. */
+    char *clean = NULL;
+    if (memchr(text, '\0', len)) {
+        clean = malloc(len * 3);
+        if (!clean)
+            return -1;
+        size_t n = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (text[i]) {
+                clean[n++] = text[i];
+            } else {
+                memcpy(clean + n, "\xef\xbf\xbd", 3);
+                n += 3;
+            }
+        }
+        text = clean;
+        len = n;
+    }
     struct reasoning_delta d;
-    if (reasoning_feed(o->rs, text, len, &d))
-        return -1;
-    ao_route(o, &d);
-    return o->oom ? -1 : 0;
+    int rc = reasoning_feed(o->rs, text, len, &d);
+    if (rc == 0)
+        ao_route(o, &d);
+    free(clean);
+    return rc || o->oom ? -1 : 0;
 }
 
 int anthropic_output_finish(struct anthropic_output *o)

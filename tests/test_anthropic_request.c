@@ -461,6 +461,15 @@ static void test_output_plain(void)
     CHECK_STR_EQ(rec.log, "");
     CHECK_INT_EQ(cJSON_GetArraySize(anthropic_output_content(o)), 0);
     anthropic_output_free(o);
+    /* A NUL byte shows as U+FFFD instead of cutting the block short. */
+    struct anthropic_output_opts plain = {.tool_format = TOOLCALL_FORMAT_AUTO};
+    o = anthropic_output_new(&plain);
+    CHECK(anthropic_output_feed(o, "a\0b", 3) == 0 && anthropic_output_finish(o) == 0);
+    CHECK_STR_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(anthropic_output_content(o), 0), "text")
+                     ->valuestring,
+                 "a\xef\xbf\xbd"
+                 "b");
+    anthropic_output_free(o);
     /* A call with arguments that are not an object gets input {}. */
     o = run_output("<tool_call>{\"name\":\"f\",\"arguments\":[1]}</tool_call>", 4, true, NULL);
     const cJSON *tu = cJSON_GetArrayItem(anthropic_output_content(o), 0);
