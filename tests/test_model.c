@@ -291,7 +291,7 @@ static void run_variant(const char *variant, bool exact, bool use_mmap)
         /* the same ops in the same order per row: batching must not change a bit of it */
         CHECK(memcmp(whole.toks, tok.toks, sizeof(int32_t) * (size_t)(g->prompt_len + GOLD_NEW)) ==
               0);
-        CHECK(max_abs_diff(whole.rec, tok.rec, (size_t)GOLD_REC * (size_t)vocab) <= 1e-6);
+        CHECK(max_abs_diff(whole.rec, tok.rec, (size_t)GOLD_REC * (size_t)vocab) == 0.0);
         gen_free(&whole);
         gen_free(&tok);
     }
@@ -814,8 +814,8 @@ static void check_random_model(struct rmodel *r, uint64_t seed)
             for (size_t j = 0; j < nl; j++)
                 finite = finite && isfinite(whole[i].rec[j]);
             CHECK_MSG(finite, "%s: non-finite logits", r->arch);
-            CHECK(max_abs_diff(whole[i].rec, tok[i].rec, nl) <= 1e-6);
-            CHECK(max_abs_diff(whole[i].rec, both[i].rec, nl) <= 1e-6);
+            CHECK(max_abs_diff(whole[i].rec, tok[i].rec, nl) == 0.0);
+            CHECK(max_abs_diff(whole[i].rec, both[i].rec, nl) == 0.0);
             double *ref = malloc(nl * sizeof(double));
             ref_forward(r, whole[i].toks, nrec, ref);
             double d = 0, mag = 0;
