@@ -88,6 +88,9 @@ try {
   r = await request(U, 'POST', V1, body, { authorization: 'Basic ' + Buffer.from('u:' + k1.key).toString('base64') });
   check('Basic auth is not a Bearer key -> 401', isAnthropicError(r, 401, 'authentication_error'), r.text);
 
+  r = await request(U, 'POST', V1, { ...body, messages: [{ role: 'user', content: 'a'.repeat(500000) }] });
+  check('a large unauthenticated body still gets a clean 401', isAnthropicError(r, 401, 'authentication_error'), r.text);
+
   r = await request(U, 'POST', V1, body, { authorization: `Bearer ${k1.key}` });
   check('Bearer key passes on /v1', r.status !== 401 && r.status !== 403, r.text);
   r = await request(U, 'POST', V1, body, { authorization: `bearer ${k1.key}` });
