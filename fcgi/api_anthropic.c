@@ -308,8 +308,9 @@ static void aa_stream_end(struct aa_gen *g, const char *stop_reason, const char 
 
 /*
  * Drains the stream into the output builder (which writes the block events
- * when streaming).  Returns the DONE event (caller frees), or NULL when out
- * of memory.  A client that went away cancels the generation.
+ * when streaming) and returns the DONE event (the caller frees it).  A
+ * client that went away, or a builder out of memory (*oom), cancels the
+ * generation; the loop still waits for DONE so the KV is freed first.
  */
 static struct infer_event *aa_drain(struct http_request *req, struct infer_stream *s,
                                     struct anthropic_output *out, bool stream, int *oom)
