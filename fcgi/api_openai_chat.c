@@ -60,6 +60,7 @@ struct chat_choice {
     cJSON *tool_calls; /* array, created at the first call */
     cJSON *logprobs;   /* array of entries when logprobs were asked for */
     int n_calls;
+    bool cut_in_call; /* the output ended inside a tool call */
     bool oom;
 };
 
@@ -255,8 +256,18 @@ static void chat_finish_text(struct chat_choice *c)
         return;
     }
     chat_delta(c, &d);
+    c->cut_in_call = c->tp && toolcall_open(c->tp);
     if (c->tp && toolcall_finish(c->tp))
         c->oom = true;
+}
+
+/* OpenAI says "tool_calls" when the model called tools, unless the length
+ * limit cut a call short. */
+static const char *chat_finish_reason(const struct chat_choice *c, enum engine_finish f)
+{
+    if (c->n_calls > 0 && !c->cut_in_call)
+        return "tool_calls";
+    return openai_finish_reason(f, false);
 }
 
 /* One event of a choice.  Returns true at its DONE. */
@@ -479,8 +490,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
                 openai_sse_json(req, err);
                 cJSON_Delete(err);
             } else {
-                chat_send_chunk(&choices[k], NULL,
-                                openai_finish_reason(ev->finish, choices[k].n_calls > 0));
+                chat_send_chunk(&choices[k], NULL, chat_finish_reason(&choices[k], ev->finish));
             }
         }
     }
@@ -530,8 +540,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
             for (int i = 0; i < r->n; i++)
                 cJSON_AddItemToArray(
                     arr,
-                    chat_message_json(&choices[i],
-                                      openai_finish_reason(last[i]->finish, choices[i].n_calls > 0),
+                    chat_message_json(&choices[i], chat_finish_reason(&choices[i], last[i]->finish),
                                       r->logprobs));
             cJSON_AddItemToObject(resp, "usage",
                                   openai_usage_json(prompt_tokens, completion_tokens));

@@ -627,6 +627,11 @@ int toolcall_count(const struct toolcall_parser *p)
     return p->n_calls;
 }
 
+bool toolcall_open(const struct toolcall_parser *p)
+{
+    return p->committed;
+}
+
 void toolcall_parser_free(struct toolcall_parser *p)
 {
     if (!p)

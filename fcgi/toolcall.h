@@ -29,6 +29,7 @@
 #define FCGI_TOOLCALL_H
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum toolcall_format {
@@ -74,6 +75,10 @@ int toolcall_finish(struct toolcall_parser *p);
 
 /* Number of calls begun so far. */
 int toolcall_count(const struct toolcall_parser *p);
+
+/* True while a committed call has not been closed by its JSON (before
+ * toolcall_finish: the output was cut inside a call). */
+bool toolcall_open(const struct toolcall_parser *p);
 
 /* NULL is a no-op. */
 void toolcall_parser_free(struct toolcall_parser *p);
