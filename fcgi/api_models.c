@@ -2,6 +2,7 @@
  * api_models.c - GET /v1/models: every usable model in OpenAI's list shape,
  * with whether it is loaded.  Reads config.json files only, never weights.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "app.h"
@@ -39,15 +40,14 @@ static void api_models_copy(cJSON *to, const cJSON *from, const char *key)
         cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
 }
 
-int api_models_list(struct http_request *req)
+/* The "data" array of GET /v1/models (owned by the request); NULL on OOM. */
+static cJSON *api_models_data(struct http_request *req)
 {
     cJSON *list = http_own_json(req, registry_list(req->db, &req->app->config));
     cJSON *status = http_own_json(req, pool_status(req->app->pool, NULL));
-    cJSON *out = http_own_json(req, cJSON_CreateObject());
-    if (!list || !status || !out)
-        return http_send_error(req, 500, NULL, NULL, "out of memory");
-    cJSON_AddStringToObject(out, "object", "list");
-    cJSON *data = cJSON_AddArrayToObject(out, "data");
+    cJSON *data = http_own_json(req, cJSON_CreateArray());
+    if (!list || !status || !data)
+        return NULL;
     const cJSON *item;
     cJSON_ArrayForEach(item, list)
     {
@@ -55,7 +55,7 @@ int api_models_list(struct http_request *req)
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddItemToArray(data, o)) {
             cJSON_Delete(o);
-            return http_send_error(req, 500, NULL, NULL, "out of memory");
+            return NULL;
         }
         api_models_copy(o, item, "id");
         cJSON_AddStringToObject(o, "object", "model");
@@ -79,7 +79,7 @@ int api_models_list(struct http_request *req)
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddItemToArray(data, o)) {
             cJSON_Delete(o);
-            return http_send_error(req, 500, NULL, NULL, "out of memory");
+            return NULL;
         }
         const cJSON *loaded_at = cJSON_GetObjectItemCaseSensitive(s, "loaded_at");
         cJSON_AddStringToObject(o, "id", api_models_str(s, "name"));
@@ -92,5 +92,39 @@ int api_models_list(struct http_request *req)
         api_models_copy(o, s, "context_length");
         cJSON_AddBoolToObject(o, "profile", 0);
     }
+    return data;
+}
+
+int api_models_list(struct http_request *req)
+{
+    cJSON *data = api_models_data(req);
+    cJSON *out = http_own_json(req, cJSON_CreateObject());
+    if (!data || !out)
+        return http_send_error(req, 500, NULL, NULL, "out of memory");
+    cJSON_AddStringToObject(out, "object", "list");
+    cJSON_AddItemReferenceToObject(out, "data", data);
     return http_send_json(req, 200, out);
+}
+
+/* GET /v1/models/{model} and /v1/models/{org}/{name} (hub ids have a slash). */
+int api_models_get(struct http_request *req)
+{
+    const char *org = route_param(&req->params, "org");
+    const char *name = route_param(&req->params, "name");
+    const char *model = route_param(&req->params, "model");
+    char id[2 * ROUTER_MAX_VALUE + 2];
+    snprintf(id, sizeof(id), "%s%s%s", org ? org : "", org ? "/" : "", org ? name : model);
+    cJSON *data = api_models_data(req);
+    if (!data)
+        return http_send_error(req, 500, NULL, NULL, "out of memory");
+    cJSON *o;
+    cJSON_ArrayForEach(o, data)
+    {
+        if (!strcmp(api_models_str(o, "id"), id))
+            return http_send_json(req, 200, o);
+    }
+    return http_send_error(req, 404, "model_not_found", "model",
+                           "The model '%.300s' does not exist; GET /v1/models lists the "
+                           "available models",
+                           id);
 }

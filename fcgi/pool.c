@@ -26,6 +26,7 @@
 #include "kv_cache.h"
 #include "log.h"
 #include "model_registry.h"
+#include "profile.h"
 #include "settings.h"
 #include "sysinfo.h"
 
@@ -907,6 +908,26 @@ static int pool_unload_one_idle(struct pool *p, double now)
     return 0;
 }
 
+/* Loads the models of profiles marked auto_start, in the background so
+ * the daemon answers at once. */
+static void pool_auto_start(struct pool *p, struct db *db)
+{
+    cJSON *list = profile_list(db);
+    const cJSON *row;
+    cJSON_ArrayForEach(row, list)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(row, "name");
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "auto_start")) ||
+            !cJSON_IsString(name) || pool_shutting_down(p))
+            continue;
+        struct pool_error err;
+        if (pool_load(p, db, name->valuestring, NULL, NULL, &err))
+            log_msg(LOG_LEVEL_WARN, "auto_start of profile %s failed: %s", name->valuestring,
+                    err.message);
+    }
+    cJSON_Delete(list);
+}
+
 static void *pool_thread_main(void *arg)
 {
     struct pool *p = arg;
@@ -915,6 +936,8 @@ static void *pool_thread_main(void *arg)
     int have_db = p->app->db_path[0] && db_open(&db, p->app->db_path, err, sizeof(err)) == 0;
     if (!have_db && p->app->db_path[0])
         log_msg(LOG_LEVEL_WARN, "model pool: %s; idle unloading uses the configuration", err);
+    if (have_db)
+        pool_auto_start(p, &db);
     unsigned ticks = 0;
     pthread_mutex_lock(&p->mu);
     while (!p->stopping) {

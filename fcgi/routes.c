@@ -20,6 +20,8 @@ const struct route routes[] = {
     {"PUT", "/api/settings", api_settings_put},
 
     {"GET", "/v1/models", api_models_list},
+    {"GET", "/v1/models/{model}", api_models_get},
+    {"GET", "/v1/models/{org}/{name}", api_models_get},
     {"POST", "/admin/models/load", api_admin_load},
     {"POST", "/admin/models/unload", api_admin_unload},
     {"GET", "/admin/models/status", api_admin_status},

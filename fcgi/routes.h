@@ -36,6 +36,7 @@ int api_settings_put(struct http_request *req);
 
 /* api_models.c */
 int api_models_list(struct http_request *req);
+int api_models_get(struct http_request *req);
 
 /* api_admin.c */
 int api_admin_load(struct http_request *req);

@@ -640,6 +640,19 @@ static void test_max_loaded_models(void)
     set_setting("max_loaded_models", 8);
 }
 
+static void test_auto_start(void)
+{
+    add_profile("{\"name\":\"auto\",\"model_path\":\"m2\",\"context_length\":64,"
+                "\"auto_start\":true}");
+    struct pool *p = new_pool();
+    int loaded = 0;
+    for (int i = 0; i < 100 && !loaded; i++, usleep(20000))
+        loaded = status_state_is(p, "auto", "ready");
+    CHECK(loaded);
+    CHECK_INT_EQ(is_loaded(p, "p2"), 0); /* only auto_start profiles */
+    pool_free(p);
+}
+
 int main(void)
 {
     harness_shared_dir();
@@ -662,6 +675,7 @@ int main(void)
     RUN(test_queue_full_and_timeout);
     RUN(test_unload_busy_and_force);
     RUN(test_idle_unload);
+    RUN(test_auto_start);
     teardown();
     return harness_finish();
 }

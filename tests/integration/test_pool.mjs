@@ -6,9 +6,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import {
-  check, finish, startServer, request, runBin, waitFor, sanitizerReports,
+  check, finish, startServer, request, runBin, waitFor, sanitizerReports, REPO,
 } from './lib.mjs';
+
+const require = createRequire(path.join(REPO, 'tests/package.json'));
+const OpenAIMod = require('openai');
+const OpenAI = OpenAIMod.default || OpenAIMod;
 
 const SHARED = path.resolve(process.env.MLXM_SHARED || path.join(path.dirname(new URL(import.meta.url).pathname), '../../../shared'));
 const AIDREAMS = path.join(SHARED, 'fixtures/models/aidreams-260k');
@@ -67,6 +72,19 @@ try {
   const aid = byId(list.data, 'aid');
   check('lists the profile with its context_length', aid && aid.profile === true &&
     aid.context_length === 64, aid);
+
+  const client = new OpenAI({ baseURL: `${U}/v1`, apiKey: 'unused' });
+  const sdkIds = [];
+  for await (const m of client.models.list()) sdkIds.push(m.id);
+  check('the openai SDK lists the models', sdkIds.includes(DEMO) && sdkIds.includes('acme/tiny-chat') &&
+    sdkIds.includes('aid'), sdkIds);
+  const one = await client.models.retrieve(DEMO);
+  check('the openai SDK retrieves one model', one.id === DEMO && one.object === 'model', one);
+  r = await request(U, 'GET', '/v1/models/acme/tiny-chat');
+  check('GET /v1/models/org/name', r.status === 200 && r.json.id === 'acme/tiny-chat' &&
+    r.json.owned_by === 'acme', r.text);
+  r = await request(U, 'GET', '/v1/models/nothing-here');
+  check('GET /v1/models/unknown: 404 model_not_found', isError(r, 404, 'model_not_found'), r.text);
 
   // ---- admin load / status / memory ----------------------------------------
   r = await request(U, 'POST', '/admin/models/load', { model: DEMO });
