@@ -39,7 +39,8 @@ enum status chat_template_parse(const char *source, size_t len, struct chat_temp
 /*
  * Loads the chat template of the model in `model_dir`: `chat_template.jinja`
  * when present, else `chat_template` of tokenizer_config.json (a string, or
- * a list of {name, template} of which "default" is taken, else the first),
+ * a list of {name, template} of which "default" is taken, else the first;
+ * a "tool_use" one is kept too and used when the context has "tools"),
  * else chat_template.json.  Also keeps tokenizer_config.json's bos_token and
  * eos_token (a string, null, or {"content": ...}).  Returns ST_ERR_NOT_FOUND
  * when the model has no chat template, ST_ERR_IO / ST_ERR_FORMAT for

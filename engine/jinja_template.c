@@ -14,7 +14,8 @@
 
 struct chat_template {
     struct jinja_program prog;
-    char *bos; /* "" when the model has none */
+    struct chat_template *tool_use; /* the "tool_use" variant of a named list, or NULL */
+    char *bos;                      /* "" when the model has none */
     char *eos;
 };
 
@@ -54,6 +55,7 @@ void chat_template_free(struct chat_template *t)
 {
     if (!t)
         return;
+    chat_template_free(t->tool_use);
     arena_free(&t->prog.arena);
     free(t->prog.src);
     free(t->bos);
@@ -123,28 +125,33 @@ static const char *token_string(const cJSON *v)
     return "";
 }
 
+/* The template named `want` in a list of {name, template}; with want NULL
+ * the "default" one, else the first.  NULL when there is none. */
+static const char *named_template(const cJSON *list, const char *want)
+{
+    const char *first = NULL;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
+        const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(e, "template");
+        if (!cJSON_IsString(tmpl))
+            continue;
+        if (cJSON_IsString(name) && !strcmp(name->valuestring, want ? want : "default"))
+            return tmpl->valuestring;
+        if (!first)
+            first = tmpl->valuestring;
+    }
+    return want ? NULL : first;
+}
+
 /* The template source inside a parsed tokenizer_config / chat_template.json. */
 static const char *config_template(const cJSON *cfg)
 {
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
     if (cJSON_IsString(ct))
         return ct->valuestring;
-    if (!cJSON_IsArray(ct))
-        return NULL;
-    const char *first = NULL;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, ct)
-    {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
-        const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(e, "template");
-        if (!cJSON_IsString(tmpl))
-            continue;
-        if (cJSON_IsString(name) && !strcmp(name->valuestring, "default"))
-            return tmpl->valuestring;
-        if (!first)
-            first = tmpl->valuestring;
-    }
-    return first;
+    return cJSON_IsArray(ct) ? named_template(ct, NULL) : NULL;
 }
 
 static enum status load_json(const char *path, cJSON **out, char *err, size_t errlen)
@@ -214,6 +221,15 @@ enum status chat_template_load(const char *model_dir, struct chat_template **out
         cJSON_Delete(cfg);
         return st;
     }
+    /* transformers renders with the "tool_use" template when tools are given */
+    const cJSON *ct = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "chat_template") : NULL;
+    const char *tool_src = cJSON_IsArray(ct) ? named_template(ct, "tool_use") : NULL;
+    if (tool_src &&
+        (st = chat_template_parse(tool_src, strlen(tool_src), &t->tool_use, err, errlen))) {
+        cJSON_Delete(cfg);
+        chat_template_free(t);
+        return st;
+    }
     if (cfg) {
         char *bos = strdup(token_string(cJSON_GetObjectItemCaseSensitive(cfg, "bos_token")));
         char *eos = strdup(token_string(cJSON_GetObjectItemCaseSensitive(cfg, "eos_token")));
@@ -246,7 +262,10 @@ enum status chat_template_render(const struct chat_template *t, const cJSON *con
     struct arena a;
     arena_init(&a, 64 << 10, JINJA_MAX_RENDER_MEM);
     struct jbuf buf = {0};
-    struct jrender r = {.prog = &t->prog, .a = &a, .err = err, .errlen = errlen, .out = &buf};
+    const cJSON *tools = context ? cJSON_GetObjectItemCaseSensitive(context, "tools") : NULL;
+    const struct jinja_program *prog =
+        t->tool_use && tools && !cJSON_IsNull(tools) ? &t->tool_use->prog : &t->prog;
+    struct jrender r = {.prog = prog, .a = &a, .err = err, .errlen = errlen, .out = &buf};
     enum status st = ST_OK;
     r.globals = arena_calloc(&a, 1, sizeof(*r.globals));
     if (!r.globals)
@@ -267,7 +286,7 @@ enum status chat_template_render(const struct chat_template *t, const cJSON *con
                 (!have_eos && jscope_set(&a, r.globals, "eos_token", jv_cstr(t->eos)))))
         st = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
     if (!st)
-        st = jinja_exec(&r, r.globals, t->prog.root);
+        st = jinja_exec(&r, r.globals, prog->root);
     arena_free(&a);
     if (st) {
         jbuf_free(&buf);

@@ -223,6 +223,14 @@ static void test_load_variants(void)
     CHECK_STR_EQ(out, "D<B>[]");
     free(out);
     chat_template_free(t);
+    /* with tools, the "tool_use" template of the list */
+    cJSON *with_tools = cJSON_Parse("{\"tools\":[]}");
+    CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(chat_template_render(t, with_tools, &out, NULL, err, sizeof(err)), ST_OK);
+    CHECK_STR_EQ(out, "T");
+    free(out);
+    chat_template_free(t);
+    cJSON_Delete(with_tools);
     /* chat_template.jinja wins over the config's template */
     write_file(dir, "chat_template.jinja", "J{{ bos_token }}\n");
     CHECK_INT_EQ(chat_template_load(dir, &t, err, sizeof(err)), ST_OK);
