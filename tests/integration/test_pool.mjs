@@ -164,6 +164,58 @@ try {
   r = await request(U, 'POST', '/api/servers/abc/start');
   check('start with a non-numeric id: 404', isError(r, 404), r.text);
 
+  // ---- leases through a real generation --------------------------------------
+  // A profile with one slot and no queue; EOS banned so the stream runs for a
+  // while (about 8,000 tokens) and the client reads only its first chunk.
+  const demoDir = path.join(srv.stateDir, 'models', DEMO);
+  const gen = JSON.parse(fs.readFileSync(path.join(demoDir, 'generation_config.json'), 'utf8'));
+  const eos = [].concat(gen.eos_token_id, JSON.parse(fs.readFileSync(path.join(demoDir, 'config.json'), 'utf8')).eos_token_id);
+  const logitBias = Object.fromEntries(eos.map((id) => [String(id), -100]));
+  r = await request(U, 'POST', '/api/profiles', {
+    name: 'solo', model_path: DEMO, max_concurrency: 1, queue_size: 0, context_length: 8192,
+  });
+  check('single-slot profile created', r.status === 201, r.text);
+  const ctl = new AbortController();
+  const res = await fetch(`${U}/v1/chat/completions`, {
+    method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'solo', stream: true, max_tokens: 8000, logit_bias: logitBias,
+      messages: [{ role: 'user', content: 'Say a lot.' }],
+    }),
+  });
+  const reader = res.body.getReader();
+  const first = await reader.read();
+  check('a long stream starts', res.status === 200 && !first.done);
+  st = await status(U);
+  const solo = (st.models || []).find((m) => m.profile === 'solo');
+  check('the running request holds a lease', solo && solo.leases === 1 && solo.max_concurrency === 1, solo);
+  r = await request(U, 'POST', '/v1/chat/completions', {
+    model: 'solo', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }],
+  });
+  check('no slot and no queue: 429 queue_full with Retry-After', isError(r, 429, 'queue_full') &&
+    Number(r.headers.get('retry-after')) > 0, r.text);
+  r = await request(U, 'POST', '/admin/models/unload', { model: 'solo' });
+  check('unload while a request runs: 409 model_busy', isError(r, 409, 'model_busy'), r.text);
+  r = await request(U, 'GET', '/api/servers');
+  const soloServer = (r.json.servers || []).find((s) => s.profile === 'solo');
+  check('/api/servers shows the running request', soloServer && soloServer.leases === 1 &&
+    soloServer.state === 'ready', soloServer);
+  ctl.abort();
+  await reader.cancel().catch(() => {});
+  check('the lease ends when the client goes away', await waitFor(async () => {
+    const m = ((await status(U)).models || []).find((x) => x.profile === 'solo');
+    return m && m.leases === 0 && m.requests_served === 1;
+  }, 15000, 100));
+  r = await request(U, 'POST', '/v1/chat/completions', {
+    model: 'solo', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }],
+  });
+  check('the slot is free again', r.status === 200, r.text);
+  const after = ((await status(U)).models || []).find((x) => x.profile === 'solo');
+  check('requests and tokens are counted', after && after.requests_served === 2 &&
+    after.completion_tokens >= 1, after);
+  r = await request(U, 'POST', '/admin/models/unload', { model: 'solo' });
+  check('unload once idle', r.status === 200, r.text);
+
   // ---- unload, keep_alive, max_loaded_models ----------------------------------
   r = await request(U, 'POST', '/admin/models/unload', { model: DEMO });
   check('admin unload', r.status === 200 && r.json.state === 'unloaded', r.text);
