@@ -33,16 +33,8 @@ void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, con
                        float *y, float *scratch)
 {
     size_t rows = w->rows, cols = w->cols;
-    if (w->quantized && n <= 2) {
-        /* decode: unpacking a row would cost as much as the fused dot itself */
-        size_t ng = cols / (size_t)w->q.group_size;
-        for (size_t t = 0; t < n; t++)
-            quant_group_sums(x + t * cols, cols, w->q.group_size, scratch + t * ng);
-        for (size_t r = 0; r < rows; r++)
-            for (size_t t = 0; t < n; t++)
-                y[t * rows + r] = quant_dot_row_ref(&w->q, r, x + t * cols, scratch + t * ng);
-    } else if (w->quantized) {
-        /* prefill: per group scale * dot(codes, x) + bias * sum(x), codes unpacked once per row */
+    if (w->quantized) {
+        /* per group scale * dot(codes, x) + bias * sum(x), codes unpacked once per row */
         const struct quant_matrix *q = &w->q;
         size_t gs = (size_t)q->group_size, ng = cols / gs;
         float *xsum = scratch, *codes = scratch + n * ng;

@@ -1,10 +1,10 @@
 /*
  * quant.c - MLX affine dequantization and scalar reference kernels.
  *
- * Codes are read through a 64-bit bit buffer refilled a byte at a time, which
- * handles every bit width (including 3, 5 and 6, whose codes straddle bytes)
- * with one loop.  The reference dot product works per group so a row is never
- * materialised: dot(w, x) = sum_g scale_g * dot(q_g, x_g) + bias_g * sum(x_g).
+ * Codes are unpacked to floats a group or a row at a time: 2, 4 and 8 bits
+ * byte by byte (loops compilers vectorize), 3, 5 and 6 bits, whose codes
+ * straddle bytes, through a 64-bit bit buffer.  Dots never dequantize:
+ * dot(w, x) = sum_g scale_g * dot_f32_ref(q_g, x_g) + bias_g * sum(x_g).
  */
 #include "quant.h"
 
@@ -47,9 +47,9 @@ struct bitreader {
     unsigned bits;
 };
 
-static inline void bitreader_init(struct bitreader *br, const uint32_t *row, int bits)
+static inline void bitreader_init(struct bitreader *br, const void *bytes, int bits)
 {
-    br->p = (const uint8_t *)row;
+    br->p = bytes;
     br->buf = 0;
     br->nbits = 0;
     br->bits = (unsigned)bits;
@@ -83,24 +83,36 @@ void quant_dequantize_row(const struct quant_matrix *m, size_t row, float *out)
     }
 }
 
-void quant_unpack_row(const struct quant_matrix *m, size_t row, float *out)
+/*
+ * Codes k .. k+n-1 of a bit stream starting at byte `p` (k*bits a multiple of
+ * 8, as every group start is) as floats.
+ */
+static void unpack_codes(const uint8_t *p, size_t n, int bits, float *out)
 {
-    size_t words = quant_row_words(m->cols, m->bits);
-    const uint32_t *q = m->q + row * words;
-    if (m->bits == 4) {
-        for (size_t i = 0; i < words; i++)
-            for (int k = 0; k < 8; k++)
-                out[i * 8 + (size_t)k] = (float)((q[i] >> (4 * k)) & 0xf);
-    } else if (m->bits == 8) {
-        for (size_t i = 0; i < words; i++)
+    if (bits == 8) {
+        for (size_t j = 0; j < n; j++)
+            out[j] = (float)p[j];
+    } else if (bits == 4) {
+        for (size_t j = 0; j < n / 2; j++) {
+            out[2 * j] = (float)(p[j] & 0xf);
+            out[2 * j + 1] = (float)(p[j] >> 4);
+        }
+    } else if (bits == 2) {
+        for (size_t j = 0; j < n / 4; j++)
             for (int k = 0; k < 4; k++)
-                out[i * 4 + (size_t)k] = (float)((q[i] >> (8 * k)) & 0xff);
+                out[4 * j + (size_t)k] = (float)((p[j] >> (2 * k)) & 3);
     } else {
         struct bitreader br;
-        bitreader_init(&br, q, m->bits);
-        for (size_t k = 0; k < m->cols; k++)
-            out[k] = (float)bitreader_next(&br);
+        bitreader_init(&br, p, bits);
+        for (size_t j = 0; j < n; j++)
+            out[j] = (float)bitreader_next(&br);
     }
+}
+
+void quant_unpack_row(const struct quant_matrix *m, size_t row, float *out)
+{
+    const uint32_t *q = m->q + row * quant_row_words(m->cols, m->bits);
+    unpack_codes((const uint8_t *)q, m->cols, m->bits, out);
 }
 
 void quant_dequantize(const struct quant_matrix *m, float *out)
@@ -120,62 +132,18 @@ void quant_group_sums(const float *x, size_t cols, int group_size, float *xsum)
     }
 }
 
-/*
- * The two common widths read whole words (codes never straddle one).  Both
- * keep dot_f32_ref's order (element i into partial sum i % 8), so this fused
- * dot equals dot_f32_ref over unpacked codes bit for bit.
- */
-static float dot_group_4(const uint32_t *w, const float *x, int group_size)
-{
-    float acc[8] = {0};
-    for (int i = 0; i < group_size / 8; i++) {
-        uint32_t v = w[i];
-        const float *xx = x + i * 8;
-        for (int k = 0; k < 8; k++)
-            acc[k] += (float)((v >> (4 * k)) & 0xf) * xx[k];
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-static float dot_group_8(const uint32_t *w, const float *x, int group_size)
-{
-    float acc[8] = {0};
-    for (int i = 0; i < group_size / 8; i++) {
-        uint32_t v0 = w[2 * i], v1 = w[2 * i + 1];
-        const float *xx = x + i * 8;
-        for (int k = 0; k < 4; k++) {
-            acc[k] += (float)((v0 >> (8 * k)) & 0xff) * xx[k];
-            acc[4 + k] += (float)((v1 >> (8 * k)) & 0xff) * xx[4 + k];
-        }
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x, const float *xsum)
 {
-    size_t ngroups = m->cols / (size_t)m->group_size;
-    size_t gs = (size_t)m->group_size;
-    const uint32_t *q = m->q + row * quant_row_words(m->cols, m->bits);
-    size_t gwords = gs * (size_t)m->bits / 32;
+    size_t gs = (size_t)m->group_size, ng = m->cols / gs;
+    const uint8_t *q = (const uint8_t *)(m->q + row * quant_row_words(m->cols, m->bits));
+    size_t gbytes = gs * (size_t)m->bits / 8;
+    float codes[128]; /* group_size <= 128 */
     float acc = 0.0f;
-    struct bitreader br;
-    bitreader_init(&br, q, m->bits);
-    for (size_t g = 0; g < ngroups; g++) {
-        const float *xg = x + g * gs;
-        float d;
-        if (m->bits == 4) {
-            d = dot_group_4(q + g * gwords, xg, m->group_size);
-        } else if (m->bits == 8) {
-            d = dot_group_8(q + g * gwords, xg, m->group_size);
-        } else {
-            float codes[128]; /* group_size <= 128 */
-            for (size_t k = 0; k < gs; k++)
-                codes[k] = (float)bitreader_next(&br);
-            d = dot_f32_ref(codes, xg, gs);
-        }
-        float s = dtype_load_f32(m->scales, m->param_dtype, row * ngroups + g);
-        float b = dtype_load_f32(m->biases, m->param_dtype, row * ngroups + g);
-        acc += s * d + b * xsum[g];
+    for (size_t g = 0; g < ng; g++) {
+        unpack_codes(q + g * gbytes, gs, m->bits, codes);
+        float s = dtype_load_f32(m->scales, m->param_dtype, row * ng + g);
+        float b = dtype_load_f32(m->biases, m->param_dtype, row * ng + g);
+        acc += s * dot_f32_ref(codes, x + g * gs, gs) + b * xsum[g];
     }
     return acc;
 }
