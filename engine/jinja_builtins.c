@@ -547,8 +547,9 @@ typedef enum status (*filter_fn)(struct jrender *r, size_t pos, struct jval v,
 static enum status f_tojson(struct jrender *r, size_t pos, struct jval v, const struct jargs *a,
                             struct jval *out)
 {
-    /* transformers' tojson(x, ensure_ascii=False, indent=None, ...): the
-     * first positional argument is ensure_ascii, not jinja2's indent */
+    /* transformers' tojson(x, ensure_ascii=False, indent=None, separators=None,
+     * sort_keys=False): the first positional argument is ensure_ascii, not
+     * jinja2's indent */
     int ascii = jv_truthy(arg_or(a, 0, "ensure_ascii", jv_bool(0)));
     struct jval ind = arg_or(a, 1, "indent", jv_none());
     int64_t indent = -1;
@@ -561,8 +562,24 @@ static enum status f_tojson(struct jrender *r, size_t pos, struct jval v, const 
         if (indent > 64)
             return jinja_fail(r, pos, ST_ERR_RANGE, "tojson indent too large");
     }
+    struct json_opts o = {(int)indent, ascii, jv_truthy(arg_or(a, 3, "sort_keys", jv_bool(0))),
+                          NULL, NULL};
+    /* separators=(item, key), each a short string */
+    char seps[2][16];
+    struct jval sep = arg_or(a, 2, "separators", jv_none());
+    if (sep.t == JV_LIST) {
+        if (sep.u.l->n != 2 || sep.u.l->v[0].t != JV_STR || sep.u.l->v[1].t != JV_STR ||
+            sep.u.l->v[0].u.s.n >= sizeof(seps[0]) || sep.u.l->v[1].u.s.n >= sizeof(seps[1]))
+            return jinja_fail(r, pos, ST_ERR_INVALID,
+                              "tojson separators must be two short strings");
+        for (int k = 0; k < 2; k++)
+            snprintf(seps[k], sizeof(seps[k]), "%.*s", (int)sep.u.l->v[k].u.s.n,
+                     sep.u.l->v[k].u.s.p);
+        o.item_sep = seps[0];
+        o.key_sep = seps[1];
+    }
     struct jbuf b = {0};
-    int rc = jv_write_json(&b, v, (int)indent, ascii, 0);
+    int rc = jv_write_json(&b, v, &o, 0);
     if (rc == -1)
         return too_big(r, pos, &b);
     if (rc) {

@@ -269,9 +269,16 @@ void jbuf_free(struct jbuf *b);
  * or nested deeper than JINJA_MAX_DATA_DEPTH. */
 int jv_write_str(struct jbuf *b, struct jval v);
 int jv_write_repr(struct jbuf *b, struct jval v);
-/* json.dumps(v, ensure_ascii=ascii, indent=indent) (indent<0: none). 0 ok,
- * -1 limit, -2 not serializable, -3 too deep. */
-int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int depth);
+/* The arguments of json.dumps that transformers' tojson passes through. */
+struct json_opts {
+    int indent; /* < 0: None (one line) */
+    int ascii;  /* ensure_ascii */
+    int sort_keys;
+    const char *item_sep, *key_sep; /* NULL: Python's defaults for the indent */
+};
+/* json.dumps(v, **opts).  0 ok, -1 limit, -2 not serializable (or keys that
+ * cannot be sorted), -3 too deep. */
+int jv_write_json(struct jbuf *b, struct jval v, const struct json_opts *o, int depth);
 /* str(v) as a value: strings as they are, others formatted into the arena. */
 int jv_to_string(struct arena *a, struct jval v, struct jval *out);
 /* Deep copy of a cJSON value; -1 nomem, -3 too deep. */

@@ -633,11 +633,20 @@ static int put_indent(struct jbuf *b, int indent, int level)
     return 0;
 }
 
-int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int depth)
+static int cmp_str_keys(const void *x, const void *y)
+{
+    const struct jval *a = *(const struct jval *const *)x, *b = *(const struct jval *const *)y;
+    int ok;
+    return jv_compare(*a, *b, 0, &ok);
+}
+
+int jv_write_json(struct jbuf *b, struct jval v, const struct json_opts *o, int depth)
 {
     if (depth > JINJA_MAX_DATA_DEPTH)
         return -3;
-    const char *item_sep = indent >= 0 ? "," : ", ";
+    const char *item_sep = o->item_sep ? o->item_sep : o->indent >= 0 ? "," : ", ";
+    const char *key_sep = o->key_sep ? o->key_sep : ": ";
+    int indent = o->indent;
     switch (v.t) {
     case JV_NONE: return put_s(b, "null");
     case JV_BOOL: return put_s(b, v.u.b ? "true" : "false");
@@ -648,7 +657,7 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int dept
         if (isinf(v.u.f))
             return put_s(b, v.u.f < 0 ? "-Infinity" : "Infinity");
         return put_num(b, v);
-    case JV_STR: return put_json_str(b, v.u.s.p, v.u.s.n, ascii);
+    case JV_STR: return put_json_str(b, v.u.s.p, v.u.s.n, o->ascii);
     case JV_LIST: {
         struct jlist *l = v.u.l;
         if (!l->n)
@@ -660,7 +669,7 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int dept
                 return -1;
             if (indent >= 0 && put_indent(b, indent, depth + 1))
                 return -1;
-            int rc = jv_write_json(b, l->v[i], indent, ascii, depth + 1);
+            int rc = jv_write_json(b, l->v[i], o, depth + 1);
             if (rc)
                 return rc;
         }
@@ -673,31 +682,46 @@ int jv_write_json(struct jbuf *b, struct jval v, int indent, int ascii, int dept
         struct jdict *d = v.u.d;
         if (!d->n)
             return put_s(b, "{}");
-        if (put_s(b, "{"))
-            return -1;
-        for (size_t i = 0; i < d->n; i++) {
-            if (i && put_s(b, item_sep))
+        /* sort_keys: the key order, as pointers into d->k */
+        const struct jval **order = NULL;
+        if (o->sort_keys) {
+            if (!(order = malloc(d->n * sizeof(*order))))
                 return -1;
-            if (indent >= 0 && put_indent(b, indent, depth + 1))
-                return -1;
-            struct jval k = d->k[i];
-            int rc;
-            if (k.t == JV_STR)
-                rc = put_json_str(b, k.u.s.p, k.u.s.n, ascii);
-            else if (k.t == JV_INT || k.t == JV_FLOAT) {
-                rc = put_s(b, "\"") || put_num(b, k) || put_s(b, "\"") ? -1 : 0;
-            } else if (k.t == JV_BOOL) {
-                rc = put_s(b, k.u.b ? "\"true\"" : "\"false\"");
-            } else if (k.t == JV_NONE) {
-                rc = put_s(b, "\"null\"");
-            } else {
-                return -2;
+            for (size_t i = 0; i < d->n; i++) {
+                if (d->k[i].t != JV_STR) {
+                    free(order);
+                    return -2;
+                }
+                order[i] = &d->k[i];
             }
-            if (rc || put_s(b, ": "))
-                return -1;
-            if ((rc = jv_write_json(b, d->v[i], indent, ascii, depth + 1)))
-                return rc;
+            qsort(order, d->n, sizeof(*order), cmp_str_keys);
         }
+        int rc = put_s(b, "{");
+        for (size_t n = 0; n < d->n && !rc; n++) {
+            size_t i = order ? (size_t)(order[n] - d->k) : n;
+            struct jval k = d->k[i];
+            if ((n && put_s(b, item_sep)) || (indent >= 0 && put_indent(b, indent, depth + 1))) {
+                rc = -1;
+                break;
+            }
+            if (k.t == JV_STR)
+                rc = put_json_str(b, k.u.s.p, k.u.s.n, o->ascii);
+            else if (k.t == JV_INT || k.t == JV_FLOAT)
+                rc = put_s(b, "\"") || put_num(b, k) || put_s(b, "\"") ? -1 : 0;
+            else if (k.t == JV_BOOL)
+                rc = put_s(b, k.u.b ? "\"true\"" : "\"false\"");
+            else if (k.t == JV_NONE)
+                rc = put_s(b, "\"null\"");
+            else
+                rc = -2;
+            if (!rc && put_s(b, key_sep))
+                rc = -1;
+            if (!rc)
+                rc = jv_write_json(b, d->v[i], o, depth + 1);
+        }
+        free(order);
+        if (rc)
+            return rc;
         if (indent >= 0 && put_indent(b, indent, depth))
             return -1;
         return put_s(b, "}");

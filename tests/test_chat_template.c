@@ -493,6 +493,9 @@ static void test_tojson(void)
     CHECK_RENDER("{{ '\u00e9\U0001F600'|tojson(true) }}", NULL, "\"\\u00e9\\ud83d\\ude00\"");
     CHECK_RENDER("{{ 'a\\x01<'|tojson }}", NULL, "\"a\\u0001<\"");
     CHECK_FAILS("{{ x|tojson }}", NULL, "not JSON serializable");
+    CHECK_RENDER("{{ {'b': 1, 'a': {'d': [], 'c': 2}}|tojson(sort_keys=true) }}|"
+                 "{{ {'k': [1, 2]}|tojson(separators=(',', ':')) }}",
+                 NULL, "{\"a\": {\"c\": 2, \"d\": []}, \"b\": 1}|{\"k\":[1,2]}");
 }
 
 static void test_tests(void)
