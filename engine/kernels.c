@@ -18,9 +18,9 @@ size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n)
     return w->dtype == DTYPE_F32 ? 0 : w->cols;
 }
 
-static void upcast_row(const struct kernel_mat *w, size_t r, float *out)
+static void upcast_row(const struct kernel_mat *w, size_t r, float *restrict out)
 {
-    const uint16_t *src = (const uint16_t *)w->data + r * w->cols;
+    const uint16_t *restrict src = (const uint16_t *)w->data + r * w->cols;
     if (w->dtype == DTYPE_F16)
         for (size_t i = 0; i < w->cols; i++)
             out[i] = f16_to_f32(src[i]);

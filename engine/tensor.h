@@ -55,11 +55,13 @@ static inline float f16_to_f32(uint16_t h)
     float f;
     memcpy(&f, &bits, sizeof(f));
     f *= 0x1p112f;
-    memcpy(&bits, &f, sizeof(bits));
-    if (em >= 0x7c00u)
-        bits = 0x7f800000u | ((em & 0x3ffu) << 13);
-    bits |= (uint32_t)(h & 0x8000u) << 16;
-    memcpy(&f, &bits, sizeof(f));
+    uint32_t scaled;
+    memcpy(&scaled, &f, sizeof(scaled));
+    /* a select by mask rather than a branch keeps the loops vectorizable */
+    uint32_t special = (uint32_t) - (int32_t)(em >= 0x7c00u);
+    uint32_t r =
+        (scaled & ~special) | ((0x7f800000u | bits) & special) | ((uint32_t)(h & 0x8000u) << 16);
+    memcpy(&f, &r, sizeof(f));
     return f;
 }
 
