@@ -11,6 +11,7 @@
 
 #include "config.h"
 
+struct downloads;
 struct pool;
 
 struct app {
@@ -19,6 +20,7 @@ struct app {
     time_t started_at;
     volatile int stopping; /* set once by the signal thread */
     struct pool *pool;     /* the model pool (pool.h), created before the workers start */
+    struct downloads *downloads; /* the download manager (downloads.h), likewise */
 };
 
 #endif

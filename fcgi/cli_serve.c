@@ -14,10 +14,14 @@
 #include "app.h"
 #include "cli.h"
 #include "db.h"
+#include "downloads.h"
 #include "log.h"
 #include "pool.h"
 #include "server.h"
 #include "version.h"
+
+/* Downloads running at once; more wait in the queue. */
+#define HUB_DOWNLOAD_THREADS 2
 
 static void serve_usage(FILE *out)
 {
@@ -141,7 +145,14 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "mlx-manager: cannot create the model pool\n");
         goto out;
     }
+    if (downloads_create(&app, HUB_DOWNLOAD_THREADS, &app.downloads)) {
+        fprintf(stderr, "mlx-manager: cannot start the download manager\n");
+        pool_free(app.pool);
+        goto out;
+    }
     rc = server_run(&app) == 0 ? 0 : 1;
+    downloads_free(app.downloads);
+    app.downloads = NULL;
     pool_free(app.pool);
     app.pool = NULL;
 out:

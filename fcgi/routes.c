@@ -37,6 +37,16 @@ const struct route routes[] = {
     {"POST", "/v1/completions", api_openai_completions},
     {"POST", "/v1/embeddings", api_openai_embeddings},
 
+    {"GET", "/api/models/search", api_hub_search},
+    {"GET", "/api/models/local", api_hub_local},
+    {"GET", "/api/models/downloads", api_hub_downloads},
+    {"POST", "/api/models/download", api_hub_download},
+    {"GET", "/api/models/download/{task_id}/progress", api_hub_progress},
+    {"POST", "/api/models/download/{task_id}/pause", api_hub_pause},
+    {"POST", "/api/models/download/{task_id}/resume", api_hub_resume},
+    {"POST", "/api/models/download/{task_id}/cancel", api_hub_cancel},
+    {"DELETE", "/api/models/{org}/{name}", api_hub_delete},
+
     {"GET", "/api/keys", api_keys_list},
     {"POST", "/api/keys", api_keys_create},
     {"DELETE", "/api/keys/{id}", api_keys_revoke},

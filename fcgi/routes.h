@@ -58,6 +58,17 @@ int api_openai_chat(struct http_request *req);
 int api_openai_completions(struct http_request *req);
 int api_openai_embeddings(struct http_request *req);
 
+/* api_hub.c */
+int api_hub_search(struct http_request *req);
+int api_hub_download(struct http_request *req);
+int api_hub_downloads(struct http_request *req);
+int api_hub_progress(struct http_request *req);
+int api_hub_pause(struct http_request *req);
+int api_hub_resume(struct http_request *req);
+int api_hub_cancel(struct http_request *req);
+int api_hub_local(struct http_request *req);
+int api_hub_delete(struct http_request *req);
+
 /* api_keys.c */
 int api_keys_list(struct http_request *req);
 int api_keys_create(struct http_request *req);
