@@ -278,6 +278,19 @@ enum status kv_seq_fork(struct kv_cache *kv, int src, int *dst, char *err, size_
     return ST_OK;
 }
 
+enum status kv_seq_truncate(struct kv_cache *kv, int seq, int len, char *err, size_t errlen)
+{
+    struct kv_seq *s = seq_get(kv, seq);
+    if (!s || len < 0 || len > s->len)
+        return status_fail(err, errlen, ST_ERR_INVALID,
+                           "kv cache: cannot truncate sequence %d to %d positions", seq, len);
+    int keep = (len + kv->block_tokens - 1) / kv->block_tokens;
+    while (s->n_blocks > keep)
+        block_unref(kv, s->blocks[--s->n_blocks]);
+    s->len = len;
+    return ST_OK;
+}
+
 void kv_seq_free(struct kv_cache *kv, int seq)
 {
     struct kv_seq *s = seq_get(kv, seq);

@@ -105,6 +105,13 @@ enum status kv_seq_reserve(struct kv_cache *kv, int seq, int n_more, char *err, 
  */
 enum status kv_seq_fork(struct kv_cache *kv, int src, int *dst, char *err, size_t errlen);
 
+/*
+ * Shortens the sequence to its first `len` positions (len <= kv_seq_len) and
+ * drops the blocks past them, so a request can roll back or recompute a
+ * suffix.  Returns ST_OK or ST_ERR_INVALID for a dead id or a bad len.
+ */
+enum status kv_seq_truncate(struct kv_cache *kv, int seq, int len, char *err, size_t errlen);
+
 /* Drops the sequence and its references to blocks; no-op for a dead id. */
 void kv_seq_free(struct kv_cache *kv, int seq);
 

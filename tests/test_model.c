@@ -431,6 +431,40 @@ static void test_kv_fork_refcounts(void)
     kv_cache_free(kv);
 }
 
+/* Rolling a sequence back and recomputing gives the same logits as the first time. */
+static void test_kv_truncate_recompute(void)
+{
+    char dir[4096], err[512] = "";
+    snprintf(dir, sizeof(dir), "%s/fixtures/models/aidreams-260k", harness_shared_dir());
+    struct model *m = NULL;
+    CHECK_INT_EQ(model_load(dir, NULL, &m, err, sizeof(err)), ST_OK);
+    if (!m)
+        return;
+    struct kv_cache *kv = NULL;
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 8, 4, 1, &kv, err, sizeof(err)), ST_OK);
+    int s = -1;
+    CHECK_INT_EQ(kv_seq_create(kv, &s, err, sizeof(err)), ST_OK);
+    static const int32_t toks[] = {1, 388, 355, 260, 275, 319, 459, 300, 301, 302};
+    static float first[512], again[512];
+    struct model_batch_seq e = {.seq = s, .n_tokens = 10, .tokens = toks, .n_logits = 1};
+    struct model_batch b = {&e, 1};
+    CHECK_INT_EQ(model_forward(m, kv, &b, first, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 5);
+    CHECK_INT_EQ(kv_seq_truncate(kv, s, 11, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK_INT_EQ(kv_seq_truncate(kv, s, 3, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_seq_len(kv, s), 3);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 7);
+    e.start_pos = 3;
+    e.n_tokens = 7;
+    e.tokens = toks + 3;
+    CHECK_INT_EQ(model_forward(m, kv, &b, again, err, sizeof(err)), ST_OK);
+    CHECK(memcmp(first, again, sizeof(first)) == 0);
+    CHECK_INT_EQ(kv_seq_truncate(kv, s, 0, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_free_blocks(kv), 8);
+    kv_cache_free(kv);
+    model_free(m);
+}
+
 /* ---------------------------------------------------------------------- */
 /* random-weight models and a naive float64 reference                     */
 
@@ -1092,6 +1126,7 @@ int main(void)
     RUN(test_golden_mlx_8bit);
     RUN(test_kv_alloc_free);
     RUN(test_kv_fork_refcounts);
+    RUN(test_kv_truncate_recompute);
     RUN(test_random_qwen2);
     RUN(test_random_qwen3);
     RUN(test_random_llama31_scaled);
