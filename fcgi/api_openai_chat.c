@@ -267,7 +267,7 @@ static const char *chat_finish_reason(const struct chat_choice *c, enum engine_f
 {
     if (c->n_calls > 0 && !c->cut_in_call)
         return "tool_calls";
-    return openai_finish_reason(f, false);
+    return openai_finish_reason(f);
 }
 
 /* One event of a choice.  Returns true at its DONE. */

@@ -260,7 +260,7 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
         if (r->stream && !req->client_gone &&
             (ev->finish == ENGINE_FINISH_STOP || ev->finish == ENGINE_FINISH_LENGTH))
             cmpl_send(req, id, created, model,
-                      cmpl_choice_json(k, "", 0, NULL, openai_finish_reason(ev->finish, false)));
+                      cmpl_choice_json(k, "", 0, NULL, openai_finish_reason(ev->finish)));
     }
     /* Each prompt counts once, however many choices ran it. */
     prompt_tokens /= r->n;
@@ -296,10 +296,10 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
             cJSON *resp = http_own_json(req, cmpl_chunk(id, created, model));
             cJSON *arr = cJSON_AddArrayToObject(resp, "choices");
             for (int i = 0; i < total; i++) {
-                cJSON_AddItemToArray(
-                    arr,
-                    cmpl_choice_json(i, ch[i].text ? ch[i].text : "", ch[i].len, ch[i].logprobs,
-                                     openai_finish_reason(ch[i].done->finish, false)));
+                cJSON_AddItemToArray(arr,
+                                     cmpl_choice_json(i, ch[i].text ? ch[i].text : "", ch[i].len,
+                                                      ch[i].logprobs,
+                                                      openai_finish_reason(ch[i].done->finish)));
                 ch[i].logprobs = NULL;
             }
             cJSON_AddItemToObject(resp, "usage",

@@ -161,11 +161,9 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
     }
 }
 
-const char *openai_finish_reason(enum engine_finish f, bool tool_calls)
+const char *openai_finish_reason(enum engine_finish f)
 {
-    if (f == ENGINE_FINISH_LENGTH)
-        return "length";
-    return tool_calls ? "tool_calls" : "stop";
+    return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
 }
 
 int openai_sse_json(struct http_request *req, const cJSON *obj)

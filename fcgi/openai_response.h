@@ -54,8 +54,8 @@ void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_
 int openai_next_event(struct http_request *req, struct infer_stream *const *streams,
                       const bool *done, int n, bool sse, struct infer_event **ev);
 
-/* "stop", "length" (or "tool_calls" when calls were made and it stopped). */
-const char *openai_finish_reason(enum engine_finish f, bool tool_calls);
+/* "length" when max_tokens or the context ended it, else "stop". */
+const char *openai_finish_reason(enum engine_finish f);
 
 /* Sends an SSE data line holding `obj`; -1 when the client is gone. */
 int openai_sse_json(struct http_request *req, const cJSON *obj);

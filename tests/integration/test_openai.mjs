@@ -289,6 +289,33 @@ try {
   e = await sdkError(() => client.chat.completions.create({ model: MODEL, messages: user('x'), top_p: 2 }));
   check('SDK sees BadRequestError with param', e instanceof OpenAI.BadRequestError && e.param === 'top_p', e && e.error);
 
+  // ---- profiles: defaults under the request's own values; pool limits -----------------
+  // A copy of the model, so the profile's limits are the ones its pool entry gets.
+  const PROF_MODEL = path.join(tmp, 'qwen3-profile');
+  fs.cpSync(MODEL, PROF_MODEL, { recursive: true });
+  r = await request(U, 'POST', '/api/profiles', { name: 'oa-prof', model_path: PROF_MODEL, temperature: 0, max_tokens: 3,
+    system_prompt: 'Be brief.', max_concurrency: 1, queue_size: 0 });
+  check('profile created', r.status === 201, r.text);
+  const pp = await client.chat.completions.create({ model: 'oa-prof', messages: user('Hi'), ignore_eos: true });
+  const explicit = await client.chat.completions.create({ model: MODEL, temperature: 0, max_tokens: 3, ignore_eos: true,
+    messages: [{ role: 'system', content: 'Be brief.' }, ...user('Hi')] });
+  check('profile defaults apply (temperature, max_tokens, system_prompt); model is the requested name',
+    pp.model === 'oa-prof' && pp.usage.completion_tokens === 3 && pp.usage.prompt_tokens === explicit.usage.prompt_tokens &&
+    pp.choices[0].message.content === explicit.choices[0].message.content, [pp, explicit]);
+  const ov = await client.chat.completions.create({ model: 'oa-prof', messages: user('Hi'), max_tokens: 5, ignore_eos: true });
+  check('the request\'s values win over the profile\'s', ov.usage.completion_tokens === 5, ov.usage);
+  // Holding a stream open (one chunk read) keeps the only slot busy.
+  const slowAc = new AbortController();
+  const slow = await client.chat.completions.create({ model: 'oa-prof', messages: user('Hi'), max_tokens: 8000,
+    ignore_eos: true, stream: true }, { signal: slowAc.signal });
+  const it = slow[Symbol.asyncIterator]();
+  await it.next();
+  r = await request(U, 'POST', '/v1/chat/completions', { model: 'oa-prof', messages: user('x'), max_tokens: 1 });
+  check('a busy model with a full queue: 429 with Retry-After in OpenAI\'s shape', r.status === 429 &&
+    Number(r.headers.get('retry-after')) > 0 && r.json.error.type === 'rate_limit_error' && r.json.error.message, r.text);
+  slowAc.abort();
+  try { await it.next(); } catch { /* aborted */ }
+
   // ---- concurrency -------------------------------------------------------------------------------------
   const par = await Promise.all([0, 1, 2, 3].map((i) => client.chat.completions.create({ ...base, seed: 100 + i, max_tokens: 8, messages: user('Hi') })));
   const seq = [];
