@@ -9,7 +9,7 @@ set -eu
 # tests), Chromium (dashboard tests) and clang (fuzz targets).
 PACKAGES="make gcc clang libclang-rt-14-dev pkg-config ca-certificates
   libfcgi-dev libcjson-dev libsqlite3-dev libyaml-dev libcurl4-openssl-dev
-  libpcre2-dev libutf8proc-dev libssl-dev nginx curl procps"
+  libpcre2-dev libutf8proc-dev libssl-dev nginx curl procps chromium"
 
 missing=""
 for p in $PACKAGES; do
