@@ -70,7 +70,8 @@ cJSON *openai_usage_json(int prompt_tokens, int completion_tokens)
     return u;
 }
 
-void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_t len)
+/* A token's raw bytes (a byte-level token may be part of a character). */
+static void openai_token_raw(const struct tokenizer *tok, int32_t id, char *buf, size_t len)
 {
     char *text = NULL;
     buf[0] = 0;
@@ -84,11 +85,50 @@ void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_
     free(text);
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t openai_utf8_len(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80             ? 1
+               : (s[0] & 0xe0) == 0xc0 ? 2
+               : (s[0] & 0xf0) == 0xe0 ? 3
+               : (s[0] & 0xf8) == 0xf0 ? 4
+                                       : 0;
+    if (s[0] >= 0x80 && s[0] < 0xc2)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_t len)
+{
+    char raw[256];
+    openai_token_raw(tok, id, raw, sizeof(raw));
+    /* JSON strings must be UTF-8: a partial character shows as U+FFFD,
+     * its bytes stay exact in "bytes". */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p && o + 4 < len;) {
+        size_t n = openai_utf8_len(p);
+        if (n) {
+            memcpy(buf + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(buf + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        }
+    }
+    buf[o] = 0;
+}
+
 /* {token, logprob, bytes} */
 static cJSON *openai_token_json(const struct tokenizer *tok, int32_t id, float logprob)
 {
-    char text[256];
+    char text[1024], raw[256];
     openai_token_text(tok, id, text, sizeof(text));
+    openai_token_raw(tok, id, raw, sizeof(raw));
     cJSON *o = cJSON_CreateObject();
     cJSON *bytes = cJSON_CreateArray();
     if (!o || !bytes || !cJSON_AddStringToObject(o, "token", text) ||
@@ -98,7 +138,7 @@ static cJSON *openai_token_json(const struct tokenizer *tok, int32_t id, float l
         cJSON_Delete(bytes);
         return NULL;
     }
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)raw; *p; p++)
         cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*p));
     return o;
 }

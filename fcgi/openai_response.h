@@ -42,7 +42,8 @@ cJSON *openai_usage_json(int prompt_tokens, int completion_tokens);
  * sampled token; NULL when out of memory. */
 cJSON *openai_logprob_json(const struct tokenizer *tok, const struct sampler_result *lp);
 
-/* The token's text, as logprobs show it (special tokens included), into buf. */
+/* The token's text as logprobs show it (special tokens included; bytes of
+ * a partial UTF-8 character as U+FFFD), into buf. */
 void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_t len);
 
 /*

@@ -138,6 +138,14 @@ try {
   const noUsage = [];
   for await (const c of await client.chat.completions.create({ ...streamBody, stream_options: undefined })) noUsage.push(c);
   check('stream without include_usage has no usage chunk', noUsage.every((c) => c.choices.length === 1 && !c.usage));
+  const n2 = [];
+  for await (const c of await client.chat.completions.create({ ...streamBody, n: 2 })) n2.push(c);
+  const n2ns = await client.chat.completions.create({ ...streamBody, n: 2, stream: false, stream_options: undefined });
+  const per = [0, 1].map((i) => n2.filter((c) => c.choices.length && c.choices[0].index === i)
+    .map((c) => c.choices[0].delta.content || '').join(''));
+  check('stream n=2: each index concatenates to its choice', per[0] === n2ns.choices[0].message.content &&
+    per[1] === n2ns.choices[1].message.content && n2[n2.length - 1].usage.completion_tokens === 32 &&
+    n2.filter((c) => c.choices.length && c.choices[0].finish_reason).length === 2, { per, n2ns: n2ns.choices });
   const raw = await fetch(`${U}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...streamBody, max_tokens: 2 }) });
   const rawText = await raw.text();
   check('stream wire format: text/event-stream, data lines, [DONE] last',
