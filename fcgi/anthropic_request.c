@@ -122,6 +122,19 @@ static int ar_text_of(const cJSON *v, const char *where, const char *sep, struct
 
 /* ---- messages ----------------------------------------------------------- */
 
+/*
+ * Blocks of tools that Anthropic's servers run (web search, code execution,
+ * MCP connectors).  Clients such as Claude Code keep them in the history; a
+ * local model can do nothing with them, so they are left out.
+ */
+static bool ar_is_server_block(const char *type)
+{
+    static const char suffix[] = "_tool_result";
+    size_t n = strlen(type), sn = sizeof(suffix) - 1;
+    return !strcmp(type, "server_tool_use") || !strcmp(type, "mcp_tool_use") ||
+           !strcmp(type, "container_upload") || (n > sn && !strcmp(type + n - sn, suffix));
+}
+
 static cJSON *ar_add_message(cJSON *messages, const char *role, const char *content)
 {
     cJSON *m = cJSON_CreateObject();
@@ -191,7 +204,7 @@ static int ar_user_message(const cJSON *content, const char *where, cJSON *messa
                    !strcmp(type, "redacted_thinking")) {
             rc = ar_fail(err, "%s: %s blocks belong in assistant messages", at, type);
             break;
-        } else {
+        } else if (!ar_is_server_block(type)) {
             rc = ar_fail(err, "%s.type: unknown content block type '%s'", at, type);
             break;
         }
@@ -260,7 +273,7 @@ static int ar_assistant_message(const cJSON *content, const char *where, cJSON *
             }
         } else if (!strcmp(type, "tool_result")) {
             rc = ar_fail(err, "%s: tool_result blocks belong in user messages", at);
-        } else {
+        } else if (!ar_is_server_block(type)) {
             rc = ar_fail(err, "%s.type: unknown content block type '%s'", at, type);
         }
     }
@@ -408,12 +421,14 @@ static int ar_tools(const cJSON *body, struct anthropic_request *r, cJSON *ctx,
         }
         const cJSON *type = ar_get(t, "type"), *name = ar_get(t, "name");
         const cJSON *desc = ar_get(t, "description"), *schema = ar_get(t, "input_schema");
-        if (type && !cJSON_IsNull(type) &&
-            (!cJSON_IsString(type) || strcmp(type->valuestring, "custom"))) {
-            rc =
-                ar_fail(err, "%s.type: only custom tools (with an input_schema) are supported", at);
+        if (type && !cJSON_IsNull(type) && !cJSON_IsString(type)) {
+            rc = ar_fail(err, "%s.type: must be a string", at);
             break;
         }
+        /* Server tools (web_search_..., code_execution_...) and Anthropic-defined
+         * client tools have no input_schema a local model could follow. */
+        if (cJSON_IsString(type) && strcmp(type->valuestring, "custom"))
+            continue;
         if (!cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) > 128) {
             rc = ar_fail(err, "%s.name: Field required (a string of 1 to 128 bytes)", at);
             break;

@@ -137,6 +137,30 @@ static void test_tools_and_tool_turns(void)
     anthropic_request_free(&r);
 }
 
+static void test_server_tools_left_out(void)
+{
+    struct anthropic_request r;
+    struct anthropic_error e;
+    CHECK_INT_EQ(
+        parse("{\"model\":\"m\",\"max_tokens\":8,\"tools\":[{\"type\":\"web_search_20250305\","
+              "\"name\":\"web_search\",\"max_uses\":5},{\"type\":\"custom\",\"name\":\"f\","
+              "\"input_schema\":{}}],\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{"
+              "\"role\":\"assistant\",\"content\":[{\"type\":\"server_tool_use\",\"id\":\"s\","
+              "\"name\":\"web_search\",\"input\":{}},{\"type\":\"web_search_tool_result\","
+              "\"tool_use_id\":\"s\",\"content\":[]},{\"type\":\"text\",\"text\":\"found\"}]},{"
+              "\"role\":\"user\",\"content\":\"more\"}]}",
+              false, &r, &e),
+        0);
+    char *t = chat_text(&r);
+    CHECK_STR_EQ(t, "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":"
+                    "\"assistant\",\"content\":\"found\"},{\"role\":\"user\",\"content\":"
+                    "\"more\"}],\"tools\":[{\"function\":{\"name\":\"f\",\"parameters\":{}},"
+                    "\"type\":\"function\"}],\"add_generation_prompt\":true,\"enable_thinking\":"
+                    "false}");
+    free(t);
+    anthropic_request_free(&r);
+}
+
 static void test_prefill_thinking_count(void)
 {
     struct anthropic_request r;
@@ -287,9 +311,9 @@ static void test_bad_bodies(void)
         {"{\"model\":\"m\",\"max_tokens\":5,\"tools\":[{\"name\":\"f\",\"input_schema\":{}},{"
          "\"name\":\"f\",\"input_schema\":{}}]," MSG "}",
          "unique"},
-        {"{\"model\":\"m\",\"max_tokens\":5,\"tools\":[{\"type\":\"web_search_20250305\","
-         "\"name\":\"web_search\"}]," MSG "}",
-         "only custom tools"},
+        {"{\"model\":\"m\",\"max_tokens\":5,\"tools\":[{\"type\":5,\"name\":\"f\","
+         "\"input_schema\":{}}]," MSG "}",
+         "tools.0.type"},
         {"{\"model\":\"m\",\"max_tokens\":5,\"tool_choice\":{\"type\":\"any\"}," MSG "}",
          "requires tools"},
         {"{\"model\":\"m\",\"max_tokens\":5,\"tool_choice\":\"auto\"," MSG "}", "tool_choice"},
@@ -483,6 +507,7 @@ int main(void)
     RUN(test_minimal);
     RUN(test_system_and_blocks);
     RUN(test_tools_and_tool_turns);
+    RUN(test_server_tools_left_out);
     RUN(test_prefill_thinking_count);
     RUN(test_gen_params_precedence);
     RUN(test_bad_bodies);
