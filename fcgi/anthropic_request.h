@@ -13,7 +13,8 @@
  * "function":{name, description, parameters}}; `thinking` sets
  * enable_thinking.  A final assistant message is a prefill the reply
  * continues.  Unknown fields, cache_control and metadata are accepted and
- * ignored; image and document blocks are refused (text models only).
+ * ignored, and server tools (web search, code execution, MCP) and their
+ * blocks left out; image and document blocks are refused (text models only).
  *
  * Precedence of sampling values: the request, then the profile's defaults,
  * then the model's generation_config.json, then Anthropic's (temperature 1).
