@@ -15,5 +15,7 @@ int cli_detokenize(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_mkmodel(int argc, char **argv);
 int cli_render(int argc, char **argv);
+int cli_pull(int argc, char **argv);
+int cli_ls(int argc, char **argv);
 
 #endif

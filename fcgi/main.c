@@ -20,6 +20,8 @@ static const struct subcommand subcommands[] = {
     {"detokenize", cli_detokenize, "JSON array of token ids on stdin -> text"},
     {"render", cli_render, "chat request JSON on stdin -> the model's chat-template prompt"},
     {"mkmodel", cli_mkmodel, "write a random-weight test model (llama/qwen2/qwen3, float or MLX)"},
+    {"pull", cli_pull, "download ORG/NAME from the Hugging Face Hub into the cache (resumable)"},
+    {"ls", cli_ls, "list the models in the Hugging Face cache"},
 };
 
 static void usage(FILE *out)
