@@ -242,6 +242,29 @@ try {
   r = await request(U, 'POST', '/v1/messages/count_tokens', { model: MODEL, messages: [] });
   check('count_tokens with no messages -> 400', r.status === 400 && r.json?.error?.type === 'invalid_request_error', r.text);
 
+  // ---- profiles: defaults under the request's values; a full queue -----------------
+  r = await request(U, 'POST', '/api/profiles', {
+    name: 'tiny-anthropic', model_path: MODEL, temperature: 0, system_prompt: 'You are terse.\n\nReally.',
+    max_concurrency: 1, queue_size: 0,
+  });
+  check('profile created', r.status === 201, r.text);
+  const viaProfile = await client.messages.create({ model: 'tiny-anthropic', max_tokens: 8, messages: user('Tell me a story') });
+  check('profile system_prompt and temperature apply when the request has none',
+    viaProfile.model === 'tiny-anthropic' && viaProfile.usage.input_tokens === counts['system string'] &&
+    viaProfile.content.map((b) => b.text).join('') === outputs['system string'], viaProfile);
+  const ownSystem = await client.messages.countTokens({ model: 'tiny-anthropic', system: 'Other.', messages: user('Tell me a story') });
+  check("the request's system replaces the profile's", ownSystem.input_tokens < counts['system string'], ownSystem);
+  const busyAbort = new AbortController();
+  const busy = await client.messages.create({ model: 'tiny-anthropic', max_tokens: 6000, messages: user('Tell me a long story'), stream: true }, { signal: busyAbort.signal });
+  const busyIter = busy[Symbol.asyncIterator]();
+  await busyIter.next(); // message_start: the slot is taken
+  r = await request(U, 'POST', '/v1/messages', { model: 'tiny-anthropic', max_tokens: 4, messages: user('hi') });
+  check('a full queue -> 429 rate_limit_error with Retry-After',
+    r.status === 429 && r.json?.type === 'error' && r.json.error.type === 'rate_limit_error' &&
+    Number(r.headers.get('retry-after')) > 0, r.text);
+  busyAbort.abort();
+  try { while (!(await busyIter.next()).done); } catch { /* aborted */ }
+
   // ---- a client that goes away cancels the generation and frees its KV ------------
   const status = async () => (await request(U, 'GET', '/admin/models/status')).json;
   const kvOf = (s) => (Array.isArray(s) ? s : s?.models || []).find((x) => x.dir === MODEL || x.name === MODEL);
