@@ -26,6 +26,8 @@
 
 /* How long a stream may be silent before a ping keeps proxies from closing it. */
 #define AA_KEEPALIVE_MS 10000
+/* How often a non-streaming request looks whether its client is still there. */
+#define AA_CLIENT_CHECK_MS 250
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -318,8 +320,9 @@ static struct infer_event *aa_drain(struct http_request *req, struct infer_strea
     int cancelled = 0;
     for (;;) {
         struct infer_event *ev;
-        if (!infer_next(s, stream ? AA_KEEPALIVE_MS : -1, &ev)) {
-            aa_send_simple(req, "ping");
+        if (!infer_next(s, stream ? AA_KEEPALIVE_MS : AA_CLIENT_CHECK_MS, &ev)) {
+            if (stream)
+                aa_send_simple(req, "ping");
         } else {
             if (!*oom && ev->text_len && anthropic_output_feed(out, ev->text, ev->text_len))
                 *oom = 1;
@@ -327,6 +330,10 @@ static struct infer_event *aa_drain(struct http_request *req, struct infer_strea
                 return ev;
             infer_event_free(ev);
         }
+        /* A stream learns of a departed client from its writes; a reply
+         * written only at the end has to look (one poll per token). */
+        if (!stream)
+            http_client_check(req);
         if ((req->client_gone || *oom) && !cancelled) {
             infer_cancel(s);
             cancelled = 1;
@@ -390,7 +397,12 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
     }
 
     int status;
-    if (r->stream) {
+    if (req->client_gone && !r->stream) {
+        /* Nobody to answer; nginx's "client closed request" code makes the
+         * request log say so. */
+        req->status = 499;
+        status = 499;
+    } else if (r->stream) {
         if (failure)
             aa_stream_error(req, failure_type, failure);
         else

@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,16 @@ int http_send_anthropic_error(struct http_request *req, int status, const char *
         }
     }
     return http_send_json(req, status, root);
+}
+
+int http_client_check(struct http_request *req)
+{
+    if (req->client_gone || !req->fcgx || req->fcgx->ipcFd < 0)
+        return req->client_gone;
+    struct pollfd p = {.fd = req->fcgx->ipcFd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        req->client_gone = 1;
+    return req->client_gone;
 }
 
 int http_send_empty(struct http_request *req, int status)

@@ -108,6 +108,13 @@ int http_sse_send(struct http_request *req, const char *event, const char *data)
  * flushes.  Returns 0, or -1 when the client is gone. */
 int http_sse_comment(struct http_request *req, const char *text);
 
+/*
+ * Whether the client went away without a write to notice it: nginx closes
+ * the FastCGI connection when its client disconnects.  Sets and returns
+ * req->client_gone; never blocks.  For long waits with nothing to send.
+ */
+int http_client_check(struct http_request *req);
+
 /* Reason phrase for a status code ("Not Found"). */
 const char *http_reason(int status);
 

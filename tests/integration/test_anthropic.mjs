@@ -280,6 +280,23 @@ try {
   }, 20000, 100);
   const k = kvOf(await status());
   check('disconnect cancels: KV blocks all free again, no lease held', freed, k);
+  // Without a stream there is nothing to write until the end: the daemon
+  // notices nginx closing the connection instead.
+  const served = async () => (Array.isArray(await status()) ? [] : (await status()).models || [])
+    .filter((x) => x.dir === MODEL).reduce((a, x) => a + x.completion_tokens, 0);
+  const before = await served();
+  const ac2 = new AbortController();
+  const t0 = Date.now();
+  const pending = client.messages.create({ ...base, max_tokens: 6000, messages: user('Tell me a long story') }, { signal: ac2.signal }).catch(() => null);
+  setTimeout(() => ac2.abort(), 150);
+  await pending;
+  const freed2 = await waitFor(async () => {
+    const k2 = kvOf(await status());
+    return k2 && k2.kv_blocks_free === k2.kv_blocks_total && k2.leases === 0;
+  }, 20000, 20);
+  const generated = (await served()) - before;
+  check('non-streaming disconnect cancels too', freed2 && generated > 0 && generated < 6000,
+    { generated, ms: Date.now() - t0 });
   check('requests after a disconnect work', (await client.messages.create({ ...base, max_tokens: 24, messages: user('Tell me a story') }))
     .content.map((b) => b.text).join('') === text1);
 
