@@ -26,7 +26,7 @@
 
 /* How long a stream may be silent before a ping keeps proxies from closing it. */
 #define AA_KEEPALIVE_MS 10000
-/* How often a non-streaming request looks whether its client is still there. */
+/* How often a request with no tokens to write looks whether its client is still there. */
 #define AA_CLIENT_CHECK_MS 250
 
 /* ---- errors ------------------------------------------------------------- */
@@ -317,23 +317,27 @@ static void aa_stream_end(struct aa_gen *g, const char *stop_reason, const char 
 static struct infer_event *aa_drain(struct http_request *req, struct infer_stream *s,
                                     struct anthropic_output *out, bool stream, int *oom)
 {
-    int cancelled = 0;
+    int cancelled = 0, idle_ms = 0;
     for (;;) {
         struct infer_event *ev;
-        if (!infer_next(s, stream ? AA_KEEPALIVE_MS : AA_CLIENT_CHECK_MS, &ev)) {
-            if (stream)
+        if (!infer_next(s, AA_CLIENT_CHECK_MS, &ev)) {
+            idle_ms += AA_CLIENT_CHECK_MS;
+            if (stream && idle_ms >= AA_KEEPALIVE_MS) {
                 aa_send_simple(req, "ping");
+                idle_ms = 0;
+            }
         } else {
+            idle_ms = 0;
             if (!*oom && ev->text_len && anthropic_output_feed(out, ev->text, ev->text_len))
                 *oom = 1;
             if (ev->kind == ENGINE_EVENT_DONE)
                 return ev;
             infer_event_free(ev);
         }
-        /* A stream learns of a departed client from its writes; a reply
-         * written only at the end has to look (one poll per token). */
-        if (!stream)
-            http_client_check(req);
+        /* Writes notice a departed client only when there is something to
+         * write (not during a long prefill, not for a reply sent at the end),
+         * so look at the connection too: one poll per token. */
+        http_client_check(req);
         if ((req->client_gone || *oom) && !cancelled) {
             infer_cancel(s);
             cancelled = 1;
