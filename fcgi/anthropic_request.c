@@ -350,8 +350,13 @@ static int ar_messages(const cJSON *body, struct anthropic_request *r, cJSON *me
                            "messages.%d: a final assistant message (prefill) may only hold "
                            "text",
                            n - 1);
-        cJSON *last = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
-        r->prefill = cJSON_GetStringValue(ar_get(last, "content"));
+        int at = cJSON_GetArraySize(messages) - 1;
+        r->prefill = cJSON_GetStringValue(ar_get(cJSON_GetArrayItem(messages, at), "content"));
+        /* An empty final assistant message asks for nothing to continue. */
+        if (r->prefill && !r->prefill[0]) {
+            cJSON_DeleteItemFromArray(messages, at);
+            r->prefill = NULL;
+        }
     }
     return 0;
 }

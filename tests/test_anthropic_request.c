@@ -175,6 +175,14 @@ static void test_prefill_thinking_count(void)
     CHECK(cJSON_IsFalse(cJSON_GetObjectItem(r.chat, "add_generation_prompt")));
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.chat, "enable_thinking")));
     anthropic_request_free(&r);
+    /* An empty final assistant message is no prefill. */
+    CHECK_INT_EQ(parse("{\"model\":\"m\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"q\"},{\"role\":\"assistant\",\"content\":[]}]}",
+                       false, &r, &e),
+                 0);
+    CHECK(!r.prefill && cJSON_GetArraySize(cJSON_GetObjectItem(r.chat, "messages")) == 1);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(r.chat, "add_generation_prompt")));
+    anthropic_request_free(&r);
     /* count_tokens needs no max_tokens. */
     CHECK_INT_EQ(parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}",
                        true, &r, &e),
