@@ -423,6 +423,7 @@ struct dl_task {
 struct downloads {
     struct app *app;
     pthread_mutex_t mu;
+    pthread_mutex_t start_mu; /* serializes downloads_start; taken before mu */
     pthread_cond_t cond;
     struct dl_task *tasks; /* creation order */
     int stopping;
@@ -691,6 +692,7 @@ int downloads_create(struct app *app, int threads, struct downloads **out)
         return -1;
     d->app = app;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->start_mu, NULL);
     pthread_cond_init(&d->cond, NULL);
     struct db db;
     char err[512];
@@ -753,6 +755,7 @@ void downloads_free(struct downloads *d)
         free(t);
     }
     pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->start_mu);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -770,19 +773,6 @@ int downloads_start(struct downloads *d, struct db *db, const char *model_id, co
     if (!hf_cache_valid_name(revision))
         return dl_fail(err, 422, "invalid_revision",
                        "invalid revision: use a branch, tag or commit of [A-Za-z0-9._-]");
-    pthread_mutex_lock(&d->mu);
-    for (struct dl_task *t = d->tasks; t; t = t->next) {
-        if (!strcmp(t->model_id, model_id) && !downloads_status_final(t->status) &&
-            strcmp(t->status, "paused") != 0) {
-            char id[40];
-            snprintf(id, sizeof(id), "%s", t->id);
-            pthread_mutex_unlock(&d->mu);
-            return dl_fail(err, 409, "download_in_progress",
-                           "%s is already being downloaded (task %s)", model_id, id);
-        }
-    }
-    pthread_mutex_unlock(&d->mu);
-
     char endpoint[1024], token[1024];
     settings_get_text(db, &d->app->config, "hf_endpoint", endpoint, sizeof(endpoint));
     settings_get_text(db, &d->app->config, "hf_token", token, sizeof(token));
@@ -802,10 +792,28 @@ int downloads_start(struct downloads *d, struct db *db, const char *model_id, co
     }
     cJSON_Delete(info);
 
+    /* One start at a time from here, so two requests for the same model
+     * cannot both pass the duplicate check. */
+    pthread_mutex_lock(&d->start_mu);
+    pthread_mutex_lock(&d->mu);
+    for (struct dl_task *t = d->tasks; t; t = t->next) {
+        if (!strcmp(t->model_id, model_id) && !downloads_status_final(t->status) &&
+            strcmp(t->status, "paused") != 0) {
+            char id[40];
+            snprintf(id, sizeof(id), "%s", t->id);
+            pthread_mutex_unlock(&d->mu);
+            pthread_mutex_unlock(&d->start_mu);
+            return dl_fail(err, 409, "download_in_progress",
+                           "%s is already being downloaded (task %s)", model_id, id);
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+
     struct dl_task *t = calloc(1, sizeof(*t));
     unsigned char rnd[16];
     if (!t || getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         free(t);
+        pthread_mutex_unlock(&d->start_mu);
         return dl_fail(err, 500, "internal_error", "cannot create a task id");
     }
     for (size_t i = 0; i < sizeof(rnd); i++)
@@ -832,6 +840,7 @@ int downloads_start(struct downloads *d, struct db *db, const char *model_id, co
     }
     if (!ok) {
         free(t);
+        pthread_mutex_unlock(&d->start_mu);
         return dl_fail(err, 500, "database_error", "%s", sqlite3_errmsg(db->conn));
     }
     snprintf(task_id, task_id_len, "%s", t->id);
@@ -839,6 +848,7 @@ int downloads_start(struct downloads *d, struct db *db, const char *model_id, co
     dl_append(d, t);
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->mu);
+    pthread_mutex_unlock(&d->start_mu);
     return 0;
 }
 
@@ -936,6 +946,14 @@ int downloads_resume(struct downloads *d, struct db *db, const char *task_id,
     if (!strcmp(t->status, "completed")) {
         pthread_mutex_unlock(&d->mu);
         return dl_fail(err, 409, "invalid_state", "the download is already completed");
+    }
+    for (struct dl_task *o = d->tasks; o; o = o->next) {
+        if (o != t && !strcmp(o->model_id, t->model_id) && !downloads_status_final(o->status) &&
+            strcmp(o->status, "paused") != 0) {
+            pthread_mutex_unlock(&d->mu);
+            return dl_fail(err, 409, "download_in_progress",
+                           "another task is downloading the same model");
+        }
     }
     snprintf(t->status, sizeof(t->status), "queued");
     t->error[0] = '\0';

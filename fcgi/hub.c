@@ -138,7 +138,7 @@ static void hub_curl_error(struct hub_error *err, CURLcode rc, const char *url)
 {
     err->status = 0;
     err->transient = 1;
-    snprintf(err->message, sizeof(err->message), "cannot reach the hub at %s: %s", url,
+    snprintf(err->message, sizeof(err->message), "cannot reach the hub at %.300s: %s", url,
              curl_easy_strerror(rc));
 }
 
@@ -187,15 +187,16 @@ static int hub_get_json(const struct hub_client *c, const char *url, cJSON **out
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     int ret = -1;
     if (b.overflow) {
-        snprintf(err->message, sizeof(err->message), "hub answer from %s is larger than %d MB", url,
-                 HUB_MAX_JSON >> 20);
+        snprintf(err->message, sizeof(err->message), "hub answer from %.300s is larger than %d MB",
+                 url, HUB_MAX_JSON >> 20);
     } else if (rc != CURLE_OK) {
         hub_curl_error(err, rc, url);
     } else if (status != 200) {
         hub_http_error(err, status, b.data, b.len);
     } else if (!(*out = b.data ? cJSON_ParseWithLength(b.data, b.len) : NULL)) {
         err->status = (int)status;
-        snprintf(err->message, sizeof(err->message), "hub answer from %s is not valid JSON", url);
+        snprintf(err->message, sizeof(err->message), "hub answer from %.300s is not valid JSON",
+                 url);
     } else {
         ret = 0;
     }

@@ -353,6 +353,8 @@ try {
   r = await request(U, 'GET', '/api/models/downloads');
   check('the task list survived the restart', r.status === 200 && [t1, t2, t3, t4, t5].every((id) => r.json.data.some((x) => x.id === id)) &&
     r.json.data.find((x) => x.id === t4).status === 'cancelled', r.text.slice(0, 300));
+  const killedReports = sanitizerReports(oldRun);
+  check('no sanitizer reports from the killed daemon', killedReports.length === 0, killedReports.slice(0, 5));
   fs.rmSync(oldRun, { recursive: true, force: true });
 
   // ---- dropped connection: retried with Range ------------------------------------
