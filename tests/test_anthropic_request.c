@@ -4,6 +4,7 @@
 #include "anthropic_output.h"
 #include "anthropic_request.h"
 #include "harness.h"
+#include "http.h"
 
 /* Parsed bodies: requests point into them, so they live until main() ends. */
 static cJSON *bodies[256];
@@ -510,6 +511,21 @@ static void test_output_plain(void)
     anthropic_output_free(o);
 }
 
+static void test_error_types(void)
+{
+    CHECK_STR_EQ(http_anthropic_error_type(400), "invalid_request_error");
+    CHECK_STR_EQ(http_anthropic_error_type(422), "invalid_request_error");
+    CHECK_STR_EQ(http_anthropic_error_type(401), "authentication_error");
+    CHECK_STR_EQ(http_anthropic_error_type(403), "permission_error");
+    CHECK_STR_EQ(http_anthropic_error_type(404), "not_found_error");
+    CHECK_STR_EQ(http_anthropic_error_type(413), "request_too_large");
+    CHECK_STR_EQ(http_anthropic_error_type(429), "rate_limit_error");
+    CHECK_STR_EQ(http_anthropic_error_type(503), "overloaded_error");
+    CHECK_STR_EQ(http_anthropic_error_type(529), "overloaded_error");
+    CHECK_STR_EQ(http_anthropic_error_type(500), "api_error");
+    CHECK_STR_EQ(http_anthropic_error_type(507), "api_error");
+}
+
 int main(void)
 {
     RUN(test_minimal);
@@ -521,6 +537,7 @@ int main(void)
     RUN(test_bad_bodies);
     RUN(test_output_thinking_text_tool);
     RUN(test_output_plain);
+    RUN(test_error_types);
     for (int i = 0; i < n_bodies; i++)
         cJSON_Delete(bodies[i]);
     return harness_finish();

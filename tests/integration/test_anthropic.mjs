@@ -76,6 +76,13 @@ try {
   const again = await client.messages.create({ ...base, max_tokens: 24, messages: user('Tell me a story') });
   check('greedy is deterministic', again.content.map((b) => b.text).join('') === text1);
 
+  // ---- concurrent streams: batched greedy decoding gives each the same text -------
+  const texts = await Promise.all([0, 1, 2, 3].map(async () => {
+    const s = client.messages.stream({ ...base, max_tokens: 24, messages: user('Tell me a story') });
+    return (await s.finalMessage()).content.map((b) => b.text).join('');
+  }));
+  check('4 concurrent streams each give the non-streaming text', texts.every((t) => t === text1), texts);
+
   // ---- max_tokens ----------------------------------------------------------------
   const m2 = await client.messages.create({ ...base, max_tokens: 3, messages: user('Tell me a story') });
   check('max_tokens -> stop_reason max_tokens', m2.stop_reason === 'max_tokens' && m2.usage.output_tokens === 3, m2);
