@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,15 @@ int cli_serve(int argc, char **argv)
     app.started_at = time(NULL);
     log_msg(LOG_LEVEL_INFO, "mlx-manager %s starting (database %s, schema v%d)", MLXM_VERSION,
             app.db_path, db_schema_version());
+    /* The pool's and the downloads' threads must inherit server_run's
+     * blocked signals, or SIGTERM lands in one of them (libfcgi's handler)
+     * instead of the signal thread's sigwait. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     if (pool_create(&app, &app.pool)) {
         fprintf(stderr, "mlx-manager: cannot create the model pool\n");
         goto out;
