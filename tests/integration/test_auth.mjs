@@ -2,10 +2,16 @@
 // exists; once one does, /v1 and /admin need it (Bearer or x-api-key), a
 // missing or wrong key gets 401 in the caller's protocol format, scopes are
 // enforced, revoked keys stop working, usage is counted, and the key never
-// shows up in GET /api/keys or in any log file.
+// shows up in GET /api/keys or in any log file.  Also through the real
+// Anthropic (x-api-key or Bearer authToken) and OpenAI (Bearer) SDKs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { check, finish, startServer, request, sanitizerReports } from './lib.mjs';
+import { createRequire } from 'node:module';
+import { check, finish, startServer, request, sanitizerReports, REPO } from './lib.mjs';
+
+const require = createRequire(path.join(REPO, 'tests/package.json'));
+const Anthropic = require('@anthropic-ai/sdk').default;
+const OpenAI = require('openai').default;
 
 function isOpenAIError(r, status) {
   const e = r.json && r.json.error;
@@ -100,6 +106,23 @@ try {
   r = await request(U, 'GET', '/v1/models', undefined, { authorization: `Bearer ${k1.key}` });
   check('Bearer key passes on /v1/models', r.status !== 401 && r.status !== 403, r.text);
 
+  // ---- the real SDKs: Anthropic sends x-api-key (or a Bearer authToken), OpenAI Bearer
+  const sdkErr = async (fn) => { try { await fn(); return null; } catch (e) { return e; } };
+  const countWith = (opts) => new Anthropic({ baseURL: U, maxRetries: 0, ...opts })
+    .messages.countTokens({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] });
+  let e = await sdkErr(() => countWith({ apiKey: k1.key }));
+  check('Anthropic SDK with apiKey gets past auth (404 for the model)', e && e.status === 404, e && e.error);
+  e = await sdkErr(() => countWith({ apiKey: null, authToken: k1.key }));
+  check('Anthropic SDK with authToken (Bearer) gets past auth', e && e.status === 404, e && e.error);
+  e = await sdkErr(() => countWith({ apiKey: 'mlxm-nope' }));
+  check('Anthropic SDK with a wrong key -> AuthenticationError',
+    e instanceof Anthropic.AuthenticationError && e.error?.error?.type === 'authentication_error', e && e.error);
+  const models = await sdkErr(() => new OpenAI({ baseURL: U + '/v1', apiKey: k1.key, maxRetries: 0 }).models.list());
+  check('OpenAI SDK with the key lists models', models === null, models && models.message);
+  e = await sdkErr(() => new OpenAI({ baseURL: U + '/v1', apiKey: 'mlxm-nope', maxRetries: 0 }).models.list());
+  check('OpenAI SDK with a wrong key -> AuthenticationError',
+    e instanceof OpenAI.AuthenticationError && e.code === 'invalid_api_key', e && e.message);
+
   // ---- scopes ----------------------------------------------------------------
   r = await request(U, 'GET', '/admin/health');
   check('missing key on /admin -> 401', isOpenAIError(r, 401), r.text);
@@ -120,7 +143,7 @@ try {
     r.status === 200 && list.length === 3 && list.every((k) => !('key' in k) && !('key_hash' in k)) &&
     !r.text.includes(k1.key) && !r.text.includes(k2.key) && !r.text.includes(k3.key), r.text);
   check('requests and last_used_at recorded per key',
-    row1.requests === 4 && typeof row1.last_used_at === 'string' &&
+    row1.requests === 7 && typeof row1.last_used_at === 'string' &&
     (list.find((k) => k.id === k3.id) || {}).requests === 0, JSON.stringify(row1));
 
   // ---- revoking --------------------------------------------------------------
