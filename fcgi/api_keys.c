@@ -60,10 +60,7 @@ int api_keys_create(struct http_request *req)
         return http_send_error(req, 500, NULL, NULL, "%s", msg);
     http_own_json(req, row);
     cJSON_AddStringToObject(row, "key", key);
-    int status = http_send_json(req, 201, row);
-    /* The only copy of the secret outside the client: do not leave it in memory. */
-    memset(key, 0, sizeof(key));
-    return status;
+    return http_send_json(req, 201, row);
 }
 
 int api_keys_revoke(struct http_request *req)
