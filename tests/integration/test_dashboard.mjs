@@ -150,7 +150,12 @@ try {
   });
 
   await step('chat stop', async () => {
-    await page.getByLabel('Max tokens').fill('8000');
+    // The tiny model outpaces any click, so the browser's network is slowed
+    // to keep the answer streaming while Stop is pressed.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 1500, uploadThroughput: -1 });
+    await page.getByLabel('Max tokens').fill('2000');
     await page.getByLabel('Message').fill('Tell me a long story');
     await page.getByRole('button', { name: 'Send' }).click();
     const answer = page.locator('.msg-assistant').last();
@@ -158,7 +163,10 @@ try {
     await answer.locator('.content :is(p,pre,ul,ol,h3,h4,h5,h6)').first().waitFor({ timeout: 30000 });
     await page.getByRole('button', { name: 'Stop' }).click();
     await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.detach();
     check('Stop ends the stream', (await answer.getAttribute('data-outcome')) === 'stopped', await answer.getAttribute('data-outcome'));
+    check('stopped answer says so', (await answer.locator('.metrics').textContent()).includes('stopped'));
     check('Stop button hidden again', !(await page.getByRole('button', { name: 'Stop' }).isVisible()));
     check('Send enabled again', await page.getByRole('button', { name: 'Send' }).isEnabled());
   });
@@ -170,7 +178,15 @@ try {
       for (const p of ['servers', 'models', 'profiles', 'chat', 'logs', 'settings']) {
         await go(`#/${p}`);
         await page.locator('main h1').waitFor();
+        if (p === 'chat') {
+          await page.getByLabel('Model or profile').selectOption('dash-chat');
+          await page.getByLabel('Max tokens').fill('40');
+          await page.getByLabel('Message').fill('Write a haiku about memory');
+          await page.getByLabel('Message').press('Enter');
+          await page.locator('.msg-assistant .metrics', { hasText: 'finish' }).waitFor({ timeout: 30000 });
+        }
         await page.waitForTimeout(p === 'servers' || p === 'models' ? 1200 : 300);
+        await page.evaluate(() => window.scrollTo(0, 0));
         await shot(`${p}-${width}`);
         if (width === 390) {
           const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -179,6 +195,7 @@ try {
       }
       await go('#/profiles/new');
       await page.locator('details.advanced summary').click();
+      await page.evaluate(() => window.scrollTo(0, 0));
       await shot(`profile-form-${width}`);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -281,7 +298,8 @@ try {
   await step('settings', async () => {
     await go('#/settings');
     await page.getByLabel('Memory limit (% of RAM)').waitFor();
-    check('settings show the hub endpoint', (await page.getByLabel('Hub endpoint').inputValue()) === hub.url);
+    check('settings show the hub endpoint',
+      await waitFor(async () => (await page.getByLabel('Hub endpoint').inputValue()) === hub.url, 5000, 50));
     await page.getByLabel('Memory limit (% of RAM)').fill('5');
     browser.state.allowed = /status of 422/;
     await page.getByRole('button', { name: 'Save settings' }).click();

@@ -54,7 +54,9 @@ function makeTile() {
   const state = h('span', { class: 'badge' });
   const mem = gauge('Share of the memory budget');
   const memText = h('span', { class: 'gauge-text' });
-  const stats = { cpu: stat('CPU'), uptime: stat('Uptime'), requests: stat('Requests'), queue: stat('Queue') };
+  const stats = {
+    cpu: stat('CPU'), uptime: stat('Uptime'), requests: stat('Requests'), queue: stat('Running / waiting'),
+  };
   const tps = h('span', { class: 'tps-value' });
   const spark = h('div', { class: 'spark' });
   const button = h('button', { type: 'button' });
@@ -64,7 +66,8 @@ function makeTile() {
     h('header', { class: 'tile-head' }, h('div', {}, title, sub), state),
     h('div', { class: 'tile-mem' }, h('span', { class: 'label' }, 'Memory'), mem.el, memText),
     h('dl', { class: 'stats' }, Object.values(stats).map((s) => s.el)),
-    h('div', { class: 'tile-tps' }, h('span', { class: 'label' }, 'Tokens/s'), tps, spark),
+    h('div', { class: 'tile-tps' },
+      h('span', { class: 'label', title: 'Moving average of the decode speed of recent requests' }, 'Decode tokens/s'), tps, spark),
     h('div', { class: 'actions' }, button));
   return {
     el,
@@ -79,7 +82,7 @@ function makeTile() {
       stats.cpu.value.textContent = fmt.percent(s.cpu_percent);
       stats.uptime.value.textContent = fmt.duration(s.uptime_seconds);
       stats.requests.value.textContent = fmt.count(s.requests_served || 0);
-      stats.queue.value.textContent = `${s.leases || 0} running · ${s.queue_depth || 0} waiting`;
+      stats.queue.value.textContent = `${s.leases || 0} / ${s.queue_depth || 0}`;
       tps.textContent = (s.tokens_per_second || 0).toFixed(1);
       history.push(s.tokens_per_second || 0);
       if (history.length > HISTORY) history.shift();
@@ -90,12 +93,12 @@ function makeTile() {
   };
 }
 
-function makeStopped(s) {
+function makeStopped() {
   const button = h('button', { type: 'button', class: 'primary' }, 'Start');
-  button.setAttribute('aria-label', `Start ${s.name}`);
-  const el = h('li', { class: 'row' },
-    h('div', { class: 'row-main' }, h('span', { class: 'row-title' }, s.name), h('span', { class: 'muted' }, s.model_path)),
-    button);
+  const title = h('span', { class: 'row-title' });
+  const path = h('span', { class: 'muted' });
+  const el = h('li', { class: 'row' }, h('div', { class: 'row-main' }, title, path), button);
+  let s = null;
   button.addEventListener('click', async () => {
     button.disabled = true;
     button.textContent = 'Starting…';
@@ -108,7 +111,15 @@ function makeStopped(s) {
       button.textContent = 'Start';
     }
   });
-  return { el };
+  return {
+    el,
+    update(next) {
+      s = next;
+      title.textContent = s.name;
+      path.textContent = s.model_path;
+      button.setAttribute('aria-label', `Start ${s.name}`);
+    },
+  };
 }
 
 export function mount(main) {
@@ -142,10 +153,10 @@ export function mount(main) {
       keys.add(key);
       let item = map.get(key);
       if (!item) {
-        item = make(s);
+        item = make();
         map.set(key, item);
       }
-      if (update) update(item, s);
+      update(item, s);
       container.append(item.el); // keeps the API's order
     }
     for (const [key, item] of map) {
@@ -169,7 +180,7 @@ export function mount(main) {
       const live = srv.servers.filter((s) => s.state !== 'stopped');
       const idle = srv.servers.filter((s) => s.state === 'stopped');
       sync(tiles, running, live, makeTile, (tile, s) => tile.update(s));
-      sync(rows, stopped, idle, makeStopped);
+      sync(rows, stopped, idle, makeStopped, (row, s) => row.update(s));
       runningEmpty.hidden = live.length > 0;
       stoppedEmpty.hidden = idle.length > 0;
     } catch (err) {
