@@ -49,6 +49,9 @@ const hub = await startHubServer([
   { id: 'test-org/random-c', dir: bigC, downloads: 3, likes: 0 },
   { id: 'other-org/aidreams-copy', dir: path.join(FIX, 'aidreams-260k-f16'), downloads: 99999, likes: 99 },
   { id: 'test-org/evil', files: { 'config.json': '{}', '../../escaped.txt': 'gotcha' } },
+  { id: 'q-org/one', dir: path.join(FIX, 'aidreams-260k-bf16') },
+  { id: 'q-org/two', dir: path.join(FIX, 'aidreams-260k-bf16') },
+  { id: 'q-org/three', dir: path.join(FIX, 'aidreams-260k-bf16') },
 ]);
 
 const yaml = `models_dir: ${models}\nhf_endpoint: ${hub.url}\nworkers: 6\n`;
@@ -386,6 +389,30 @@ try {
   check('repo listing with ../ paths: task failed', t && t.status === 'failed' && /unsafe file path/.test(t.error), t);
   check('repo listing with ../ paths: nothing escaped', !fs.existsSync(path.join(models, 'escaped.txt')) &&
     !fs.existsSync(path.join(tmp, 'escaped.txt')) && !fs.existsSync(path.join(repoDir('test-org/evil'), 'escaped.txt')));
+
+  // ---- at most two downloads at once ---------------------------------------------
+  hub.control({ throttle_bps: 200_000 });
+  const qs = [];
+  for (const id of ['q-org/one', 'q-org/two', 'q-org/three']) qs.push(await startDownload(id));
+  let states = [];
+  await waitFor(async () => {
+    states = await Promise.all(qs.map(async (id) => (await task(id)).status));
+    return states.filter((x) => x === 'downloading').length === 2;
+  }, 10000, 100);
+  check('two downloads run, the third waits queued', states.filter((x) => x === 'downloading').length === 2 &&
+    states[2] === 'queued', states);
+  hub.control({ throttle_bps: 0 });
+  let done = [];
+  for (const id of qs) done.push((await waitTask(id, ['completed', 'failed'])).status);
+  check('the queued download runs when a slot frees', done.every((x) => x === 'completed'), done);
+
+  // ---- unreachable hub ------------------------------------------------------------
+  r = await request(U, 'PUT', '/api/settings', { hf_endpoint: 'http://127.0.0.1:9' });
+  r = await request(U, 'GET', '/api/models/search?query=unreachable');
+  check('search: unreachable hub -> 502 hub_unreachable', isError(r, 502, 'hub_unreachable') && /127\.0\.0\.1:9/.test(r.json.error.message), r.text);
+  r = await request(U, 'POST', '/api/models/download', { model_id: 'test-org/random-a' });
+  check('download: unreachable hub -> 502 hub_unreachable', isError(r, 502, 'hub_unreachable'), r.text);
+  await request(U, 'PUT', '/api/settings', { hf_endpoint: hub.url });
 
   // ---- CLI: pull (progress bar, interrupt + resume) and ls ----------------------
   const home = path.join(tmp, 'clihome');
