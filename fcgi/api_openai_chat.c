@@ -462,6 +462,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
     int k;
     while ((k = openai_next_event(req, streams, done, r->n, r->stream, &ev)) >= 0) {
         if (req->client_gone) {
+            done[k] = ev->kind == ENGINE_EVENT_DONE;
             infer_event_free(ev);
             for (int i = 0; i < r->n; i++)
                 if (!done[i])

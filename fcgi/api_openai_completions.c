@@ -228,6 +228,7 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
     while ((k = openai_next_event(req, streams, done, total, r->stream, &ev)) >= 0) {
         struct cmpl_choice *c = &ch[k];
         if (req->client_gone) {
+            done[k] = ev->kind == ENGINE_EVENT_DONE;
             infer_event_free(ev);
             for (int i = 0; i < total; i++)
                 if (!done[i])

@@ -346,7 +346,7 @@ try {
     const s = await request(U, 'GET', '/admin/models/status');
     const k = s.json && s.json.models && s.json.models.find((x) => x.name === MODEL);
     return k && k.kv_blocks_free === k.kv_blocks_total && k.leases === 0;
-  }, 10000, 100);
+  }, 3000, 50); // well under the 5 s keep-alive that would also notice
   const generated = (await tokensOf()) - before;
   check('disconnect mid-stream cancels the generation and frees its KV blocks', seen >= 3 && freed &&
     generated < 4000, { seen, freed, generated });
