@@ -54,6 +54,8 @@ export function mount(main) {
     e.preventDefault();
     search();
   });
+  fits.addEventListener('change', () => search());
+  downloadedOnly.addEventListener('change', () => renderResults());
 
   // ---- downloads and local models ------------------------------------------
   const downloads = h('ul', { class: 'rows', 'aria-label': 'Downloads' });
@@ -68,17 +70,22 @@ export function mount(main) {
     h('section', { 'aria-labelledby': 'local-h' }, h('h2', { id: 'local-h' }, 'Local models'), localNote, local));
 
   let lastResults = [];
+  let budget = 0;
+  let searchSeq = 0; // only the latest search's answer is shown
 
   async function search() {
     const params = new URLSearchParams({ sort: sort.value, limit: '30' });
     if (query.value.trim()) params.set('query', query.value.trim());
     if (fits.checked) params.set('fits_memory', 'true');
+    const seq = ++searchSeq;
     searchBtn.disabled = true;
     results.setAttribute('aria-busy', 'true');
     try {
       const r = await get(`/api/models/search?${params}`);
+      if (seq !== searchSeq) return;
       lastResults = r.data;
-      renderResults(r.memory_budget_bytes);
+      budget = r.memory_budget_bytes;
+      renderResults();
     } catch (err) {
       toastError(err);
     } finally {
@@ -92,7 +99,9 @@ export function mount(main) {
     return false;
   }
 
-  function renderResults(budget) {
+  // "Downloaded only" filters the last answer here: the search API has no
+  // such parameter.
+  function renderResults() {
     const shown = downloadedOnly.checked ? lastResults.filter((m) => m.is_downloaded) : lastResults;
     resultsNote.textContent = budget ? `${shown.length} result(s). Memory budget for models: ${fmt.bytes(budget)}.` : '';
     if (!shown.length) {
@@ -210,7 +219,7 @@ export function mount(main) {
     if (t.status === 'completed') toast(`${t.model_id} downloaded`);
     else if (t.status === 'failed') toast(`${t.model_id}: ${t.error || 'download failed'}`, 'error');
     loadLocal();
-    if (lastResults.length) renderResults(0);
+    search(); // refreshes the downloaded badges
   }
 
   // One progress stream per running task; it ends by itself at a final
