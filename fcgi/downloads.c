@@ -211,6 +211,45 @@ static int dl_parse_tree(struct dl_fetch *f, const cJSON *tree, char *err, size_
     return 0;
 }
 
+/*
+ * The siblings of a blobs=true model info in the tree's shape ({path, size,
+ * oid, lfs {oid, size}}), for dl_parse_tree to validate.  NULL when the
+ * info has no siblings with sizes.
+ */
+static cJSON *dl_siblings_tree(const cJSON *info)
+{
+    const cJSON *sibs = cJSON_GetObjectItemCaseSensitive(info, "siblings");
+    if (!cJSON_IsArray(sibs) || !cJSON_GetArraySize(sibs))
+        return NULL;
+    cJSON *tree = cJSON_CreateArray();
+    const cJSON *s;
+    cJSON_ArrayForEach(s, sibs)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(s, "rfilename");
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(s, "size");
+        const cJSON *blob = cJSON_GetObjectItemCaseSensitive(s, "blobId");
+        const cJSON *lfs = cJSON_GetObjectItemCaseSensitive(s, "lfs");
+        if (!cJSON_IsNumber(size)) {
+            cJSON_Delete(tree);
+            return NULL;
+        }
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(tree, e);
+        cJSON_AddStringToObject(e, "type", "file");
+        cJSON_AddItemToObject(e, "path", cJSON_Duplicate(name, 1));
+        cJSON_AddNumberToObject(e, "size", size->valuedouble);
+        cJSON_AddItemToObject(e, "oid", cJSON_Duplicate(blob, 1));
+        if (cJSON_IsObject(lfs)) {
+            cJSON *l = cJSON_AddObjectToObject(e, "lfs");
+            cJSON_AddItemToObject(
+                l, "oid", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(lfs, "sha256"), 1));
+            cJSON_AddItemToObject(
+                l, "size", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(lfs, "size"), 1));
+        }
+    }
+    return tree;
+}
+
 /* Downloads one file into blobs/<blob>.incomplete, verifies it and renames
  * it to the blob.  0, 1 (stopped) or -1. */
 static int dl_fetch_one(struct dl_fetch *f, const struct dl_file *df, char *err, size_t errlen)
@@ -320,8 +359,12 @@ int downloads_fetch(const struct download_job *job, char *err, size_t errlen)
     }
     snprintf(f.commit, sizeof(f.commit), "%s", sha->valuestring);
     if (hub_tree(job->client, job->model_id, f.commit, &tree, &herr)) {
-        snprintf(err, errlen, "%s", herr.message);
-        goto out;
+        /* Mirrors without the tree API still list siblings with blobs=true. */
+        if (herr.status < 400 || herr.status == 401 || herr.status == 403 ||
+            !(tree = dl_siblings_tree(info))) {
+            snprintf(err, errlen, "%s", herr.message);
+            goto out;
+        }
     }
     if (dl_parse_tree(&f, tree, err, errlen))
         goto out;

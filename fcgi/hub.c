@@ -257,11 +257,12 @@ int hub_model_info(const struct hub_client *c, const char *id, const char *revis
         return -1;
     }
     strcat(url, "/revision/");
-    if (hub_append_escaped(url, sizeof(url), revision, 0)) {
+    if (hub_append_escaped(url, sizeof(url), revision, 0) || strlen(url) + 12 >= sizeof(url)) {
         memset(err, 0, sizeof(*err));
         snprintf(err->message, sizeof(err->message), "revision too long");
         return -1;
     }
+    strcat(url, "?blobs=true");
     if (hub_get_json(c, url, out, err))
         return -1;
     if (!cJSON_IsObject(*out)) {

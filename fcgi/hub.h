@@ -42,7 +42,8 @@ void hub_client_init(struct hub_client *c, const char *endpoint, const char *tok
 int hub_search(const struct hub_client *c, const char *query, const char *author, const char *sort,
                int limit, cJSON **out, struct hub_error *err);
 
-/* GET /api/models/{id}/revision/{revision}: 0 and the object, or -1. */
+/* GET /api/models/{id}/revision/{revision}?blobs=true (sha, and siblings
+ * with size, blobId and lfs {sha256, size}): 0 and the object, or -1. */
 int hub_model_info(const struct hub_client *c, const char *id, const char *revision, cJSON **out,
                    struct hub_error *err);
 

@@ -2,12 +2,13 @@
 // tests: 127.0.0.1 only, no dependencies.  It serves repos built at start
 // from model folders (or explicit file maps):
 //   GET /api/models?search=&author=&sort=&direction=&limit=   search
-//   GET /api/models/{org}/{name}[/revision/{rev}]             info (sha, siblings)
+//   GET /api/models/{org}/{name}[/revision/{rev}][?blobs=true] info (sha, siblings)
 //   GET /api/models/{org}/{name}/tree/{rev}?recursive=true    files with oid, size, lfs
 //   GET /{org}/{name}/resolve/{rev}/{path}                    file (LFS: 302 to /_lfs/...)
 // with X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size and Range (206).
 // Knobs (POST /_control, JSON): throttle_bps, drop_after_bytes (once),
-// corrupt (list of "org/name/path"), require_token; GET /_control/log lists
+// corrupt (list of "org/name/path"), require_token, no_tree (the tree API
+// answers 404, as on mirrors without it); GET /_control/log lists
 // the requests seen (method, url, range, auth).
 //
 // Use: import { startHubServer } from './hub_server.mjs'; or run
@@ -102,7 +103,7 @@ export async function startHubServer(specs, opts = {}) {
   const repos = new Map();
   for (const s of specs) repos.set(s.id, buildRepo(s));
   const state = {
-    throttle_bps: 0, drop_after_bytes: 0, corrupt: [], require_token: '', log: [],
+    throttle_bps: 0, drop_after_bytes: 0, corrupt: [], require_token: '', no_tree: false, log: [],
   };
   const sockets = new Set();
 
@@ -208,12 +209,20 @@ export async function startHubServer(specs, opts = {}) {
       const r = repos.get(m[1]);
       if (!r) return notFound();
       if (!resolveRev(r, m[2] || 'main')) return sendJson(res, 404, { error: `Invalid rev id: ${m[2]}` }, { 'x-error-code': 'RevisionNotFound' });
-      return sendJson(res, 200, { ...repoSummary(r), siblings: r.entries.map((e) => ({ rfilename: e.path })) });
+      const blobs = url.searchParams.get('blobs') === 'true';
+      return sendJson(res, 200, {
+        ...repoSummary(r),
+        siblings: r.entries.map((e) => (blobs ? {
+          rfilename: e.path, size: e.size, blobId: e.oid,
+          ...(e.lfs ? { lfs: { sha256: e.lfs.oid, size: e.size, pointerSize: 134 } } : {}),
+        } : { rfilename: e.path })),
+      });
     }
     m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(p);
     if (m) {
       const r = repos.get(m[1]);
       if (!r) return notFound();
+      if (state.no_tree) return sendJson(res, 404, { error: 'Not found' });
       if (!resolveRev(r, m[2])) return sendJson(res, 404, { error: `Invalid rev id: ${m[2]}` });
       return sendJson(res, 200, r.entries.map((e) => ({
         type: 'file', oid: e.oid, size: e.size, path: e.path, ...(e.lfs ? { lfs: e.lfs } : {}),

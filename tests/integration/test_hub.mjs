@@ -406,6 +406,14 @@ try {
   for (const id of qs) done.push((await waitTask(id, ['completed', 'failed'])).status);
   check('the queued download runs when a slot frees', done.every((x) => x === 'completed'), done);
 
+  // ---- a hub without the tree API: files from siblings (blobs=true) --------------
+  hub.control({ no_tree: true });
+  const t9 = await startDownload('other-org/aidreams-copy');
+  t = await waitTask(t9, ['completed', 'failed'], 15000);
+  check('no tree API: the file list comes from siblings and the download completes', t && t.status === 'completed', t);
+  hub.control({ no_tree: false });
+  checkCache('other-org/aidreams-copy', 'siblings-only');
+
   // ---- unreachable hub ------------------------------------------------------------
   r = await request(U, 'PUT', '/api/settings', { hf_endpoint: 'http://127.0.0.1:9' });
   r = await request(U, 'GET', '/api/models/search?query=unreachable');
