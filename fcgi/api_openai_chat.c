@@ -461,15 +461,6 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
     struct infer_event *ev;
     int k;
     while ((k = openai_next_event(req, streams, done, r->n, r->stream, &ev)) >= 0) {
-        if (req->client_gone) {
-            done[k] = ev->kind == ENGINE_EVENT_DONE;
-            infer_event_free(ev);
-            for (int i = 0; i < r->n; i++)
-                if (!done[i])
-                    infer_cancel(streams[i]);
-            /* Drain so every DONE is seen and KV is freed before we return. */
-            continue;
-        }
         bool fin = chat_event(&choices[k], ev, r->logprobs);
         if (!fin) {
             infer_event_free(ev);
@@ -502,7 +493,10 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
     bool oom = false;
     for (int i = 0; i < n_started; i++)
         oom = oom || choices[i].oom;
-    if (status == 200 && !req->client_gone) {
+    if (req->client_gone) {
+        /* Nobody to answer: logged as nginx logs a client that left. */
+        req->status = status = 499;
+    } else if (status == 200) {
         if (r->include_usage) {
             cJSON *chunk = cJSON_CreateObject();
             cJSON_AddStringToObject(chunk, "id", run.id);

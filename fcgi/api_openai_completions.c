@@ -227,14 +227,6 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
     int k;
     while ((k = openai_next_event(req, streams, done, total, r->stream, &ev)) >= 0) {
         struct cmpl_choice *c = &ch[k];
-        if (req->client_gone) {
-            done[k] = ev->kind == ENGINE_EVENT_DONE;
-            infer_event_free(ev);
-            for (int i = 0; i < total; i++)
-                if (!done[i])
-                    infer_cancel(streams[i]);
-            continue;
-        }
         cJSON *lp = NULL;
         if (ev->kind == ENGINE_EVENT_TOKEN && ev->has_logprobs && c->logprobs) {
             lp = r->stream ? cmpl_logprobs_new() : c->logprobs;
@@ -269,7 +261,10 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
     usage->completion_tokens = completion_tokens;
     usage->decode_tps = tps;
 
-    if (status == 200 && !req->client_gone) {
+    if (req->client_gone) {
+        /* Nobody to answer: logged as nginx logs a client that left. */
+        req->status = status = 499;
+    } else if (status == 200) {
         if (r->include_usage) {
             cJSON *chunk = cmpl_chunk(id, created, model);
             cJSON_AddArrayToObject(chunk, "choices");

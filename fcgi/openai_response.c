@@ -174,6 +174,14 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
 {
     double quiet_since = openai_now_ms();
     for (;;) {
+        /* A write notices a departed client only when there is something to
+         * write; the connection itself tells sooner (nginx closes it). */
+        if (http_client_check(req)) {
+            for (int i = 0; i < n; i++)
+                if (!done[i])
+                    infer_cancel(streams[i]);
+            return -1;
+        }
         int first = -1;
         for (int i = 0; i < n; i++) {
             if (done[i])
@@ -190,12 +198,7 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
         if (infer_next(streams[first], wait, ev))
             return first;
         if (sse && openai_now_ms() - quiet_since >= OPENAI_KEEPALIVE_MS) {
-            if (http_sse_comment(req, "keep-alive")) {
-                for (int i = 0; i < n; i++)
-                    if (!done[i])
-                        infer_cancel(streams[i]);
-                return -1;
-            }
+            http_sse_comment(req, "keep-alive"); /* a failure shows in client_gone */
             quiet_since = openai_now_ms();
         }
     }

@@ -50,7 +50,9 @@ void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_
  * Waits for the next event of any unfinished stream (done[i] false).  In
  * SSE mode, sends a keep-alive comment after OPENAI_KEEPALIVE_MS without
  * events.  Returns the stream's index with *ev, or -1 when the client is
- * gone (every stream is then cancelled) or nothing is left to wait for.
+ * gone (a failed write or a closed connection: every unfinished stream is
+ * then cancelled; infer_free() waits for their end) or nothing is left to
+ * wait for.
  */
 int openai_next_event(struct http_request *req, struct infer_stream *const *streams,
                       const bool *done, int n, bool sse, struct infer_event **ev);

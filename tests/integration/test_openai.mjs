@@ -350,6 +350,27 @@ try {
   const generated = (await tokensOf()) - before;
   check('disconnect mid-stream cancels the generation and frees its KV blocks', seen >= 3 && freed &&
     generated < 4000, { seen, freed, generated });
+  const leasesOf = async () => {
+    const s = await request(U, 'GET', '/admin/models/status');
+    const k = s.json.models.find((x) => x.name === MODEL);
+    return k.leases;
+  };
+  const before2 = await tokensOf();
+  const ac2 = new AbortController();
+  const pending = client.chat.completions.create({ ...base, max_tokens: 40000, ignore_eos: true, messages: user('Go') },
+    { signal: ac2.signal }).catch(() => null);
+  const started = await waitFor(async () => (await leasesOf()) === 1, 5000, 10);
+  await new Promise((res) => setTimeout(res, 100));
+  ac2.abort();
+  await pending;
+  const freed2 = await waitFor(async () => {
+    const s = await request(U, 'GET', '/admin/models/status');
+    const k = s.json.models.find((x) => x.name === MODEL);
+    return k.kv_blocks_free === k.kv_blocks_total && k.leases === 0;
+  }, 3000, 50);
+  const generated2 = (await tokensOf()) - before2;
+  check('a non-streaming request is cancelled when its client leaves', started && freed2 && generated2 < 40000,
+    { started, freed2, generated2 });
 
   // Stopped first, so leak reports written at exit count too.
   srv.stop();
