@@ -151,8 +151,8 @@ static int oa_logit_bias(struct arena *a, const cJSON *body, struct openai_reque
     return 0;
 }
 
-/* Fields of both chat and completions.  `max_key` is the name max_tokens
- * arrived under, for the error. */
+/* Fields of both chat and completions (max_completion_tokens, the newer
+ * name, wins over max_tokens). */
 static int oa_gen_fields(struct arena *a, const cJSON *body, struct openai_request *r,
                          struct openai_error *e)
 {
