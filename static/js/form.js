@@ -31,7 +31,7 @@ export function makeField(spec) {
   input.name = spec.name;
   if (spec.required) input.setAttribute('aria-required', 'true');
   const range = spec.type === 'int' || spec.type === 'real' ? `${spec.min} to ${spec.max}` : null;
-  const helpText = [spec.help, range, spec.stored ? 'stored with the profile; not used by the daemon yet' : null]
+  const helpText = [spec.help, range, spec.stored ? 'saved with the profile, not used by the daemon yet' : null]
     .filter(Boolean).join(' · ');
   const help = helpText ? h('p', { class: 'hint', id: helpId }, helpText) : null;
   const error = h('p', { class: 'field-error', id: errId, hidden: true });

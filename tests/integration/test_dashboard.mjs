@@ -123,6 +123,25 @@ try {
     check('profile listed after create', true);
   });
 
+  await step('edit and duplicate profile', async () => {
+    await page.getByRole('link', { name: 'Edit dash-chat' }).click();
+    await page.getByRole('heading', { name: 'Edit profile' }).waitFor();
+    check('edit form loads the stored values',
+      await waitFor(async () => (await page.getByLabel('Temperature').inputValue()) === '0.7', 5000, 50));
+    await page.getByLabel('Description').fill('made by the dashboard test');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('li.row', { hasText: 'made by the dashboard test' }).waitFor();
+    check('edit saved', true);
+    await page.getByRole('button', { name: 'Duplicate dash-chat' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name of the copy').fill('dash-copy');
+    await dialog.getByRole('button', { name: 'OK' }).click();
+    await page.locator('li.row', { hasText: 'dash-copy' }).waitFor();
+    const copy = (await request(U, 'GET', '/api/profiles')).json.find((p) => p.name === 'dash-copy');
+    check('duplicate made through the dialog', copy && copy.temperature === 0.7, copy);
+    if (copy) await request(U, 'DELETE', `/api/profiles/${copy.id}`);
+  });
+
   // ---- start -> chat streams -> stop ---------------------------------------
   await step('start server', async () => {
     await go('#/servers');

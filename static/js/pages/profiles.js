@@ -78,7 +78,7 @@ async function renderForm(main, id, model) {
   const models = h('datalist', { id: 'model-choices' });
   byName.model_path.input.setAttribute('list', 'model-choices');
   const form = h('form', { class: 'profile-form card', novalidate: true },
-    basic.map((f) => f.el),
+    h('div', { class: 'grid basic' }, basic.map((f) => f.el)),
     h('details', { class: 'advanced' }, h('summary', {}, 'Advanced: limits, sampling, parsers, port'),
       h('div', { class: 'grid' }, advanced.map((f) => f.el))),
     models,
