@@ -294,6 +294,7 @@ try {
   await bad('logit_bias id outside the vocabulary', { model: MODEL, messages: user('x'), logit_bias: { 99999: 1 } }, 400, 'logit_bias');
   await bad('unknown model', { model: 'no/such-model', messages: user('x') }, 404, 'model', 'model_not_found');
   await bad('malformed JSON', '{"model":', 400);
+  await bad('chat over the context', { model: AIDREAMS, messages: user('word '.repeat(200)) }, 400, 'messages', 'context_length_exceeded');
   e = await sdkError(() => client.chat.completions.create({ model: MODEL, messages: user('x'), top_p: 2 }));
   check('SDK sees BadRequestError with param', e instanceof OpenAI.BadRequestError && e.param === 'top_p', e && e.error);
 
