@@ -151,6 +151,10 @@ try {
     check('started profile shows a ready tile', true);
     check('tile shows memory use', /B · /.test(await tile.locator('.gauge-text').textContent()));
     check('tile has a tokens/s sparkline', (await tile.locator('svg.sparkline').count()) === 1);
+    await tile.getByRole('button', { name: 'Stop dash-chat' }).focus();
+    await page.waitForTimeout(3500);
+    check('keyboard focus survives the live updates',
+      await tile.getByRole('button', { name: 'Stop dash-chat' }).evaluate((b) => b === document.activeElement));
   });
 
   await step('chat streams', async () => {

@@ -112,7 +112,7 @@ export function mount(main) {
   async function run() {
     const answer = answerView();
     log.append(answer.el);
-    answer.el.scrollIntoView({ block: 'end' });
+    composer.scrollIntoView({ block: 'end' });
     const messages = system.value.trim() ? [{ role: 'system', content: system.value }, ...history] : [...history];
     const body = { model: model.value, messages, stream: true, stream_options: { include_usage: true } };
     if (temperature.value !== '') body.temperature = Number(temperature.value);

@@ -148,7 +148,7 @@ export function mount(main) {
 
   function sync(map, container, items, make, update) {
     const keys = new Set();
-    for (const s of items) {
+    items.forEach((s, i) => {
       const key = s.id !== null ? `p${s.id}` : `m${s.name}`;
       keys.add(key);
       let item = map.get(key);
@@ -157,8 +157,10 @@ export function mount(main) {
         map.set(key, item);
       }
       update(item, s);
-      container.append(item.el); // keeps the API's order
-    }
+      // Keep the API's order, moving a node only when it is out of place
+      // (a moved node would lose keyboard focus).
+      if (container.children[i] !== item.el) container.insertBefore(item.el, container.children[i] || null);
+    });
     for (const [key, item] of map) {
       if (!keys.has(key)) {
         item.el.remove();
