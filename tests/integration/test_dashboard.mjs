@@ -43,9 +43,8 @@ fs.cpSync(tiny, path.join(stateDir, 'models', XSS_IMG), { recursive: true });
 
 const srv = await startServer(`models_dir: ${models}\nhf_endpoint: ${hub.url}\nworkers: 8\n`, { stateDir });
 const U = srv.url;
-const browser = await launchBrowser();
-const page = await browser.page();
-page.setDefaultTimeout(15000);
+let browser = null;
+let page = null;
 const phase = (name) => { browser.state.phase = name; };
 
 async function step(name, fn) {
@@ -68,6 +67,10 @@ const noInjected = () => page.evaluate(() => ({
 }));
 
 try {
+  browser = await launchBrowser();
+  page = await browser.page();
+  page.setDefaultTimeout(15000);
+
   await step('shell and keyboard', async () => {
     await go('#/servers');
     await page.getByRole('heading', { name: 'Servers' }).waitFor();
@@ -157,6 +160,20 @@ try {
       await tile.getByRole('button', { name: 'Stop dash-chat' }).evaluate((b) => b === document.activeElement));
   });
 
+  await step('load and unload by name', async () => {
+    const demo = 'random-demo-NOT-A-REAL-MODEL';
+    await page.getByLabel('Load a model by name').selectOption(demo);
+    await page.getByRole('button', { name: 'Load', exact: true }).click();
+    const tile = page.locator('article.tile', { hasText: demo });
+    await tile.locator('.badge[data-state="ready"]').waitFor({ timeout: 60000 });
+    check('a model loaded by name gets a tile', true);
+    await tile.getByRole('button', { name: `Unload ${demo}` }).click();
+    await tile.waitFor({ state: 'detached' });
+    check('unload removes the tile', true);
+    await waitFor(async () => (await page.locator('#load-model option').allTextContents()).includes(demo), 5000, 100);
+    check('unloaded model offered again', (await page.locator('#load-model option').allTextContents()).includes(demo));
+  });
+
   await step('chat streams', async () => {
     await go('#/chat');
     await page.getByLabel('Model or profile').selectOption('dash-chat');
@@ -177,17 +194,19 @@ try {
     // to keep the answer streaming while Stop is pressed.
     const cdp = await page.context().newCDPSession(page);
     await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 1500, uploadThroughput: -1 });
-    await page.getByLabel('Max tokens').fill('2000');
-    await page.getByLabel('Message').fill('Tell me a long story');
-    await page.getByRole('button', { name: 'Send' }).click();
     const answer = page.locator('.msg-assistant').last();
-    await page.getByRole('button', { name: 'Stop' }).waitFor();
-    await answer.locator('.content :is(p,pre,ul,ol,h3,h4,h5,h6)').first().waitFor({ timeout: 30000 });
-    await page.getByRole('button', { name: 'Stop' }).click();
-    await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
-    await cdp.detach();
+    try {
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 400, uploadThroughput: -1 });
+      await page.getByLabel('Max tokens').fill('2000');
+      await page.getByLabel('Message').fill('Tell me a long story');
+      await page.getByRole('button', { name: 'Send' }).click();
+      await answer.locator('.content :is(p,pre,ul,ol,h3,h4,h5,h6)').first().waitFor({ timeout: 30000 });
+      await page.getByRole('button', { name: 'Stop' }).click();
+      await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
+    } finally {
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      await cdp.detach();
+    }
     check('Stop ends the stream', (await answer.getAttribute('data-outcome')) === 'stopped', await answer.getAttribute('data-outcome'));
     check('stopped answer says so', (await answer.locator('.metrics').textContent()).includes('stopped'));
     check('Stop button hidden again', !(await page.getByRole('button', { name: 'Stop' }).isVisible()));
@@ -349,8 +368,10 @@ try {
   check('no payload ran anywhere', inj.ran === null, inj);
   check('no dialogs fired', browser.dialogs.length === 0, browser.dialogs);
   check('no console errors or page errors', browser.problems.length === 0, browser.problems);
+} catch (err) {
+  check('browser test ran', false, err.message.split('\n')[0]);
 } finally {
-  await browser.close();
+  if (browser) await browser.close();
   srv.cleanup();
   await hub.close();
   fs.rmSync(tmp, { recursive: true, force: true });

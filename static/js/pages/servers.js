@@ -122,7 +122,47 @@ function makeStopped() {
   };
 }
 
+// Loads any listed model by name through /admin/models/load (profiles
+// start from their own rows below).
+function loadForm() {
+  const select = h('select', { id: 'load-model', name: 'model' }, h('option', { value: '' }, 'Loading the list…'));
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Load');
+  const form = h('form', { class: 'inline-form', 'aria-label': 'Load a model' },
+    h('div', { class: 'field' }, h('label', { for: 'load-model' }, 'Load a model by name'), select,
+      h('p', { class: 'hint' }, 'Models in the models folder and the state directory that are not loaded.')),
+    h('div', { class: 'field field-button' }, button));
+  const refresh = async () => {
+    try {
+      const r = await get('/v1/models');
+      const names = r.data.filter((m) => !m.profile && !m.loaded).map((m) => m.id);
+      clear(select, names.length ? names.map((n) => h('option', { value: n }, n)) : h('option', { value: '' }, 'No unloaded model'));
+      button.disabled = !names.length;
+    } catch (err) {
+      clear(select, h('option', { value: '' }, 'The list is unavailable'));
+      button.disabled = true;
+      toastError(err);
+    }
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!select.value) return;
+    const name = select.value;
+    button.disabled = true;
+    button.textContent = 'Loading…';
+    try {
+      await post('/admin/models/load', { model: name });
+      toast(`${name} is loaded`);
+    } catch (err) {
+      toastError(err);
+    }
+    button.textContent = 'Load';
+    button.disabled = false;
+  });
+  return { el: form, refresh };
+}
+
 export function mount(main) {
+  const loader = loadForm();
   const sysText = h('p', { class: 'mem-text' }, 'Reading memory…');
   const budgetText = h('p', { class: 'mem-text' });
   const sysGauge = gauge('System memory in use');
@@ -137,7 +177,7 @@ export function mount(main) {
     h('section', { class: 'memory card', 'aria-label': 'Memory' },
       h('div', {}, h('h2', {}, 'System memory'), sysGauge.el, sysText),
       h('div', {}, h('h2', {}, 'Model budget'), budgetGauge.el, budgetText)),
-    h('section', { 'aria-labelledby': 'running-h' }, h('h2', { id: 'running-h' }, 'Loaded models'), runningEmpty, running),
+    h('section', { 'aria-labelledby': 'running-h' }, h('h2', { id: 'running-h' }, 'Loaded models'), runningEmpty, running, loader.el),
     h('section', { 'aria-labelledby': 'stopped-h' }, h('h2', { id: 'stopped-h' }, 'Profiles not loaded'), stoppedEmpty, stopped));
 
   const tiles = new Map();
@@ -145,6 +185,7 @@ export function mount(main) {
   let timer = null;
   let stoppedPage = false;
   let reported = false;
+  let lastLoaded = null;
 
   function sync(map, container, items, make, update) {
     const keys = new Set();
@@ -182,6 +223,9 @@ export function mount(main) {
       const live = srv.servers.filter((s) => s.state !== 'stopped');
       const idle = srv.servers.filter((s) => s.state === 'stopped');
       sync(tiles, running, live, makeTile, (tile, s) => tile.update(s));
+      const loaded = live.map((s) => s.name).join('\n');
+      if (loaded !== lastLoaded) loader.refresh(); // the list offers unloaded models only
+      lastLoaded = loaded;
       sync(rows, stopped, idle, makeStopped, (row, s) => row.update(s));
       runningEmpty.hidden = live.length > 0;
       stoppedEmpty.hidden = idle.length > 0;
