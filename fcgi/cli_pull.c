@@ -27,6 +27,12 @@ static void cli_pull_on_signal(int sig)
     cli_pull_interrupted = 1;
 }
 
+static int cli_pull_should_stop(void *ctx)
+{
+    (void)ctx;
+    return cli_pull_interrupted;
+}
+
 static double cli_pull_now(void)
 {
     struct timespec ts;
@@ -168,6 +174,7 @@ int cli_pull(int argc, char **argv)
     hub_global_init();
     struct hub_client client;
     hub_client_init(&client, cfg.hf_endpoint, cfg.hf_token);
+    client.should_stop = cli_pull_should_stop;
     struct cli_pull_bar bar = {.tty = isatty(STDERR_FILENO), .started = cli_pull_now()};
     struct download_job job = {
         .client = &client,

@@ -348,6 +348,7 @@ int downloads_fetch(const struct download_job *job, char *err, size_t errlen)
     if (dl_report(&f, 0))
         return 1;
     if (hub_model_info(job->client, job->model_id, job->revision, &info, &herr)) {
+        rc = dl_report(&f, 0) ? 1 : -1;
         snprintf(err, errlen, "%s", herr.message);
         goto out;
     }
@@ -362,6 +363,7 @@ int downloads_fetch(const struct download_job *job, char *err, size_t errlen)
         /* Mirrors without the tree API still list siblings with blobs=true. */
         if (herr.status < 400 || herr.status == 401 || herr.status == 403 ||
             !(tree = dl_siblings_tree(info))) {
+            rc = dl_report(&f, 0) ? 1 : -1;
             snprintf(err, errlen, "%s", herr.message);
             goto out;
         }
@@ -616,6 +618,15 @@ static int dl_task_progress(void *ctx, const struct download_status *s)
     return stop;
 }
 
+static int dl_task_should_stop(void *ctx)
+{
+    struct dl_run *r = ctx;
+    pthread_mutex_lock(&r->d->mu);
+    int stop = r->d->stopping || r->t->want != DL_WANT_NONE;
+    pthread_mutex_unlock(&r->d->mu);
+    return stop;
+}
+
 static void dl_run_task(struct downloads *d, struct db *db, struct dl_task *t)
 {
     char models_dir[4096], endpoint[1024], token[1024];
@@ -626,6 +637,8 @@ static void dl_run_task(struct downloads *d, struct db *db, struct dl_task *t)
     struct hub_client client;
     hub_client_init(&client, endpoint, token);
     struct dl_run run = {.d = d, .db = db, .t = t};
+    client.should_stop = dl_task_should_stop;
+    client.stop_ctx = &run;
     struct download_job job = {
         .client = &client,
         .models_dir = models_dir,

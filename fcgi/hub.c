@@ -45,6 +45,8 @@ void hub_client_init(struct hub_client *c, const char *endpoint, const char *tok
     while (n > 0 && c->endpoint[n - 1] == '/')
         c->endpoint[--n] = '\0';
     snprintf(c->token, sizeof(c->token), "%s", token ? token : "");
+    c->should_stop = NULL;
+    c->stop_ctx = NULL;
 }
 
 /* ---- shared request setup --------------------------------------------- */
@@ -165,6 +167,17 @@ static int hub_append_escaped(char *out, size_t outlen, const char *s, int keep_
     return 0;
 }
 
+static int hub_json_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const struct hub_client *c = ud;
+    return c->should_stop(c->stop_ctx) ? 1 : 0;
+}
+
 static int hub_get_json(const struct hub_client *c, const char *url, cJSON **out,
                         struct hub_error *err)
 {
@@ -182,6 +195,11 @@ static int hub_get_json(const struct hub_client *c, const char *url, cJSON **out
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, hub_buf_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, HUB_JSON_TIMEOUT);
+    if (c->should_stop) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, hub_json_xfer);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)c);
+    }
     CURLcode rc = curl_easy_perform(e);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -189,6 +207,8 @@ static int hub_get_json(const struct hub_client *c, const char *url, cJSON **out
     if (b.overflow) {
         snprintf(err->message, sizeof(err->message), "hub answer from %.300s is larger than %d MB",
                  url, HUB_MAX_JSON >> 20);
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        snprintf(err->message, sizeof(err->message), "stopped");
     } else if (rc != CURLE_OK) {
         hub_curl_error(err, rc, url);
     } else if (status != 200) {

@@ -19,6 +19,11 @@
 struct hub_client {
     char endpoint[1024]; /* "https://huggingface.co", no trailing slash needed */
     char token[1024];    /* "" = anonymous */
+    /* Optional: polled during API requests; non-zero abandons the request
+     * (the call fails with "stopped"), so shutdown and pause never wait for
+     * a slow hub. */
+    int (*should_stop)(void *ctx);
+    void *stop_ctx;
 };
 
 struct hub_error {
@@ -30,7 +35,7 @@ struct hub_error {
 /* Initializes libcurl once per process. */
 void hub_global_init(void);
 
-/* Fills `c` from an endpoint and token (either may be NULL or ""). */
+/* Fills `c` from an endpoint and token (either may be NULL or ""), no should_stop. */
 void hub_client_init(struct hub_client *c, const char *endpoint, const char *token);
 
 /*

@@ -8,7 +8,8 @@
 // with X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size and Range (206).
 // Knobs (POST /_control, JSON): throttle_bps, drop_after_bytes (once),
 // corrupt (list of "org/name/path"), require_token, no_tree (the tree API
-// answers 404, as on mirrors without it); GET /_control/log lists
+// answers 404, as on mirrors without it), tree_delay_ms (a slow hub);
+// GET /_control/log lists
 // the requests seen (method, url, range, auth).
 //
 // Use: import { startHubServer } from './hub_server.mjs'; or run
@@ -103,7 +104,8 @@ export async function startHubServer(specs, opts = {}) {
   const repos = new Map();
   for (const s of specs) repos.set(s.id, buildRepo(s));
   const state = {
-    throttle_bps: 0, drop_after_bytes: 0, corrupt: [], require_token: '', no_tree: false, log: [],
+    throttle_bps: 0, drop_after_bytes: 0, corrupt: [], require_token: '', no_tree: false, tree_delay_ms: 0,
+    log: [],
   };
   const sockets = new Set();
 
@@ -222,6 +224,7 @@ export async function startHubServer(specs, opts = {}) {
     if (m) {
       const r = repos.get(m[1]);
       if (!r) return notFound();
+      if (state.tree_delay_ms) await new Promise((resolve) => setTimeout(resolve, state.tree_delay_ms));
       if (state.no_tree) return sendJson(res, 404, { error: 'Not found' });
       if (!resolveRev(r, m[2])) return sendJson(res, 404, { error: `Invalid rev id: ${m[2]}` });
       return sendJson(res, 200, r.entries.map((e) => ({

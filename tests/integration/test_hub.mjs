@@ -439,6 +439,18 @@ try {
   hub.control({ no_tree: false });
   checkCache('other-org/aidreams-copy', 'siblings-only');
 
+  // ---- pause while the hub is slow to answer: no waiting for it --------------------
+  hub.control({ tree_delay_ms: 20000 });
+  const t11 = await startDownload('test-org/random-d');
+  await waitFor(async () => hub.log().some((l) => l.url.startsWith('/api/models/test-org/random-d/tree/')), 5000, 50);
+  const pauseStart = Date.now();
+  r = await request(U, 'POST', `/api/models/download/${t11}/pause`);
+  check('pause during a slow hub call answers at once', r.status === 200 && r.json.status === 'paused' &&
+    Date.now() - pauseStart < 2000, { ms: Date.now() - pauseStart, body: r.text });
+  hub.control({ tree_delay_ms: 0 });
+  r = await request(U, 'POST', `/api/models/download/${t11}/cancel`);
+  check('cancel a paused task', r.status === 200 && r.json.status === 'cancelled', r.text);
+
   // ---- unreachable hub ------------------------------------------------------------
   r = await request(U, 'PUT', '/api/settings', { hf_endpoint: 'http://127.0.0.1:9' });
   r = await request(U, 'GET', '/api/models/search?query=unreachable');
