@@ -205,6 +205,14 @@ int http_send_json(struct http_request *req, int status, const cJSON *body)
     return status;
 }
 
+int http_send_text(struct http_request *req, int status, const char *content_type,
+                   const char *body, size_t len)
+{
+    if (http_send_head(req, status, content_type, (long long)len) == 0)
+        http_write(req, body, len);
+    return status;
+}
+
 int http_send_error(struct http_request *req, int status, const char *code, const char *param,
                     const char *fmt, ...)
 {

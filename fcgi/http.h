@@ -84,6 +84,10 @@ int http_send_anthropic_error(struct http_request *req, int status, const char *
 /* Anthropic's error "type" for an HTTP status. */
 const char *http_anthropic_error_type(int status);
 
+/* Sends `len` bytes of `body` as `content_type` (text formats: /metrics). */
+int http_send_text(struct http_request *req, int status, const char *content_type,
+                   const char *body, size_t len);
+
 /* Sends a response without a body (204 and friends). */
 int http_send_empty(struct http_request *req, int status);
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
+
 struct infer_node {
     struct infer_event *ev;
     struct infer_node *next;
@@ -20,7 +22,15 @@ struct infer_stream {
     int done_taken;
     int oom;           /* an event could not be copied: deliver an error DONE */
     struct engine_request *req;
+    double last_token_ms; /* scheduler thread only: when the previous token came */
 };
+
+static double infer_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
 
 static char *infer_strndup(const char *s, size_t n)
 {
@@ -63,6 +73,13 @@ static struct infer_event *infer_copy(const struct engine_event *e)
 static void infer_on_event(const struct engine_event *e, void *user)
 {
     struct infer_stream *s = user;
+    if (e->kind == ENGINE_EVENT_TOKEN) {
+        /* Measured where tokens are made, not where the worker drains them. */
+        double now = infer_now_ms();
+        if (s->last_token_ms > 0)
+            metrics_observe_token_gap(now - s->last_token_ms);
+        s->last_token_ms = now;
+    }
     struct infer_event *ev = infer_copy(e);
     struct infer_node *node = ev ? malloc(sizeof(*node)) : NULL;
     pthread_mutex_lock(&s->lock);
@@ -151,6 +168,7 @@ int infer_next(struct infer_stream *s, int timeout_ms, struct infer_event **ev)
     free(node);
     if ((*ev)->kind == ENGINE_EVENT_DONE) {
         s->done_taken = 1;
+        metrics_note_usage(&(*ev)->usage); /* this worker's request record */
         if (s->oom && (*ev)->finish != ENGINE_FINISH_ERROR) {
             (*ev)->finish = ENGINE_FINISH_ERROR;
             (*ev)->status = ST_ERR_NOMEM;

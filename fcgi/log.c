@@ -16,6 +16,12 @@ static char *log_path;
 static int log_json = 1;
 static enum log_level log_min = LOG_LEVEL_INFO;
 
+/* The ring: slot seq % LOG_RING_LINES holds line number seq. */
+static pthread_mutex_t log_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_ring_cond = PTHREAD_COND_INITIALIZER;
+static char *log_ring[LOG_RING_LINES];
+static unsigned long long log_ring_seq; /* the newest line's number, 0 = none */
+
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 
 static int log_parse_level(const char *s, enum log_level *out)
@@ -90,6 +96,7 @@ void log_close(void)
     free(log_path);
     log_path = NULL;
     pthread_mutex_unlock(&log_lock);
+    log_ring_clear();
 }
 
 static void log_timestamp(char *buf, size_t len)
@@ -125,28 +132,98 @@ static void log_write_line(const char *line)
     pthread_mutex_unlock(&log_lock);
 }
 
+/* Takes ownership of `line`. */
+void log_ring_clear(void);
+
+static void log_ring_push(char *line)
+{
+    if (strlen(line) > LOG_RING_LINE_MAX) {
+        free(line);
+        return;
+    }
+    pthread_mutex_lock(&log_ring_lock);
+    log_ring_seq++;
+    char **slot = &log_ring[log_ring_seq % LOG_RING_LINES];
+    char *old = *slot;
+    *slot = line;
+    pthread_cond_broadcast(&log_ring_cond);
+    pthread_mutex_unlock(&log_ring_lock);
+    free(old);
+}
+
+int log_ring_read(unsigned long long after, char **lines, unsigned long long *seqs, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&log_ring_lock);
+    unsigned long long first = log_ring_seq > LOG_RING_LINES ? log_ring_seq - LOG_RING_LINES + 1 : 1;
+    if (after + 1 > first)
+        first = after + 1;
+    for (unsigned long long seq = first; seq <= log_ring_seq && n < max; seq++) {
+        const char *l = log_ring[seq % LOG_RING_LINES];
+        char *copy = l ? strdup(l) : NULL;
+        if (!copy)
+            continue;
+        lines[n] = copy;
+        seqs[n] = seq;
+        n++;
+    }
+    pthread_mutex_unlock(&log_ring_lock);
+    return n;
+}
+
+unsigned long long log_ring_wait(unsigned long long after, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&log_ring_lock);
+    while (log_ring_seq <= after) {
+        if (pthread_cond_timedwait(&log_ring_cond, &log_ring_lock, &deadline) != 0)
+            break;
+    }
+    unsigned long long seq = log_ring_seq;
+    pthread_mutex_unlock(&log_ring_lock);
+    return seq;
+}
+
+void log_ring_clear(void)
+{
+    pthread_mutex_lock(&log_ring_lock);
+    for (int i = 0; i < LOG_RING_LINES; i++) {
+        free(log_ring[i]);
+        log_ring[i] = NULL;
+    }
+    pthread_mutex_unlock(&log_ring_lock);
+}
+
 void log_event(enum log_level level, const char *msg, const cJSON *fields)
 {
     if (level < __atomic_load_n(&log_min, __ATOMIC_RELAXED))
         return;
     char ts[40];
     log_timestamp(ts, sizeof(ts));
-    if (log_json) {
-        cJSON *o = cJSON_CreateObject();
-        if (!o)
-            return;
-        cJSON_AddStringToObject(o, "ts", ts);
-        cJSON_AddStringToObject(o, "level", log_level_names[level]);
-        cJSON_AddStringToObject(o, "msg", msg);
-        for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next)
-            cJSON_AddItemToObject(o, f->string, cJSON_Duplicate(f, 1));
-        char *line = cJSON_PrintUnformatted(o);
-        if (line)
-            log_write_line(line);
-        free(line);
-        cJSON_Delete(o);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
         return;
-    }
+    cJSON_AddStringToObject(o, "ts", ts);
+    cJSON_AddStringToObject(o, "level", log_level_names[level]);
+    cJSON_AddStringToObject(o, "msg", msg);
+    for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next)
+        cJSON_AddItemToObject(o, f->string, cJSON_Duplicate(f, 1));
+    /* The ring keeps the JSON form whatever the file's format is. */
+    char *json_line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json_line && log_json)
+        log_write_line(json_line);
+    if (json_line)
+        log_ring_push(json_line);
+    if (log_json)
+        return;
     char *extra = fields ? cJSON_PrintUnformatted(fields) : NULL;
     size_t n = strlen(ts) + strlen(msg) + (extra ? strlen(extra) : 0) + 16;
     char *line = malloc(n);

@@ -50,6 +50,11 @@ const struct route routes[] = {
     {"GET", "/api/keys", api_keys_list},
     {"POST", "/api/keys", api_keys_create},
     {"DELETE", "/api/keys/{id}", api_keys_revoke},
+
+    {"GET", "/metrics", api_metrics},
+    {"GET", "/api/logs", api_logs_recent},
+    {"GET", "/api/logs/stream", api_logs_stream},
+    {"GET", "/api/logs/requests", api_logs_requests},
 };
 
 const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

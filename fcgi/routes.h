@@ -74,4 +74,10 @@ int api_keys_list(struct http_request *req);
 int api_keys_create(struct http_request *req);
 int api_keys_revoke(struct http_request *req);
 
+/* api_ops.c */
+int api_metrics(struct http_request *req);
+int api_logs_recent(struct http_request *req);
+int api_logs_stream(struct http_request *req);
+int api_logs_requests(struct http_request *req);
+
 #endif

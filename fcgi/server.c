@@ -26,6 +26,8 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "request_log.h"
 #include "routes.h"
 
 struct worker {
@@ -106,7 +108,28 @@ static int server_read_body(struct http_request *req)
     return 0;
 }
 
-static void server_log_request(struct http_request *req, double ms)
+/* An inference request: a POST under /v1/ (its body names the model). */
+static int server_is_inference(const struct http_request *req)
+{
+    return !strcmp(req->method, "POST") && !strncmp(req->path, "/v1/", 4);
+}
+
+/* The "model" of an inference request's JSON body (arena copy), or NULL. */
+static const char *server_body_model(struct http_request *req)
+{
+    if (!req->body_len)
+        return NULL;
+    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const char *model = cJSON_IsString(m) && strlen(m->valuestring) <= 256
+                            ? arena_strdup(req->arena, m->valuestring)
+                            : NULL;
+    cJSON_Delete(body);
+    return model;
+}
+
+static void server_log_request(struct http_request *req, const char *model,
+                               const struct metrics_generation *g, double ms)
 {
     cJSON *f = cJSON_CreateObject();
     if (!f)
@@ -116,10 +139,51 @@ static void server_log_request(struct http_request *req, double ms)
     cJSON_AddStringToObject(f, "path", req->path ? req->path : "");
     cJSON_AddNumberToObject(f, "status", req->status);
     cJSON_AddNumberToObject(f, "duration_ms", (double)((long long)(ms * 1000)) / 1000.0);
+    if (model)
+        cJSON_AddStringToObject(f, "model", model);
+    if (g) {
+        cJSON_AddNumberToObject(f, "prompt_tokens", g->prompt_tokens);
+        cJSON_AddNumberToObject(f, "completion_tokens", g->completion_tokens);
+        cJSON_AddNumberToObject(f, "ttft_ms", (double)((long long)(g->ttft_ms * 1000)) / 1000.0);
+        cJSON_AddNumberToObject(f, "tokens_per_second",
+                                (double)((long long)(g->decode_tps * 100)) / 100.0);
+    }
+    if (req->api_key_id > 0)
+        cJSON_AddNumberToObject(f, "api_key_id", (double)req->api_key_id);
     if (req->client_gone)
         cJSON_AddTrueToObject(f, "client_gone");
     log_event(req->status >= 500 ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO, "request", f);
     cJSON_Delete(f);
+}
+
+/* Metrics, the log line and (for inference) a request_log row. */
+static void server_record_request(struct http_request *req, const struct route *route,
+                                  const char *model, double ms)
+{
+    struct metrics_generation g;
+    int generated = metrics_take_generation(&g) > 0;
+    metrics_observe_request(req->method, route ? route->pattern : NULL, req->status, ms);
+    if (generated)
+        metrics_observe_generation(model, &g);
+    server_log_request(req, model, generated ? &g : NULL, ms);
+    if (!server_is_inference(req))
+        return;
+    struct request_log_row row = {
+        .request_id = req->request_id,
+        .method = req->method,
+        .path = req->path,
+        .status = req->status,
+        .model = model,
+        .has_usage = generated,
+        .prompt_tokens = g.prompt_tokens,
+        .completion_tokens = g.completion_tokens,
+        .ttft_ms = g.ttft_ms,
+        .tokens_per_second = g.decode_tps,
+        .duration_ms = ms,
+        .api_key_id = req->api_key_id,
+    };
+    if (request_log_insert(req->db, &row))
+        log_msg(LOG_LEVEL_WARN, "request_log: cannot record request %s", req->request_id);
 }
 
 static void server_handle(struct worker *w, FCGX_Request *fr)
@@ -142,19 +206,24 @@ static void server_handle(struct worker *w, FCGX_Request *fr)
         uri = http_param(&req, "SCRIPT_NAME");
     req.path = arena_strdup(req.arena, uri ? uri : "/");
 
+    const struct route *route = NULL;
+    const char *model = NULL;
+    /* A record left by a request that ended oddly must not count twice. */
+    struct metrics_generation stale;
+    metrics_take_generation(&stale);
     if (!req.method || !req.path || !req.query || !req.request_id) {
         http_send_error(&req, 500, NULL, NULL, "out of memory");
     } else if (auth_check(&req) != 0) {
         /* API key missing, wrong or lacking the scope: auth_check answered. */
     } else if (server_read_body(&req) == 0) {
-        const struct route *route = NULL;
+        if (server_is_inference(&req))
+            model = server_body_model(&req);
         char allow[128];
-        switch (router_match(routes, routes_count, req.method, req.path, &route, &req.params,
-                             allow, sizeof(allow))) {
-        case ROUTER_FOUND:
-            route->handler(&req);
-            break;
+        switch (router_match(routes, routes_count, req.method, req.path, &route, &req.params, allow,
+                             sizeof(allow))) {
+        case ROUTER_FOUND: route->handler(&req); break;
         case ROUTER_METHOD_NOT_ALLOWED: {
+            route = NULL;
             char header[160];
             snprintf(header, sizeof(header), "Allow: %s", allow);
             http_add_header(&req, header);
@@ -164,6 +233,7 @@ static void server_handle(struct worker *w, FCGX_Request *fr)
             break;
         }
         case ROUTER_NOT_FOUND:
+            route = NULL;
             http_send_error(&req, 404, "not_found", NULL, "no route for %s %s", req.method,
                             req.path);
             break;
@@ -171,7 +241,7 @@ static void server_handle(struct worker *w, FCGX_Request *fr)
     }
     if (req.status == 0)
         http_send_error(&req, 500, NULL, NULL, "the handler sent no response");
-    server_log_request(&req, server_now_ms() - t0);
+    server_record_request(&req, route, model, server_now_ms() - t0);
     http_release(&req);
 }
 
@@ -250,8 +320,7 @@ int server_run(struct app *app)
     }
     int listen_fd = server_open_socket(app->config.listen);
     if (listen_fd < 0) {
-        log_msg(LOG_LEVEL_ERROR, "cannot listen on %s: %s", app->config.listen,
-                strerror(errno));
+        log_msg(LOG_LEVEL_ERROR, "cannot listen on %s: %s", app->config.listen, strerror(errno));
         return -1;
     }
 

@@ -6,10 +6,11 @@ set -eu
 
 # Build toolchain, the libraries the daemon links, nginx (runs in front of
 # the daemon), curl (scripts and tests), Node.js (test clients and browser
-# tests), Chromium (dashboard tests) and clang (fuzz targets).
+# tests), Chromium (dashboard tests), clang (fuzz targets) and prometheus
+# (promtool checks the /metrics exposition).
 PACKAGES="make gcc clang libclang-rt-14-dev pkg-config ca-certificates
   libfcgi-dev libcjson-dev libsqlite3-dev libyaml-dev libcurl4-openssl-dev
-  libpcre2-dev libutf8proc-dev libssl-dev nginx curl procps chromium"
+  libpcre2-dev libutf8proc-dev libssl-dev nginx curl procps chromium prometheus"
 
 missing=""
 for p in $PACKAGES; do
