@@ -554,6 +554,13 @@ static int pool_get(struct pool *p, struct db *db, const char *name, struct regi
                 break;
             pthread_cond_wait(&e->cond, &p->mu);
         }
+        if (e->state == POOL_READY && strcmp(e->dir, rm->dir) && e->refs == 1 && !e->active &&
+            !e->waiting) {
+            /* The profile now names another model: switch once it is idle. */
+            e->refs--;
+            pool_unload_locked(p, e, "the profile's model_path changed");
+            continue;
+        }
         if (e->state == POOL_READY) {
             pool_apply_profile(e, rm->profile);
             *out = e;

@@ -640,6 +640,42 @@ static void test_max_loaded_models(void)
     set_setting("max_loaded_models", 8);
 }
 
+static void test_profile_model_change(void)
+{
+    add_profile("{\"name\":\"moving\",\"model_path\":\"m1\",\"context_length\":64,"
+                "\"max_concurrency\":2}");
+    struct pool *p = new_pool();
+    struct pool_error err;
+    struct pool_lease *l;
+    CHECK_INT_EQ(pool_load(p, &db, "moving", NULL, NULL, &err), 0);
+    /* Point the profile at m2: a busy model keeps serving, an idle one switches. */
+    cJSON *list = profile_list(&db), *row, *out = NULL;
+    long long id = 0;
+    cJSON_ArrayForEach(row, list)
+    {
+        if (!strcmp(cJSON_GetObjectItemCaseSensitive(row, "name")->valuestring, "moving"))
+            id = (long long)cJSON_GetObjectItemCaseSensitive(row, "id")->valuedouble;
+    }
+    cJSON_Delete(list);
+    CHECK_INT_EQ(pool_acquire(p, &db, "moving", &l, &err), 0);
+    cJSON *patch = cJSON_Parse("{\"model_path\":\"m2\"}");
+    struct profile_error perr;
+    CHECK_INT_EQ(profile_update(&db, id, patch, &out, &perr), PROFILE_OK);
+    cJSON_Delete(patch);
+    cJSON_Delete(out);
+    struct pool_lease *l2;
+    CHECK_INT_EQ(pool_acquire(p, &db, "moving", &l2, &err), 0);
+    CHECK(l2 && pool_lease_model(l2) == pool_lease_model(l));
+    pool_release(l2, NULL);
+    pool_release(l, NULL);
+    CHECK_INT_EQ(pool_acquire(p, &db, "moving", &l, &err), 0);
+    if (l) {
+        CHECK(strstr(engine_model_info(pool_lease_model(l))->dir, "/models/m2") != NULL);
+        pool_release(l, NULL);
+    }
+    pool_free(p);
+}
+
 static void test_auto_start(void)
 {
     add_profile("{\"name\":\"auto\",\"model_path\":\"m2\",\"context_length\":64,"
@@ -675,6 +711,7 @@ int main(void)
     RUN(test_queue_full_and_timeout);
     RUN(test_unload_busy_and_force);
     RUN(test_idle_unload);
+    RUN(test_profile_model_change);
     RUN(test_auto_start);
     teardown();
     return harness_finish();
