@@ -52,7 +52,8 @@ function safetensorsParams(buf) {
   return params;
 }
 
-// spec: {id, dir?, files?: {path: Buffer}, downloads, likes, tags, lastModified}
+// spec: {id, dir?, files?: {path: Buffer}, listed_sizes?: {path: n}, downloads, likes,
+// tags, lastModified}
 function buildRepo(spec) {
   const files = new Map();
   if (spec.dir) {
@@ -64,10 +65,12 @@ function buildRepo(spec) {
   let config = null;
   for (const [p, buf] of files) {
     const lfs = LFS_SUFFIXES.some((s) => p.endsWith(s));
-    const e = { path: p, size: buf.length, oid: gitOid(buf), buf, lfs: null };
+    // listed_sizes lets a repo claim sizes it does not have (a disk-space test).
+    const listed = spec.listed_sizes?.[p] ?? buf.length;
+    const e = { path: p, size: listed, oid: gitOid(buf), buf, lfs: null };
     if (lfs) {
       const sha = crypto.createHash('sha256').update(buf).digest('hex');
-      e.lfs = { oid: sha, size: buf.length, pointerSize: 134 };
+      e.lfs = { oid: sha, size: listed, pointerSize: 134 };
       e.oid = gitOid(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha}\nsize ${buf.length}\n`));
       if (p.endsWith('.safetensors')) {
         for (const [dt, c] of Object.entries(safetensorsParams(buf))) params[dt] = (params[dt] || 0) + c;

@@ -50,6 +50,7 @@ const hub = await startHubServer([
   { id: 'other-org/aidreams-copy', dir: path.join(FIX, 'aidreams-260k-f16'), downloads: 99999, likes: 99 },
   { id: 'test-org/evil', files: { 'config.json': '{}', '../../escaped.txt': 'gotcha' } },
   { id: 'test-org/random-d', dir: bigA },
+  { id: 'test-org/huge', files: { 'config.json': '{}', 'model.safetensors': 'x' }, listed_sizes: { 'model.safetensors': 2 ** 50 } },
   { id: 'q-org/one', dir: path.join(FIX, 'aidreams-260k-bf16') },
   { id: 'q-org/two', dir: path.join(FIX, 'aidreams-260k-bf16') },
   { id: 'q-org/three', dir: path.join(FIX, 'aidreams-260k-bf16') },
@@ -450,6 +451,13 @@ try {
   hub.control({ tree_delay_ms: 0 });
   r = await request(U, 'POST', `/api/models/download/${t11}/cancel`);
   check('cancel a paused task', r.status === 200 && r.json.status === 'cancelled', r.text);
+
+  // ---- not enough disk space --------------------------------------------------------
+  const nHuge = hub.log().length;
+  const t12 = await startDownload('test-org/huge');
+  t = await waitTask(t12, ['completed', 'failed'], 15000);
+  check('a repo larger than the free disk space fails before any file is fetched', t && t.status === 'failed' &&
+    /not enough disk space/.test(t.error) && !hub.log().slice(nHuge).some((l) => l.url.includes('/resolve/')), t);
 
   // ---- unreachable hub ------------------------------------------------------------
   r = await request(U, 'PUT', '/api/settings', { hf_endpoint: 'http://127.0.0.1:9' });
