@@ -409,6 +409,17 @@ int api_hub_downloads(struct http_request *req)
     return http_send_json(req, 200, o);
 }
 
+int api_hub_task(struct http_request *req)
+{
+    if (!req->app->downloads)
+        return api_hub_no_manager(req);
+    const char *id = route_param(&req->params, "task_id");
+    cJSON *t = http_own_json(req, downloads_get(req->app->downloads, req->db, id));
+    if (!t)
+        return http_send_error(req, 404, "task_not_found", NULL, "no download task '%s'", id);
+    return http_send_json(req, 200, t);
+}
+
 int api_hub_progress(struct http_request *req)
 {
     struct downloads *d = req->app->downloads;

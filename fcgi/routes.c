@@ -41,6 +41,7 @@ const struct route routes[] = {
     {"GET", "/api/models/local", api_hub_local},
     {"GET", "/api/models/downloads", api_hub_downloads},
     {"POST", "/api/models/download", api_hub_download},
+    {"GET", "/api/models/download/{task_id}", api_hub_task},
     {"GET", "/api/models/download/{task_id}/progress", api_hub_progress},
     {"POST", "/api/models/download/{task_id}/pause", api_hub_pause},
     {"POST", "/api/models/download/{task_id}/resume", api_hub_resume},

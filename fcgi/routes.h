@@ -62,6 +62,7 @@ int api_openai_embeddings(struct http_request *req);
 int api_hub_search(struct http_request *req);
 int api_hub_download(struct http_request *req);
 int api_hub_downloads(struct http_request *req);
+int api_hub_task(struct http_request *req);
 int api_hub_progress(struct http_request *req);
 int api_hub_pause(struct http_request *req);
 int api_hub_resume(struct http_request *req);

@@ -329,6 +329,10 @@ try {
   check('cancel deletes the partial blob', left.length === 0, left);
   r = await request(U, 'POST', `/api/models/download/${t4}/cancel`);
   check('cancel twice -> 409', isError(r, 409), r.text);
+  r = await request(U, 'GET', `/api/models/download/${t4}`);
+  check('GET one task', r.status === 200 && r.json.id === t4 && r.json.status === 'cancelled' && r.json.model_id === 'test-org/random-c', r.text);
+  r = await request(U, 'GET', '/api/models/download/nope');
+  check('GET an unknown task -> 404', isError(r, 404, 'task_not_found'), r.text);
   r = await request(U, 'POST', '/api/models/download/nope/pause');
   check('unknown task -> 404', isError(r, 404), r.text);
   r = await request(U, 'GET', '/api/models/download/nope/progress');
