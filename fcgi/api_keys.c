@@ -23,7 +23,7 @@ int api_keys_create(struct http_request *req)
     const cJSON *f;
     cJSON_ArrayForEach(f, in)
     {
-        if (strcmp(f->string, "name") && strcmp(f->string, "scopes"))
+        if (strcmp(f->string, "name") && strcmp(f->string, "scopes") && strcmp(f->string, "models"))
             return http_send_error(req, 422, "unknown_field", f->string, "unknown field '%s'",
                                    f->string);
     }
@@ -54,11 +54,47 @@ int api_keys_create(struct http_request *req)
                                    "scopes must be a non-empty array of \"inference\" and/or "
                                    "\"admin\"");
     }
+    /* "models": an array of names the key is limited to; absent or null = all. */
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(in, "models");
+    const char *models[AUTH_MAX_MODELS];
+    int n_models = 0;
+    if (md && !cJSON_IsNull(md)) {
+        int ok = cJSON_IsArray(md) && cJSON_GetArraySize(md) > 0 &&
+                 cJSON_GetArraySize(md) <= AUTH_MAX_MODELS;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, md)
+        {
+            if (!ok || !cJSON_IsString(m) || !m->valuestring[0] ||
+                strlen(m->valuestring) > AUTH_MODEL_NAME_MAX || strchr(m->valuestring, '\n')) {
+                ok = 0;
+                break;
+            }
+            models[n_models++] = m->valuestring;
+        }
+        if (!ok)
+            return http_send_error(req, 422, "invalid_field", "models",
+                                   "models must be null or an array of 1 to %d model names "
+                                   "(1 to %d bytes each)",
+                                   AUTH_MAX_MODELS, AUTH_MODEL_NAME_MAX);
+    }
     char key[AUTH_KEY_LEN + 1], msg[512] = "";
     cJSON *row = NULL;
     if (auth_key_create(req->db, name->valuestring, scopes, key, &row, msg, sizeof(msg)))
         return http_send_error(req, 500, NULL, NULL, "%s", msg);
     http_own_json(req, row);
+    if (n_models) {
+        long long id = (long long)cJSON_GetObjectItemCaseSensitive(row, "id")->valuedouble;
+        if (auth_key_set_models(req->db, id, models, n_models, msg, sizeof(msg))) {
+            /* A key without its limit must not stay usable. */
+            auth_key_revoke(req->db, id);
+            return http_send_error(req, 500, NULL, NULL, "%s", msg);
+        }
+        cJSON *arr = cJSON_CreateArray();
+        for (int i = 0; arr && i < n_models; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(models[i]));
+        if (arr)
+            cJSON_ReplaceItemInObjectCaseSensitive(row, "models", arr);
+    }
     cJSON_AddStringToObject(row, "key", key);
     return http_send_json(req, 201, row);
 }

@@ -4,10 +4,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
@@ -168,12 +170,28 @@ static cJSON *auth_row_json(sqlite3_stmt *st)
         else
             cJSON_AddNullToObject(o, stamps[i]);
     }
+    /* NULL = every model; otherwise the newline-separated allow-list. */
+    const char *models = (const char *)sqlite3_column_text(st, 10);
+    if (!models) {
+        cJSON_AddNullToObject(o, "models");
+    } else {
+        cJSON *arr = cJSON_AddArrayToObject(o, "models");
+        for (const char *p = models; arr && *p;) {
+            size_t n = strcspn(p, "\n");
+            char name[AUTH_MODEL_NAME_MAX + 1];
+            snprintf(name, sizeof(name), "%.*s", (int)n, p);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(name));
+            p += n;
+            if (*p)
+                p++;
+        }
+    }
     return o;
 }
 
 #define AUTH_ROW_COLUMNS                                                                           \
     "id, name, prefix, scopes, requests, prompt_tokens, completion_tokens, created_at, "           \
-    "last_used_at, revoked_at"
+    "last_used_at, revoked_at, models"
 
 int auth_key_create(struct db *db, const char *name, int scopes, char key_out[AUTH_KEY_LEN + 1],
                     cJSON **row, char *msg, size_t msg_len)
@@ -255,6 +273,80 @@ int auth_key_revoke(struct db *db, long long id)
     return sqlite3_changes(db->conn) == 1 ? 0 : 1;
 }
 
+int auth_key_set_models(struct db *db, long long id, const char *const *models, int n, char *msg,
+                        size_t msg_len)
+{
+    if (n > AUTH_MAX_MODELS) {
+        snprintf(msg, msg_len, "at most %d models per key", AUTH_MAX_MODELS);
+        return -1;
+    }
+    size_t total = 1;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(models[i]);
+        if (!len || len > AUTH_MODEL_NAME_MAX || strchr(models[i], '\n')) {
+            snprintf(msg, msg_len, "model names must be 1 to %d bytes without newlines",
+                     AUTH_MODEL_NAME_MAX);
+            return -1;
+        }
+        total += len + 1;
+    }
+    char *list = NULL;
+    if (models) {
+        list = malloc(total);
+        if (!list) {
+            snprintf(msg, msg_len, "out of memory");
+            return -1;
+        }
+        size_t o = 0;
+        for (int i = 0; i < n; i++)
+            o += (size_t)sprintf(list + o, "%s%s", i ? "\n" : "", models[i]);
+        list[o] = '\0';
+    }
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db->conn, "UPDATE api_keys SET models = ? WHERE id = ?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        if (list)
+            sqlite3_bind_text(st, 1, list, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, id);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            rc = sqlite3_changes(db->conn) == 1 ? 0 : 1;
+        sqlite3_finalize(st);
+    }
+    if (rc < 0)
+        snprintf(msg, msg_len, "database error: %s", sqlite3_errmsg(db->conn));
+    else if (rc > 0)
+        snprintf(msg, msg_len, "no API key with id %lld", id);
+    free(list);
+    return rc;
+}
+
+int auth_key_allows_model(struct db *db, long long id, const char *model)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->conn, "SELECT models FROM api_keys WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st), allowed = -1;
+    if (rc == SQLITE_ROW) {
+        const char *list = (const char *)sqlite3_column_text(st, 0);
+        allowed = list == NULL;
+        size_t mlen = model ? strlen(model) : 0;
+        for (const char *p = list; p && *p && !allowed && model;) {
+            size_t n = strcspn(p, "\n");
+            allowed = n == mlen && !memcmp(p, model, n);
+            p += n;
+            if (*p)
+                p++;
+        }
+    } else if (rc == SQLITE_DONE) {
+        allowed = 0;
+    }
+    sqlite3_finalize(st);
+    return allowed;
+}
+
 /* Runs a counter UPDATE; usage accounting never fails the request it counts. */
 static void auth_run_update(struct db *db, sqlite3_stmt *st)
 {
@@ -296,12 +388,19 @@ void auth_record_tokens(struct http_request *req, int prompt_tokens, int complet
 
 /* ---- the request check -------------------------------------------------- */
 
-/* The scope a path needs, or 0 when it is open to everyone. */
-static int auth_path_scope(const char *path)
+/* The scope a path needs, or 0 when it is open to everyone.  With
+ * require_api_key the dashboard API and /metrics need the admin scope too;
+ * the health check stays open for load balancers. */
+static int auth_path_scope(const char *path, int protect)
 {
     if (!strncmp(path, "/v1", 3) && (path[3] == '/' || path[3] == '\0'))
         return AUTH_SCOPE_INFERENCE;
     if (!strncmp(path, "/admin", 6) && (path[6] == '/' || path[6] == '\0'))
+        return AUTH_SCOPE_ADMIN;
+    if (protect && !strcmp(path, "/api/health"))
+        return 0;
+    if (protect && ((!strncmp(path, "/api", 4) && (path[4] == '/' || path[4] == '\0')) ||
+                    !strcmp(path, "/metrics")))
         return AUTH_SCOPE_ADMIN;
     return 0;
 }
@@ -338,19 +437,22 @@ static const char *auth_presented_key(const struct http_request *req)
 int auth_check(struct http_request *req)
 {
     req->api_key_id = 0;
-    int need = auth_path_scope(req->path);
+    int protect = req->app && req->app->config.require_api_key;
+    int need = auth_path_scope(req->path, protect);
     if (!need)
         return 0;
     int active = auth_keys_active(req->db);
     if (active < 0)
         return auth_fail(req, 500, "cannot read the API keys");
-    if (active == 0)
+    if (active == 0 && !protect)
         return 0;
     const char *key = auth_presented_key(req);
     if (!key)
         return auth_fail(req, 401,
-                         "an API key is required: send 'Authorization: Bearer KEY' or "
-                         "'x-api-key: KEY'");
+                         active ? "an API key is required: send 'Authorization: Bearer KEY' or "
+                                  "'x-api-key: KEY'"
+                                : "an API key is required and none exists yet: create one with "
+                                  "'mlx-manager keys create NAME --scopes inference,admin'");
     long long id = 0;
     int scopes = 0;
     int found = auth_key_find(req->db, key, &id, &scopes);
@@ -365,4 +467,22 @@ int auth_check(struct http_request *req)
     req->api_key_id = id;
     auth_record_request(req->db, id);
     return 0;
+}
+
+int auth_check_model(struct http_request *req, const char *model)
+{
+    if (req->api_key_id <= 0)
+        return 0;
+    int allowed = auth_key_allows_model(req->db, req->api_key_id, model);
+    if (allowed < 0)
+        return auth_fail(req, 500, "cannot read the API keys");
+    if (allowed)
+        return 0;
+    if (!model)
+        return auth_fail(req, 403,
+                         "this API key is limited to some models and the request "
+                         "names none");
+    char msg[AUTH_MODEL_NAME_MAX + 64];
+    snprintf(msg, sizeof(msg), "this API key may not use the model '%s'", model);
+    return auth_fail(req, 403, msg);
 }

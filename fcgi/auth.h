@@ -11,7 +11,13 @@
  * While no unrevoked key exists the server is open (a fresh install).  Once
  * one exists, /v1/... needs a key with the `inference` scope and /admin/...
  * one with the `admin` scope, sent as `Authorization: Bearer KEY` or
- * `x-api-key: KEY`.
+ * `x-api-key: KEY`.  With the require_api_key setting (a daemon reachable
+ * beyond loopback) keys are needed even before one exists, and /api/...
+ * (but /api/health) and /metrics need the `admin` scope as well.
+ *
+ * A key may be limited to a list of model names (the `models` column,
+ * newline-separated; NULL = every model): inference requests naming another
+ * model get 403.
  *
  * Functions take the calling thread's database connection; results are
  * plain values or new cJSON trees owned by the caller.  Thread-safe.
@@ -71,11 +77,34 @@ int auth_key_create(struct db *db, const char *name, int scopes, char key_out[AU
                     cJSON **row, char *msg, size_t msg_len);
 
 /* Every key, newest last, without secrets: id, name, prefix, scopes (array),
- * counters, created_at, last_used_at, revoked_at.  NULL on error. */
+ * counters, created_at, last_used_at, revoked_at, models (array, or null
+ * for every model).  NULL on error. */
 cJSON *auth_key_list(struct db *db);
 
 /* Revokes key `id`: 0, 1 when there is no such unrevoked key, -1 on error. */
 int auth_key_revoke(struct db *db, long long id);
+
+#define AUTH_MAX_MODELS 64
+#define AUTH_MODEL_NAME_MAX 256
+
+/*
+ * Limits key `id` to the n model names in `models` (NULL: every model
+ * again).  Returns 0, 1 when there is no such key, -1 on an invalid name
+ * or a database error (msg filled in every non-zero case).
+ */
+int auth_key_set_models(struct db *db, long long id, const char *const *models, int n, char *msg,
+                        size_t msg_len);
+
+/* 1 when key `id` may use `model` (NULL names none), 0 when not (or there
+ * is no such key), -1 on a database error. */
+int auth_key_allows_model(struct db *db, long long id, const char *model);
+
+/*
+ * The model check of an inference request, after auth_check(): returns 0
+ * when the request's key (if any) may use `model`, or the status of the
+ * 403/500 error already sent in the caller's protocol format.
+ */
+int auth_check_model(struct http_request *req, const char *model);
 
 /* Counts one request against key `id` and stamps last_used_at. */
 void auth_record_request(struct db *db, long long id);

@@ -21,6 +21,7 @@ enum config_kind {
     CONFIG_KIND_SIZE,
     CONFIG_KIND_LOG_LEVEL,
     CONFIG_KIND_LOG_FORMAT,
+    CONFIG_KIND_BOOL,
 };
 
 struct config_key {
@@ -49,6 +50,8 @@ static const struct config_key config_keys[] = {
     {"log_file", CONFIG_KIND_STRING, CONFIG_FIELD(log_file), 0, 0},
     {"hf_endpoint", CONFIG_KIND_STRING, CONFIG_FIELD(hf_endpoint), 0, 0},
     {"hf_token", CONFIG_KIND_STRING, CONFIG_FIELD(hf_token), 0, 0},
+    {"require_api_key", CONFIG_KIND_BOOL, CONFIG_FIELD(require_api_key), 0, 0},
+    {"cors_origins", CONFIG_KIND_STRING, CONFIG_FIELD(cors_origins), 0, 0},
 };
 
 int config_set_string(char **field, const char *value)
@@ -88,6 +91,8 @@ int config_defaults(struct config *cfg)
     rc |= config_set_string(&cfg->log_file, "");
     rc |= config_set_string(&cfg->hf_endpoint, "https://huggingface.co");
     rc |= config_set_string(&cfg->hf_token, "");
+    cfg->require_api_key = 0;
+    rc |= config_set_string(&cfg->cors_origins, "");
     return rc ? -1 : 0;
 }
 
@@ -181,6 +186,16 @@ static int config_set_key(struct config *cfg, const struct config_key *k, const 
             *(enum config_log_format *)field = CONFIG_LOG_FORMAT_TEXT;
         } else {
             snprintf(problem, plen, "%s: expected json or text, got '%s'", k->name, value);
+            return -1;
+        }
+        return 0;
+    case CONFIG_KIND_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1")) {
+            *(int *)field = 1;
+        } else if (!strcmp(value, "false") || !strcmp(value, "0")) {
+            *(int *)field = 0;
+        } else {
+            snprintf(problem, plen, "%s: expected true or false, got '%s'", k->name, value);
             return -1;
         }
         return 0;
@@ -348,6 +363,9 @@ int config_apply_env(struct config *cfg, char *err, size_t errlen)
         goto oom;
     if ((v = getenv("MLXM_STATE_DIR")) && *v && config_set_string(&cfg->state_dir, v))
         goto oom;
+    /* Set by tools/run.sh when nginx listens beyond loopback. */
+    if ((v = getenv("MLXM_REQUIRE_API_KEY")) && !strcmp(v, "1"))
+        cfg->require_api_key = 1;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory applying environment overrides");

@@ -1,7 +1,8 @@
 /*
  * config.h - the daemon's configuration: one YAML file (libyaml) where every
  * key is optional and has a documented default, then environment overrides
- * (HF_HOME, HF_ENDPOINT, HF_TOKEN, MLXM_LISTEN, MLXM_STATE_DIR), then
+ * (HF_HOME, HF_ENDPOINT, HF_TOKEN, MLXM_LISTEN, MLXM_STATE_DIR,
+ * MLXM_REQUIRE_API_KEY=1), then
  * command-line overrides applied by the caller.
  *
  * The defaults and the meaning of every key are listed in config_keys[] in
@@ -34,6 +35,8 @@ struct config {
     char *log_file;            /* "" = stderr */
     char *hf_endpoint;         /* Hugging Face Hub base URL */
     char *hf_token;            /* "" = anonymous */
+    int require_api_key;       /* keys needed even before one exists, /api too */
+    char *cors_origins;        /* comma-separated allowed Origins; "" = no CORS */
 };
 
 /* Fills `cfg` with the built-in defaults (HOME-relative paths resolved). */

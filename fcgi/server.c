@@ -23,6 +23,7 @@
 #include "app.h"
 #include "arena.h"
 #include "auth.h"
+#include "cors.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
@@ -213,11 +214,13 @@ static void server_handle(struct worker *w, FCGX_Request *fr)
     metrics_take_generation(&stale);
     if (!req.method || !req.path || !req.query || !req.request_id) {
         http_send_error(&req, 500, NULL, NULL, "out of memory");
+    } else if (cors_apply(&req)) {
+        /* A CORS preflight: answered without authentication. */
     } else if (auth_check(&req) != 0) {
         /* API key missing, wrong or lacking the scope: auth_check answered. */
-    } else if (server_read_body(&req) == 0) {
-        if (server_is_inference(&req))
-            model = server_body_model(&req);
+    } else if (server_read_body(&req) == 0 &&
+               !(server_is_inference(&req) &&
+                 auth_check_model(&req, model = server_body_model(&req)))) {
         char allow[128];
         switch (router_match(routes, routes_count, req.method, req.path, &route, &req.params, allow,
                              sizeof(allow))) {

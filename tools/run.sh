@@ -9,6 +9,8 @@
 #                                   in the repository if it exists)
 #   DETACH=1                        start both and return (tests); otherwise stay
 #                                   in the foreground until Ctrl-C, then stop both
+#   MLXM_REQUIRE_API_KEY            1 by default when HOST is not a loopback address:
+#                                   every API needs a key (docs/configuration.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -30,6 +32,18 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     exit 1
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# Reachable beyond this machine: no API without a key (require_api_key).
+case "$HOST" in
+127.* | localhost | ::1 | "[::1]") ;;
+*)
+    export MLXM_REQUIRE_API_KEY=${MLXM_REQUIRE_API_KEY:-1}
+    if [ "$MLXM_REQUIRE_API_KEY" = 1 ]; then
+        echo "run: HOST $HOST is reachable beyond loopback: API keys are required;" \
+            "create one with: $BUILD/mlx-manager keys create NAME --scopes inference,admin" >&2
+    fi
+    ;;
+esac
 
 config_args=()
 CONFIG=${MLXM_CONFIG:-}
