@@ -19,7 +19,7 @@ const HEALTH_MS = 5000;
 let cleanup = null;
 
 // "#/profiles/new?model=org/name" -> {page: 'profiles', parts: ['new'], query}
-export function parseRoute(hash) {
+function parseRoute(hash) {
   const [path, qs] = hash.replace(/^#\/?/, '').split('?');
   const [page, ...parts] = path.split('/').filter(Boolean);
   return { page: PAGES[page] ? page : 'servers', parts, query: new URLSearchParams(qs || '') };

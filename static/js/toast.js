@@ -5,7 +5,7 @@ import { h } from './dom.js';
 export function toast(message, kind = 'info') {
   const box = document.getElementById('toasts');
   const close = h('button', { class: 'toast-close', 'aria-label': 'Dismiss notice' }, '×');
-  const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+  const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : null },
     h('span', { class: 'toast-text' }, message), close);
   close.addEventListener('click', () => el.remove());
   box.append(el);

@@ -171,7 +171,7 @@ function renderMine(box) {
   const forget = h('button', { type: 'button' }, 'Forget');
   const form = h('form', { class: 'inline-form' },
     h('div', { class: 'field' }, h('label', { for: input.id }, 'Key sent by the dashboard to /v1 and /admin'), input,
-      h('p', { class: 'hint' }, 'Needed for Chat and Unload once API keys exist. Kept in this tab only (sessionStorage).')),
+      h('p', { class: 'hint' }, 'Once API keys exist, Chat needs a key with the inference scope, and loading or unloading a model by name on the Servers page one with admin. Kept in this tab only (sessionStorage).')),
     h('div', { class: 'field field-button' }, h('div', { class: 'actions' }, save, forget)));
   box.append(form);
   form.addEventListener('submit', (e) => {
