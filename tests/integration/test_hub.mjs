@@ -495,6 +495,14 @@ try {
   c = await runCli(['ls'], cliEnv);
   check('ls: a table of local models', c.code === 0 && /^MODEL\s+SIZE/.test(c.stdout) &&
     /test-org\/aidreams-260k\s+\d/.test(c.stdout) && /test-org\/random-a /.test(c.stdout), c.stdout);
+  hub.control({ require_token: 'clitoken' });
+  c = await runCli(['pull', 'test-org/aidreams-260k-mlx-4bit'], cliEnv);
+  check('pull: without HF_TOKEN a gated repo fails naming 401 and the token', c.code === 1 && /401/.test(c.stderr) && /HF_TOKEN/.test(c.stderr), c.stderr);
+  c = await runCli(['pull', 'test-org/aidreams-260k-mlx-4bit'], { ...cliEnv, HF_TOKEN: 'clitoken' });
+  check('pull: with HF_TOKEN it succeeds', c.code === 0, c.stderr.slice(-300));
+  hub.control({ require_token: '' });
+  c = await runCli(['ls'], { ...process.env, HF_HOME: path.join(tmp, 'empty-home') });
+  check('ls: an empty cache says so', c.code === 0 && /no models in/.test(c.stdout), c.stdout);
   c = await runCli(['pull', '../etc'], cliEnv);
   check('pull: unsafe id -> exit 2', c.code === 2 && /invalid model id/.test(c.stderr), c.stderr);
   c = await runCli(['pull', 'test-org/nope'], cliEnv);
