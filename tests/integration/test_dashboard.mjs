@@ -353,6 +353,20 @@ try {
     await page.getByRole('button', { name: 'Create key' }).click();
     const secret = await page.locator('.reveal code.secret').textContent();
     check('new API key shown once', /^mlxm-[0-9a-f]{40}$/.test(secret), secret);
+    // With a key in place /v1 needs it: Chat says so, then works with the key saved.
+    browser.state.allowed = /status of 401/;
+    await go('#/chat');
+    const toastText = await page.locator('.toast-error').first().textContent();
+    browser.state.allowed = null;
+    check('chat without a key explains the 401', toastText.includes('Settings page'), toastText);
+    await go('#/settings');
+    await page.getByLabel('Key sent by the dashboard to /v1 and /admin').fill(secret);
+    await page.getByRole('button', { name: 'Use this key' }).click();
+    await go('#/chat');
+    check('chat lists models with the saved key',
+      await waitFor(async () => (await page.locator('select[name="model"] option').allTextContents()).some((t) => t.startsWith('random-demo')), 5000, 100));
+    await go('#/settings');
+    await page.getByRole('button', { name: 'Forget' }).click();
     await page.getByRole('button', { name: 'Revoke dash-key' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
     await page.getByText('No API keys.').waitFor();
