@@ -6,14 +6,17 @@
 #   make stop     stop what `make run` started
 #   make fuzz     build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
 #   make bench    benchmark programs that print numbers
+#   make cert     a self-signed certificate for `make run TLS=1` (RUN_DIR/tls)
 #
-# Variables: PORT (8080), HOST (127.0.0.1), RUN_DIR (run), SANITIZE, MLXM_SHARED.
+# Variables: PORT (8080), HOST (127.0.0.1), RUN_DIR (run), SANITIZE, MLXM_SHARED,
+#            TLS (1 = HTTPS + HTTP/2; TLS_CERT, TLS_KEY, TLS_HSTS), CERT_NAMES.
 
 CC       ?= cc
 SANITIZE ?=
 PORT     ?= 8080
 HOST     ?= 127.0.0.1
 RUN_DIR  ?= run
+TLS      ?= 0
 MLXM_SHARED ?= $(abspath ../shared)
 export MLXM_SHARED
 
@@ -43,7 +46,7 @@ FCGI_OBJ   = $(FCGI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all setup run stop test check fuzz fuzz-smoke bench format format-check clean
+.PHONY: all setup run stop test check fuzz fuzz-smoke bench format format-check clean cert
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -76,7 +79,10 @@ setup:
 	@tools/setup.sh
 
 run: setup all
-	@BUILD=$(BUILD) PORT=$(PORT) HOST=$(HOST) RUN_DIR=$(RUN_DIR) tools/run.sh
+	@BUILD=$(BUILD) PORT=$(PORT) HOST=$(HOST) RUN_DIR=$(RUN_DIR) TLS=$(TLS) tools/run.sh
+
+cert:
+	@tools/cert.sh $(RUN_DIR)/tls $(CERT_NAMES)
 
 stop:
 	@RUN_DIR=$(RUN_DIR) tools/stop.sh

@@ -9,6 +9,10 @@
 #                                   in the repository if it exists)
 #   DETACH=1                        start both and return (tests); otherwise stay
 #                                   in the foreground until Ctrl-C, then stop both
+#   TLS=1                           HTTPS (and HTTP/2) on PORT with TLS_CERT and
+#                                   TLS_KEY (default RUN_DIR/tls/{cert,key}.pem, made
+#                                   self-signed by tools/cert.sh when missing);
+#                                   TLS_HSTS=1 adds Strict-Transport-Security
 #   MLXM_REQUIRE_API_KEY            1 by default when HOST is not a loopback address:
 #                                   every API needs a key (docs/configuration.md)
 set -euo pipefail
@@ -64,9 +68,39 @@ fi
 # the socket or the files here; run them as the invoking user instead.
 USER_LINE=""
 if [ "$(id -u)" -eq 0 ]; then USER_LINE="user root root;"; fi
+
+LISTEN="$HOST:$PORT"
+TLS_INCLUDE=""
+SCHEME=http
+CURL_TLS=()
+if [ "${TLS:-0}" = 1 ]; then
+    TLS_CERT=${TLS_CERT:-$RUN_DIR/tls/cert.pem}
+    TLS_KEY=${TLS_KEY:-$RUN_DIR/tls/key.pem}
+    if [ ! -f "$TLS_CERT" ] && [ ! -f "$TLS_KEY" ] && [ "$TLS_CERT" = "$RUN_DIR/tls/cert.pem" ]; then
+        "$REPO/tools/cert.sh" "$RUN_DIR/tls" >&2
+    fi
+    for f in "$TLS_CERT" "$TLS_KEY"; do
+        if [ ! -r "$f" ]; then
+            echo "run: TLS=1 but $f is missing or unreadable (make cert, or set TLS_CERT and TLS_KEY)" >&2
+            exit 1
+        fi
+    done
+    HSTS=""
+    if [ "${TLS_HSTS:-0}" = 1 ]; then
+        HSTS='add_header Strict-Transport-Security "max-age=31536000" always;'
+    fi
+    sed -e "s|@TLS_CERT@|$TLS_CERT|g" -e "s|@TLS_KEY@|$TLS_KEY|g" -e "s|@HSTS@|$HSTS|g" \
+        nginx/tls.conf.in > "$RUN_DIR/tls.conf"
+    LISTEN="$HOST:$PORT ssl http2"
+    TLS_INCLUDE="include $RUN_DIR/tls.conf;"
+    SCHEME=https
+    # Only the local liveness probe skips verification (the name may not be $HOST).
+    CURL_TLS=(-k)
+fi
 sed -e "s|@RUN_DIR@|$RUN_DIR|g" \
     -e "s|@STATIC_DIR@|$REPO/static|g" \
-    -e "s|@LISTEN@|$HOST:$PORT|g" \
+    -e "s|@LISTEN@|$LISTEN|g" \
+    -e "s|@TLS_INCLUDE@|$TLS_INCLUDE|g" \
     -e "s|@UPSTREAM@|unix:$SOCK|g" \
     -e "s|@USER_LINE@|$USER_LINE|g" \
     -e "s|@MAX_BODY@|1024m|g" \
@@ -101,10 +135,10 @@ if ! "$NGINX" -e "$RUN_DIR/nginx-error.log" -p "$RUN_DIR" -c "$RUN_DIR/nginx.con
     exit 1
 fi
 
-URL="http://$HOST:$PORT/"
+URL="$SCHEME://$HOST:$PORT/"
 ok=0
 for _ in $(seq 1 100); do
-    if curl -fsS "${URL}api/health" >/dev/null 2>&1; then ok=1; break; fi
+    if curl "${CURL_TLS[@]}" -fsS "${URL}api/health" >/dev/null 2>&1; then ok=1; break; fi
     sleep 0.1
 done
 if [ "$ok" != 1 ]; then

@@ -42,7 +42,8 @@ export async function freePort() {
 
 // Starts nginx + daemon with tools/run.sh (DETACH=1). `configYaml` is written
 // to the run directory (with @RUN_DIR@ replaced) and passed as the daemon's
-// config.  opts.stateDir reuses an earlier server's database.
+// config.  opts.stateDir reuses an earlier server's database; opts.env adds
+// environment variables for tools/run.sh (TLS=1, ...).
 export async function startServer(configYaml = '', opts = {}) {
   const port = await freePort();
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mlxm-it-'));
@@ -51,7 +52,7 @@ export async function startServer(configYaml = '', opts = {}) {
   fs.writeFileSync(configPath, configYaml.replaceAll('@RUN_DIR@', runDir));
   const env = {
     ...process.env, BUILD, RUN_DIR: runDir, PORT: String(port), HOST: '127.0.0.1',
-    DETACH: '1', MLXM_CONFIG: configPath, MLXM_STATE_DIR: stateDir,
+    DETACH: '1', MLXM_CONFIG: configPath, MLXM_STATE_DIR: stateDir, ...(opts.env || {}),
   };
   const r = spawnSync(path.join(REPO, 'tools/run.sh'), [], { env, encoding: 'utf8', timeout: 60000 });
   if (r.status !== 0) {
