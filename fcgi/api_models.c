@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "auth.h"
 #include "http.h"
 #include "model_registry.h"
 #include "pool.h"
@@ -40,6 +41,12 @@ static void api_models_copy(cJSON *to, const cJSON *from, const char *key)
         cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
 }
 
+/* A request made with an API key limited to some models sees only those. */
+static int api_models_allowed(struct http_request *req, const char *id)
+{
+    return !req->api_key_id || auth_key_allows_model(req->db, req->api_key_id, id) == 1;
+}
+
 /* The "data" array of GET /v1/models (owned by the request); NULL on OOM. */
 static cJSON *api_models_data(struct http_request *req)
 {
@@ -52,6 +59,12 @@ static cJSON *api_models_data(struct http_request *req)
     cJSON_ArrayForEach(item, list)
     {
         int is_profile = !strcmp(api_models_str(item, "kind"), "profile");
+        cJSON *s = api_models_match(status, item, is_profile);
+        /* Mark the pool entry as listed; the rest are loaded by path. */
+        if (s)
+            cJSON_AddBoolToObject(s, "listed", 1);
+        if (!api_models_allowed(req, api_models_str(item, "id")))
+            continue;
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddItemToArray(data, o)) {
             cJSON_Delete(o);
@@ -61,20 +74,17 @@ static cJSON *api_models_data(struct http_request *req)
         cJSON_AddStringToObject(o, "object", "model");
         api_models_copy(o, item, "created");
         api_models_copy(o, item, "owned_by");
-        cJSON *s = api_models_match(status, item, is_profile);
         const char *state = s ? api_models_str(s, "state") : NULL;
         cJSON_AddBoolToObject(o, "loaded", state && !strcmp(state, "ready"));
         api_models_copy(o, item, "context_length");
         api_models_copy(o, item, "size_bytes");
         cJSON_AddBoolToObject(o, "profile", is_profile);
-        /* Mark the pool entry as listed; the rest are loaded by path. */
-        if (s)
-            cJSON_AddBoolToObject(s, "listed", 1);
     }
     cJSON *s;
     cJSON_ArrayForEach(s, status)
     {
-        if (cJSON_GetObjectItemCaseSensitive(s, "listed"))
+        if (cJSON_GetObjectItemCaseSensitive(s, "listed") ||
+            !api_models_allowed(req, api_models_str(s, "name")))
             continue;
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddItemToArray(data, o)) {

@@ -235,6 +235,18 @@ try {
   r = await request(U, 'POST', '/admin/models/load', { model: 'acme/tiny-chat' });
   check('pinned models are not evicted: 503 too_many_models', isError(r, 503, 'too_many_models') &&
     Number(r.headers.get('retry-after')) > 0, r.text);
+
+  // ---- API keys limited to some models see only those (last: keys close /admin) ----
+  r = await request(U, 'POST', '/api/keys', { name: 'aid-only', scopes: ['inference'], models: ['aid'] });
+  check('key limited to the aid profile', r.status === 201 && typeof r.json.key === 'string', r.text);
+  const limited = { authorization: `Bearer ${r.json && r.json.key}` };
+  r = await request(U, 'GET', '/v1/models', undefined, limited);
+  check('/v1/models with a limited key lists only its models', r.status === 200 &&
+    JSON.stringify(r.json.data.map((m) => m.id)) === JSON.stringify(['aid']), r.text);
+  r = await request(U, 'GET', `/v1/models/${DEMO}`, undefined, limited);
+  check('/v1/models/{id} of another model: 404', isError(r, 404, 'model_not_found'), r.text);
+  r = await request(U, 'GET', '/v1/models');
+  check('/v1/models without a key once keys exist: 401', r.status === 401, r.text);
 } finally {
   srv.stop();
   const reports = sanitizerReports(srv.runDir);
