@@ -216,6 +216,30 @@ try {
   r = await request(U, 'POST', '/admin/models/unload', { model: 'solo' });
   check('unload once idle', r.status === 200, r.text);
 
+  // ---- concurrency: chats, listings and status at once --------------------------
+  const servedBefore = ((await status(U)).models.find((m) => m.name === 'acme/tiny-chat') || {}).requests_served;
+  const chat = (model) => request(U, 'POST', '/v1/chat/completions', {
+    model, max_tokens: 8, messages: [{ role: 'user', content: 'hello there' }],
+  });
+  const results = await Promise.all([
+    ...Array.from({ length: 16 }, () => chat('acme/tiny-chat')),
+    ...Array.from({ length: 6 }, () => request(U, 'GET', '/v1/models')),
+    ...Array.from({ length: 6 }, () => request(U, 'GET', '/admin/models/status')),
+  ]);
+  check('16 concurrent chats on one model all answer', results.slice(0, 16).every((x) => x.status === 200),
+    results.slice(0, 16).map((x) => x.status));
+  check('listings and status answer meanwhile', results.slice(16).every((x) => x.status === 200));
+  const servedAfter = (await status(U)).models.find((m) => m.name === 'acme/tiny-chat').requests_served;
+  check('every request was counted once', servedAfter - servedBefore === 16, { servedBefore, servedAfter });
+  const soloResults = await Promise.all(Array.from({ length: 8 }, () => chat('solo')));
+  const ok = soloResults.filter((x) => x.status === 200).length;
+  check('a one-slot model with no queue answers 200 or 429', ok >= 1 &&
+    soloResults.every((x) => x.status === 200 || isError(x, 429, 'queue_full')), soloResults.map((x) => x.status));
+  const soloAfter = (await status(U)).models.find((m) => m.profile === 'solo');
+  check('only the admitted requests were served', soloAfter && soloAfter.requests_served === ok &&
+    soloAfter.leases === 0 && soloAfter.queue_depth === 0, { ok, soloAfter });
+  await request(U, 'POST', '/admin/models/unload', { model: 'solo' });
+
   // ---- unload, keep_alive, max_loaded_models ----------------------------------
   r = await request(U, 'POST', '/admin/models/unload', { model: DEMO });
   check('admin unload', r.status === 200 && r.json.state === 'unloaded', r.text);
