@@ -6,7 +6,8 @@
 //   a reload during a throttled download reattaches to its progress, then
 //   pause / resume / cancel; model names, profile names, hub tags and chat
 //   output carrying <script> / <img onerror> stay text; screenshots of
-//   every page at 1280 and 390 px (tests/screenshots/); no console errors,
+//   every page at 1280 and 390 px (tests/screenshots/); the live log and the
+//   request metrics; no console errors,
 //   page errors or dialogs anywhere.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -374,8 +375,26 @@ try {
   });
 
   await step('logs page', async () => {
+    // A real inference request whose model name is markup.
+    const chat = await request(U, 'POST', '/v1/chat/completions', { model: XSS_IMG, max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] });
+    check('inference on the markup-named model', chat.status === 200, chat.text);
     await go('#/logs');
-    check('logs page says the per-request feed is not available', await page.getByText('does not offer a per-request log feed yet').isVisible());
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+    const live = page.locator('section', { has: page.getByRole('heading', { name: 'Live log' }) });
+    await request(U, 'GET', '/api/profiles');
+    await live.locator('tr', { hasText: 'GET /api/profiles' }).first().waitFor();
+    check('a new request shows up in the live log', true);
+    const reqs = page.locator('section', { has: page.getByRole('heading', { name: 'Inference requests' }) });
+    await reqs.locator('tr', { hasText: 'dash-chat' }).first().waitFor();
+    check('inference requests listed with their metrics', /POST \/v1\/chat\/completions/.test(await reqs.locator('tr', { hasText: 'dash-chat' }).first().textContent()));
+    check('markup model name in the request table shown as text', await reqs.getByText(XSS_IMG, { exact: true }).first().isVisible());
+    await page.getByLabel('Path starts with').fill('/v1/');
+    await page.getByLabel('Path starts with').press('Enter');
+    await waitFor(async () => (await live.locator('tr', { hasText: 'GET /api/profiles' }).count()) === 0, 5000, 100);
+    check('path filter applied by the daemon', (await live.locator('tbody tr').count()) > 0 &&
+      (await live.locator('tr', { hasText: 'GET /api/profiles' }).count()) === 0);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    check('live feed can be paused', (await page.getByRole('button', { name: 'Resume' }).getAttribute('aria-pressed')) === 'true');
   });
 
   const inj = await noInjected();
