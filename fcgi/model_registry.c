@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,9 +214,17 @@ static int registry_is_local_name(const char *name)
     return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 256;
 }
 
-/* Resolves a name that is not a profile; 0 with dir and kind, or -1 (404). */
-static int registry_resolve_path(struct db *db, const struct config *cfg, const char *name,
-                                 char *dir, size_t dirlen, enum registry_kind *kind)
+/* Canonical form of an existing directory, so that one model reached by
+ * different spellings (trailing slash, "..", symlinks) is one pool entry. */
+static void registry_canonical(char *dir, size_t len)
+{
+    char buf[PATH_MAX];
+    if (realpath(dir, buf) && strlen(buf) < len)
+        memcpy(dir, buf, strlen(buf) + 1);
+}
+
+static int registry_locate(struct db *db, const struct config *cfg, const char *name, char *dir,
+                           size_t dirlen, enum registry_kind *kind)
 {
     if (name[0] == '/') {
         *kind = REGISTRY_PATH;
@@ -235,6 +244,16 @@ static int registry_resolve_path(struct db *db, const struct config *cfg, const 
                    : -1;
     }
     return -1;
+}
+
+/* Resolves a name that is not a profile; 0 with dir and kind, or -1 (404). */
+static int registry_resolve_path(struct db *db, const struct config *cfg, const char *name,
+                                 char *dir, size_t dirlen, enum registry_kind *kind)
+{
+    if (registry_locate(db, cfg, name, dir, dirlen, kind))
+        return -1;
+    registry_canonical(dir, dirlen);
+    return 0;
 }
 
 int registry_resolve(struct db *db, const struct config *cfg, const char *name,
@@ -391,6 +410,7 @@ static void registry_list_hub(struct db *db, const struct config *cfg, cJSON *ar
         struct registry_error err;
         if (registry_snapshot(repo, dir, sizeof(dir)) || registry_inspect(dir, &mc, &bytes, &err))
             continue;
+        registry_canonical(dir, sizeof(dir));
         char owner[128];
         snprintf(owner, sizeof(owner), "%.*s", (int)(sep - org), org);
         cJSON *o = registry_entry(arr, id, "hf", dir, registry_mtime(dir), owner);
@@ -418,6 +438,7 @@ static void registry_list_local(const struct config *cfg, cJSON *arr)
         struct registry_error err;
         if (!registry_is_dir(dir) || registry_inspect(dir, &mc, &bytes, &err))
             continue;
+        registry_canonical(dir, sizeof(dir));
         cJSON *o = registry_entry(arr, de->d_name, "local", dir, registry_mtime(dir), "local");
         if (o)
             registry_add_facts(o, &mc, bytes);

@@ -583,6 +583,9 @@ static void test_unload_busy_and_force(void)
     snprintf(abs_dir, sizeof(abs_dir), "%s/models/m1", tmp_root);
     CHECK_INT_EQ(pool_load(p, &db, "m1", NULL, NULL, &err), 0);
     CHECK_INT_EQ(pool_load(p, &db, abs_dir, NULL, NULL, &err), 0);
+    char other_spelling[600];
+    snprintf(other_spelling, sizeof(other_spelling), "%s/models/../models/m1/", tmp_root);
+    CHECK_INT_EQ(pool_load(p, &db, other_spelling, NULL, NULL, &err), 0);
     cJSON *st = pool_status(p, NULL);
     CHECK_INT_EQ(cJSON_GetArraySize(st), 1);
     cJSON_Delete(st);
