@@ -242,6 +242,14 @@ try {
       await shot(`profile-form-${width}`);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    for (const p of ['servers', 'chat']) {
+      await go(`#/${p}`);
+      await page.locator('main h1').waitFor();
+      await page.waitForTimeout(1200);
+      await shot(`${p}-dark-1280`);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
     check('screenshots written', fs.readdirSync(SHOTS).filter((f) => f.startsWith('dashboard-')).length >= 14);
   });
 

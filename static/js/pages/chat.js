@@ -25,7 +25,10 @@ function answerView() {
   let thought = '';
   const draw = () => {
     pending = false;
+    // Follow the answer as it grows, unless the reader scrolled up.
+    const following = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80;
     clear(content, renderMarkdown(text));
+    if (following) window.scrollTo(0, document.documentElement.scrollHeight);
     reasoningText.textContent = thought;
     reasoning.hidden = !thought;
   };
