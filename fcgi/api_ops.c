@@ -8,10 +8,16 @@
  * (exact), status (minimum), after (sequence number: only newer lines),
  * limit (/api/logs only, 1..1024, default 200).  GET /api/logs/requests
  * returns the newest rows of the request_log table (limit 1..1000).
+ *
+ * GET /api/system/service reports the systemd user units (service.h) and
+ * shows them as this daemon would install them; POST with {"action":
+ * "install"|"uninstall", "start": true} installs or removes them.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "http.h"
@@ -19,6 +25,7 @@
 #include "metrics.h"
 #include "request_log.h"
 #include "routes.h"
+#include "service.h"
 
 int api_metrics(struct http_request *req)
 {
@@ -223,4 +230,89 @@ int api_logs_requests(struct http_request *req)
         return http_send_error(req, 500, NULL, NULL, "cannot read the request log");
     cJSON_AddItemReferenceToObject(root, "data", rows);
     return http_send_json(req, 200, root);
+}
+
+/* ---- systemd units ------------------------------------------------------ */
+
+struct ops_service_paths {
+    char binary[PATH_MAX], listen[PATH_MAX], run_dir[PATH_MAX];
+};
+
+/* The units as this daemon runs: its executable, config, socket and state
+ * dir; the run directory is the socket's (tools/run.sh puts nginx.conf
+ * there).  Returns 0, or -1 when listening on TCP (no run directory). */
+static int ops_service_opts(struct http_request *req, struct ops_service_paths *p,
+                            struct service_opts *o)
+{
+    const struct config *c = &req->app->config;
+    ssize_t n = readlink("/proc/self/exe", p->binary, sizeof(p->binary) - 1);
+    p->binary[n > 0 ? n : 0] = '\0';
+    char cwd[PATH_MAX] = "";
+    if (c->listen[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+        cwd[0] = '\0';
+    snprintf(p->listen, sizeof(p->listen), "%s%s%s", cwd, cwd[0] ? "/" : "", c->listen);
+    memset(o, 0, sizeof(*o));
+    o->binary = p->binary;
+    o->config_path = req->app->config_path[0] ? req->app->config_path : NULL;
+    o->listen = p->listen;
+    o->state_dir = c->state_dir;
+    int tcp = strchr(c->listen, ':') && c->listen[0] != '/' && c->listen[0] != '.';
+    if (tcp)
+        return -1;
+    snprintf(p->run_dir, sizeof(p->run_dir), "%s", p->listen);
+    char *slash = strrchr(p->run_dir, '/');
+    if (slash && slash != p->run_dir)
+        *slash = '\0';
+    o->run_dir = p->run_dir;
+    return 0;
+}
+
+int api_system_service_get(struct http_request *req)
+{
+    cJSON *st = http_own_json(req, service_status());
+    if (!st)
+        return http_send_error(req, 500, NULL, NULL, "out of memory");
+    struct ops_service_paths paths;
+    struct service_opts o;
+    cJSON *texts = cJSON_AddObjectToObject(st, "unit_files");
+    if (ops_service_opts(req, &paths, &o) == 0 && texts) {
+        char msg[512];
+        for (int i = 0; i < 2; i++) {
+            char *text =
+                service_render(&o, i ? SERVICE_UNIT_NGINX : SERVICE_UNIT_DAEMON, msg, sizeof(msg));
+            cJSON_AddStringToObject(texts, i ? SERVICE_NGINX_UNIT : SERVICE_DAEMON_UNIT,
+                                    text ? text : msg);
+            free(text);
+        }
+    }
+    return http_send_json(req, 200, st);
+}
+
+int api_system_service_post(struct http_request *req)
+{
+    cJSON *in = http_parse_json_body(req, 0);
+    if (!in)
+        return req->status;
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(in, "action");
+    const cJSON *start = cJSON_GetObjectItemCaseSensitive(in, "start");
+    int install = cJSON_IsString(action) && !strcmp(action->valuestring, "install");
+    if (!install && !(cJSON_IsString(action) && !strcmp(action->valuestring, "uninstall")))
+        return http_send_error(req, 422, "invalid_field", "action",
+                               "action must be \"install\" or \"uninstall\"");
+    if (start && !cJSON_IsBool(start))
+        return http_send_error(req, 422, "invalid_field", "start", "start must be a boolean");
+    char msg[1024];
+    if (!service_systemd_available(msg, sizeof(msg)))
+        return http_send_error(req, 503, "systemd_unavailable", NULL, "%s", msg);
+    struct ops_service_paths paths;
+    struct service_opts o;
+    if (install && ops_service_opts(req, &paths, &o))
+        return http_send_error(req, 409, "no_run_dir", NULL,
+                               "this daemon listens on TCP, so its nginx run directory is "
+                               "unknown; use `mlx-manager service install --run-dir DIR`");
+    int rc = install ? service_install(&o, !start || cJSON_IsTrue(start), msg, sizeof(msg))
+                     : service_uninstall(msg, sizeof(msg));
+    if (rc)
+        return http_send_error(req, 500, "service_failed", NULL, "%s", msg);
+    return api_system_service_get(req);
 }

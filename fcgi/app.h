@@ -17,6 +17,7 @@ struct pool;
 struct app {
     struct config config;
     char db_path[4096];
+    char config_path[4096]; /* absolute path of the config file, "" = none (service units) */
     time_t started_at;
     volatile int stopping; /* set once by the signal thread */
     struct pool *pool;     /* the model pool (pool.h), created before the workers start */

@@ -18,5 +18,6 @@ int cli_render(int argc, char **argv);
 int cli_pull(int argc, char **argv);
 int cli_ls(int argc, char **argv);
 int cli_keys(int argc, char **argv);
+int cli_service(int argc, char **argv);
 
 #endif

@@ -141,6 +141,8 @@ int cli_serve(int argc, char **argv)
     }
     db_close(&db);
     app.started_at = time(NULL);
+    if (config_path && !realpath(config_path, app.config_path))
+        app.config_path[0] = '\0';
     log_msg(LOG_LEVEL_INFO, "mlx-manager %s starting (database %s, schema v%d)", MLXM_VERSION,
             app.db_path, db_schema_version());
     /* The pool's and the downloads' threads must inherit server_run's

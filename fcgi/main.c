@@ -22,6 +22,7 @@ static const struct subcommand subcommands[] = {
     {"mkmodel", cli_mkmodel, "write a random-weight test model (llama/qwen2/qwen3, float or MLX)"},
     {"pull", cli_pull, "download ORG/NAME from the Hugging Face Hub into the cache (resumable)"},
     {"ls", cli_ls, "list the models in the Hugging Face cache"},
+    {"service", cli_service, "systemd user units: print, verify, install, uninstall, status"},
     {"keys", cli_keys, "API keys: create NAME [--scopes] [--models], list, revoke ID, models ID"},
 };
 

@@ -56,6 +56,8 @@ const struct route routes[] = {
     {"GET", "/api/logs", api_logs_recent},
     {"GET", "/api/logs/stream", api_logs_stream},
     {"GET", "/api/logs/requests", api_logs_requests},
+    {"GET", "/api/system/service", api_system_service_get},
+    {"POST", "/api/system/service", api_system_service_post},
 };
 
 const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

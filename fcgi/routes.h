@@ -80,5 +80,7 @@ int api_metrics(struct http_request *req);
 int api_logs_recent(struct http_request *req);
 int api_logs_stream(struct http_request *req);
 int api_logs_requests(struct http_request *req);
+int api_system_service_get(struct http_request *req);
+int api_system_service_post(struct http_request *req);
 
 #endif
