@@ -5,7 +5,7 @@
 
 const KEY_STORAGE = 'mlxm.apiKey';
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, message, code = null, param = null) {
     super(message);
     this.status = status;

@@ -35,5 +35,3 @@ export const ADVANCED = [
   { name: 'trust_remote_code', type: 'bool', label: 'Trust remote code', stored: true },
   { name: 'log_level', type: 'choice', label: 'Log level', choices: ['debug', 'info', 'warn', 'error'], default: 'info', stored: true },
 ];
-
-export const ALL = [...BASIC, ...ADVANCED];

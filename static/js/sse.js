@@ -3,7 +3,7 @@
 import { errorFrom, headersFor } from './api.js';
 
 // Yields {event, data} for every event; data is the joined data: lines.
-export async function* readEvents(response) {
+async function* readEvents(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
