@@ -250,6 +250,33 @@ static cJSON *dl_siblings_tree(const cJSON *info)
     return tree;
 }
 
+/*
+ * The resolve answer's X-Repo-Commit, X-Linked-Etag and X-Linked-Size must
+ * agree with the listing the file was chosen from; a hub that serves
+ * another commit or blob mid-download is reported, not mixed in.  1 with
+ * the message in err, else 0.  Absent headers (plain mirrors) are fine.
+ */
+static int dl_headers_disagree(const struct dl_fetch *f, const struct dl_file *df,
+                               const struct hub_fetch_info *info, char *err, size_t errlen)
+{
+    if (info->commit[0] && strcmp(info->commit, f->commit) != 0) {
+        snprintf(err, errlen, "%s: the hub served commit %.64s, expected %s", df->path,
+                 info->commit, f->commit);
+        return 1;
+    }
+    if (df->lfs && dl_is_hex(info->linked_etag, 64) && strcmp(info->linked_etag, df->blob)) {
+        snprintf(err, errlen, "%s: the hub advertises sha256 %s, its listing said %s", df->path,
+                 info->linked_etag, df->blob);
+        return 1;
+    }
+    if (df->lfs && info->linked_size >= 0 && info->linked_size != df->size) {
+        snprintf(err, errlen, "%s: the hub advertises %lld bytes, its listing said %lld", df->path,
+                 info->linked_size, df->size);
+        return 1;
+    }
+    return 0;
+}
+
 /* Downloads one file into blobs/<blob>.incomplete, verifies it and renames
  * it to the blob.  0, 1 (stopped) or -1. */
 static int dl_fetch_one(struct dl_fetch *f, const struct dl_file *df, char *err, size_t errlen)
@@ -279,6 +306,8 @@ static int dl_fetch_one(struct dl_fetch *f, const struct dl_file *df, char *err,
                 unlink(part);
                 herr.transient = 1;
             }
+            if (rc == 0 && dl_headers_disagree(f, df, &info, err, errlen))
+                return -1;
             if (rc == 0 && dl_file_size(part) < df->size) {
                 rc = -1;
                 herr.transient = 1;

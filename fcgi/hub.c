@@ -381,10 +381,6 @@ static int hub_fetch_begin(struct hub_fetch *h)
 {
     h->started = 1;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
-    if (h->status == 206) {
-        h->info->ranged = 1;
-        return 0;
-    }
     if (h->status == 200 && h->offset > 0) {
         if (fflush(h->f) != 0 || ftruncate(fileno(h->f), 0) != 0 || fseek(h->f, 0, SEEK_SET))
             return -1;

@@ -65,7 +65,6 @@ struct hub_fetch_info {
     char commit[128];      /* X-Repo-Commit, "" when absent */
     char linked_etag[160]; /* X-Linked-Etag (the LFS sha256), quotes removed */
     long long linked_size; /* X-Linked-Size, -1 when absent */
-    int ranged;            /* the hub answered 206 to our Range request */
 };
 
 /*

@@ -8,7 +8,8 @@
 // with X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size and Range (206).
 // Knobs (POST /_control, JSON): throttle_bps, drop_after_bytes (once),
 // corrupt (list of "org/name/path"), require_token, no_tree (the tree API
-// answers 404, as on mirrors without it), tree_delay_ms (a slow hub);
+// answers 404, as on mirrors without it), tree_delay_ms (a slow hub),
+// bad_linked_etag (X-Linked-Etag disagrees with the tree);
 // GET /_control/log lists
 // the requests seen (method, url, range, auth).
 //
@@ -108,6 +109,7 @@ export async function startHubServer(specs, opts = {}) {
   for (const s of specs) repos.set(s.id, buildRepo(s));
   const state = {
     throttle_bps: 0, drop_after_bytes: 0, corrupt: [], require_token: '', no_tree: false, tree_delay_ms: 0,
+    bad_linked_etag: false,
     log: [],
   };
   const sockets = new Set();
@@ -253,7 +255,8 @@ export async function startHubServer(specs, opts = {}) {
       const headers = { 'x-repo-commit': sha };
       if (e.lfs) {
         res.writeHead(302, {
-          ...headers, location: `/_lfs/${r.id}/${e.lfs.oid}`, 'x-linked-etag': `"${e.lfs.oid}"`,
+          ...headers, location: `/_lfs/${r.id}/${e.lfs.oid}`,
+          'x-linked-etag': `"${state.bad_linked_etag ? '0'.repeat(64) : e.lfs.oid}"`,
           'x-linked-size': String(e.size), etag: `"${e.oid}"`, 'content-length': 0,
         });
         return res.end();

@@ -463,6 +463,17 @@ try {
   check('a repo larger than the free disk space fails before any file is fetched', t && t.status === 'failed' &&
     /not enough disk space/.test(t.error) && !hub.log().slice(nHuge).some((l) => l.url.includes('/resolve/')), t);
 
+  // ---- resolve headers that disagree with the listing ------------------------------
+  hub.control({ bad_linked_etag: true });
+  const t13 = await startDownload('test-org/aidreams-260k');
+  t = await waitTask(t13, ['completed', 'failed'], 15000);
+  check('X-Linked-Etag other than the listed sha256: task failed naming both', t && t.status === 'failed' &&
+    /advertises sha256 0{64}/.test(t.error) && t.error.includes(hub.repos.get('test-org/aidreams-260k').entries.find((e) => e.lfs).lfs.oid), t);
+  hub.control({ bad_linked_etag: false });
+  await request(U, 'POST', `/api/models/download/${t13}/resume`);
+  t = await waitTask(t13, ['completed', 'failed'], 15000);
+  check('resumed once the hub agrees: completed', t && t.status === 'completed', t);
+
   // ---- unreachable hub ------------------------------------------------------------
   r = await request(U, 'PUT', '/api/settings', { hf_endpoint: 'http://127.0.0.1:9' });
   r = await request(U, 'GET', '/api/models/search?query=unreachable');
