@@ -1,0 +1,129 @@
+// test_scaleout.mjs - three daemons (each its own state dir, TCP FastCGI on
+// 127.0.0.1) behind one nginx generated from the real template with a
+// least_conn upstream (max_fails, fail_timeout).  Under steady load one
+// daemon is SIGKILLed: only requests it held may fail, every request after
+// that succeeds on the other two, and a restarted daemon gets traffic again.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { check, finish, freePort, request, binPath, isAlive, waitFor, REPO } from './lib.mjs';
+
+const MODEL = 'random-demo-NOT-A-REAL-MODEL';
+const N = 3;
+const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mlxm-scale-'));
+const nginxBin = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+const daemons = [];
+let nginxStarted = false;
+
+function startDaemon(i) {
+  const d = daemons[i];
+  const log = fs.openSync(d.log, 'a');
+  d.proc = spawn(binPath(), ['serve', '--listen', `127.0.0.1:${d.port}`, '--state-dir', d.state], { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  return d.proc.pid;
+}
+
+// The FastCGI port accepts connections: the daemon is up.
+async function daemonUp(port) {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+}
+
+function servedBy(i) {
+  return fs.readFileSync(daemons[i].log, 'utf8').split('\n').filter((l) => l.includes('"msg":"request"')).length;
+}
+
+try {
+  // The demo model once, shared by every state dir.
+  const model = path.join(runDir, 'model');
+  const mk = spawnSync(binPath(), ['mkmodel', '--arch', 'qwen3', '--preset', 'tiny', '--dtype', 'f32', '--out', model, '--force'], { encoding: 'utf8' });
+  check('demo model made', mk.status === 0, mk.stderr);
+  for (let i = 0; i < N; i++) {
+    const state = path.join(runDir, `state${i}`);
+    fs.mkdirSync(path.join(state, 'models'), { recursive: true });
+    fs.symlinkSync(model, path.join(state, 'models', MODEL));
+    daemons.push({ port: await freePort(), state, log: path.join(runDir, `daemon${i}.log`) });
+    startDaemon(i);
+  }
+  for (let i = 0; i < N; i++) check(`daemon ${i} listens on TCP`, await waitFor(() => daemonUp(daemons[i].port), 15000));
+
+  // nginx from the real template, with the scale-out upstream.
+  const port = await freePort();
+  fs.mkdirSync(path.join(runDir, 'nginx-tmp'), { recursive: true });
+  const upstream = ['least_conn;', ...daemons.map((d) => `server 127.0.0.1:${d.port} max_fails=1 fail_timeout=2s;`)].join('\n        ');
+  const conf = fs.readFileSync(path.join(REPO, 'nginx/mlx-manager.conf.in'), 'utf8')
+    .replace('server @UPSTREAM@;', upstream)
+    .replaceAll('@RUN_DIR@', runDir).replaceAll('@STATIC_DIR@', path.join(REPO, 'static'))
+    .replaceAll('@LISTEN@', `127.0.0.1:${port}`).replaceAll('@USER_LINE@', process.getuid() === 0 ? 'user root root;' : '')
+    .replaceAll('@MAX_BODY@', '64m').replaceAll('@TLS_INCLUDE@', '');
+  fs.writeFileSync(path.join(runDir, 'nginx.conf'), conf);
+  const ng = spawnSync(nginxBin, ['-e', path.join(runDir, 'nginx-error.log'), '-p', runDir, '-c', path.join(runDir, 'nginx.conf')], { encoding: 'utf8' });
+  nginxStarted = ng.status === 0;
+  check('nginx starts with three upstream daemons', nginxStarted, ng.stderr);
+  const U = `http://127.0.0.1:${port}`;
+  check('health through the balancer', (await request(U, 'GET', '/api/health')).status === 200);
+
+  // Steady load: 6 clients alternating cheap and generating requests.
+  const results = []; // {t, status}
+  let stop = false;
+  let killedAt = Infinity;
+  async function client(c) {
+    let k = 0;
+    while (!stop) {
+      const gen = (k++ + c) % 2 === 0;
+      const t0 = Date.now();
+      let status = 0;
+      try {
+        const r = gen
+          ? await request(U, 'POST', '/v1/completions', { model: MODEL, prompt: 'scale', max_tokens: 4, ignore_eos: true })
+          : await request(U, 'GET', '/v1/models');
+        status = r.status;
+      } catch { status = -1; }
+      results.push({ t0, t: Date.now(), status });
+    }
+  }
+  const clients = Array.from({ length: 6 }, (_, c) => client(c));
+  await new Promise((r) => setTimeout(r, 2000));
+  const before = daemons.map((_, i) => servedBy(i));
+  check('least_conn spreads the load over all three daemons', before.every((n) => n > 5), before);
+  killedAt = Date.now();
+  daemons[1].proc.kill('SIGKILL');
+  check('daemon 1 killed', await waitFor(() => !isAlive(daemons[1].proc.pid), 5000));
+  await new Promise((r) => setTimeout(r, 3000));
+  // Restart it: after fail_timeout nginx tries it again.
+  const served1 = servedBy(1);
+  startDaemon(1);
+  await waitFor(() => daemonUp(daemons[1].port), 15000);
+  await new Promise((r) => setTimeout(r, 3500));
+  stop = true;
+  await Promise.all(clients);
+
+  const ok = results.filter((r) => r.status === 200).length;
+  const failed = results.filter((r) => r.status !== 200);
+  // Only requests already in flight on daemon 1 when it died may fail.
+  const lateFailures = failed.filter((r) => r.t0 > killedAt + 100);
+  console.log(`scale-out: ${results.length} requests, ${ok} ok, ${failed.length} failed (${lateFailures.length} started after the kill); served before kill ${before.join('/')}`);
+  check('requests kept succeeding: none started after the kill failed', lateFailures.length === 0, lateFailures.slice(0, 5));
+  check('at most the in-flight requests of the killed daemon failed', failed.length <= 6, failed.length);
+  check('the load ran (>100 requests)', results.length > 100, results.length);
+  check('failures were JSON 503 from the template, not HTML', failed.every((r) => r.status === 503 || r.status === -1), failed.map((r) => r.status));
+  check('the restarted daemon gets traffic again', servedBy(1) > served1, [served1, servedBy(1)]);
+} catch (e) {
+  check('no exception', false, e.stack);
+} finally {
+  if (nginxStarted) spawnSync(nginxBin, ['-s', 'quit', '-p', runDir, '-c', path.join(runDir, 'nginx.conf')]);
+  for (const d of daemons) {
+    if (d.proc && isAlive(d.proc.pid)) {
+      d.proc.kill('SIGTERM');
+      await waitFor(() => !isAlive(d.proc.pid), 10000);
+      if (isAlive(d.proc.pid)) d.proc.kill('SIGKILL');
+    }
+  }
+  await waitFor(() => !fs.existsSync(path.join(runDir, 'nginx.pid')), 5000);
+  fs.rmSync(runDir, { recursive: true, force: true });
+  finish();
+}
