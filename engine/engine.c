@@ -23,13 +23,18 @@ struct engine_request {
     struct engine_model *m;
     struct engine_request *next; /* waiting queue link (under m->mu) */
 
-    int32_t *prompt; /* (n_prompt) */
+    /* The prompt then every generated token: (n_prompt + max_tokens).  The
+     * KV cache holds the first kv_seq_len(seq) of them; the rest (one token
+     * when decoding, more while prefilling or recomputing after a
+     * preemption) are the input of the next steps. */
+    int32_t *prompt;
     int n_prompt;
-    int n_prefilled; /* prompt tokens already in the KV cache */
-    int seq;         /* kv_cache sequence, -1 before admission / after finish */
-    int max_tokens;  /* already capped to the context */
+    int seq;        /* kv_cache sequence, -1 while waiting / after finish */
+    int max_tokens; /* already capped to the context */
     int n_gen;
-    int32_t last_token; /* input of the next decode step */
+    uint64_t arrival; /* submission order: admission and preemption priority */
+    int n_cached;     /* prompt tokens served by the prefix cache at first admission */
+    bool admitted;    /* admitted at least once (preempted requests wait again) */
     bool ignore_eos;
     bool want_logprobs;
     bool json;            /* output constrained to one JSON object */
@@ -65,13 +70,17 @@ struct engine_model {
     uint32_t *tok_off; /* (tok_vocab + 1) */
 
     /* scheduler-thread state */
-    struct engine_request **running; /* (max_seqs) admitted requests, admission order */
+    struct engine_request **running; /* (max_seqs) admitted requests, by arrival */
     int n_running;
     struct model_batch_seq *batch; /* (max_seqs) */
     int n_live;     /* admitted and not yet finished (running may still hold finished ones) */
     int *batch_run; /* (max_seqs) index into running of each batch entry */
     uint64_t steps;
     float *logits; /* (max_seqs, vocab) */
+    /* counters behind engine_stats */
+    uint64_t preemptions, gen_tokens, prompt_tokens, cached_tokens;
+    double tps_t0;     /* start of the current tokens/s window */
+    uint64_t tps_gen0; /* gen_tokens at tps_t0 */
 
     /* model_forward uses the model's scratch: the scheduler and engine_embed
      * take turns under forward_mu */
@@ -86,6 +95,7 @@ struct engine_model {
     bool stopping;
     struct engine_stats stats;
     uint64_t seed_counter;
+    uint64_t arrivals;
 
     pthread_t thread;
 };
@@ -610,6 +620,15 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
                          need, r->n_prompt, r->max_tokens, m->info.kv_blocks);
         goto fail;
     }
+    /* Room for the generated tokens too: a preempted request recomputes
+     * its KV from all of them. */
+    int32_t *grown =
+        realloc(r->prompt, ((size_t)r->n_prompt + (size_t)r->max_tokens) * sizeof(*grown));
+    if (!grown) {
+        st = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    r->prompt = grown;
 
     /* The sampler bans EOS (unless ignored) and stop ids below min_tokens. */
     int32_t ban[ENGINE_MAX_EOS + ENGINE_MAX_STOP_IDS];
@@ -660,6 +679,7 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
         st = status_fail(err, errlen, ST_ERR_BUSY, "the model is being unloaded");
         goto fail;
     }
+    r->arrival = ++m->arrivals;
     if (m->wait_tail)
         m->wait_tail->next = r;
     else
@@ -772,12 +792,54 @@ enum status engine_embed(struct engine_model *m, const int32_t *ids, int n,
 
 /* ==== scheduler ========================================================= */
 
+/* Slots of used blocks holding no position, in percent: the last block of
+ * each sequence is the only partly filled one (blocks are taken as the
+ * sequence grows), so this stays under block_tokens / mean length. */
+static double kv_waste_percent(const struct engine_model *m, size_t used_blocks)
+{
+    if (!used_blocks)
+        return 0;
+    long long empty = 0;
+    for (int i = 0; i < m->n_running; i++) {
+        const struct engine_request *r = m->running[i];
+        if (r && r->seq >= 0)
+            empty += kv_seq_capacity(m->kv, r->seq) - kv_seq_len(m->kv, r->seq);
+    }
+    return 100.0 * (double)empty / ((double)used_blocks * m->info.kv_block_tokens);
+}
+
 static void publish_stats(struct engine_model *m)
 {
+    struct kv_cache_counts c;
+    kv_cache_counts(m->kv, &c);
+    double waste = kv_waste_percent(m, c.used);
+    double t = now_s(), tps = -1;
+    if (m->n_live == 0) {
+        tps = 0; /* idle: nothing is being generated */
+        m->tps_t0 = t;
+        m->tps_gen0 = m->gen_tokens;
+    } else if (t - m->tps_t0 >= 1.0) {
+        tps = (double)(m->gen_tokens - m->tps_gen0) / (t - m->tps_t0);
+        m->tps_t0 = t;
+        m->tps_gen0 = m->gen_tokens;
+    }
     pthread_mutex_lock(&m->mu);
-    m->stats.kv_free_blocks = kv_cache_free_blocks(m->kv);
-    m->stats.n_running = m->n_live;
-    m->stats.steps = m->steps;
+    struct engine_stats *s = &m->stats;
+    s->kv_free_blocks = c.cached + c.clean;
+    s->kv_used_blocks = c.used;
+    s->kv_cached_blocks = c.cached;
+    s->kv_shared_blocks = c.shared;
+    s->kv_waste = waste;
+    s->n_running = m->n_live;
+    s->steps = m->steps;
+    s->preemptions = m->preemptions;
+    s->prompt_tokens = m->prompt_tokens;
+    s->cached_tokens = m->cached_tokens;
+    s->prefix_hit_ratio =
+        m->prompt_tokens ? (double)m->cached_tokens / (double)m->prompt_tokens : 0;
+    s->generated_tokens = m->gen_tokens;
+    if (tps >= 0)
+        s->tokens_per_s = tps;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -842,6 +904,7 @@ static void request_finish(struct engine_model *m, struct engine_request *r,
     struct engine_usage *u = &ev.usage;
     u->prompt_tokens = r->n_prompt;
     u->completion_tokens = r->n_gen;
+    u->cached_tokens = r->n_cached;
     if (r->t_admit > 0)
         u->queue_s = r->t_admit - r->t_submit;
     if (r->n_gen > 0) {
@@ -905,10 +968,11 @@ static bool request_step(struct engine_model *m, struct engine_request *r, float
     struct sampler_result res;
     sampler_sample(r->sampler, logits, &res);
     double t = now_s();
-    if (r->n_gen++ == 0)
+    if (r->n_gen == 0)
         r->t_first = t;
     r->t_last = t;
-    r->last_token = res.id;
+    r->prompt[r->n_prompt + r->n_gen++] = res.id;
+    m->gen_tokens++;
     if (r->json)
         json_check_feed(&r->jc, m->tok_text + m->tok_off[res.id],
                         m->tok_off[res.id + 1] - m->tok_off[res.id]);
@@ -946,8 +1010,45 @@ static bool request_step(struct engine_model *m, struct engine_request *r, float
     return false;
 }
 
+/* ---- admission and preemption ------------------------------------------ */
+
+/* The prompt and every generated token: what the KV cache will hold once
+ * the next step has run. */
+static int request_tokens(const struct engine_request *r)
+{
+    return r->n_prompt + r->n_gen;
+}
+
+/* Under m->mu: puts r in the waiting queue at its arrival position (a
+ * preempted request goes before everything that arrived after it). */
+static void wait_insert_locked(struct engine_model *m, struct engine_request *r)
+{
+    struct engine_request **link = &m->wait_head;
+    while (*link && (*link)->arrival < r->arrival)
+        link = &(*link)->next;
+    r->next = *link;
+    *link = r;
+    if (!r->next)
+        m->wait_tail = r;
+    m->n_waiting++;
+}
+
+/* Adds r to running, kept in arrival order. */
+static void running_insert(struct engine_model *m, struct engine_request *r)
+{
+    int i = m->n_running++;
+    while (i > 0 && m->running[i - 1]->arrival > r->arrival) {
+        m->running[i] = m->running[i - 1];
+        i--;
+    }
+    m->running[i] = r;
+}
+
 /* Under m->mu: takes cancelled requests out of the queue (into *cancelled)
- * and admits waiting ones, in order, while the cache can hold them. */
+ * and admits waiting ones, in arrival order, while the rest of their tokens
+ * (after what the prefix cache holds) fit in the free blocks with one block
+ * of headroom per running sequence, so sequences already running can grow
+ * a little before anyone is preempted. */
 static void admit_locked(struct engine_model *m, struct engine_request **cancelled)
 {
     struct engine_request *prev = NULL, *r = m->wait_head;
@@ -968,13 +1069,17 @@ static void admit_locked(struct engine_model *m, struct engine_request **cancell
         }
         r = next;
     }
+    int bt = m->info.kv_block_tokens;
     while ((r = m->wait_head) && m->n_running < m->info.max_seqs) {
-        int positions = r->n_prompt + r->max_tokens, seq;
-        if (blocks_for(m, positions) > kv_cache_free_blocks(m->kv))
-            break;
+        int seq;
         if (kv_seq_create(m->kv, &seq, NULL, 0) != ST_OK)
             break;
-        if (kv_seq_reserve(m->kv, seq, positions, NULL, 0) != ST_OK) {
+        int total = request_tokens(r);
+        /* The last token is always computed: its logits pick the next one. */
+        int have = kv_seq_attach_prefix(m->kv, seq, r->prompt, total, total - 1);
+        int cap = kv_seq_capacity(m->kv, seq);
+        size_t need = blocks_for(m, total) - (size_t)(cap / bt) + (have < cap ? 1 : 0);
+        if (need + (size_t)m->n_running > kv_cache_free_blocks(m->kv)) {
             kv_seq_free(m->kv, seq);
             break;
         }
@@ -984,13 +1089,73 @@ static void admit_locked(struct engine_model *m, struct engine_request **cancell
         m->n_waiting--;
         r->next = NULL;
         r->seq = seq;
-        r->t_admit = now_s();
-        m->running[m->n_running++] = r;
+        if (!r->admitted) {
+            r->admitted = true;
+            r->t_admit = now_s();
+            r->n_cached = have < r->n_prompt ? have : r->n_prompt;
+            m->prompt_tokens += (uint64_t)r->n_prompt;
+            m->cached_tokens += (uint64_t)r->n_cached;
+        }
+        running_insert(m, r);
         m->n_live++;
     }
 }
 
-/* Drops the NULL slots that finished requests left in m->running. */
+/* Sends running[i] back to the queue: its blocks are released (published
+ * ones stay cached, so the recompute is mostly prefix hits) and its slot
+ * in running becomes NULL.  Its sampler, detokenizer and stop matcher are
+ * untouched, so its output continues exactly where it was. */
+static void preempt(struct engine_model *m, int i)
+{
+    struct engine_request *r = m->running[i];
+    kv_seq_free(m->kv, r->seq);
+    r->seq = -1;
+    m->running[i] = NULL;
+    m->n_live--;
+    m->preemptions++;
+    pthread_mutex_lock(&m->mu);
+    wait_insert_locked(m, r);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/*
+ * Reserves KV for the next n tokens of running[i].  A prefill chunk
+ * (shrink) first shrinks to what the free blocks hold; when nothing fits,
+ * the newest running request after i is preempted and the reservation
+ * retried, and when i is itself the newest, i is preempted.  Older
+ * requests therefore always make progress.  Returns the tokens reserved
+ * (0: running[i] was preempted).
+ */
+static int reserve_or_preempt(struct engine_model *m, int i, int n, bool shrink)
+{
+    struct engine_request *r = m->running[i];
+    int bt = m->info.kv_block_tokens;
+    for (;;) {
+        if (kv_seq_reserve(m->kv, r->seq, n, NULL, 0) == ST_OK)
+            return n;
+        if (shrink) {
+            int len = kv_seq_len(m->kv, r->seq);
+            long fit =
+                (long)kv_seq_capacity(m->kv, r->seq) - len + (long)kv_cache_free_blocks(m->kv) * bt;
+            /* one block less each time: the first write may copy a shared block */
+            for (fit = fit < n ? fit : n - 1; fit >= 1; fit -= bt)
+                if (kv_seq_reserve(m->kv, r->seq, (int)fit, NULL, 0) == ST_OK)
+                    return (int)fit;
+        }
+        int victim = m->n_running - 1;
+        while (victim > i && !m->running[victim])
+            victim--;
+        if (victim <= i) {
+            preempt(m, i);
+            return 0;
+        }
+        preempt(m, victim);
+    }
+}
+
+/* ---- steps ------------------------------------------------------------- */
+
+/* Drops the NULL slots that finished or preempted requests left in running. */
 static void running_compact(struct engine_model *m)
 {
     int k = 0;
@@ -1000,8 +1165,10 @@ static void running_compact(struct engine_model *m)
     m->n_running = k;
 }
 
-/* One scheduler step: decode every running sequence, prefill chunks of the
- * others within the token budget, one forward pass, sample, deliver. */
+/* One scheduler step: the next token of every decoding sequence plus chunks
+ * of prompts (or recomputes) within the token budget, oldest first; one
+ * forward pass; newly full blocks published to the prefix cache; sample and
+ * deliver. */
 static void step(struct engine_model *m)
 {
     for (int i = 0; i < m->n_running; i++)
@@ -1011,41 +1178,44 @@ static void step(struct engine_model *m)
         }
     running_compact(m);
 
-    int n = 0, budget = m->info.max_batch_tokens;
+    /* Decodes always run, so a long prompt never stalls the others: the
+     * prefill chunks get what the decodes leave of the budget. */
+    int budget = m->info.max_batch_tokens;
+    for (int i = 0; i < m->n_running; i++)
+        if (request_tokens(m->running[i]) - kv_seq_len(m->kv, m->running[i]->seq) == 1)
+            budget--;
+    int n = 0;
     for (int i = 0; i < m->n_running; i++) {
         struct engine_request *r = m->running[i];
-        if (r->n_prefilled < r->n_prompt)
+        if (!r)
+            continue; /* preempted for an older request in this step */
+        int len = kv_seq_len(m->kv, r->seq), left = request_tokens(r) - len, chunk = left;
+        if (left > 1) {
+            if (budget <= 0)
+                continue;
+            chunk = left < budget ? left : budget;
+        }
+        chunk = reserve_or_preempt(m, i, chunk, left > 1);
+        if (!chunk)
             continue;
-        m->batch[n] = (struct model_batch_seq){
-            .seq = r->seq,
-            .start_pos = kv_seq_len(m->kv, r->seq),
-            .n_tokens = 1,
-            .tokens = &r->last_token,
-            .n_logits = 1,
-        };
-        m->batch_run[n++] = i;
-        budget--;
-    }
-    for (int i = 0; i < m->n_running && budget > 0; i++) {
-        struct engine_request *r = m->running[i];
-        int left = r->n_prompt - r->n_prefilled;
-        if (left == 0)
-            continue;
-        int chunk = left < budget ? left : budget;
-        if (r->n_prefilled == 0)
+        if (left > 1)
+            budget -= chunk;
+        if (r->t_prefill_start == 0)
             r->t_prefill_start = now_s();
         m->batch[n] = (struct model_batch_seq){
             .seq = r->seq,
-            .start_pos = r->n_prefilled,
+            .start_pos = len,
             .n_tokens = chunk,
-            .tokens = r->prompt + r->n_prefilled,
+            .tokens = r->prompt + len,
             .n_logits = chunk == left ? 1 : 0,
         };
         m->batch_run[n++] = i;
-        budget -= chunk;
     }
-    if (n == 0)
+    if (n == 0) {
+        running_compact(m);
+        publish_stats(m);
         return;
+    }
 
     struct model_batch b = {.seqs = m->batch, .n_seqs = n};
     char err[256] = "";
@@ -1062,8 +1232,7 @@ static void step(struct engine_model *m)
             m->running[i] = NULL;
             continue;
         }
-        if (r->n_prefilled < r->n_prompt)
-            r->n_prefilled += m->batch[j].n_tokens;
+        kv_seq_publish(m->kv, r->seq, r->prompt);
         if (!m->batch[j].n_logits)
             continue;
         float *logits = m->logits + (size_t)row++ * (size_t)m->info.vocab;
@@ -1086,7 +1255,6 @@ static void *scheduler_main(void *arg)
         pthread_mutex_lock(&m->mu);
         for (;;) {
             admit_locked(m, &cancelled);
-            m->stats.kv_free_blocks = kv_cache_free_blocks(m->kv);
             m->stats.n_running = m->n_live;
             if (m->stopping || m->n_running > 0 || cancelled)
                 break;

@@ -11,10 +11,17 @@
  * forward pass, samples every sequence with its own sampler, and delivers
  * events.  Requests join at the next step and leave as soon as they finish.
  *
- * KV admission: a request is admitted once the cache can hold its whole
- * prompt plus max_tokens (capped at the context); its blocks are reserved
- * then, so a running request never runs out of KV.  Until then it waits in
- * a FIFO queue.  (Prefix caching and preemption will relax this.)
+ * KV admission: blocks are taken as a sequence grows, not up front.  A
+ * waiting request first attaches every leading full block of its prompt
+ * that the prefix cache holds (kv_cache.h), then is admitted, in arrival
+ * order, once the rest of its prompt fits in the free blocks with one block
+ * of headroom per running sequence.  When a running sequence needs a block
+ * and none is free, the newest running request is preempted: its blocks
+ * are released (published ones stay cached) and it waits again at its
+ * arrival position; on readmission it recomputes its prompt and generated
+ * tokens (mostly from the prefix cache) with its sampler, detokenizer and
+ * stop state untouched, so its output does not change.  A request that
+ * could not fit even in the empty pool is refused by engine_submit.
  *
  * Threads: engine_model_load / engine_model_free from one controlling
  * thread; engine_submit, engine_cancel, engine_request_release and the
@@ -82,9 +89,19 @@ struct engine_model_info {
 
 /* Live counters, published by the scheduler after each step. */
 struct engine_stats {
-    size_t kv_free_blocks;
+    size_t kv_free_blocks;   /* allocatable: clean + cached */
+    size_t kv_used_blocks;   /* referenced by running sequences */
+    size_t kv_cached_blocks; /* unreferenced but kept for prefix matches (LRU) */
+    size_t kv_shared_blocks; /* used by more than one sequence */
+    double kv_waste;         /* % of the slots in used blocks holding no position */
     int n_running, n_waiting;
     uint64_t steps;
+    uint64_t preemptions;      /* running requests sent back to recompute later */
+    uint64_t prompt_tokens;    /* prompt tokens of every admitted request */
+    uint64_t cached_tokens;    /* of those, served by the prefix cache */
+    double prefix_hit_ratio;   /* cached_tokens / prompt_tokens, 0 with none */
+    uint64_t generated_tokens; /* since load */
+    double tokens_per_s;       /* generated, over the last second or so of work */
 };
 
 /*
@@ -144,6 +161,7 @@ enum engine_finish {
 
 struct engine_usage {
     int prompt_tokens, completion_tokens;
+    int cached_tokens; /* prompt tokens whose KV came from the prefix cache */
     double ttft_s;     /* submit -> first token */
     double queue_s;    /* submit -> admitted */
     double prompt_tps; /* prompt tokens / prefill time */

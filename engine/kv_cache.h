@@ -10,6 +10,17 @@
  * caching builds on this).  A shared block is copied before it is written
  * (copy-on-write in kv_seq_reserve).
  *
+ * Prefix cache: a full block can be published (kv_seq_publish) under a
+ * chained hash of the token ids it holds and every block before it, so a
+ * later sequence starting with the same tokens attaches those blocks
+ * (kv_seq_attach_prefix) instead of computing them again.  A published
+ * block whose last reference goes stays cached: it joins an LRU list and is
+ * only recycled (least recently freed first) when no never-cached free block
+ * is left.  Blocks are therefore in exactly one of three states: used
+ * (refs > 0), cached (refs == 0, published) or clean (refs == 0); a cached
+ * block is as allocatable as a clean one.  Writing into a published block
+ * always copies it first, so cached contents never change.
+ *
  * The forward pass (model.h) writes K/V of new positions and advances the
  * sequence length; callers reserve room first or let model_forward reserve.
  *
@@ -58,9 +69,28 @@ void kv_cache_free(struct kv_cache *kv);
 /* Tokens per block. */
 int kv_cache_block_tokens(const struct kv_cache *kv);
 
-/* Blocks in the pool, and blocks currently referenced by no sequence. */
+/* Blocks in the pool, and blocks referenced by no sequence (clean +
+ * cached: all of them can be allocated). */
 size_t kv_cache_n_blocks(const struct kv_cache *kv);
 size_t kv_cache_free_blocks(const struct kv_cache *kv);
+
+/* Allocator counters; used + cached + clean == n_blocks always. */
+struct kv_cache_counts {
+    size_t used;    /* referenced by at least one sequence */
+    size_t cached;  /* unreferenced but published: reusable by a prefix match */
+    size_t clean;   /* unreferenced, holding nothing worth keeping */
+    size_t shared;  /* used blocks with more than one reference */
+    size_t evicted; /* cached blocks recycled since creation */
+};
+void kv_cache_counts(const struct kv_cache *kv, struct kv_cache_counts *out);
+
+/*
+ * Walks every table and reference count and returns true when they agree
+ * (each block's refs equals the number of block-table entries naming it,
+ * the free stack and LRU hold exactly the unreferenced blocks, the hash
+ * table exactly the published ones).  O(blocks); for tests.
+ */
+bool kv_cache_check(const struct kv_cache *kv);
 
 /* Bytes of the whole storage pool, and of the blocks in use. */
 size_t kv_cache_bytes(const struct kv_cache *kv);
@@ -112,7 +142,28 @@ enum status kv_seq_fork(struct kv_cache *kv, int src, int *dst, char *err, size_
  */
 enum status kv_seq_truncate(struct kv_cache *kv, int seq, int len, char *err, size_t errlen);
 
-/* Drops the sequence and its references to blocks; no-op for a dead id. */
+/*
+ * Prefix cache lookup for an empty sequence: attaches the longest run of
+ * published blocks whose chained hashes and token ids match tokens[0..n),
+ * block by block from the start (reference counts go up; cached blocks
+ * leave the LRU), then sets the length to min(matched, max_len) positions.
+ * A block attached past max_len stays in the table, shared, and is copied
+ * on its first write.  Returns the number of positions now stored (0 when
+ * nothing matched or seq is not an empty live sequence).
+ */
+int kv_seq_attach_prefix(struct kv_cache *kv, int seq, const int32_t *tokens, int n, int max_len);
+
+/*
+ * Publishes every full block of the sequence not yet published: tokens
+ * holds the ids of positions 0 .. kv_seq_len-1 (at least).  A block whose
+ * hash is already published by another block stays private (the first
+ * copy serves later lookups).  Cheap when nothing new is full.
+ */
+void kv_seq_publish(struct kv_cache *kv, int seq, const int32_t *tokens);
+
+/* Drops the sequence and its references to blocks; no-op for a dead id.
+ * Published blocks go to the LRU, the last block first, so a chain's
+ * leading blocks are the last to be recycled. */
 void kv_seq_free(struct kv_cache *kv, int seq);
 
 /* True when seq is a live sequence id. */

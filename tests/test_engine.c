@@ -443,6 +443,9 @@ static void test_cancel_frees_blocks(void)
     engine_model_free(m);
 }
 
+/* With one sequence slot, later requests wait in arrival order; a waiting
+ * request can be cancelled before it ever runs.  (KV-driven waiting and
+ * preemption are in test_scheduler.c.) */
 static void test_kv_admission_waits(void)
 {
     /* A pool of exactly one full context (128 positions = 8 blocks). */
@@ -451,7 +454,7 @@ static void test_kv_admission_waits(void)
         return;
     size_t block_bytes = engine_model_info(probe)->kv_bytes / engine_model_info(probe)->kv_blocks;
     engine_model_free(probe);
-    struct engine_load_opts o = {.max_seqs = 4, .kv_bytes = 8 * block_bytes};
+    struct engine_load_opts o = {.max_seqs = 1, .kv_bytes = 8 * block_bytes};
     struct engine_model *m = load(&o);
     if (!m)
         return;
@@ -482,7 +485,6 @@ static void test_kv_admission_waits(void)
         submit(m, &b, &cc, &rc);
         struct engine_stats s;
         engine_model_stats(m, &s);
-        CHECK_INT_EQ(s.kv_free_blocks, 0);
         CHECK_INT_EQ(s.n_running, 1);
         CHECK_INT_EQ(s.n_waiting, 2);
         /* a waiting request can be cancelled before it ever runs */
