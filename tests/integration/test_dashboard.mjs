@@ -276,31 +276,34 @@ try {
   // ---- reload during a throttled download ----------------------------------
   await step('reload keeps download progress', async () => {
     hub.control({ throttle_bps: 400000 });
-    await go('#/models');
-    await page.getByLabel('Search the hub').fill('slow');
-    await page.getByRole('button', { name: 'Search' }).click();
-    await page.getByRole('button', { name: 'Download test-org/slow-model' }).click();
-    const row = page.locator('li.download', { hasText: 'test-org/slow-model' });
-    const bar = row.locator('progress');
-    await waitFor(async () => (await bar.evaluate((p) => p.value)) > 0, 20000, 100);
-    const before = await bar.evaluate((p) => p.value);
-    check('throttled download shows partial progress', before > 0 && before < 100, before);
-    check('speed and ETA shown', /\/s · ETA/.test(await row.locator('.dl-detail').textContent()));
-    await page.reload();
-    await row.waitFor();
-    await waitFor(async () => (await bar.evaluate((p) => p.value)) > before, 20000, 100);
-    const after = await bar.evaluate((p) => p.value);
-    check('after reload the same download keeps progressing', after > before && after < 100, { before, after });
-    await row.getByRole('button', { name: 'Pause' }).click();
-    await row.locator('.badge[data-state="paused"]').waitFor();
-    check('pause', true);
-    await row.getByRole('button', { name: 'Resume' }).click();
-    await row.locator('.badge:is([data-state="downloading"],[data-state="queued"],[data-state="starting"])').waitFor();
-    check('resume', true);
-    await row.getByRole('button', { name: 'Cancel' }).click();
-    await row.locator('.badge[data-state="cancelled"]').waitFor();
-    check('cancel', true);
-    hub.control({ throttle_bps: 0 });
+    try {
+      await go('#/models');
+      await page.getByLabel('Search the hub').fill('slow');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByRole('button', { name: 'Download test-org/slow-model' }).click();
+      const row = page.locator('li.download', { hasText: 'test-org/slow-model' });
+      const bar = row.locator('progress');
+      await waitFor(async () => (await bar.evaluate((p) => p.value)) > 0, 20000, 100);
+      const before = await bar.evaluate((p) => p.value);
+      check('throttled download shows partial progress', before > 0 && before < 100, before);
+      check('speed and ETA shown', /\/s · ETA/.test(await row.locator('.dl-detail').textContent()));
+      await page.reload();
+      await row.waitFor();
+      await waitFor(async () => (await bar.evaluate((p) => p.value)) > before, 20000, 100);
+      const after = await bar.evaluate((p) => p.value);
+      check('after reload the same download keeps progressing', after > before && after < 100, { before, after });
+      await row.getByRole('button', { name: 'Pause' }).click();
+      await row.locator('.badge[data-state="paused"]').waitFor();
+      check('pause', true);
+      await row.getByRole('button', { name: 'Resume' }).click();
+      await row.locator('.badge:is([data-state="downloading"],[data-state="queued"],[data-state="starting"])').waitFor();
+      check('resume', true);
+      await row.getByRole('button', { name: 'Cancel' }).click();
+      await row.locator('.badge[data-state="cancelled"]').waitFor();
+      check('cancel', true);
+    } finally {
+      hub.control({ throttle_bps: 0 });
+    }
   });
 
   // ---- markup in names and chat output stays text ---------------------------
