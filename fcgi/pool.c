@@ -501,6 +501,7 @@ static int pool_load_entry(struct pool *p, struct pool_entry *e, const struct re
 static int pool_get(struct pool *p, struct db *db, const char *name, struct registry_model *rm,
                     struct pool_entry **out, struct pool_error *err)
 {
+    memset(rm, 0, sizeof(*rm)); /* callers clear it on every path */
     if (pool_shutting_down(p))
         return pool_fail(err, 503, "shutting_down", 0, "The server is shutting down");
     pool_read_settings(p, db);
@@ -807,6 +808,23 @@ static void pool_entry_json(struct pool *p, struct pool_entry *e, double now, in
         cJSON_AddNumberToObject(mem, "scratch_bytes", (double)info->scratch_bytes);
         cJSON_AddNumberToObject(o, "kv_blocks_free", (double)st.kv_free_blocks);
         cJSON_AddNumberToObject(o, "kv_blocks_total", (double)info->kv_blocks);
+        /* The engine's own view: its queue sits behind the pool's leases. */
+        cJSON *sch = cJSON_AddObjectToObject(o, "scheduler");
+        cJSON_AddNumberToObject(sch, "running", st.n_running);
+        cJSON_AddNumberToObject(sch, "waiting", st.n_waiting);
+        cJSON_AddNumberToObject(sch, "kv_blocks_used", (double)st.kv_used_blocks);
+        cJSON_AddNumberToObject(sch, "kv_blocks_cached", (double)st.kv_cached_blocks);
+        cJSON_AddNumberToObject(sch, "kv_blocks_free", (double)st.kv_free_blocks);
+        cJSON_AddNumberToObject(sch, "kv_blocks_shared", (double)st.kv_shared_blocks);
+        cJSON_AddNumberToObject(sch, "kv_waste_percent",
+                                (double)(long long)(st.kv_waste * 100) / 100.0);
+        cJSON_AddNumberToObject(sch, "prefix_hit_ratio",
+                                (double)(long long)(st.prefix_hit_ratio * 1000) / 1000.0);
+        cJSON_AddNumberToObject(sch, "cached_prompt_tokens", (double)st.cached_tokens);
+        cJSON_AddNumberToObject(sch, "preemptions", (double)st.preemptions);
+        cJSON_AddNumberToObject(sch, "tokens_per_second",
+                                (double)(long long)(st.tokens_per_s * 10) / 10.0);
+        cJSON_AddNumberToObject(sch, "steps", (double)st.steps);
         cJSON_AddNumberToObject(o, "context_length", e->context_length);
         cJSON_AddNumberToObject(o, "loaded_at", (double)e->loaded_wall);
         cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long long)(now - e->loaded_at));

@@ -679,6 +679,34 @@ static void test_profile_model_change(void)
     pool_free(p);
 }
 
+static void test_shutdown_wakes_queue(void)
+{
+    add_profile("{\"name\":\"slow-queue\",\"model_path\":\"m1\",\"context_length\":64,"
+                "\"max_concurrency\":1,\"queue_timeout\":60}");
+    struct pool *p = new_pool();
+    struct pool_error err;
+    struct pool_lease *l;
+    CHECK_INT_EQ(pool_acquire(p, &db, "slow-queue", &l, &err), 0);
+    struct racer waiter = {.p = p, .name = "slow-queue"};
+    pthread_t th;
+    pthread_create(&th, NULL, acquire_main, &waiter);
+    CHECK(wait_queue_depth(p, "slow-queue", 1));
+    double t0 = now_s();
+    app.stopping = 1; /* what SIGTERM does */
+    pthread_join(th, NULL);
+    CHECK_INT_EQ(waiter.rc, -1);
+    CHECK_INT_EQ(waiter.err.http_status, 503);
+    CHECK_STR_EQ(waiter.err.code, "shutting_down");
+    CHECK_MSG(now_s() - t0 < 3, "woke after %.2f s", now_s() - t0);
+    struct pool_lease *l2 = NULL;
+    CHECK_INT_EQ(pool_acquire(p, &db, "m2", &l2, &err), -1);
+    CHECK_INT_EQ(err.http_status, 503);
+    CHECK(l2 == NULL);
+    pool_release(l, NULL);
+    app.stopping = 0;
+    pool_free(p);
+}
+
 static void test_auto_start(void)
 {
     add_profile("{\"name\":\"auto\",\"model_path\":\"m2\",\"context_length\":64,"
@@ -715,6 +743,7 @@ int main(void)
     RUN(test_unload_busy_and_force);
     RUN(test_idle_unload);
     RUN(test_profile_model_change);
+    RUN(test_shutdown_wakes_queue);
     RUN(test_auto_start);
     teardown();
     return harness_finish();
