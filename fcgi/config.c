@@ -52,6 +52,7 @@ static const struct config_key config_keys[] = {
     {"hf_token", CONFIG_KIND_STRING, CONFIG_FIELD(hf_token), 0, 0},
     {"require_api_key", CONFIG_KIND_BOOL, CONFIG_FIELD(require_api_key), 0, 0},
     {"cors_origins", CONFIG_KIND_STRING, CONFIG_FIELD(cors_origins), 0, 0},
+    {"shutdown_grace_seconds", CONFIG_KIND_INT, CONFIG_FIELD(shutdown_grace_seconds), 0, 3600},
 };
 
 int config_set_string(char **field, const char *value)
@@ -92,6 +93,7 @@ int config_defaults(struct config *cfg)
     rc |= config_set_string(&cfg->hf_endpoint, "https://huggingface.co");
     rc |= config_set_string(&cfg->hf_token, "");
     cfg->require_api_key = 0;
+    cfg->shutdown_grace_seconds = 10;
     rc |= config_set_string(&cfg->cors_origins, "");
     return rc ? -1 : 0;
 }

@@ -37,6 +37,7 @@ struct config {
     char *hf_token;            /* "" = anonymous */
     int require_api_key;       /* keys needed even before one exists, /api too */
     char *cors_origins;        /* comma-separated allowed Origins; "" = no CORS */
+    int shutdown_grace_seconds; /* SIGTERM: in-flight generations may finish this long */
 };
 
 /* Fills `cfg` with the built-in defaults (HOME-relative paths resolved). */

@@ -18,12 +18,17 @@ struct infer_stream {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct infer_node *head, *tail;
-    int done_queued;   /* the DONE event is in the queue or was taken */
+    int done_queued; /* the DONE event is in the queue or was taken */
     int done_taken;
-    int oom;           /* an event could not be copied: deliver an error DONE */
+    int oom; /* an event could not be copied: deliver an error DONE */
     struct engine_request *req;
     double last_token_ms; /* scheduler thread only: when the previous token came */
+    struct infer_stream *live_prev, *live_next; /* infer_live, under infer_live_lock */
 };
+
+/* Every stream between infer_start and infer_free, for infer_cancel_all. */
+static pthread_mutex_t infer_live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct infer_stream *infer_live;
 
 static double infer_now_ms(void)
 {
@@ -130,8 +135,24 @@ enum status infer_start(struct engine_model *m, struct engine_request_desc *desc
         free(s);
         return st;
     }
+    pthread_mutex_lock(&infer_live_lock);
+    s->live_next = infer_live;
+    if (infer_live)
+        infer_live->live_prev = s;
+    infer_live = s;
+    pthread_mutex_unlock(&infer_live_lock);
     *out = s;
     return ST_OK;
+}
+
+int infer_cancel_all(void)
+{
+    int n = 0;
+    pthread_mutex_lock(&infer_live_lock);
+    for (struct infer_stream *s = infer_live; s; s = s->live_next, n++)
+        engine_cancel(s->req);
+    pthread_mutex_unlock(&infer_live_lock);
+    return n;
 }
 
 int infer_next(struct infer_stream *s, int timeout_ms, struct infer_event **ev)
@@ -202,6 +223,15 @@ void infer_free(struct infer_stream *s)
 {
     if (!s)
         return;
+    /* Out of the list first: infer_cancel_all must not reach a released request. */
+    pthread_mutex_lock(&infer_live_lock);
+    if (s->live_prev)
+        s->live_prev->live_next = s->live_next;
+    else
+        infer_live = s->live_next;
+    if (s->live_next)
+        s->live_next->live_prev = s->live_prev;
+    pthread_mutex_unlock(&infer_live_lock);
     /* Waits for the DONE callback, so nothing touches s afterwards. */
     engine_request_release(s->req);
     for (struct infer_node *n = s->head; n;) {

@@ -57,4 +57,9 @@ const int32_t *infer_prompt(const struct infer_stream *s, int *n);
 /* Releases the engine request (cancelling it if unfinished) and the stream. */
 void infer_free(struct infer_stream *s);
 
+/* Cancels every live stream (shutdown after the drain grace period): each
+ * gets its DONE event with ENGINE_FINISH_CANCELLED.  Returns how many were
+ * live.  Any thread. */
+int infer_cancel_all(void);
+
 #endif

@@ -4,7 +4,9 @@
  * Signals are blocked in every thread and taken synchronously by one signal
  * thread (sigwait), so no handler runs in the middle of libfcgi or SQLite.
  * Stopping shuts the listening socket down, which makes the accept() of
- * every idle worker fail; busy workers finish their request first.
+ * every idle worker fail; busy workers finish their request first, for up
+ * to shutdown_grace_seconds, after which every generation still running is
+ * cancelled so its handler sends the client a final event and returns.
  */
 #include "server.h"
 
@@ -26,6 +28,7 @@
 #include "cors.h"
 #include "db.h"
 #include "http.h"
+#include "infer.h"
 #include "log.h"
 #include "metrics.h"
 #include "request_log.h"
@@ -40,6 +43,7 @@ struct worker {
 };
 
 static pthread_mutex_t server_accept_lock = PTHREAD_MUTEX_INITIALIZER;
+static int server_busy; /* workers inside a request (atomic) */
 
 static double server_now_ms(void)
 {
@@ -262,7 +266,9 @@ static void *server_worker_main(void *arg)
         pthread_mutex_unlock(&server_accept_lock);
         if (rc < 0)
             break;
+        __atomic_add_fetch(&server_busy, 1, __ATOMIC_SEQ_CST);
         server_handle(w, &fr);
+        __atomic_sub_fetch(&server_busy, 1, __ATOMIC_SEQ_CST);
         FCGX_Finish_r(&fr);
         arena_reset(&w->arena);
     }
@@ -276,6 +282,26 @@ struct server_signals {
     sigset_t set;
 };
 
+/* Waits for busy workers; after grace_s, cancels the generations left (again
+ * every 100 ms, for any a handler starts late) until every worker is idle. */
+static void server_drain(int grace_s)
+{
+    const struct timespec tick = {0, 100 * 1000 * 1000};
+    double deadline = server_now_ms() + grace_s * 1000.0;
+    int announced = 0;
+    while (__atomic_load_n(&server_busy, __ATOMIC_SEQ_CST) > 0) {
+        if (server_now_ms() >= deadline) {
+            int n = infer_cancel_all();
+            if (n && !announced) {
+                log_msg(LOG_LEVEL_WARN, "shutdown grace of %d s is over: cancelled %d generation%s",
+                        grace_s, n, n == 1 ? "" : "s");
+                announced = 1;
+            }
+        }
+        nanosleep(&tick, NULL);
+    }
+}
+
 static void *server_signal_main(void *arg)
 {
     struct server_signals *s = arg;
@@ -288,10 +314,12 @@ static void *server_signal_main(void *arg)
                 log_msg(LOG_LEVEL_INFO, "log reopened (SIGHUP)");
             continue;
         }
-        log_msg(LOG_LEVEL_INFO, "received %s: finishing in-flight requests",
-                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        int grace = s->app->config.shutdown_grace_seconds;
+        log_msg(LOG_LEVEL_INFO, "received %s: finishing in-flight requests (up to %d s)",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", grace);
         s->app->stopping = 1;
         shutdown(s->listen_fd, SHUT_RDWR);
+        server_drain(grace);
         return NULL;
     }
 }
