@@ -188,6 +188,7 @@ struct aa_gen {
     const char *model_name;
     char id[96];
     int input_tokens;
+    int cached_tokens; /* of input_tokens, read from the prefix cache (known at the end) */
 };
 
 static void aa_send(struct http_request *req, const char *event, const cJSON *data)
@@ -215,16 +216,19 @@ static void aa_send_simple(struct http_request *req, const char *event)
     cJSON_Delete(o);
 }
 
-static cJSON *aa_usage(int input_tokens, int output_tokens)
+/* input_tokens stays the whole prompt (as count_tokens says) and
+ * cache_read_input_tokens tells how much of it the engine's prefix cache
+ * served; nothing is ever written to a cache on request, so
+ * cache_creation_input_tokens is 0. */
+static cJSON *aa_usage(int input_tokens, int output_tokens, int cached_tokens)
 {
     cJSON *u = cJSON_CreateObject();
     if (!u)
         return NULL;
     cJSON_AddNumberToObject(u, "input_tokens", input_tokens);
     cJSON_AddNumberToObject(u, "output_tokens", output_tokens);
-    /* Prefix caching will fill these; until then nothing is cached. */
     cJSON_AddNumberToObject(u, "cache_creation_input_tokens", 0);
-    cJSON_AddNumberToObject(u, "cache_read_input_tokens", 0);
+    cJSON_AddNumberToObject(u, "cache_read_input_tokens", cached_tokens);
     return u;
 }
 
@@ -248,7 +252,7 @@ static cJSON *aa_message(const struct aa_gen *g, cJSON *content, const char *sto
         cJSON_AddStringToObject(m, "stop_sequence", stop_sequence);
     else
         cJSON_AddNullToObject(m, "stop_sequence");
-    cJSON_AddItemToObject(m, "usage", aa_usage(g->input_tokens, output_tokens));
+    cJSON_AddItemToObject(m, "usage", aa_usage(g->input_tokens, output_tokens, g->cached_tokens));
     return m;
 }
 
@@ -302,6 +306,7 @@ static void aa_stream_end(struct aa_gen *g, const char *stop_reason, const char 
         else
             cJSON_AddNullToObject(d, "stop_sequence");
         cJSON_AddNumberToObject(u, "output_tokens", output_tokens);
+        cJSON_AddNumberToObject(u, "cache_read_input_tokens", g->cached_tokens);
         aa_send(g->req, "message_delta", o);
     }
     cJSON_Delete(o);
@@ -386,6 +391,7 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
     usage->prompt_tokens = done->usage.prompt_tokens;
     usage->completion_tokens = done->usage.completion_tokens;
     usage->decode_tps = done->usage.decode_tps;
+    g.cached_tokens = done->usage.cached_tokens;
     const char *stop_reason = aa_stop_reason(done, anthropic_output_tool_uses(out));
     const char *failure = NULL, *failure_type = "api_error";
     int failure_status = 500;

@@ -456,7 +456,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
         for (int i = 0; i < n_started; i++)
             infer_cancel(streams[i]);
 
-    int prompt_tokens = 0, completion_tokens = 0;
+    int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
     double tps = 0;
     struct infer_event *ev;
     int k;
@@ -469,6 +469,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
         done[k] = true;
         last[k] = ev;
         prompt_tokens = ev->usage.prompt_tokens;
+        cached_tokens = ev->usage.cached_tokens;
         completion_tokens += ev->usage.completion_tokens;
         tps += ev->usage.decode_tps / r->n;
         if (r->stream && ev->finish != ENGINE_FINISH_CANCELLED && !req->client_gone) {
@@ -504,8 +505,8 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
             cJSON_AddNumberToObject(chunk, "created", run.created);
             cJSON_AddStringToObject(chunk, "model", run.model);
             cJSON_AddArrayToObject(chunk, "choices");
-            cJSON_AddItemToObject(chunk, "usage",
-                                  openai_usage_json(prompt_tokens, completion_tokens));
+            cJSON_AddItemToObject(
+                chunk, "usage", openai_usage_json(prompt_tokens, completion_tokens, cached_tokens));
             openai_sse_json(req, chunk);
             cJSON_Delete(chunk);
         }
@@ -537,8 +538,8 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
                     arr,
                     chat_message_json(&choices[i], chat_finish_reason(&choices[i], last[i]->finish),
                                       r->logprobs));
-            cJSON_AddItemToObject(resp, "usage",
-                                  openai_usage_json(prompt_tokens, completion_tokens));
+            cJSON_AddItemToObject(
+                resp, "usage", openai_usage_json(prompt_tokens, completion_tokens, cached_tokens));
             status = http_send_json(req, 200, resp);
         }
     }

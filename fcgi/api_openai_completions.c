@@ -221,7 +221,7 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
                           cmpl_choice_json(i, ch[i].text, ch[i].len, NULL, NULL));
     }
 
-    int prompt_tokens = 0, completion_tokens = 0;
+    int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
     double tps = 0;
     struct infer_event *ev;
     int k;
@@ -248,6 +248,7 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
         done[k] = true;
         c->done = ev;
         prompt_tokens += ev->usage.prompt_tokens;
+        cached_tokens += ev->usage.cached_tokens;
         completion_tokens += ev->usage.completion_tokens;
         tps += ev->usage.decode_tps / total;
         if (r->stream && !req->client_gone &&
@@ -257,6 +258,7 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
     }
     /* Each prompt counts once, however many choices ran it. */
     prompt_tokens /= r->n;
+    cached_tokens /= r->n;
     usage->prompt_tokens = prompt_tokens;
     usage->completion_tokens = completion_tokens;
     usage->decode_tps = tps;
@@ -268,8 +270,8 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
         if (r->include_usage) {
             cJSON *chunk = cmpl_chunk(id, created, model);
             cJSON_AddArrayToObject(chunk, "choices");
-            cJSON_AddItemToObject(chunk, "usage",
-                                  openai_usage_json(prompt_tokens, completion_tokens));
+            cJSON_AddItemToObject(
+                chunk, "usage", openai_usage_json(prompt_tokens, completion_tokens, cached_tokens));
             openai_sse_json(req, chunk);
             cJSON_Delete(chunk);
         }
@@ -298,8 +300,8 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
                                                       openai_finish_reason(ch[i].done->finish)));
                 ch[i].logprobs = NULL;
             }
-            cJSON_AddItemToObject(resp, "usage",
-                                  openai_usage_json(prompt_tokens, completion_tokens));
+            cJSON_AddItemToObject(
+                resp, "usage", openai_usage_json(prompt_tokens, completion_tokens, cached_tokens));
             status = http_send_json(req, 200, resp);
         }
     }

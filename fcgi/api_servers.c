@@ -75,6 +75,7 @@ static cJSON *api_servers_item(const cJSON *st, const cJSON *profile, double bud
         "kv_blocks_total",
         "context_length",
         "memory",
+        "scheduler",
     };
     for (size_t i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
         api_servers_copy(o, st, copied[i]);

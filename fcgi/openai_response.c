@@ -55,12 +55,11 @@ void openai_make_id(const char *prefix, char *out, size_t len)
         n += snprintf(out + n, len - (size_t)n, "%02x", raw[i]);
 }
 
-cJSON *openai_usage_json(int prompt_tokens, int completion_tokens)
+cJSON *openai_usage_json(int prompt_tokens, int completion_tokens, int cached_tokens)
 {
     cJSON *u = cJSON_CreateObject();
     cJSON *d = u ? cJSON_AddObjectToObject(u, "prompt_tokens_details") : NULL;
-    /* No prefix cache yet: nothing is ever served from cache. */
-    if (!d || !cJSON_AddNumberToObject(d, "cached_tokens", 0) ||
+    if (!d || !cJSON_AddNumberToObject(d, "cached_tokens", cached_tokens) ||
         !cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens) ||
         !cJSON_AddNumberToObject(u, "completion_tokens", completion_tokens) ||
         !cJSON_AddNumberToObject(u, "total_tokens", prompt_tokens + completion_tokens)) {

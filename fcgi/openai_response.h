@@ -35,8 +35,9 @@ int openai_acquire(struct http_request *req, const char *model, struct pool_leas
 void openai_make_id(const char *prefix, char *out, size_t len);
 
 /* {"prompt_tokens", "completion_tokens", "total_tokens",
- *  "prompt_tokens_details": {"cached_tokens": 0}}; NULL when out of memory. */
-cJSON *openai_usage_json(int prompt_tokens, int completion_tokens);
+ *  "prompt_tokens_details": {"cached_tokens"}} (cached_tokens: prompt tokens
+ *  served by the engine's prefix cache); NULL when out of memory. */
+cJSON *openai_usage_json(int prompt_tokens, int completion_tokens, int cached_tokens);
 
 /* A chat logprobs entry {token, logprob, bytes, top_logprobs[]} for one
  * sampled token; NULL when out of memory. */
