@@ -159,7 +159,8 @@ static void pool_cond_init(pthread_cond_t *c)
 
 static int pool_shutting_down(const struct pool *p)
 {
-    return p->stopping || p->app->stopping;
+    /* app->stopping is set by the signal thread without the pool's lock. */
+    return p->stopping || __atomic_load_n(&p->app->stopping, __ATOMIC_RELAXED);
 }
 
 static unsigned long long pool_budget_locked(const struct pool *p)
@@ -975,7 +976,7 @@ static void *pool_thread_main(void *arg)
         pool_sample_cpu(p);
         while (pool_unload_one_idle(p, pool_now()))
             ;
-        if (p->app->stopping) /* wake queued requests so they fail fast */
+        if (pool_shutting_down(p)) /* wake queued requests so they fail fast */
             for (struct pool_entry *e = p->entries; e; e = e->next)
                 pthread_cond_broadcast(&e->cond);
         struct timespec t = pool_deadline(1.0);

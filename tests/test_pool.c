@@ -692,7 +692,7 @@ static void test_shutdown_wakes_queue(void)
     pthread_create(&th, NULL, acquire_main, &waiter);
     CHECK(wait_queue_depth(p, "slow-queue", 1));
     double t0 = now_s();
-    app.stopping = 1; /* what SIGTERM does */
+    __atomic_store_n(&app.stopping, 1, __ATOMIC_RELAXED); /* what SIGTERM does */
     pthread_join(th, NULL);
     CHECK_INT_EQ(waiter.rc, -1);
     CHECK_INT_EQ(waiter.err.http_status, 503);
@@ -703,8 +703,8 @@ static void test_shutdown_wakes_queue(void)
     CHECK_INT_EQ(err.http_status, 503);
     CHECK(l2 == NULL);
     pool_release(l, NULL);
-    app.stopping = 0;
     pool_free(p);
+    __atomic_store_n(&app.stopping, 0, __ATOMIC_RELAXED);
 }
 
 static void test_auto_start(void)
