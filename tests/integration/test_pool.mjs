@@ -29,7 +29,10 @@ const hub = path.join(tmp, 'hub');
 const snap = path.join(hub, 'models--acme--tiny-chat/snapshots/rev1');
 fs.mkdirSync(path.join(hub, 'models--acme--tiny-chat/refs'), { recursive: true });
 const mk = runBin(['mkmodel', '--arch', 'llama', '--preset', 'tiny', '--dtype', 'mlx-4bit', '--out', snap]);
-if (mk.status !== 0) throw new Error(`mkmodel failed: ${mk.stderr}`);
+if (mk.status !== 0) {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  throw new Error(`mkmodel failed: ${mk.stderr}`);
+}
 fs.writeFileSync(path.join(hub, 'models--acme--tiny-chat/refs/main'), 'rev1');
 const notModel = path.join(tmp, 'not-a-model');
 fs.mkdirSync(notModel);
