@@ -1,0 +1,139 @@
+// bench_serving.mjs - serving benchmark through nginx + daemon: aggregate
+// decode throughput with 1, 2, 4, 8, 16 concurrent streaming chat clients,
+// TTFT of a ~3,000-token system prompt cold vs from the prefix cache, and
+// KV waste with 16 sequences of mixed lengths.  Random-weight MLX 4-bit
+// models from `mlx-manager mkmodel`: the 110M Llama shape (hidden 768, 12
+// layers, 12 heads, FFN 2048, vocab 32000), plus the Qwen2.5-0.5B and
+// Llama-3.2-1B shapes with --full.  Prints numbers; never fails on speed.
+//
+//   node tests/bench/bench_serving.mjs [--quick|--full] [--tokens N]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startServer, request, runBin } from '../integration/lib.mjs';
+
+const args = process.argv.slice(2);
+const full = args.includes('--full');
+const quick = args.includes('--quick');
+const tokIdx = args.indexOf('--tokens');
+const TOKENS = tokIdx >= 0 ? Number(args[tokIdx + 1]) : quick ? 24 : 64;
+const CLIENTS = quick ? [1, 2, 4, 8] : [1, 2, 4, 8, 16];
+
+const SHAPES = [
+  { name: 'llama-110M', args: ['--arch', 'llama', '--hidden', '768', '--layers', '12', '--heads', '12', '--ffn', '2048', '--vocab', '32000'] },
+];
+if (full) {
+  SHAPES.push({ name: 'qwen2.5-0.5B', args: ['--arch', 'qwen2', '--preset', 'qwen2.5-0.5b'] });
+  SHAPES.push({ name: 'llama-3.2-1B', args: ['--arch', 'llama', '--preset', 'llama-3.2-1b'] });
+}
+
+const now = () => performance.now() / 1000;
+
+// One streaming chat; returns token arrival times (one SSE chunk with
+// content = one token) and the final usage.
+async function streamChat(base, body) {
+  const t0 = now();
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const times = [];
+  let usage = null;
+  let buf = '';
+  const dec = new TextDecoder();
+  for await (const part of res.body) {
+    buf += dec.decode(part, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const ev = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
+      const j = JSON.parse(ev.slice(6));
+      if (j.usage) usage = j.usage;
+      if (j.choices && j.choices.length && j.choices[0].delta && j.choices[0].delta.content !== undefined) times.push(now());
+    }
+  }
+  return { t0, times, usage };
+}
+
+function words(n, seed) {
+  const w = ['alpha', 'river', 'stone', 'cloud', 'maple', 'ember', 'quartz', 'harbor', 'violet', 'signal', 'copper', 'meadow'];
+  let s = seed;
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    out.push(w[s % w.length]);
+  }
+  return out.join(' ');
+}
+
+const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor(s.length / 2)] : 0; };
+const p = (x, d = 1) => x.toFixed(d);
+
+async function benchShape(shape) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mlxm-bench-'));
+  const model = path.join(dir, shape.name);
+  const mk = runBin(['mkmodel', ...shape.args, '--dtype', 'mlx-4bit', '--out', model]);
+  if (mk.status !== 0) throw new Error(`mkmodel: ${mk.stderr}`);
+  const srv = await startServer('workers: 24\n');
+  try {
+    const U = srv.url;
+    const load = await request(U, 'POST', '/admin/models/load', { model });
+    if (load.status !== 200) throw new Error(`load: ${load.text}`);
+    console.log(`\n## ${shape.name} (MLX 4-bit, ${TOKENS} tokens per client)`);
+    // warm-up: pages in weights, first-call costs
+    await streamChat(U, { model, max_tokens: 4, ignore_eos: true, messages: [{ role: 'user', content: 'warm up' }] });
+    console.log('clients  total tok/s  per-client tok/s  median ITL ms  p90 ITL ms  wall s');
+    let single = 0;
+    for (const n of CLIENTS) {
+      const t0 = now();
+      let wasteSeen = [];
+      const poll = setInterval(async () => {
+        try {
+          const s = (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.dir === model || x.name === model);
+          if (s && s.scheduler && s.scheduler.running >= n) wasteSeen.push(s.scheduler.kv_waste_percent);
+        } catch { /* a poll racing the end */ }
+      }, 200);
+      const runs = await Promise.all([...Array(n).keys()].map((i) => streamChat(U, {
+        model, max_tokens: TOKENS, ignore_eos: true, temperature: 0.8, seed: i,
+        // mixed prompt lengths so KV waste is measured on uneven sequences
+        messages: [{ role: 'user', content: `Client ${i}: ${words(8 + 37 * i, i + 1)}` }],
+      })));
+      clearInterval(poll);
+      const wall = now() - t0;
+      // decode throughput: tokens after each client's first, over the span
+      // in which they arrived
+      const firsts = runs.map((r) => r.times[0]);
+      const lasts = runs.map((r) => r.times[r.times.length - 1]);
+      const decTokens = runs.reduce((a, r) => a + r.times.length - 1, 0);
+      const span = Math.max(...lasts) - Math.min(...firsts);
+      const total = decTokens / span;
+      const gaps = runs.flatMap((r) => r.times.slice(1).map((t, k) => (t - r.times[k]) * 1000));
+      const sorted = [...gaps].sort((a, b) => a - b);
+      if (n === 1) single = total;
+      console.log(`${String(n).padStart(7)}  ${p(total).padStart(11)}  ${p(total / n).padStart(16)}  ${p(median(gaps)).padStart(13)}  ${p(sorted[Math.floor(sorted.length * 0.9)] || 0).padStart(10)}  ${p(wall, 2).padStart(6)}` +
+        (n > 1 ? `   (${p(total / single, 2)}x single)` : '') +
+        (wasteSeen.length ? `   KV waste ${p(Math.max(...wasteSeen), 2)}% (max of ${wasteSeen.length} polls)` : ''));
+    }
+
+    // prefix cache: a ~3,000-token system prompt sent once, then again
+    // with a different user message
+    const sysText = words(quick ? 1500 : 2900, 99);
+    const ask = (q) => streamChat(U, {
+      model, max_tokens: 2, temperature: 0, messages: [{ role: 'system', content: sysText }, { role: 'user', content: q }],
+    });
+    const cold = await ask('First question about the text?');
+    const warm = await ask('A different question entirely.');
+    const ttft = (r) => (r.times[0] - r.t0) * 1000;
+    console.log(`prefix cache: system prompt ${cold.usage.prompt_tokens} tokens; TTFT cold ${p(ttft(cold))} ms, ` +
+      `warm ${p(ttft(warm))} ms (cached_tokens ${warm.usage.prompt_tokens_details.cached_tokens} of ${warm.usage.prompt_tokens})`);
+    const st = (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.dir === model || x.name === model);
+    console.log(`scheduler: ${JSON.stringify(st.scheduler)}`);
+  } finally {
+    srv.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+for (const s of SHAPES) await benchShape(s);
