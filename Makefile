@@ -7,6 +7,9 @@
 #   make fuzz     build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
 #   make bench    benchmark programs that print numbers
 #   make cert     a self-signed certificate for `make run TLS=1` (RUN_DIR/tls)
+#   make fuzz-long   every fuzz target for FUZZ_SECONDS (600) each, corpus kept
+#   make load-test   LOAD_CLIENTS (200) streaming clients for LOAD_SECONDS (300)
+#   make fault-test  kills, corrupt and vanished models, disconnects, disk full
 #
 # Variables: PORT (8080), HOST (127.0.0.1), RUN_DIR (run), SANITIZE, MLXM_SHARED,
 #            TLS (1 = HTTPS + HTTP/2; TLS_CERT, TLS_KEY, TLS_HSTS), CERT_NAMES.
@@ -46,7 +49,8 @@ FCGI_OBJ   = $(FCGI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all setup run stop test check fuzz fuzz-smoke bench format format-check clean cert
+.PHONY: all setup run stop test check fuzz fuzz-smoke fuzz-long load-test fault-test bench \
+        format format-check clean cert
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -109,6 +113,16 @@ fuzz: $(FUZZ_BIN)
 
 fuzz-smoke: fuzz
 	@tests/fuzz/smoke.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-20}
+
+# Long runs, outside `make check` (each takes minutes to hours).
+fuzz-long: fuzz
+	@tests/fuzz/long.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-600}
+
+load-test: setup $(BUILD)/mlx-manager
+	@BUILD=$(BUILD) node tests/load/load_test.mjs
+
+fault-test: setup $(BUILD)/mlx-manager
+	@BUILD=$(BUILD) node tests/fault/fault_test.mjs
 
 bench: $(BUILD)/mlx-manager $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh
