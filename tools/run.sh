@@ -13,6 +13,7 @@
 #                                   TLS_KEY (default RUN_DIR/tls/{cert,key}.pem, made
 #                                   self-signed by tools/cert.sh when missing);
 #                                   TLS_HSTS=1 adds Strict-Transport-Security
+#   CLIENT_TIMEOUT (30s)            nginx's header and body read timeouts (slow clients)
 #   MLXM_REQUIRE_API_KEY            1 by default when HOST is not a loopback address:
 #                                   every API needs a key (docs/configuration.md)
 set -euo pipefail
@@ -69,6 +70,10 @@ fi
 # the socket or the files here; run them as the invoking user instead.
 USER_LINE=""
 if [ "$(id -u)" -eq 0 ]; then USER_LINE="user root root;"; fi
+if ! [[ "${CLIENT_TIMEOUT:-30s}" =~ ^[0-9]+(ms|s|m)?$ ]]; then
+    echo "run: CLIENT_TIMEOUT must look like 30s, 500ms or 2m, not '$CLIENT_TIMEOUT'" >&2
+    exit 1
+fi
 
 LISTEN="$HOST:$PORT"
 TLS_INCLUDE=""
@@ -105,6 +110,7 @@ sed -e "s|@RUN_DIR@|$RUN_DIR|g" \
     -e "s|@UPSTREAM@|unix:$SOCK|g" \
     -e "s|@USER_LINE@|$USER_LINE|g" \
     -e "s|@MAX_BODY@|1024m|g" \
+    -e "s|@CLIENT_TIMEOUT@|${CLIENT_TIMEOUT:-30s}|g" \
     nginx/mlx-manager.conf.in > "$RUN_DIR/nginx.conf"
 "$NGINX" -t -q -e "$RUN_DIR/nginx-error.log" -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf"
 

@@ -59,7 +59,7 @@ try {
     .replace('server @UPSTREAM@;', upstream)
     .replaceAll('@RUN_DIR@', runDir).replaceAll('@STATIC_DIR@', path.join(REPO, 'static'))
     .replaceAll('@LISTEN@', `127.0.0.1:${port}`).replaceAll('@USER_LINE@', process.getuid() === 0 ? 'user root root;' : '')
-    .replaceAll('@MAX_BODY@', '64m').replaceAll('@TLS_INCLUDE@', '');
+    .replaceAll('@MAX_BODY@', '64m').replaceAll('@CLIENT_TIMEOUT@', '30s').replaceAll('@TLS_INCLUDE@', '');
   fs.writeFileSync(path.join(runDir, 'nginx.conf'), conf);
   const ng = spawnSync(nginxBin, ['-e', path.join(runDir, 'nginx-error.log'), '-p', runDir, '-c', path.join(runDir, 'nginx.conf')], { encoding: 'utf8' });
   nginxStarted = ng.status === 0;
