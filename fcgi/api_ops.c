@@ -235,7 +235,7 @@ int api_logs_requests(struct http_request *req)
 /* ---- systemd units ------------------------------------------------------ */
 
 struct ops_service_paths {
-    char binary[PATH_MAX], listen[PATH_MAX], run_dir[PATH_MAX];
+    char binary[PATH_MAX], listen[2 * PATH_MAX + 2], run_dir[2 * PATH_MAX + 2];
 };
 
 /* The units as this daemon runs: its executable, config, socket and state

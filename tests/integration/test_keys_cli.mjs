@@ -68,6 +68,10 @@ try {
   r = await request(U, 'POST', '/api/keys', { name: 'bad', models: ['x'.repeat(300)] }, bearer(admin));
   check('POST /api/keys rejects an overlong model name', r.status === 422, r.status);
 
+  r = keys(srv, 'list', '--json');
+  const ciUsed = JSON.parse(r.stdout || '[]').find((k) => k.name === 'ci');
+  check('per-key usage: requests and tokens of OpenAI requests counted', ciUsed && ciUsed.requests >= 4 &&
+    ciUsed.prompt_tokens > 0 && ciUsed.completion_tokens >= 1 && ciUsed.completion_tokens <= 2, ciUsed);
   r = keys(srv, 'revoke', String(ci.id));
   check('keys revoke', r.status === 0, r.stderr);
   r = await request(U, 'POST', '/v1/chat/completions', chat(MODEL), bearer(key));
