@@ -32,9 +32,9 @@ void block_qkv(struct model *m, int layer, int n)
     for (int t = 0; t < n; t++)
         kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->attn_norm, h,
                            m->cfg.rms_norm_eps);
-    kernel_matmul_ref(&lw->wq, s->xb, (size_t)n, lw->bq, s->q, s->mm);
-    kernel_matmul_ref(&lw->wk, s->xb, (size_t)n, lw->bk, s->k, s->mm);
-    kernel_matmul_ref(&lw->wv, s->xb, (size_t)n, lw->bv, s->v, s->mm);
+    kernel_matmul(m->pool, &lw->wq, s->xb, (size_t)n, lw->bq, s->q, s->mm);
+    kernel_matmul(m->pool, &lw->wk, s->xb, (size_t)n, lw->bk, s->k, s->mm);
+    kernel_matmul(m->pool, &lw->wv, s->xb, (size_t)n, lw->bv, s->v, s->mm);
 }
 
 void block_qk_norm(struct model *m, int layer, int n)
@@ -73,34 +73,53 @@ void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_bat
     }
 }
 
-void block_attention(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
-                     int n)
+/* One attention job: every (token, head) pair of the batch, split over the pool. */
+struct attn_job {
+    struct model *m;
+    struct kv_cache *kv;
+    const struct model_batch *b;
+    int layer, n;
+};
+
+static void attn_run(void *ctx, int ith, int nth)
 {
+    const struct attn_job *j = ctx;
+    struct model *m = j->m;
     const struct model_config *c = &m->cfg;
     struct model_scratch *s = &m->s;
     size_t hd = (size_t)c->head_dim, qd = qdim(m), kd = kvdim(m);
     int group = c->n_heads / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)c->head_dim);
     struct kernel_kv_view view = {
-        .k = kv_cache_block_k(kv, layer, 0),
-        .v = kv_cache_block_v(kv, layer, 0),
-        .block_stride = (size_t)kv_cache_block_tokens(kv) * kd,
+        .k = kv_cache_block_k(j->kv, j->layer, 0),
+        .v = kv_cache_block_v(j->kv, j->layer, 0),
+        .block_stride = (size_t)kv_cache_block_tokens(j->kv) * kd,
         .token_stride = kd,
-        .block_tokens = kv_cache_block_tokens(kv),
+        .block_tokens = kv_cache_block_tokens(j->kv),
     };
-    bool windowed = c->sliding_window > 0 && layer >= c->sliding_window_from_layer;
-    for (int t = 0; t < n; t++) {
-        int nb;
-        view.blocks = kv_seq_blocks(kv, b->seqs[s->tok_seq[t]].seq, &nb);
+    bool windowed = c->sliding_window > 0 && j->layer >= c->sliding_window_from_layer;
+    size_t lo, hi;
+    threadpool_split((size_t)j->n * (size_t)c->n_heads, 1, ith, nth, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        int t = (int)(i / (size_t)c->n_heads), h = (int)(i % (size_t)c->n_heads), nb;
+        view.blocks = kv_seq_blocks(j->kv, j->b->seqs[s->tok_seq[t]].seq, &nb);
         int n_ctx = s->tok_pos[t] + 1;
         int start = windowed && n_ctx > c->sliding_window ? n_ctx - c->sliding_window : 0;
-        for (int h = 0; h < c->n_heads; h++)
-            kernel_attention_ref(s->q + (size_t)t * qd + (size_t)h * hd, &view,
-                                 (size_t)(h / group) * hd, c->head_dim, start, n_ctx, scale, s->att,
-                                 s->att_out + (size_t)t * qd + (size_t)h * hd);
+        kernel_attention(s->q + (size_t)t * qd + (size_t)h * hd, &view, (size_t)(h / group) * hd,
+                         c->head_dim, start, n_ctx, scale,
+                         s->att_out + (size_t)t * qd + (size_t)h * hd);
     }
+}
+
+void block_attention(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
+                     int n)
+{
+    const struct model_config *c = &m->cfg;
+    struct model_scratch *s = &m->s;
+    struct attn_job job = {m, kv, b, layer, n};
+    threadpool_run(m->pool, attn_run, &job);
     const struct layer_weights *lw = &m->w.layers[layer];
-    kernel_matmul_ref(&lw->wo, s->att_out, (size_t)n, NULL, s->proj, s->mm);
+    kernel_matmul(m->pool, &lw->wo, s->att_out, (size_t)n, NULL, s->proj, s->mm);
     size_t tot = (size_t)n * (size_t)c->hidden;
     for (size_t i = 0; i < tot; i++)
         s->x[i] += s->proj[i];
@@ -114,10 +133,10 @@ void block_mlp(struct model *m, int layer, int n)
     for (int t = 0; t < n; t++)
         kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->ffn_norm, h,
                            m->cfg.rms_norm_eps);
-    kernel_matmul_ref(&lw->w_gate, s->xb, (size_t)n, NULL, s->hb, s->mm);
-    kernel_matmul_ref(&lw->w_up, s->xb, (size_t)n, NULL, s->hb2, s->mm);
-    kernel_silu_mul_ref(s->hb, s->hb2, (size_t)n * f);
-    kernel_matmul_ref(&lw->w_down, s->hb, (size_t)n, NULL, s->proj, s->mm);
+    kernel_matmul(m->pool, &lw->w_gate, s->xb, (size_t)n, NULL, s->hb, s->mm);
+    kernel_matmul(m->pool, &lw->w_up, s->xb, (size_t)n, NULL, s->hb2, s->mm);
+    kernel_silu_mul(m->pool, s->hb, s->hb2, (size_t)n * f);
+    kernel_matmul(m->pool, &lw->w_down, s->hb, (size_t)n, NULL, s->proj, s->mm);
     for (size_t i = 0; i < (size_t)n * h; i++)
         s->x[i] += s->proj[i];
 }
@@ -236,7 +255,7 @@ enum status model_forward(struct model *m, struct kv_cache *kv, const struct mod
     int rows;
     enum status rc = forward_rows(m, kv, b, logits_out, &rows, err, errlen);
     if (rc == ST_OK && rows > 0)
-        kernel_matmul_ref(&m->w.lm_head, m->s.xb, (size_t)rows, NULL, logits_out, m->s.mm);
+        kernel_matmul(m->pool, &m->w.lm_head, m->s.xb, (size_t)rows, NULL, logits_out, m->s.mm);
     return rc;
 }
 

@@ -13,8 +13,11 @@
 
 size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n)
 {
-    if (w->quantized)
-        return n * (w->cols / (size_t)w->q.group_size) + w->cols;
+    if (w->quantized) {
+        /* kernel_matmul's int8 activations, their scales and group sums */
+        size_t ng = w->cols / (size_t)w->q.group_size;
+        return n * ((w->cols + 3) / 4 + 2 * ng) + w->cols;
+    }
     return w->dtype == DTYPE_F32 ? 0 : w->cols;
 }
 

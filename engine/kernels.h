@@ -6,8 +6,14 @@
  * in their stored dtype (F32, F16, BF16, or MLX affine-quantized) and upcast
  * on the fly; a matrix is never dequantized as a whole.
  *
+ * Beside them, the fast paths the forward pass calls (kernels_simd.c): SIMD
+ * versions picked at run time from the CPU's features (AVX2+FMA+F16C;
+ * AVX-512 VNNI for the integer dot products of 4- and 8-bit weights), with
+ * the work split over a thread pool.  Each is tested against its reference.
+ *
  * Nothing here allocates: callers pass scratch of the documented size.
- * Thread-safe: pure functions over caller memory.
+ * Thread-safe: pure functions over caller memory (the pool runs one job at
+ * a time: see threadpool.h).
  */
 #ifndef ENGINE_KERNELS_H
 #define ENGINE_KERNELS_H
@@ -17,6 +23,7 @@
 
 #include "quant.h"
 #include "tensor.h"
+#include "threadpool.h"
 
 /* A weight matrix (rows = out features, cols = in features), y = x W^T. */
 struct kernel_mat {
@@ -25,9 +32,11 @@ struct kernel_mat {
     enum dtype dtype;      /* F32, F16 or BF16 when !quantized */
     const void *data;      /* (rows, cols) when !quantized */
     struct quant_matrix q; /* when quantized */
+    bool x8;               /* 4/8-bit: kernel_matmul uses int8 activations (integer dots);
+                              false: float dots as in kernel_matmul_ref */
 };
 
-/* Floats of scratch kernel_matmul_ref needs for n input rows. */
+/* Floats of scratch kernel_matmul_ref and kernel_matmul need for n input rows. */
 size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n);
 
 /*
@@ -36,6 +45,39 @@ size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n);
  */
 void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, const float *bias,
                        float *y, float *scratch);
+
+/*
+ * The fast matmul: y[t] = W x[t] (+ bias), same arguments as
+ * kernel_matmul_ref, rows split over the pool (NULL: the calling thread).
+ * F32/F16/BF16 weights: SIMD dot products in fp32 (within 1e-5 relative of
+ * the reference).  4- and 8-bit MLX weights with w->x8: the integer-dot
+ * path of quant.h (activations quantized to int8 per group; equal to
+ * quant_dot_row_x8_ref within 1e-5 relative).  Other quantized weights: the
+ * float reference dot per row (quant_dot_row_ref).  A row's result depends neither on n, nor on the
+ * other rows of x, nor on the number of threads.
+ */
+void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const float *x, size_t n,
+                   const float *bias, float *y, float *scratch);
+
+/* Instruction sets the fast kernels may use; each level includes the one before. */
+enum kernel_isa {
+    KERNEL_ISA_SCALAR,
+    KERNEL_ISA_AVX2,   /* AVX2 + FMA + F16C */
+    KERNEL_ISA_AVX512, /* + AVX-512 F/BW/VL/VNNI */
+};
+
+/* The best level this CPU supports. */
+enum kernel_isa kernel_isa_detect(void);
+
+/* The level in use (the detected one unless lowered by kernel_isa_set). */
+enum kernel_isa kernel_isa_get(void);
+
+/* Lowers (or restores) the level used, clamped to the detected one; for
+ * tests and benchmarks comparing paths.  Not thread-safe against running kernels. */
+void kernel_isa_set(enum kernel_isa isa);
+
+/* "scalar", "avx2" or "avx512". */
+const char *kernel_isa_name(enum kernel_isa isa);
 
 /* Writes row r of W (dequantized/upcast) into out (cols floats): embedding lookup. */
 void kernel_mat_row(const struct kernel_mat *w, size_t r, float *out);
@@ -79,5 +121,16 @@ struct kernel_kv_view {
 void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_t head_off,
                           int head_dim, int ctx_start, int n_ctx, float scale, float *att,
                           float *out);
+
+/*
+ * kernel_attention_ref with an online softmax (a running max and sum,
+ * rescaled once per group of positions), so it needs no scratch; SIMD when
+ * head_dim is a multiple of 8.  Within 1e-5 relative of the reference.
+ */
+void kernel_attention(const float *q, const struct kernel_kv_view *kv, size_t head_off,
+                      int head_dim, int ctx_start, int n_ctx, float scale, float *out);
+
+/* kernel_silu_mul_ref over n elements split over the pool. */
+void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n);
 
 #endif

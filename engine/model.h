@@ -13,7 +13,9 @@
  * Thread-safety: a loaded model's weights are read-only, but its scratch
  * buffers are not: model_forward() must not run concurrently on the same
  * model (one scheduler thread per model).  model_get_config() and
- * model_weight_bytes() may be called from any thread.  The model owns its
+ * model_weight_bytes() may be called from any thread.  Each model has its own
+ * compute thread pool (opts->n_threads) that model_forward() splits the
+ * kernels over; results do not depend on its size.  The model owns its
  * weights and scratch; the caller owns the kv_cache, batch and logits buffer.
  */
 #ifndef ENGINE_MODEL_H
@@ -94,6 +96,10 @@ struct model_load_opts {
     bool use_mmap;        /* map the files instead of reading into anonymous memory */
     int max_batch_tokens; /* tokens per model_forward call; 0 picks 512; at most
                              MODEL_MAX_BATCH_TOKENS */
+    bool quant_exact;     /* 4/8-bit weights: float activations, equal to the reference
+                             kernels (slower); false: int8 activations and integer dots */
+    int n_threads;        /* compute threads of the forward pass (threadpool.h); 0 = the
+                             physical cores */
 };
 
 /*

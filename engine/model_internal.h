@@ -90,6 +90,7 @@ struct model {
     size_t scratch_bytes;
     int max_tokens;
     struct model_scratch s;
+    struct threadpool *pool; /* the forward pass's compute threads */
 };
 
 /* Finds the family for cfg's architecture / model_type, or NULL. */

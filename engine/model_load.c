@@ -440,6 +440,19 @@ static enum status read_config(const char *dir, struct model_config *cfg, cJSON 
     return rc;
 }
 
+/* Picks the int8-activation path for every 4- and 8-bit matrix, or not. */
+static void set_x8(struct model *m, bool x8)
+{
+    m->w.embed.x8 = m->w.lm_head.x8 = x8;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        struct layer_weights *lw = &m->w.layers[l];
+        struct kernel_mat *ms[] = {&lw->wq,     &lw->wk,   &lw->wv,    &lw->wo,
+                                   &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+            ms[i]->x8 = x8;
+    }
+}
+
 static int opts_max_tokens(const struct model_load_opts *opts)
 {
     return opts && opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 512;
@@ -492,6 +505,10 @@ static enum status load_all(struct model *m, const char *dir, const struct model
         goto out;
     }
     rc = alloc_scratch(m, err, errlen);
+    if (rc == ST_OK)
+        set_x8(m, !(opts && opts->quant_exact));
+    if (rc == ST_OK)
+        rc = threadpool_create(opts ? opts->n_threads : 0, &m->pool, err, errlen);
 out:
     cJSON_Delete(root);
     if (rc == ST_OK && !ld.mmap) {
@@ -544,7 +561,7 @@ enum status model_estimate(const char *dir, const struct model_load_opts *opts,
     size_t cols =
         max_sz(max_sz((size_t)c.hidden, (size_t)c.ffn), (size_t)c.n_heads * (size_t)c.head_dim);
     *weight_bytes = w;
-    *scratch_bytes = scratch_total(&c, T, T * (cols / 32 + 1) + cols);
+    *scratch_bytes = scratch_total(&c, T, T * ((cols + 3) / 4 + 2 * (cols / 32)) + cols);
     return ST_OK;
 }
 
@@ -556,6 +573,7 @@ void model_free(struct model *m)
         free(m->allocs[i]);
     free(m->allocs);
     safetensors_set_close(m->files);
+    threadpool_free(m->pool);
     free(m->w.layers);
     free(m->inv_freq);
     float *bufs[] = {m->s.x,    m->s.xb, m->s.q,   m->s.k,   m->s.v,    m->s.att_out,

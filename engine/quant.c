@@ -8,6 +8,8 @@
  */
 #include "quant.h"
 
+#include <math.h>
+
 bool quant_params_valid(int bits, int group_size)
 {
     bool bits_ok = bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
@@ -153,4 +155,50 @@ void quant_matvec_ref(const struct quant_matrix *m, const float *x, float *xsum,
     quant_group_sums(x, m->cols, m->group_size, xsum);
     for (size_t r = 0; r < m->rows; r++)
         y[r] = quant_dot_row_ref(m, r, x, xsum);
+}
+
+size_t quant_x8_index(size_t k, size_t cols, bool pair_order)
+{
+    if (!pair_order)
+        return k;
+    size_t base = k & ~(size_t)63, half = cols - base >= 64 ? 32 : 16;
+    size_t j = k - base;
+    return base + (j & 1) * half + j / 2;
+}
+
+void quant_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
+                       float *xd, float *xsum)
+{
+    size_t gs = (size_t)group_size, ng = cols / gs;
+    for (size_t g = 0; g < ng; g++) {
+        const float *xg = x + g * gs;
+        float amax = 0.0f, sum = 0.0f;
+        for (size_t k = 0; k < gs; k++) {
+            float a = fabsf(xg[k]);
+            amax = a > amax ? a : amax;
+            sum += xg[k];
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        xd[g] = amax / 127.0f;
+        xsum[g] = sum;
+        for (size_t k = 0; k < gs; k++)
+            xq[quant_x8_index(g * gs + k, cols, pair_order)] = (int8_t)lrintf(xg[k] * inv);
+    }
+}
+
+float quant_dot_row_x8_ref(const struct quant_matrix *m, size_t row, const int8_t *xq,
+                           const float *xd, const float *xsum)
+{
+    size_t gs = (size_t)m->group_size, ng = m->cols / gs;
+    const uint32_t *q = m->q + row * quant_row_words(m->cols, m->bits);
+    float acc = 0.0f;
+    for (size_t g = 0; g < ng; g++) {
+        int32_t isum = 0;
+        for (size_t k = 0; k < gs; k++)
+            isum += (int32_t)quant_code(q, g * gs + k, m->bits) * xq[g * gs + k];
+        float s = dtype_load_f32(m->scales, m->param_dtype, row * ng + g);
+        float b = dtype_load_f32(m->biases, m->param_dtype, row * ng + g);
+        acc += s * xd[g] * (float)isum + b * xsum[g];
+    }
+    return acc;
 }

@@ -98,4 +98,30 @@ float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x
  */
 void quant_matvec_ref(const struct quant_matrix *m, const float *x, float *xsum, float *y);
 
+/*
+ * Integer-dot path: the activations are quantized to int8 per group (the
+ * weight's group_size), xd[g] = max|x_g| / 127 and xq = round(x / xd[g]), so
+ * dot(w, x) ~ sum_g scale_g * xd[g] * sum(q_g * xq_g) + bias_g * xsum[g]
+ * with exact integer inner sums.  The error against the float path is that
+ * of int8 activations (about 0.4% of a group's largest |x| per element).
+ *
+ * quant_x8_quantize writes xq (cols bytes), xd and xsum (cols/group_size
+ * each; xsum holds the exact float sums).  With pair_order the bytes are
+ * laid out for 4-bit codes, whose low nibbles hold the even elements: each
+ * 64-element chunk becomes its 32 even elements then its 32 odd ones (a
+ * trailing 32-element chunk: 16 even then 16 odd).  Otherwise in order.
+ */
+void quant_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
+                       float *xd, float *xsum);
+
+/* The byte index of element k of x in quant_x8_quantize's layout. */
+size_t quant_x8_index(size_t k, size_t cols, bool pair_order);
+
+/*
+ * Scalar reference of the integer-dot path for row `row`: xq, xd, xsum from
+ * quant_x8_quantize(..., pair_order = false).  Any bits.
+ */
+float quant_dot_row_x8_ref(const struct quant_matrix *m, size_t row, const int8_t *xq,
+                           const float *xd, const float *xsum);
+
 #endif

@@ -219,6 +219,14 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
     return d;
 }
 
+/*
+ * Largest |logit - golden| accepted: fp32 math on exactly upcast/dequantized
+ * weights holds 1e-4 for every variant; the int8 activations of the default
+ * 4/8-bit path (kernels.h) move logits by a few hundredths, so those runs are
+ * held to the greedy ids and top-1 and to this looser bound.
+ */
+static double golden_tol = 1e-4;
+
 /* Checks one run's ids and recorded logits against a golden case. */
 static void check_against_golden(const char *variant, const char *mode, bool exact,
                                  const struct golden_case *g, const struct gen_seq *r, int vocab,
@@ -242,17 +250,18 @@ static void check_against_golden(const char *variant, const char *mode, bool exa
         double d = max_abs_diff(got, want, (size_t)vocab);
         if (d > *worst)
             *worst = d;
-        /* fp32 math on exactly upcast/dequantized weights: 1e-4 holds for every variant */
-        CHECK_MSG(d <= 1e-4, "%s/%s/%s: logits at pos %d differ by %g", variant, g->name, mode, p,
-                  d);
+        CHECK_MSG(d <= golden_tol, "%s/%s/%s: logits at pos %d differ by %g", variant, g->name,
+                  mode, p, d);
     }
 }
 
-static void run_variant(const char *variant, bool exact, bool use_mmap)
+static void run_variant(const char *variant, bool exact, bool use_mmap, bool int8)
 {
     char dir[4096], err[512] = "";
     snprintf(dir, sizeof(dir), "%s/fixtures/models/%s", harness_shared_dir(), variant);
-    struct model_load_opts opts = {.use_mmap = use_mmap, .max_batch_tokens = 64};
+    struct model_load_opts opts = {
+        .use_mmap = use_mmap, .max_batch_tokens = 64, .quant_exact = !int8, .n_threads = 2};
+    golden_tol = int8 ? 0.25 : 1e-4;
     struct model *m = NULL;
     enum status rc = model_load(dir, &opts, &m, err, sizeof(err));
     CHECK_MSG(rc == ST_OK, "%s: load: %s", variant, err);
@@ -308,7 +317,8 @@ static void run_variant(const char *variant, bool exact, bool use_mmap)
         }
         CHECK_INT_EQ(kv_cache_free_blocks(kv), 64);
     }
-    printf("     %s%s: max |logit - golden| = %.3g\n", variant, use_mmap ? " (mmap)" : "", worst);
+    printf("     %s%s%s: max |logit - golden| = %.3g\n", variant, use_mmap ? " (mmap)" : "",
+           int8 ? " (int8 activations)" : "", worst);
     for (int i = 0; i < nc; i++)
         free(cases[i].logits);
     kv_cache_free(kv);
@@ -317,37 +327,39 @@ static void run_variant(const char *variant, bool exact, bool use_mmap)
 
 static void test_golden_fp32(void)
 {
-    run_variant("aidreams-260k", true, false);
+    run_variant("aidreams-260k", true, false, false);
 }
 
 static void test_golden_fp32_mmap(void)
 {
-    run_variant("aidreams-260k", true, true);
+    run_variant("aidreams-260k", true, true, false);
 }
 
 static void test_golden_sharded(void)
 {
-    run_variant("aidreams-260k-sharded", true, false);
+    run_variant("aidreams-260k-sharded", true, false, false);
 }
 
 static void test_golden_f16(void)
 {
-    run_variant("aidreams-260k-f16", false, false);
+    run_variant("aidreams-260k-f16", false, false, false);
 }
 
 static void test_golden_bf16(void)
 {
-    run_variant("aidreams-260k-bf16", false, false);
+    run_variant("aidreams-260k-bf16", false, false, false);
 }
 
 static void test_golden_mlx_4bit(void)
 {
-    run_variant("aidreams-260k-mlx-4bit", false, false);
+    run_variant("aidreams-260k-mlx-4bit", false, false, false);
+    run_variant("aidreams-260k-mlx-4bit", false, false, true);
 }
 
 static void test_golden_mlx_8bit(void)
 {
-    run_variant("aidreams-260k-mlx-8bit", false, true);
+    run_variant("aidreams-260k-mlx-8bit", false, true, false);
+    run_variant("aidreams-260k-mlx-8bit", false, true, true);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -807,14 +819,20 @@ static void ref_forward(const struct rmodel *r, const int32_t *toks, int n, doub
     free(att);
 }
 
-/* Loads r from a temp dir, generates from two prompts three ways, checks vs the reference. */
-static void check_random_model(struct rmodel *r, uint64_t seed)
+/*
+ * Loads r from a temp dir, generates from two prompts three ways, checks vs
+ * the reference: within 1e-4 relative, or with int8 activations (quantized
+ * models' default path) within `int8_tol` relative, batching bit-identical
+ * either way.
+ */
+static void check_random_model_path(struct rmodel *r, uint64_t seed, bool int8, double int8_tol)
 {
     char dir[256], err[512] = "";
     CHECK(stb_tmpdir(dir, sizeof(dir)) == 0);
     CHECK(rm_write(r, dir, seed) == 0);
     struct model *m = NULL;
-    struct model_load_opts opts = {.max_batch_tokens = 32};
+    struct model_load_opts opts = {.max_batch_tokens = 32, .quant_exact = !int8, .n_threads = 2};
+    double tol = int8 ? int8_tol : 1e-4;
     enum status rc = model_load(dir, &opts, &m, err, sizeof(err));
     CHECK_MSG(rc == ST_OK, "%s: load: %s", r->arch, err);
     if (rc == ST_OK) {
@@ -858,7 +876,7 @@ static void check_random_model(struct rmodel *r, uint64_t seed)
                 d = e > d || isnan(e) ? e : d;
                 mag = fabs(ref[j]) > mag ? fabs(ref[j]) : mag;
             }
-            CHECK_MSG(d <= 1e-4 * (1 + mag), "%s: seq %d: max |logit - reference| = %g", r->arch, i,
+            CHECK_MSG(d <= tol * (1 + mag), "%s: seq %d: max |logit - reference| = %g", r->arch, i,
                       d);
             printf("     %s seq %d: max |logit - float64 reference| = %.3g (logits up to %.3g)\n",
                    r->arch, i, d, mag);
@@ -873,6 +891,11 @@ static void check_random_model(struct rmodel *r, uint64_t seed)
     }
     rm_free(r);
     stb_rmdir(dir);
+}
+
+static void check_random_model(struct rmodel *r, uint64_t seed)
+{
+    check_random_model_path(r, seed, false, 0.0);
 }
 
 static void test_random_qwen2(void)
@@ -981,6 +1004,10 @@ static void test_random_mlx_mixed_quant(void)
 {
     struct rmodel r = quantized_rmodel();
     check_random_model(&r, 55);
+    /* random weights make every logit a near-cancelling sum: int8 activations
+     * move them by up to ~20% of the largest; real models far less */
+    r = quantized_rmodel();
+    check_random_model_path(&r, 55, true, 0.3);
 }
 
 static void test_quant_override_mismatch(void)

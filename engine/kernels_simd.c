@@ -1,0 +1,605 @@
+/*
+ * kernels_simd.c - the fast paths of kernels.h: run-time ISA dispatch, SIMD
+ * matmul for float and MLX-quantized weights, attention with an online
+ * softmax, and their split over the thread pool.
+ *
+ * Matmul work is divided by weight rows, so each thread streams its own
+ * slice of the matrix once per call.  Inputs are taken in tiles of tokens
+ * small enough to stay in L2 while the slice's rows pass over them, and
+ * within a tile up to four tokens share every weight load.  Each (row,
+ * token) dot is computed in one fixed order whatever the tile, the thread
+ * count or n, so batching never changes a result.
+ *
+ * 4- and 8-bit weights use integer dot products (vpdpbusd: unsigned codes
+ * times int8 activations): 64 multiply-adds per instruction instead of 8
+ * float FMAs after unpacking, which is what makes quantized decode
+ * bandwidth-bound rather than compute-bound.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KERNELS_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TGT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INLINE static inline __attribute__((always_inline))
+#endif
+
+/* tokens of x kept in L2 while a thread's rows pass over them */
+#define TILE_BYTES (256 * 1024)
+
+/* ---------------------------------------------------------------------- */
+/* ISA selection                                                           */
+
+static enum kernel_isa isa_detected = KERNEL_ISA_SCALAR, isa_used = KERNEL_ISA_SCALAR;
+static int isa_ready;
+
+enum kernel_isa kernel_isa_detect(void)
+{
+    if (isa_ready)
+        return isa_detected;
+    enum kernel_isa isa = KERNEL_ISA_SCALAR;
+#ifdef KERNELS_X86
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    if (f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        isa = KERNEL_ISA_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+            isa = KERNEL_ISA_AVX512;
+    }
+#endif
+    isa_detected = isa_used = isa;
+    isa_ready = 1;
+    return isa;
+}
+
+enum kernel_isa kernel_isa_get(void)
+{
+    kernel_isa_detect();
+    return isa_used;
+}
+
+void kernel_isa_set(enum kernel_isa isa)
+{
+    enum kernel_isa top = kernel_isa_detect();
+    isa_used = isa < top ? isa : top;
+}
+
+const char *kernel_isa_name(enum kernel_isa isa)
+{
+    switch (isa) {
+    case KERNEL_ISA_AVX2: return "avx2";
+    case KERNEL_ISA_AVX512: return "avx512";
+    default: return "scalar";
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* scalar fallbacks (any CPU)                                              */
+
+static float dot_mat_scalar(const struct kernel_mat *w, size_t r, const float *x)
+{
+    size_t cols = w->cols;
+    float acc = 0.0f;
+    for (size_t i = 0; i < cols; i++)
+        acc += dtype_load_f32(w->data, w->dtype, r * cols + i) * x[i];
+    return acc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* AVX2 + FMA + F16C: float weights                                        */
+
+#ifdef KERNELS_X86
+TGT_AVX2 INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TGT_AVX2 INLINE __m256 load8(const void *p, enum dtype dt, size_t i)
+{
+    if (dt == DTYPE_F32)
+        return _mm256_loadu_ps((const float *)p + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+    if (dt == DTYPE_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/*
+ * nr rows (from r) times nt tokens, nr * nt <= 4.  Per dot: two 8-lane
+ * accumulators over 16-element steps, one more 8-step into the first, a
+ * scalar tail, then (a0 + a1) summed across lanes plus the tail.
+ */
+TGT_AVX2 INLINE void float_block(const struct kernel_mat *w, enum dtype dt, size_t r, int nr,
+                                 const float *x, int nt, size_t ldy, float *y)
+{
+    size_t cols = w->cols;
+    __m256 a0[4], a1[4];
+    for (int k = 0; k < 4; k++)
+        a0[k] = a1[k] = _mm256_setzero_ps();
+    const char *base = (const char *)w->data;
+    size_t esz = dt == DTYPE_F32 ? 4 : 2;
+    size_t i = 0;
+    for (; i + 16 <= cols; i += 16)
+        for (int j = 0; j < nr; j++) {
+            const void *row = base + (r + (size_t)j) * cols * esz;
+            __m256 w0 = load8(row, dt, i), w1 = load8(row, dt, i + 8);
+            for (int t = 0; t < nt; t++) {
+                const float *xt = x + (size_t)t * cols;
+                a0[j + t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt + i), a0[j + t]);
+                a1[j + t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + i + 8), a1[j + t]);
+            }
+        }
+    if (i + 8 <= cols) {
+        for (int j = 0; j < nr; j++) {
+            const void *row = base + (r + (size_t)j) * cols * esz;
+            __m256 w0 = load8(row, dt, i);
+            for (int t = 0; t < nt; t++)
+                a0[j + t] =
+                    _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)t * cols + i), a0[j + t]);
+        }
+        i += 8;
+    }
+    for (int j = 0; j < nr; j++)
+        for (int t = 0; t < nt; t++) {
+            float tail = 0.0f;
+            for (size_t k = i; k < cols; k++)
+                tail += dtype_load_f32(w->data, dt, (r + (size_t)j) * cols + k) *
+                        x[(size_t)t * cols + k];
+            y[(size_t)t * ldy + r + (size_t)j] = hsum8(_mm256_add_ps(a0[j + t], a1[j + t])) + tail;
+        }
+}
+
+/* rows [r0, r1) for tokens [t0, t1) of x; dt fixed per instantiation */
+TGT_AVX2 INLINE void float_rows(const struct kernel_mat *w, enum dtype dt, const float *x,
+                                size_t t0, size_t t1, size_t r0, size_t r1, float *y)
+{
+    size_t cols = w->cols, rows = w->rows;
+    if (t1 - t0 == 1) {
+        const float *xt = x + t0 * cols;
+        float *yt = y + t0 * rows;
+        size_t r = r0;
+        for (; r + 4 <= r1; r += 4)
+            float_block(w, dt, r, 4, xt, 1, rows, yt);
+        for (; r < r1; r++)
+            float_block(w, dt, r, 1, xt, 1, rows, yt);
+        return;
+    }
+    for (size_t r = r0; r < r1; r++) {
+        size_t t = t0;
+        for (; t + 4 <= t1; t += 4)
+            float_block(w, dt, r, 1, x + t * cols, 4, rows, y + t * rows);
+        for (; t < t1; t++)
+            float_block(w, dt, r, 1, x + t * cols, 1, rows, y + t * rows);
+    }
+}
+
+TGT_AVX2 static void float_rows_f32(const struct kernel_mat *w, const float *x, size_t t0,
+                                    size_t t1, size_t r0, size_t r1, float *y)
+{
+    float_rows(w, DTYPE_F32, x, t0, t1, r0, r1, y);
+}
+
+TGT_AVX2 static void float_rows_f16(const struct kernel_mat *w, const float *x, size_t t0,
+                                    size_t t1, size_t r0, size_t r1, float *y)
+{
+    float_rows(w, DTYPE_F16, x, t0, t1, r0, r1, y);
+}
+
+TGT_AVX2 static void float_rows_bf16(const struct kernel_mat *w, const float *x, size_t t0,
+                                     size_t t1, size_t r0, size_t r1, float *y)
+{
+    float_rows(w, DTYPE_BF16, x, t0, t1, r0, r1, y);
+}
+
+/* n scales or biases of a row as floats */
+TGT_AVX2 static void load_params(const void *p, enum dtype dt, size_t off, size_t n, float *out)
+{
+    size_t i = 0;
+    if (dt != DTYPE_F32)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, load8(p, dt, off + i));
+    for (; i < n; i++)
+        out[i] = dtype_load_f32(p, dt, off + i);
+}
+
+/* ---------------------------------------------------------------------- */
+/* AVX-512 VNNI: 4- and 8-bit weights times int8 activations               */
+
+/* Activations of up to four tokens, as quant_x8_quantize wrote them. */
+struct x8_tok {
+    const int8_t *q[4];
+    const float *d[4];
+    const float *s[4];
+};
+
+/* sum_g b[g] * xs[g]: 8 lanes then the tail, in that order */
+TGT_AVX512 INLINE float bias_dot(const float *b, const float *xs, size_t ng)
+{
+    __m256 acc = _mm256_setzero_ps();
+    size_t g = 0;
+    for (; g + 8 <= ng; g += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(b + g), _mm256_loadu_ps(xs + g), acc);
+    float tail = 0.0f;
+    for (; g < ng; g++)
+        tail += b[g] * xs[g];
+    return hsum8(acc) + tail;
+}
+
+/*
+ * One row of 4-bit codes against nt tokens.  A 32-byte load holds 64 codes,
+ * the even elements in the low nibbles and the odd ones in the high, which is
+ * why the activations come in pair order.  The int32 lanes of a dot cover 8
+ * consecutive elements, so with group 32 the low four lanes belong to one
+ * group and the high four to the next.  Chunks alternate between two float
+ * accumulators.
+ */
+TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *bi, size_t cols,
+                              size_t gs, const struct x8_tok *x, int nt, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[2][4];
+    for (int t = 0; t < 4; t++)
+        acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    size_t c = 0;
+    int k = 0;
+    for (; c + 64 <= cols; c += 64, k ^= 1) {
+        __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c / 2));
+        __m256i lo = _mm256_and_si256(raw, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        size_t g = c / gs;
+        for (int t = 0; t < nt; t++) {
+            __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo,
+                                             _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
+            is = _mm256_dpbusd_epi32(is, hi,
+                                     _mm256_loadu_si256((const __m256i *)(x->q[t] + c + 32)));
+            __m256 sv = gs == 32 ? _mm256_set_m128(_mm_set1_ps(sc[g + 1] * x->d[t][g + 1]),
+                                                   _mm_set1_ps(sc[g] * x->d[t][g]))
+                                 : _mm256_set1_ps(sc[g] * x->d[t][g]);
+            acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), sv, acc[k][t]);
+        }
+    }
+    if (c < cols) { /* 32 codes left: 16 bytes */
+        const __m128i m4x = _mm_set1_epi8(0x0f);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(wr + c / 2));
+        __m128i lo = _mm_and_si128(raw, m4x), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m4x);
+        size_t g = c / gs;
+        for (int t = 0; t < nt; t++) {
+            __m128i is = _mm_dpbusd_epi32(_mm_setzero_si128(), lo,
+                                          _mm_loadu_si128((const __m128i *)(x->q[t] + c)));
+            is = _mm_dpbusd_epi32(is, hi, _mm_loadu_si128((const __m128i *)(x->q[t] + c + 16)));
+            __m128 p = _mm_mul_ps(_mm_cvtepi32_ps(is), _mm_set1_ps(sc[g] * x->d[t][g]));
+            acc[k][t] = _mm256_add_ps(acc[k][t], _mm256_zextps128_ps256(p));
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) + bias_dot(bi, x->s[t], cols / gs);
+}
+
+/* One row of 8-bit codes: 32 codes per load, every chunk inside one group. */
+TGT_AVX512 INLINE void q8_row(const uint8_t *wr, const float *sc, const float *bi, size_t cols,
+                              size_t gs, const struct x8_tok *x, int nt, float *out)
+{
+    __m256 acc[2][4];
+    for (int t = 0; t < 4; t++)
+        acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    int k = 0;
+    for (size_t c = 0; c < cols; c += 32, k ^= 1) {
+        __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c));
+        size_t g = c / gs;
+        for (int t = 0; t < nt; t++) {
+            __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), raw,
+                                             _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
+            acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(sc[g] * x->d[t][g]),
+                                        acc[k][t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) + bias_dot(bi, x->s[t], cols / gs);
+}
+
+TGT_AVX512 INLINE void qrow_dispatch(int bits, const uint8_t *wr, const float *sc, const float *bi,
+                                     size_t cols, size_t gs, const struct x8_tok *x, int nt,
+                                     float *out)
+{
+    if (bits == 4)
+        q4_row(wr, sc, bi, cols, gs, x, nt, out);
+    else
+        q8_row(wr, sc, bi, cols, gs, x, nt, out);
+}
+
+/* largest cols / group_size the stack buffers take; wider rows use the reference */
+#define QMAX_GROUPS 1024
+
+/*
+ * Rows [r0, r1) of a 4- or 8-bit matrix for tokens [t0, t1): xq holds
+ * ldq bytes per token, xd and xs ng floats per token.
+ */
+TGT_AVX512 static void quant_rows_avx512(const struct quant_matrix *q, const int8_t *xq,
+                                         const float *xd, const float *xs, size_t t0, size_t t1,
+                                         size_t r0, size_t r1, float *y)
+{
+    size_t cols = q->cols, gs = (size_t)q->group_size, ng = cols / gs;
+    size_t row_bytes = quant_row_words(cols, q->bits) * 4;
+    float sc[QMAX_GROUPS], bi[QMAX_GROUPS], out[4];
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)q->q + r * row_bytes;
+        load_params(q->scales, q->param_dtype, r * ng, ng, sc);
+        load_params(q->biases, q->param_dtype, r * ng, ng, bi);
+        for (size_t t = t0; t < t1;) {
+            struct x8_tok x;
+            int nt = t1 - t >= 4 ? 4 : (int)(t1 - t);
+            for (int j = 0; j < nt; j++) {
+                x.q[j] = xq + (t + (size_t)j) * cols;
+                x.d[j] = xd + (t + (size_t)j) * ng;
+                x.s[j] = xs + (t + (size_t)j) * ng;
+            }
+            switch (nt) {
+            case 4: qrow_dispatch(q->bits, wr, sc, bi, cols, gs, &x, 4, out); break;
+            case 3: qrow_dispatch(q->bits, wr, sc, bi, cols, gs, &x, 3, out); break;
+            case 2: qrow_dispatch(q->bits, wr, sc, bi, cols, gs, &x, 2, out); break;
+            default: qrow_dispatch(q->bits, wr, sc, bi, cols, gs, &x, 1, out); break;
+            }
+            for (int j = 0; j < nt; j++)
+                y[(t + (size_t)j) * q->rows + r] = out[j];
+            t += (size_t)nt;
+        }
+    }
+}
+#endif /* KERNELS_X86 */
+
+/* ---------------------------------------------------------------------- */
+/* matmul: job split over the pool                                         */
+
+#ifndef QMAX_GROUPS
+#define QMAX_GROUPS 0
+#endif
+
+enum mm_path {
+    MM_FLOAT,     /* F32/F16/BF16 */
+    MM_X8,        /* 4/8-bit, integer dots */
+    MM_QUANT_REF, /* other bit widths: float reference dot per row */
+};
+
+struct mm_job {
+    const struct kernel_mat *w;
+    const float *x;
+    size_t n;
+    const float *bias;
+    float *y;
+    enum mm_path path;
+    enum kernel_isa isa;
+    bool pair_order;
+    int8_t *xq; /* (n, cols) */
+    float *xd;  /* (n, ng) */
+    float *xs;  /* (n, ng) */
+};
+
+/* int8 activations (or group sums) of the tokens of part ith */
+static void mm_prepare(void *ctx, int ith, int nth)
+{
+    struct mm_job *j = ctx;
+    size_t t0, t1, cols = j->w->cols, gs = (size_t)j->w->q.group_size, ng = cols / gs;
+    threadpool_split(j->n, 1, ith, nth, &t0, &t1);
+    for (size_t t = t0; t < t1; t++) {
+        if (j->path == MM_X8)
+            quant_x8_quantize(j->x + t * cols, cols, (int)gs, j->pair_order, j->xq + t * cols,
+                              j->xd + t * ng, j->xs + t * ng);
+        else
+            quant_group_sums(j->x + t * cols, cols, (int)gs, j->xs + t * ng);
+    }
+}
+
+static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, size_t r1)
+{
+    const struct kernel_mat *w = j->w;
+    size_t cols = w->cols, rows = w->rows;
+    size_t ng = w->quantized ? cols / (size_t)w->q.group_size : 0;
+#ifdef KERNELS_X86
+    if (j->path == MM_FLOAT && j->isa >= KERNEL_ISA_AVX2) {
+        if (w->dtype == DTYPE_F32)
+            float_rows_f32(w, j->x, t0, t1, r0, r1, j->y);
+        else if (w->dtype == DTYPE_F16)
+            float_rows_f16(w, j->x, t0, t1, r0, r1, j->y);
+        else
+            float_rows_bf16(w, j->x, t0, t1, r0, r1, j->y);
+        return;
+    }
+    if (j->path == MM_X8 && j->isa >= KERNEL_ISA_AVX512 && ng <= QMAX_GROUPS) {
+        quant_rows_avx512(&w->q, j->xq, j->xd, j->xs, t0, t1, r0, r1, j->y);
+        return;
+    }
+#endif
+    for (size_t r = r0; r < r1; r++)
+        for (size_t t = t0; t < t1; t++) {
+            float v;
+            if (j->path == MM_FLOAT)
+                v = dot_mat_scalar(w, r, j->x + t * cols);
+            else if (j->path == MM_X8)
+                v = quant_dot_row_x8_ref(&w->q, r, j->xq + t * cols, j->xd + t * ng,
+                                         j->xs + t * ng);
+            else
+                v = quant_dot_row_ref(&w->q, r, j->x + t * cols, j->xs + t * ng);
+            j->y[t * rows + r] = v;
+        }
+}
+
+static void mm_run(void *ctx, int ith, int nth)
+{
+    const struct mm_job *j = ctx;
+    const struct kernel_mat *w = j->w;
+    size_t r0, r1, rows = w->rows;
+    threadpool_split(rows, 16, ith, nth, &r0, &r1);
+    if (r0 >= r1)
+        return;
+    /* bytes of x one token holds in the kernels' input */
+    size_t tok_bytes = j->path == MM_X8 ? w->cols : w->cols * sizeof(float);
+    size_t tile = TILE_BYTES / (tok_bytes ? tok_bytes : 1);
+    tile = tile < 4 ? 4 : tile & ~(size_t)3;
+    for (size_t t0 = 0; t0 < j->n; t0 += tile) {
+        size_t t1 = t0 + tile < j->n ? t0 + tile : j->n;
+        mm_rows(j, t0, t1, r0, r1);
+    }
+    if (j->bias)
+        for (size_t t = 0; t < j->n; t++)
+            for (size_t r = r0; r < r1; r++)
+                j->y[t * rows + r] += j->bias[r];
+}
+
+void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const float *x, size_t n,
+                   const float *bias, float *y, float *scratch)
+{
+    if (n == 0)
+        return;
+    struct mm_job j = {.w = w, .x = x, .n = n, .bias = bias, .y = y, .isa = kernel_isa_get()};
+    if (!w->quantized) {
+        j.path = MM_FLOAT;
+    } else {
+        size_t ng = w->cols / (size_t)w->q.group_size;
+        j.path = w->x8 && (w->q.bits == 4 || w->q.bits == 8) ? MM_X8 : MM_QUANT_REF;
+        j.pair_order = w->q.bits == 4 && j.isa >= KERNEL_ISA_AVX512 && ng <= QMAX_GROUPS;
+        j.xd = scratch;
+        j.xs = scratch + n * ng;
+        j.xq = (int8_t *)(scratch + 2 * n * ng);
+        threadpool_run(pool, mm_prepare, &j);
+    }
+    threadpool_run(pool, mm_run, &j);
+}
+
+/* ---------------------------------------------------------------------- */
+/* attention                                                               */
+
+static const float *kv_pos(const float *base, const struct kernel_kv_view *kv, int p)
+{
+    int b = kv->blocks[p / kv->block_tokens];
+    return base + (size_t)b * kv->block_stride + (size_t)(p % kv->block_tokens) * kv->token_stride;
+}
+
+/* positions handled per softmax rescale */
+#define ATT_CHUNK 16
+
+static void attention_scalar(const float *q, const struct kernel_kv_view *kv, size_t head_off,
+                             int hd, int ctx_start, int n_ctx, float scale, float *out)
+{
+    float m = -INFINITY, l = 0.0f, s[ATT_CHUNK];
+    for (int i = 0; i < hd; i++)
+        out[i] = 0.0f;
+    for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
+        int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
+        float mc = m;
+        for (int j = 0; j < np; j++) {
+            s[j] = dot_f32_ref(q, kv_pos(kv->k, kv, p0 + j) + head_off, (size_t)hd) * scale;
+            mc = s[j] > mc ? s[j] : mc;
+        }
+        float corr = expf(m - mc);
+        l *= corr;
+        for (int i = 0; i < hd; i++)
+            out[i] *= corr;
+        for (int j = 0; j < np; j++) {
+            float e = expf(s[j] - mc);
+            const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
+            l += e;
+            for (int i = 0; i < hd; i++)
+                out[i] += e * v[i];
+        }
+        m = mc;
+    }
+    float inv = 1.0f / l;
+    for (int i = 0; i < hd; i++)
+        out[i] *= inv;
+}
+
+#ifdef KERNELS_X86
+#define ATT_MAX_VEC 32 /* head_dim up to 256 */
+
+TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view *kv,
+                                    size_t head_off, int hd, int ctx_start, int n_ctx, float scale,
+                                    float *out)
+{
+    int nv = hd / 8;
+    __m256 o[ATT_MAX_VEC], qv[ATT_MAX_VEC];
+    for (int i = 0; i < nv; i++) {
+        o[i] = _mm256_setzero_ps();
+        qv[i] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * i), _mm256_set1_ps(scale));
+    }
+    float m = -INFINITY, l = 0.0f, s[ATT_CHUNK];
+    for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
+        int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
+        float mc = m;
+        for (int j = 0; j < np; j++) {
+            const float *k = kv_pos(kv->k, kv, p0 + j) + head_off;
+            __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
+            for (int i = 1; i < nv; i++)
+                a = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k + 8 * i), a);
+            s[j] = hsum8(a);
+            mc = s[j] > mc ? s[j] : mc;
+        }
+        if (mc > m) {
+            __m256 corr = _mm256_set1_ps(expf(m - mc));
+            l *= expf(m - mc);
+            for (int i = 0; i < nv; i++)
+                o[i] = _mm256_mul_ps(o[i], corr);
+            m = mc;
+        }
+        for (int j = 0; j < np; j++) {
+            float e = expf(s[j] - m);
+            const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
+            __m256 ev = _mm256_set1_ps(e);
+            l += e;
+            for (int i = 0; i < nv; i++)
+                o[i] = _mm256_fmadd_ps(ev, _mm256_loadu_ps(v + 8 * i), o[i]);
+        }
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / l);
+    for (int i = 0; i < nv; i++)
+        _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(o[i], inv));
+}
+#endif
+
+void kernel_attention(const float *q, const struct kernel_kv_view *kv, size_t head_off,
+                      int head_dim, int ctx_start, int n_ctx, float scale, float *out)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX2 && head_dim % 8 == 0 && head_dim <= 8 * ATT_MAX_VEC) {
+        attention_avx2(q, kv, head_off, head_dim, ctx_start, n_ctx, scale, out);
+        return;
+    }
+#endif
+    attention_scalar(q, kv, head_off, head_dim, ctx_start, n_ctx, scale, out);
+}
+
+/* ---------------------------------------------------------------------- */
+/* element-wise                                                            */
+
+struct silu_job {
+    float *gate;
+    const float *up;
+    size_t n;
+};
+
+static void silu_run(void *ctx, int ith, int nth)
+{
+    struct silu_job *j = ctx;
+    size_t lo, hi;
+    threadpool_split(j->n, 64, ith, nth, &lo, &hi);
+    if (lo < hi)
+        kernel_silu_mul_ref(j->gate + lo, j->up + lo, hi - lo);
+}
+
+void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n)
+{
+    struct silu_job j = {gate, up, n};
+    if (n < 4096)
+        kernel_silu_mul_ref(gate, up, n);
+    else
+        threadpool_run(pool, silu_run, &j);
+}

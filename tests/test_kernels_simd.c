@@ -1,0 +1,298 @@
+/*
+ * test_kernels_simd.c - the fast kernels (kernels_simd.c) against their
+ * scalar references on random inputs: matmul for F32/F16/BF16 and every MLX
+ * bit width and group size, odd sizes, 1 and several input rows, 1 and 2
+ * threads (bit-identical), each row alone vs in a batch (bit-identical), the
+ * scalar fallback; attention with an online softmax; the thread pool.
+ */
+#include <math.h>
+#include <stdatomic.h>
+
+#include "harness.h"
+#include "kernels.h"
+#include "st_build.h"
+
+static struct threadpool *pool1, *pool2;
+
+static float *rand_floats(size_t n, uint64_t *seed, float scale)
+{
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        p[i] = scale * stb_randf(seed);
+    return p;
+}
+
+/* y from 1 and 2 threads must agree bit for bit; each token alone too. */
+static void check_invariance(const struct kernel_mat *w, const float *x, size_t n, const float *y,
+                             const char *what)
+{
+    float *scratch = malloc((kernel_matmul_scratch(w, n) + 1) * sizeof(float));
+    float *y2 = malloc(n * w->rows * sizeof(float)), *y1 = malloc(w->rows * sizeof(float));
+    kernel_matmul(pool2, w, x, n, NULL, y2, scratch);
+    CHECK_MSG(memcmp(y, y2, n * w->rows * sizeof(float)) == 0, "%s: 2 threads differ", what);
+    for (size_t t = 0; t < n; t++) {
+        kernel_matmul(pool1, w, x + t * w->cols, 1, NULL, y1, scratch);
+        CHECK_MSG(memcmp(y1, y + t * w->rows, w->rows * sizeof(float)) == 0,
+                  "%s: token %zu alone differs", what, t);
+    }
+    free(scratch);
+    free(y2);
+    free(y1);
+}
+
+static void check_float(enum dtype dt, size_t rows, size_t cols, size_t n, enum kernel_isa isa)
+{
+    uint64_t seed = 5 + rows * 31 + cols;
+    float *wf = rand_floats(rows * cols, &seed, 1.0f), *x = rand_floats(n * cols, &seed, 1.0f);
+    float *bias = rand_floats(rows, &seed, 1.0f);
+    void *raw = malloc(rows * cols * 4);
+    for (size_t i = 0; i < rows * cols; i++) {
+        if (dt == DTYPE_F32)
+            ((float *)raw)[i] = wf[i];
+        else if (dt == DTYPE_F16)
+            ((uint16_t *)raw)[i] = f32_to_f16(wf[i]);
+        else
+            ((uint16_t *)raw)[i] = f32_to_bf16(wf[i]);
+    }
+    struct kernel_mat w = {.rows = rows, .cols = cols, .dtype = dt, .data = raw};
+    float *scratch = malloc((kernel_matmul_scratch(&w, n) + 1) * sizeof(float));
+    float *y = malloc(n * rows * sizeof(float)), *yr = malloc(n * rows * sizeof(float));
+    kernel_isa_set(isa);
+    kernel_matmul_ref(&w, x, n, bias, yr, scratch);
+    kernel_matmul(pool1, &w, x, n, bias, y, scratch);
+    double worst = 0;
+    for (size_t t = 0; t < n; t++)
+        for (size_t r = 0; r < rows; r++) {
+            double mag = fabs(bias[r]);
+            for (size_t c = 0; c < cols; c++)
+                mag += fabs(dtype_load_f32(raw, dt, r * cols + c) * x[t * cols + c]);
+            double e = fabs(y[t * rows + r] - yr[t * rows + r]) / mag;
+            worst = e > worst || isnan(e) ? e : worst;
+        }
+    CHECK_MSG(worst < 1e-5, "%s %zux%zu n=%zu isa %s: relative error %g", dtype_name(dt), rows,
+              cols, n, kernel_isa_name(isa), worst);
+    kernel_matmul(pool1, &w, x, n, NULL, y, scratch);
+    check_invariance(&w, x, n, y, dtype_name(dt));
+    kernel_isa_set(KERNEL_ISA_AVX512);
+    free(wf);
+    free(x);
+    free(bias);
+    free(raw);
+    free(scratch);
+    free(y);
+    free(yr);
+}
+
+static void test_matmul_float(void)
+{
+    static const size_t shapes[][2] = {{1, 8}, {5, 7}, {37, 17}, {16, 33}, {33, 130}, {70, 256}};
+    for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++)
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+            for (size_t n = 1; n <= 6; n += 5) {
+                check_float(DTYPE_F32, shapes[s][0], shapes[s][1], n, (enum kernel_isa)isa);
+                check_float(DTYPE_F16, shapes[s][0], shapes[s][1], n, (enum kernel_isa)isa);
+                check_float(DTYPE_BF16, shapes[s][0], shapes[s][1], n, (enum kernel_isa)isa);
+            }
+}
+
+static void check_quant(int bits, int gs, size_t rows, size_t cols, size_t n, enum dtype pdt,
+                        enum kernel_isa isa, bool x8)
+{
+    uint64_t seed = 77 + (uint64_t)bits * 131 + (uint64_t)gs + cols;
+    size_t ng = cols / (size_t)gs, words = rows * quant_row_words(cols, bits);
+    uint32_t *q = malloc(words * 4);
+    for (size_t i = 0; i < words; i++)
+        q[i] = (uint32_t)((stb_randf(&seed) + 1.0f) * 2147483647.0f) * 2654435761u;
+    void *sc = malloc(rows * ng * 4), *bi = malloc(rows * ng * 4);
+    for (size_t i = 0; i < rows * ng; i++) {
+        float s = 0.05f * stb_randf(&seed), b = stb_randf(&seed);
+        if (pdt == DTYPE_F32) {
+            ((float *)sc)[i] = s;
+            ((float *)bi)[i] = b;
+        } else {
+            ((uint16_t *)sc)[i] = pdt == DTYPE_F16 ? f32_to_f16(s) : f32_to_bf16(s);
+            ((uint16_t *)bi)[i] = pdt == DTYPE_F16 ? f32_to_f16(b) : f32_to_bf16(b);
+        }
+    }
+    struct kernel_mat w = {.rows = rows, .cols = cols, .quantized = true, .x8 = x8};
+    w.q = (struct quant_matrix){.rows = rows,
+                                .cols = cols,
+                                .bits = bits,
+                                .group_size = gs,
+                                .param_dtype = pdt,
+                                .q = q,
+                                .scales = sc,
+                                .biases = bi};
+    float *x = rand_floats(n * cols, &seed, 1.0f), *wrow = malloc(cols * sizeof(float));
+    float *scratch = malloc((kernel_matmul_scratch(&w, n) + 1) * sizeof(float));
+    float *y = malloc(n * rows * sizeof(float)), *xd = malloc(ng * 4), *xs = malloc(ng * 4);
+    int8_t *xq = malloc(cols);
+    kernel_isa_set(isa);
+    kernel_matmul(pool1, &w, x, n, NULL, y, scratch);
+    double worst = 0, worst_float = 0;
+    for (size_t t = 0; t < n; t++) {
+        const float *xt = x + t * cols;
+        quant_x8_quantize(xt, cols, gs, false, xq, xd, xs);
+        for (size_t r = 0; r < rows; r++) {
+            quant_dequantize_row(&w.q, r, wrow);
+            double mag = 0, exact = 0;
+            for (size_t c = 0; c < cols; c++) {
+                mag += fabs((double)wrow[c] * xt[c]);
+                exact += (double)wrow[c] * xt[c];
+            }
+            bool int8 = x8 && (bits == 4 || bits == 8);
+            float want = int8 ? quant_dot_row_x8_ref(&w.q, r, xq, xd, xs)
+                              : quant_dot_row_ref(&w.q, r, xt, xs);
+            double e = fabs(y[t * rows + r] - want) / mag;
+            worst = e > worst || isnan(e) ? e : worst;
+            e = fabs(y[t * rows + r] - exact) / mag;
+            worst_float = e > worst_float || isnan(e) ? e : worst_float;
+        }
+    }
+    CHECK_MSG(worst < 1e-5, "q%d g%d %s %zux%zu n=%zu isa %s x8 %d: relative error %g", bits, gs,
+              dtype_name(pdt), rows, cols, n, kernel_isa_name(isa), x8, worst);
+    /* int8 activations: a fraction of a percent of sum |w x| */
+    CHECK_MSG(worst_float < 1e-2, "q%d g%d: error against float math %g", bits, gs, worst_float);
+    check_invariance(&w, x, n, y, "quant");
+    kernel_isa_set(KERNEL_ISA_AVX512);
+    free(q);
+    free(sc);
+    free(bi);
+    free(x);
+    free(wrow);
+    free(scratch);
+    free(y);
+    free(xd);
+    free(xs);
+    free(xq);
+}
+
+static void test_matmul_quant(void)
+{
+    static const int bits[] = {2, 3, 4, 5, 6, 8};
+    for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa += 2)
+        for (size_t b = 0; b < sizeof(bits) / sizeof(bits[0]); b++)
+            for (int gs = 32; gs <= 128; gs *= 2)
+                for (size_t mult = 1; mult <= 5; mult += 2)
+                    for (size_t n = 1; n <= 6; n += 5)
+                        for (int x8 = 0; x8 <= 1; x8++)
+                            check_quant(bits[b], gs, 37, (size_t)gs * mult, n,
+                                        mult == 3 ? DTYPE_BF16 : DTYPE_F16, (enum kernel_isa)isa,
+                                        x8);
+    check_quant(4, 64, 19, 2048, 9, DTYPE_F32, KERNEL_ISA_AVX512, true);
+}
+
+static void test_attention_online(void)
+{
+    enum { HDMAX = 64, CTX = 45, BT = 4 };
+    static const int dims[] = {16, 64, 12};
+    uint64_t seed = 3;
+    int nblocks = (CTX + BT - 1) / BT, blocks[16];
+    for (int i = 0; i < nblocks; i++)
+        blocks[i] = (i * 7 + 3) % nblocks; /* scrambled table */
+    size_t kvd = 2 * HDMAX;
+    float *k = rand_floats((size_t)nblocks * BT * kvd, &seed, 1.0f);
+    float *v = rand_floats((size_t)nblocks * BT * kvd, &seed, 1.0f);
+    float *q = rand_floats(HDMAX, &seed, 2.0f), att[CTX], want[HDMAX], got[HDMAX];
+    struct kernel_kv_view view = {.k = k,
+                                  .v = v,
+                                  .block_stride = BT * kvd,
+                                  .token_stride = kvd,
+                                  .block_tokens = BT,
+                                  .blocks = blocks};
+    for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX2; isa++)
+        for (size_t d = 0; d < 3; d++)
+            for (int start = 0; start <= 20; start += 20)
+                for (int n_ctx = start + 1; n_ctx <= CTX; n_ctx += 11) {
+                    int hd = dims[d];
+                    kernel_isa_set((enum kernel_isa)isa);
+                    kernel_attention_ref(q, &view, (size_t)hd, hd, start, n_ctx, 0.3f, att, want);
+                    kernel_attention(q, &view, (size_t)hd, hd, start, n_ctx, 0.3f, got);
+                    double worst = 0;
+                    for (int i = 0; i < hd; i++) {
+                        double e = fabs(got[i] - want[i]) / (1.0 + fabs(want[i]));
+                        worst = e > worst || isnan(e) ? e : worst;
+                    }
+                    CHECK_MSG(worst < 1e-5, "attention hd %d ctx %d..%d isa %s: error %g", hd,
+                              start, n_ctx, kernel_isa_name((enum kernel_isa)isa), worst);
+                }
+    kernel_isa_set(KERNEL_ISA_AVX512);
+    free(k);
+    free(v);
+    free(q);
+}
+
+struct count_job {
+    atomic_int calls;
+    atomic_long sum;
+    int seen_nth;
+};
+
+static void count_run(void *ctx, int ith, int nth)
+{
+    struct count_job *j = ctx;
+    size_t lo, hi;
+    threadpool_split(1000, 16, ith, nth, &lo, &hi);
+    long s = 0;
+    for (size_t i = lo; i < hi; i++)
+        s += (long)i;
+    atomic_fetch_add(&j->calls, 1);
+    atomic_fetch_add(&j->sum, s);
+    j->seen_nth = nth;
+}
+
+static void test_threadpool(void)
+{
+    char err[256];
+    CHECK(threadpool_physical_cores() >= 1);
+    for (int n = 1; n <= 3; n++) {
+        struct threadpool *p = NULL;
+        CHECK_INT_EQ(threadpool_create(n, &p, err, sizeof(err)), ST_OK);
+        CHECK_INT_EQ(threadpool_size(p), n);
+        for (int rep = 0; rep < 200; rep++) {
+            struct count_job j = {0};
+            threadpool_run(p, count_run, &j);
+            CHECK_INT_EQ(atomic_load(&j.calls), n);
+            CHECK_INT_EQ(atomic_load(&j.sum), 999L * 1000 / 2);
+            CHECK_INT_EQ(j.seen_nth, n);
+        }
+        threadpool_free(p);
+    }
+    struct threadpool *p = NULL;
+    CHECK_INT_EQ(threadpool_create(-1, &p, err, sizeof(err)), ST_ERR_RANGE);
+    CHECK(p == NULL);
+    CHECK_INT_EQ(threadpool_create(0, &p, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(threadpool_size(p), threadpool_physical_cores());
+    threadpool_free(p);
+    threadpool_free(NULL);
+    struct count_job j = {0};
+    threadpool_run(NULL, count_run, &j);
+    CHECK_INT_EQ(atomic_load(&j.calls), 1);
+    /* splits cover the range once, in aligned pieces */
+    size_t lo, hi, next = 0;
+    for (int i = 0; i < 3; i++) {
+        threadpool_split(100, 16, i, 3, &lo, &hi);
+        CHECK_INT_EQ(lo, next);
+        CHECK(lo % 16 == 0);
+        next = hi;
+    }
+    CHECK_INT_EQ(next, 100);
+}
+
+int main(void)
+{
+    char err[256];
+    printf("kernels: %s\n", kernel_isa_name(kernel_isa_detect()));
+    if (threadpool_create(1, &pool1, err, sizeof(err)) != ST_OK ||
+        threadpool_create(2, &pool2, err, sizeof(err)) != ST_OK) {
+        printf("threadpool: %s\n", err);
+        return 1;
+    }
+    RUN(test_threadpool);
+    RUN(test_matmul_float);
+    RUN(test_matmul_quant);
+    RUN(test_attention_online);
+    threadpool_free(pool1);
+    threadpool_free(pool2);
+    return harness_finish();
+}
