@@ -73,8 +73,9 @@ struct engine_model {
     struct engine_request **running; /* (max_seqs) admitted requests, by arrival */
     int n_running;
     struct model_batch_seq *batch; /* (max_seqs) */
-    int n_live;     /* admitted and not yet finished (running may still hold finished ones) */
-    int *batch_run; /* (max_seqs) index into running of each batch entry */
+    int n_live;        /* admitted and not yet finished (running may still hold finished ones) */
+    int prefill_chunk; /* prompt tokens per step beside decodes */
+    int *batch_run;    /* (max_seqs) index into running of each batch entry */
     uint64_t steps;
     float *logits; /* (max_seqs, vocab) */
     /* counters behind engine_stats */
@@ -215,7 +216,7 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     struct engine_load_opts o = {0};
     if (opts)
         o = *opts;
-    if (o.max_seqs < 0 || o.max_batch_tokens < 0 || o.block_tokens < 0)
+    if (o.max_seqs < 0 || o.max_batch_tokens < 0 || o.block_tokens < 0 || o.prefill_chunk < 0)
         return status_fail(err, errlen, ST_ERR_INVALID, "negative engine load option");
     if (!o.max_seqs)
         o.max_seqs = 16;
@@ -223,6 +224,8 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
         o.max_batch_tokens = 512;
     if (!o.block_tokens)
         o.block_tokens = KV_BLOCK_TOKENS_DEFAULT;
+    if (!o.prefill_chunk)
+        o.prefill_chunk = 64;
     if (o.max_batch_tokens < o.max_seqs)
         return status_fail(err, errlen, ST_ERR_INVALID,
                            "max_batch_tokens (%d) must be at least max_seqs (%d): every running "
@@ -265,6 +268,7 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
         goto fail;
     }
     info->kv_block_tokens = o.block_tokens;
+    m->prefill_chunk = o.prefill_chunk;
     m->tok_vocab = tok_vocab_size(m->tok);
     if (m->tok_vocab <= 0 || m->tok_vocab > info->vocab)
         m->tok_vocab = info->vocab;
@@ -1178,12 +1182,17 @@ static void step(struct engine_model *m)
         }
     running_compact(m);
 
-    /* Decodes always run, so a long prompt never stalls the others: the
-     * prefill chunks get what the decodes leave of the budget. */
-    int budget = m->info.max_batch_tokens;
+    /* Decodes always run; prefill chunks get what they leave of the budget,
+     * and at most prefill_chunk tokens while anyone decodes: on a CPU a
+     * step costs about its token count, so a long prompt would otherwise
+     * stall every stream for seconds. */
+    int n_dec = 0;
     for (int i = 0; i < m->n_running; i++)
         if (request_tokens(m->running[i]) - kv_seq_len(m->kv, m->running[i]->seq) == 1)
-            budget--;
+            n_dec++;
+    int budget = m->info.max_batch_tokens - n_dec;
+    if (n_dec && budget > m->prefill_chunk)
+        budget = m->prefill_chunk;
     int n = 0;
     for (int i = 0; i < m->n_running; i++) {
         struct engine_request *r = m->running[i];

@@ -57,6 +57,8 @@ struct engine_load_opts {
     size_t kv_bytes;      /* KV pool budget; 0 = max_seqs full contexts, at most 2 GiB */
     int max_seqs;         /* sequences running at once; 0 = 16 */
     int max_batch_tokens; /* tokens per step (prefill chunk budget); 0 = 512 */
+    int prefill_chunk;    /* prompt tokens per step while other sequences decode, so their
+                             inter-token latency stays smooth; 0 = 64 */
     int block_tokens;     /* KV block size; 0 = KV_BLOCK_TOKENS_DEFAULT */
     bool use_mmap;        /* map weights instead of reading them (see DESIGN.md) */
 };

@@ -30,7 +30,8 @@ if (full) {
 const now = () => performance.now() / 1000;
 
 // One streaming chat; returns token arrival times (one SSE chunk with
-// content = one token) and the final usage.
+// text = one token; a token whose text is held back is not seen) and the
+// final usage.
 async function streamChat(base, body) {
   const t0 = now();
   const res = await fetch(`${base}/v1/chat/completions`, {
@@ -51,7 +52,8 @@ async function streamChat(base, body) {
       if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
       const j = JSON.parse(ev.slice(6));
       if (j.usage) usage = j.usage;
-      if (j.choices && j.choices.length && j.choices[0].delta && j.choices[0].delta.content !== undefined) times.push(now());
+      // a token = a chunk with text (the first chunk, the role, has none)
+      if (j.choices && j.choices.length && j.choices[0].delta && j.choices[0].delta.content) times.push(now());
     }
   }
   return { t0, times, usage };
@@ -88,19 +90,10 @@ async function benchShape(shape) {
     let single = 0;
     for (const n of CLIENTS) {
       const t0 = now();
-      let wasteSeen = [];
-      const poll = setInterval(async () => {
-        try {
-          const s = (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.dir === model || x.name === model);
-          if (s && s.scheduler && s.scheduler.running >= n) wasteSeen.push(s.scheduler.kv_waste_percent);
-        } catch { /* a poll racing the end */ }
-      }, 200);
       const runs = await Promise.all([...Array(n).keys()].map((i) => streamChat(U, {
         model, max_tokens: TOKENS, ignore_eos: true, temperature: 0.8, seed: i,
-        // mixed prompt lengths so KV waste is measured on uneven sequences
-        messages: [{ role: 'user', content: `Client ${i}: ${words(8 + 37 * i, i + 1)}` }],
+        messages: [{ role: 'user', content: `Client ${i}: ${words(8, i + 1)}` }],
       })));
-      clearInterval(poll);
       const wall = now() - t0;
       // decode throughput: tokens after each client's first, over the span
       // in which they arrived
@@ -113,13 +106,30 @@ async function benchShape(shape) {
       const sorted = [...gaps].sort((a, b) => a - b);
       if (n === 1) single = total;
       console.log(`${String(n).padStart(7)}  ${p(total).padStart(11)}  ${p(total / n).padStart(16)}  ${p(median(gaps)).padStart(13)}  ${p(sorted[Math.floor(sorted.length * 0.9)] || 0).padStart(10)}  ${p(wall, 2).padStart(6)}` +
-        (n > 1 ? `   (${p(total / single, 2)}x single)` : '') +
-        (wasteSeen.length ? `   KV waste ${p(Math.max(...wasteSeen), 2)}% (max of ${wasteSeen.length} polls)` : ''));
+        (n > 1 ? `   (${p(total / single, 2)}x single)` : ''));
     }
+
+    // KV waste: 16 sequences of mixed lengths (prompts of ~30 to ~1,500
+    // tokens), sampled while all 16 run
+    const wasteSeen = [];
+    const statusOf = async () => (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.dir === model || x.name === model);
+    const poll = setInterval(async () => {
+      try {
+        const s = await statusOf();
+        if (s && s.scheduler && s.scheduler.running === 16 && s.scheduler.waiting === 0 && s.scheduler.tokens_per_second > 0) wasteSeen.push(s.scheduler.kv_waste_percent);
+      } catch { /* a poll racing the end */ }
+    }, 100);
+    await Promise.all([...Array(16).keys()].map((i) => streamChat(U, {
+      model, max_tokens: 8 + 3 * i, ignore_eos: true, temperature: 0.8, seed: i,
+      messages: [{ role: 'user', content: `Sequence ${i}: ${words(10 + 31 * i, i + 5)}` }],
+    })));
+    clearInterval(poll);
+    // early samples catch sequences still prefilling their first chunks
+    console.log(`KV waste with 16 mixed-length sequences running: ${wasteSeen.map((w) => p(w, 2)).join(' ')} (%, in time order)`);
 
     // prefix cache: a ~3,000-token system prompt sent once, then again
     // with a different user message
-    const sysText = words(quick ? 1500 : 2900, 99);
+    const sysText = words(1000, 99); // ~3,000 tokens with the synthetic tokenizer
     const ask = (q) => streamChat(U, {
       model, max_tokens: 2, temperature: 0, messages: [{ role: 'system', content: sysText }, { role: 'user', content: q }],
     });
@@ -128,7 +138,7 @@ async function benchShape(shape) {
     const ttft = (r) => (r.times[0] - r.t0) * 1000;
     console.log(`prefix cache: system prompt ${cold.usage.prompt_tokens} tokens; TTFT cold ${p(ttft(cold))} ms, ` +
       `warm ${p(ttft(warm))} ms (cached_tokens ${warm.usage.prompt_tokens_details.cached_tokens} of ${warm.usage.prompt_tokens})`);
-    const st = (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.dir === model || x.name === model);
+    const st = await statusOf();
     console.log(`scheduler: ${JSON.stringify(st.scheduler)}`);
   } finally {
     srv.cleanup();
