@@ -17,6 +17,10 @@ struct result {
     pthread_cond_t cv;
     int32_t ids[MAX_IDS];
     int n_ids;
+    struct result *peer; /* when set: peer's token count is noted at our first token */
+    int peer_at_first;
+    int hold_at;    /* > 0: the callback blocks after this many tokens ... */
+    bool gate_open; /* ... until the test opens the gate */
     bool done;
     enum engine_finish finish;
     struct engine_usage usage;
@@ -25,6 +29,12 @@ struct result {
 static void on_event(const struct engine_event *ev, void *user)
 {
     struct result *r = user;
+    if (ev->kind == ENGINE_EVENT_TOKEN && r->peer && r->n_ids == 0) {
+        /* callbacks run one at a time on the scheduler thread */
+        pthread_mutex_lock(&r->peer->mu);
+        r->peer_at_first = r->peer->n_ids;
+        pthread_mutex_unlock(&r->peer->mu);
+    }
     pthread_mutex_lock(&r->mu);
     if (ev->kind == ENGINE_EVENT_TOKEN && r->n_ids < MAX_IDS)
         r->ids[r->n_ids++] = ev->token;
@@ -34,6 +44,9 @@ static void on_event(const struct engine_event *ev, void *user)
         r->usage = ev->usage;
     }
     pthread_cond_broadcast(&r->cv);
+    /* blocking here parks the scheduler thread at a known point */
+    while (ev->kind == ENGINE_EVENT_TOKEN && r->n_ids == r->hold_at && !r->gate_open)
+        pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -267,6 +280,49 @@ static void test_exhausted_pool_preempts(void)
     engine_model_free(m);
 }
 
+/* While A decodes, B's 40-token prompt is prefilled 4 tokens per step, so A
+ * keeps getting a token every step: about 10 of them before B's first. */
+static void test_prefill_chunk_beside_decodes(void)
+{
+    struct engine_load_opts o = {.max_seqs = 2, .max_batch_tokens = 64, .prefill_chunk = 4};
+    struct engine_model *m = load(&o);
+    if (!m)
+        return;
+    struct job a, b;
+    make_job(&a, 0, 1, 60);
+    make_job(&b, 1, 40, 5);
+    struct result ra, rb;
+    result_init(&ra);
+    result_init(&rb);
+    ra.hold_at = 2;
+    struct engine_request *qa = submit(m, &a, &ra);
+    pthread_mutex_lock(&ra.mu);
+    while (ra.n_ids < 2)
+        pthread_cond_wait(&ra.cv, &ra.mu);
+    int a_before = ra.n_ids;
+    pthread_mutex_unlock(&ra.mu);
+    rb.peer = &ra;
+    struct engine_request *qb = submit(m, &b, &rb); /* queued: the scheduler is parked */
+    pthread_mutex_lock(&ra.mu);
+    ra.gate_open = true;
+    pthread_cond_broadcast(&ra.cv);
+    pthread_mutex_unlock(&ra.mu);
+    if (qb)
+        result_wait(&rb);
+    CHECK_MSG(rb.peer_at_first - a_before >= 9, "A made %d tokens during B's prefill",
+              rb.peer_at_first - a_before);
+    if (qa)
+        result_wait(&ra);
+    CHECK_INT_EQ(ra.n_ids, 60);
+    CHECK_INT_EQ(rb.n_ids, 5);
+    engine_request_release(qa);
+    engine_request_release(qb);
+    result_destroy(&ra);
+    result_destroy(&rb);
+    check_idle(m);
+    engine_model_free(m);
+}
+
 static void test_cancel_mid_batch_frees_blocks(void)
 {
     struct engine_load_opts o = {.max_seqs = 6, .max_batch_tokens = 16};
@@ -360,6 +416,7 @@ int main(void)
     RUN(test_alone_equals_beside_seven);
     RUN(test_prefix_hits_equal_cold);
     RUN(test_exhausted_pool_preempts);
+    RUN(test_prefill_chunk_beside_decodes);
     RUN(test_cancel_mid_batch_frees_blocks);
     RUN(test_random_submit_cancel);
     return harness_finish();
