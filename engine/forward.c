@@ -32,9 +32,10 @@ void block_qkv(struct model *m, int layer, int n)
     for (int t = 0; t < n; t++)
         kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->attn_norm, h,
                            m->cfg.rms_norm_eps);
-    kernel_matmul(m->pool, &lw->wq, s->xb, (size_t)n, lw->bq, s->q, s->mm);
-    kernel_matmul(m->pool, &lw->wk, s->xb, (size_t)n, lw->bk, s->k, s->mm);
-    kernel_matmul(m->pool, &lw->wv, s->xb, (size_t)n, lw->bv, s->v, s->mm);
+    const struct kernel_mat *w[3] = {&lw->wq, &lw->wk, &lw->wv};
+    const float *bias[3] = {lw->bq, lw->bk, lw->bv};
+    float *y[3] = {s->q, s->k, s->v};
+    kernel_matmul_multi(m->pool, 3, w, s->xb, (size_t)n, bias, y, s->mm);
 }
 
 void block_qk_norm(struct model *m, int layer, int n)
@@ -133,8 +134,10 @@ void block_mlp(struct model *m, int layer, int n)
     for (int t = 0; t < n; t++)
         kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->ffn_norm, h,
                            m->cfg.rms_norm_eps);
-    kernel_matmul(m->pool, &lw->w_gate, s->xb, (size_t)n, NULL, s->hb, s->mm);
-    kernel_matmul(m->pool, &lw->w_up, s->xb, (size_t)n, NULL, s->hb2, s->mm);
+    const struct kernel_mat *w[2] = {&lw->w_gate, &lw->w_up};
+    const float *bias[2] = {NULL, NULL};
+    float *y[2] = {s->hb, s->hb2};
+    kernel_matmul_multi(m->pool, 2, w, s->xb, (size_t)n, bias, y, s->mm);
     kernel_silu_mul(m->pool, s->hb, s->hb2, (size_t)n * f);
     kernel_matmul(m->pool, &lw->w_down, s->hb, (size_t)n, NULL, s->proj, s->mm);
     for (size_t i = 0; i < (size_t)n * h; i++)

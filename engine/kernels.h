@@ -59,6 +59,18 @@ void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, con
 void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const float *x, size_t n,
                    const float *bias, float *y, float *scratch);
 
+#define KERNEL_MATMUL_MAX 3
+
+/*
+ * kernel_matmul of nw matrices over the same input x (q/k/v, gate/up):
+ * y[i] = W[i] x (+ bias[i]; bias may hold NULLs), the rows of all of them
+ * split over the pool in one job, the activations prepared once.  Equal bit
+ * for bit to nw kernel_matmul calls.  scratch as for the largest of them.
+ */
+void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_mat *const *w,
+                         const float *x, size_t n, const float *const *bias, float *const *y,
+                         float *scratch);
+
 /* Instruction sets the fast kernels may use; each level includes the one before. */
 enum kernel_isa {
     KERNEL_ISA_SCALAR,

@@ -433,14 +433,11 @@ static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, siz
         }
 }
 
-static void mm_run(void *ctx, int ith, int nth)
+/* rows [r0, r1) of one matrix for every token, then its bias */
+static void mm_part(const struct mm_job *j, size_t r0, size_t r1)
 {
-    const struct mm_job *j = ctx;
     const struct kernel_mat *w = j->w;
-    size_t r0, r1, rows = w->rows;
-    threadpool_split(rows, 16, ith, nth, &r0, &r1);
-    if (r0 >= r1)
-        return;
+    size_t rows = w->rows;
     /* bytes of x one token holds in the kernels' input */
     size_t tok_bytes = j->path == MM_X8 ? w->cols : w->cols * sizeof(float);
     size_t tile = TILE_BYTES / (tok_bytes ? tok_bytes : 1);
@@ -455,24 +452,81 @@ static void mm_run(void *ctx, int ith, int nth)
                 j->y[t * rows + r] += j->bias[r];
 }
 
+/* Several matrices over one input: their rows, end to end, split over the pool. */
+struct mm_multi {
+    struct mm_job *jobs;
+    int nw;
+    size_t total_rows;
+};
+
+static void mm_run(void *ctx, int ith, int nth)
+{
+    const struct mm_multi *mj = ctx;
+    size_t r0, r1, off = 0;
+    threadpool_split(mj->total_rows, 16, ith, nth, &r0, &r1);
+    for (int i = 0; i < mj->nw; i++) {
+        size_t rows = mj->jobs[i].w->rows;
+        size_t lo = r0 > off ? r0 - off : 0, hi = r1 - off < rows ? r1 - off : rows;
+        if (r1 > off && lo < hi)
+            mm_part(&mj->jobs[i], lo, hi);
+        off += rows;
+    }
+}
+
+/* True when the matrices take the same prepared input (same path and layout). */
+static bool mm_compatible(const struct kernel_mat *a, const struct kernel_mat *b)
+{
+    if (a->cols != b->cols || a->quantized != b->quantized)
+        return false;
+    if (!a->quantized)
+        return true;
+    return a->q.bits == b->q.bits && a->q.group_size == b->q.group_size && a->x8 == b->x8;
+}
+
+void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_mat *const *w,
+                         const float *x, size_t n, const float *const *bias, float *const *y,
+                         float *scratch)
+{
+    if (n == 0 || nw < 1)
+        return;
+    bool same = nw <= KERNEL_MATMUL_MAX;
+    for (int i = 1; i < nw && same; i++)
+        same = mm_compatible(w[0], w[i]);
+    if (!same) {
+        for (int i = 0; i < nw; i++)
+            kernel_matmul_multi(pool, 1, &w[i], x, n, &bias[i], &y[i], scratch);
+        return;
+    }
+    struct mm_job jobs[KERNEL_MATMUL_MAX];
+    struct mm_multi mj = {.jobs = jobs, .nw = nw};
+    for (int i = 0; i < nw; i++) {
+        jobs[i] = (struct mm_job){
+            .w = w[i], .x = x, .n = n, .bias = bias[i], .y = y[i], .isa = kernel_isa_get()};
+        mj.total_rows += w[i]->rows;
+    }
+    if (w[0]->quantized) {
+        size_t ng = w[0]->cols / (size_t)w[0]->q.group_size;
+        for (int i = 0; i < nw; i++) {
+            struct mm_job *j = &jobs[i];
+            j->path = w[i]->x8 && (w[i]->q.bits == 4 || w[i]->q.bits == 8) ? MM_X8 : MM_QUANT_REF;
+            j->pair_order = w[i]->q.bits == 4 && j->isa >= KERNEL_ISA_AVX512 && ng <= QMAX_GROUPS;
+            j->xd = scratch;
+            j->xs = scratch + n * ng;
+            j->xq = (int8_t *)(scratch + 2 * n * ng);
+        }
+        /* a few tokens are quicker to prepare than to hand out */
+        if (n < 4)
+            mm_prepare(&jobs[0], 0, 1);
+        else
+            threadpool_run(pool, mm_prepare, &jobs[0]);
+    }
+    threadpool_run(pool, mm_run, &mj);
+}
+
 void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const float *x, size_t n,
                    const float *bias, float *y, float *scratch)
 {
-    if (n == 0)
-        return;
-    struct mm_job j = {.w = w, .x = x, .n = n, .bias = bias, .y = y, .isa = kernel_isa_get()};
-    if (!w->quantized) {
-        j.path = MM_FLOAT;
-    } else {
-        size_t ng = w->cols / (size_t)w->q.group_size;
-        j.path = w->x8 && (w->q.bits == 4 || w->q.bits == 8) ? MM_X8 : MM_QUANT_REF;
-        j.pair_order = w->q.bits == 4 && j.isa >= KERNEL_ISA_AVX512 && ng <= QMAX_GROUPS;
-        j.xd = scratch;
-        j.xs = scratch + n * ng;
-        j.xq = (int8_t *)(scratch + 2 * n * ng);
-        threadpool_run(pool, mm_prepare, &j);
-    }
-    threadpool_run(pool, mm_run, &j);
+    kernel_matmul_multi(pool, 1, &w, x, n, &bias, &y, scratch);
 }
 
 /* ---------------------------------------------------------------------- */

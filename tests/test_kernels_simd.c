@@ -182,6 +182,62 @@ static void test_matmul_quant(void)
     check_quant(4, 64, 19, 2048, 9, DTYPE_F32, KERNEL_ISA_AVX512, true);
 }
 
+/* q/k/v-like matrices in one job equal three separate calls bit for bit */
+static void test_matmul_multi(void)
+{
+    size_t cols = 256, n = 5, rows[3] = {40, 24, 19};
+    uint64_t seed = 11;
+    for (int quant = 0; quant <= 1; quant++) {
+        struct kernel_mat w[3];
+        void *raw[3];
+        uint16_t *par[3];
+        for (int i = 0; i < 3; i++) {
+            raw[i] = malloc(rows[i] * cols * 2);
+            par[i] = malloc(rows[i] * cols / 64 * 2 * 2);
+            for (size_t k = 0; k < rows[i] * cols; k++)
+                ((uint16_t *)raw[i])[k] = f32_to_bf16(stb_randf(&seed));
+            for (size_t k = 0; k < rows[i] * cols / 64 * 2; k++)
+                par[i][k] = f32_to_f16(0.1f * stb_randf(&seed));
+            w[i] = (struct kernel_mat){.rows = rows[i],
+                                       .cols = cols,
+                                       .dtype = DTYPE_BF16,
+                                       .data = raw[i],
+                                       .quantized = quant,
+                                       .x8 = true};
+            w[i].q = (struct quant_matrix){.rows = rows[i],
+                                           .cols = cols,
+                                           .bits = 4,
+                                           .group_size = 64,
+                                           .param_dtype = DTYPE_F16,
+                                           .q = raw[i],
+                                           .scales = par[i],
+                                           .biases = par[i] + rows[i] * cols / 64};
+        }
+        float *x = rand_floats(n * cols, &seed, 1.0f), *bias = rand_floats(64, &seed, 1.0f);
+        float *scratch = malloc((kernel_matmul_scratch(&w[0], n) + 1) * sizeof(float));
+        float *ya[3], *yb[3];
+        for (int i = 0; i < 3; i++) {
+            ya[i] = malloc(n * rows[i] * sizeof(float));
+            yb[i] = malloc(n * rows[i] * sizeof(float));
+            kernel_matmul(pool1, &w[i], x, n, i == 1 ? bias : NULL, ya[i], scratch);
+        }
+        const struct kernel_mat *wp[3] = {&w[0], &w[1], &w[2]};
+        const float *bp[3] = {NULL, bias, NULL};
+        kernel_matmul_multi(pool2, 3, wp, x, n, bp, yb, scratch);
+        for (int i = 0; i < 3; i++) {
+            CHECK_MSG(memcmp(ya[i], yb[i], n * rows[i] * sizeof(float)) == 0,
+                      "multi: matrix %d differs (quant %d)", i, quant);
+            free(ya[i]);
+            free(yb[i]);
+            free(raw[i]);
+            free(par[i]);
+        }
+        free(x);
+        free(bias);
+        free(scratch);
+    }
+}
+
 static void test_attention_online(void)
 {
     enum { HDMAX = 64, CTX = 45, BT = 4 };
@@ -291,6 +347,7 @@ int main(void)
     RUN(test_threadpool);
     RUN(test_matmul_float);
     RUN(test_matmul_quant);
+    RUN(test_matmul_multi);
     RUN(test_attention_online);
     threadpool_free(pool1);
     threadpool_free(pool2);

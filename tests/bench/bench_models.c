@@ -1,0 +1,356 @@
+/*
+ * bench_models.c - decode and prefill speed of random-weight models of real
+ * shapes against the machine's memory bandwidth, for 1 and 2 threads.
+ *
+ *   bench_models [--quick] [--models DIR] [--json FILE]
+ *
+ * Models are made once with `mlx-manager mkmodel` under DIR (default
+ * $BUILD/bench-models) and reused: Llama-3.2-1B (vocab 128256), Qwen2.5-0.5B
+ * and the classic 1B Llama shape with a 32000 vocabulary, each in MLX 4-bit
+ * g64, MLX 8-bit g64 and BF16.  Per run: prefill tokens/s over 512 tokens,
+ * decode tokens/s over 128 tokens, weight (+ KV) bytes read per decoded
+ * token, the decode speed as a share of the bandwidth roofline (bandwidth /
+ * bytes per token), and resident memory during decode against weights + KV
+ * + scratch.  The bandwidth is measured here with a STREAM-style read of a
+ * 1 GiB buffer on the same threads.  Also a matvec micro-benchmark per
+ * dtype (GB/s of weights streamed).  --quick: the 1B/32000 model in 4-bit
+ * only, prefill 128 and decode 32.  Results also go to FILE (default
+ * $BUILD/bench.json).
+ */
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../st_build.h"
+#include "kernels.h"
+#include "model_internal.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* --- memory bandwidth ---------------------------------------------------- */
+
+struct bw_job {
+    const float *buf;
+    size_t n;
+    float sums[THREADPOOL_MAX_THREADS];
+};
+
+__attribute__((target("avx2"))) static void bw_run(void *ctx, int ith, int nth)
+{
+    struct bw_job *j = ctx;
+    size_t lo, hi;
+    threadpool_split(j->n, 64, ith, nth, &lo, &hi);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = lo; i + 32 <= hi; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_load_ps(j->buf + i));
+        a1 = _mm256_add_ps(a1, _mm256_load_ps(j->buf + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_load_ps(j->buf + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_load_ps(j->buf + i + 24));
+    }
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    j->sums[ith] = t[0] + t[7];
+}
+
+/* Best of several passes over 1 GiB, GB/s. */
+static double measure_bandwidth(struct threadpool *pool)
+{
+    size_t n = (size_t)1 << 28;
+    float *buf = aligned_alloc(64, n * sizeof(float));
+    if (!buf)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)(i & 7);
+    struct bw_job j = {.buf = buf, .n = n};
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        threadpool_run(pool, bw_run, &j);
+        double gbs = (double)n * sizeof(float) / (now() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    free(buf);
+    return best;
+}
+
+/* --- kernel micro-benchmark ------------------------------------------------ */
+
+static void bench_matvec(struct threadpool *pool, int nth)
+{
+    size_t rows = 16384, cols = 4096;
+    uint64_t seed = 7;
+    void *data = malloc(rows * cols * 4);
+    uint16_t *par = malloc(rows * cols / 64 * 2 * sizeof(uint16_t));
+    float *x = malloc(cols * sizeof(float)), *y = malloc(rows * sizeof(float));
+    for (size_t i = 0; i < rows * cols; i++)
+        ((uint8_t *)data)[i] = (uint8_t)(i * 2654435761u >> 13);
+    for (size_t i = 0; i < rows * cols / 64 * 2; i++)
+        par[i] = f32_to_f16(0.01f * stb_randf(&seed));
+    for (size_t i = 0; i < cols; i++)
+        x[i] = stb_randf(&seed);
+    static const char *const names[] = {"f32", "f16", "bf16", "q4g64", "q8g64"};
+    for (int k = 0; k < 5; k++) {
+        struct kernel_mat w = {.rows = rows, .cols = cols, .x8 = true};
+        size_t bytes;
+        if (k < 3) {
+            w.dtype = k == 0 ? DTYPE_F32 : k == 1 ? DTYPE_F16 : DTYPE_BF16;
+            w.data = data;
+            /* f16/bf16 from random bytes: keep the values finite */
+            if (k > 0)
+                for (size_t i = 0; i < rows * cols; i++)
+                    ((uint16_t *)data)[i] &= 0x3bff;
+            bytes = rows * cols * (k == 0 ? 4 : 2);
+        } else {
+            int bits = k == 3 ? 4 : 8;
+            w.quantized = true;
+            w.q = (struct quant_matrix){.rows = rows,
+                                        .cols = cols,
+                                        .bits = bits,
+                                        .group_size = 64,
+                                        .param_dtype = DTYPE_F16,
+                                        .q = data,
+                                        .scales = par,
+                                        .biases = par + rows * cols / 64};
+            bytes = rows * cols * (size_t)bits / 8 + rows * cols / 64 * 4;
+        }
+        float *scratch = malloc((kernel_matmul_scratch(&w, 1) + 1) * sizeof(float));
+        double best = 1e9;
+        for (int rep = 0; rep < 8; rep++) {
+            double t0 = now();
+            kernel_matmul(pool, &w, x, 1, NULL, y, scratch);
+            double dt = now() - t0;
+            best = dt < best ? dt : best;
+        }
+        printf("  matvec %-6s %zux%zu, %d thread%s: %7.2f ms  %6.1f GB/s\n", names[k], rows, cols,
+               nth, nth > 1 ? "s" : " ", best * 1e3, (double)bytes / best / 1e9);
+        free(scratch);
+    }
+    free(data);
+    free(par);
+    free(x);
+    free(y);
+}
+
+/* --- models ---------------------------------------------------------------- */
+
+struct shape {
+    const char *name;
+    const char *args; /* mkmodel options */
+};
+
+static const struct shape shapes[] = {
+    {"llama-1b-32k", "--arch llama --hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 "
+                     "--vocab 32000 --no-tie"},
+    {"llama-3.2-1b", "--arch llama --preset llama-3.2-1b"},
+    {"qwen2.5-0.5b", "--arch qwen2 --preset qwen2.5-0.5b"},
+};
+static const char *const dtypes[] = {"mlx-4bit", "mlx-8bit", "bf16"};
+
+static size_t mat_bytes(const struct kernel_mat *w)
+{
+    if (!w->quantized)
+        return w->rows * w->cols * dtype_size(w->dtype);
+    size_t ng = w->cols / (size_t)w->q.group_size;
+    return w->rows * quant_row_words(w->cols, w->q.bits) * 4 +
+           2 * w->rows * ng * dtype_size(w->q.param_dtype);
+}
+
+/* Weight bytes one decode step streams: every layer matrix and the lm_head
+ * (the embedding table gives one row). */
+static size_t decode_weight_bytes(const struct model *m)
+{
+    size_t b = mat_bytes(&m->w.lm_head);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const struct layer_weights *lw = &m->w.layers[l];
+        const struct kernel_mat *ms[] = {&lw->wq,     &lw->wk,   &lw->wv,    &lw->wo,
+                                         &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (int i = 0; i < 7; i++)
+            b += mat_bytes(ms[i]);
+    }
+    return b;
+}
+
+struct run {
+    char model[64], dtype[16];
+    int threads;
+    double prefill_tps, decode_tps, bytes_per_token, roofline_pct;
+};
+
+static int bench_model(const char *dir, const char *name, const char *dtype, int nth, int n_prefill,
+                       int n_decode, double bw, struct run *out)
+{
+    char err[512];
+    struct model *m = NULL;
+    long rss0 = rss_kb();
+    struct model_load_opts opts = {.max_batch_tokens = n_prefill, .n_threads = nth};
+    if (model_load(dir, &opts, &m, err, sizeof(err)) != ST_OK) {
+        printf("  %s %s: load failed: %s\n", name, dtype, err);
+        return -1;
+    }
+    const struct model_config *c = model_get_config(m);
+    struct kv_cache *kv = NULL;
+    int seq = -1, ctx = n_prefill + n_decode;
+    if (kv_cache_create(c, (size_t)(ctx + 15) / 16, 16, 1, &kv, err, sizeof(err)) != ST_OK ||
+        kv_seq_create(kv, &seq, err, sizeof(err)) != ST_OK) {
+        printf("  %s: kv cache: %s\n", name, err);
+        kv_cache_free(kv);
+        model_free(m);
+        return -1;
+    }
+    int32_t *toks = malloc((size_t)n_prefill * sizeof(int32_t));
+    for (int i = 0; i < n_prefill; i++)
+        toks[i] = (i * 7919 + 13) % c->vocab;
+    float *logits = malloc((size_t)c->vocab * sizeof(float));
+    struct model_batch_seq e = {
+        .seq = seq, .start_pos = 0, .n_tokens = n_prefill, .tokens = toks, .n_logits = 1};
+    struct model_batch b = {&e, 1};
+    double t0 = now();
+    enum status rc = model_forward(m, kv, &b, logits, err, sizeof(err));
+    double tp = now() - t0;
+    long rss_dec = 0;
+    t0 = now();
+    for (int i = 0; i < n_decode && rc == ST_OK; i++) {
+        int32_t tok = (int32_t)((i * 31 + 7) % c->vocab);
+        e.start_pos = n_prefill + i;
+        e.n_tokens = 1;
+        e.tokens = &tok;
+        rc = model_forward(m, kv, &b, logits, err, sizeof(err));
+        if (i == n_decode / 2)
+            rss_dec = rss_kb();
+    }
+    double td = (now() - t0) / n_decode;
+    if (rc != ST_OK) {
+        printf("  %s: forward failed: %s\n", name, err);
+    } else {
+        /* K and V of the average context, read once per layer */
+        double kv_read = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float) *
+                         (n_prefill + n_decode / 2.0);
+        double bpt = (double)decode_weight_bytes(m) + kv_read;
+        double need_mb =
+            (double)(model_weight_bytes(m) + kv_cache_bytes(kv) + model_scratch_bytes(m)) /
+            1048576.0;
+        snprintf(out->model, sizeof(out->model), "%s", name);
+        snprintf(out->dtype, sizeof(out->dtype), "%s", dtype);
+        out->threads = nth;
+        out->prefill_tps = n_prefill / tp;
+        out->decode_tps = 1.0 / td;
+        out->bytes_per_token = bpt;
+        out->roofline_pct = 100.0 * out->decode_tps / (bw * 1e9 / bpt);
+        printf("  %-13s %-9s %d thr  prefill %4d: %7.1f tok/s  decode: %6.2f tok/s  %7.1f MB/tok  "
+               "%5.1f%% of roofline  RSS %6.0f MB (weights+KV+scratch %6.0f MB)\n",
+               name, dtype, nth, n_prefill, out->prefill_tps, out->decode_tps, bpt / 1e6,
+               out->roofline_pct, (double)(rss_dec - rss0) / 1024.0, need_mb);
+    }
+    fflush(stdout);
+    free(toks);
+    free(logits);
+    kv_cache_free(kv);
+    model_free(m);
+    return rc == ST_OK ? 0 : -1;
+}
+
+static int ensure_model(const char *root, const char *build, const struct shape *s,
+                        const char *dtype, char *dir, size_t dirlen)
+{
+    snprintf(dir, dirlen, "%s/%s-%s", root, s->name, dtype);
+    char cfg[1300];
+    snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+    struct stat st;
+    if (stat(cfg, &st) == 0)
+        return 0;
+    char cmd[3000];
+    snprintf(cmd, sizeof(cmd), "%s/mlx-manager mkmodel %s --dtype %s --out %s --force >/dev/null",
+             build, s->args, dtype, dir);
+    printf("  making %s ...\n", dir);
+    fflush(stdout);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char models[1024], json[1024];
+    snprintf(models, sizeof(models), "%s/bench-models", build);
+    snprintf(json, sizeof(json), "%s/bench.json", build);
+    bool quick = getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") != '0';
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--models") && i + 1 < argc)
+            snprintf(models, sizeof(models), "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+            snprintf(json, sizeof(json), "%s", argv[++i]);
+    }
+    mkdir(models, 0777);
+    char err[256];
+    struct threadpool *pools[3] = {0};
+    double bw[3] = {0};
+    printf("kernels: %s\n", kernel_isa_name(kernel_isa_detect()));
+    for (int nth = 1; nth <= 2; nth++) {
+        if (threadpool_create(nth, &pools[nth], err, sizeof(err)) != ST_OK) {
+            printf("threadpool: %s\n", err);
+            return 1;
+        }
+        bw[nth] = measure_bandwidth(pools[nth]);
+        printf("memory read bandwidth, %d thread%s: %.1f GB/s\n", nth, nth > 1 ? "s" : "", bw[nth]);
+    }
+    for (int nth = 1; nth <= 2; nth++)
+        bench_matvec(pools[nth], nth);
+    int n_prefill = quick ? 128 : 512, n_decode = quick ? 32 : 128;
+    struct run runs[64];
+    int nr = 0;
+    size_t n_shapes = quick ? 1 : sizeof(shapes) / sizeof(shapes[0]);
+    int n_dtypes = quick ? 1 : 3;
+    printf("models (prefill %d tokens, decode %d tokens):\n", n_prefill, n_decode);
+    for (size_t s = 0; s < n_shapes; s++)
+        for (int d = 0; d < n_dtypes; d++) {
+            char dir[1100];
+            if (ensure_model(models, build, &shapes[s], dtypes[d], dir, sizeof(dir)) != 0) {
+                printf("  cannot make %s\n", dir);
+                continue;
+            }
+            for (int nth = 1; nth <= 2; nth++)
+                if (bench_model(dir, shapes[s].name, dtypes[d], nth, n_prefill, n_decode, bw[nth],
+                                &runs[nr]) == 0)
+                    nr++;
+        }
+    FILE *f = fopen(json, "w");
+    if (f) {
+        fprintf(f, "{\"bandwidth_gbs\":%.2f,\"bandwidth_gbs_1thread\":%.2f,\"runs\":[", bw[2],
+                bw[1]);
+        for (int i = 0; i < nr; i++)
+            fprintf(f,
+                    "%s{\"model\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"prefill_tps\":%.2f,"
+                    "\"decode_tps\":%.2f,\"bytes_per_token\":%.0f,\"roofline_pct\":%.1f}",
+                    i ? "," : "", runs[i].model, runs[i].dtype, runs[i].threads,
+                    runs[i].prefill_tps, runs[i].decode_tps, runs[i].bytes_per_token,
+                    runs[i].roofline_pct);
+        fprintf(f, "]}\n");
+        fclose(f);
+        printf("wrote %s\n", json);
+    }
+    threadpool_free(pools[1]);
+    threadpool_free(pools[2]);
+    return 0;
+}
