@@ -372,9 +372,9 @@ void auth_record_request(struct db *db, long long id)
 
 void auth_record_tokens(struct http_request *req, int prompt_tokens, int completion_tokens)
 {
-    if (req->api_key_id <= 0 || !req->db || req->tokens_recorded)
-        return;
     req->tokens_recorded = 1;
+    if (req->api_key_id <= 0 || !req->db)
+        return;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(req->db->conn,
                            "UPDATE api_keys SET prompt_tokens = prompt_tokens + ?, "

@@ -110,9 +110,9 @@ int auth_check_model(struct http_request *req, const char *model);
 void auth_record_request(struct db *db, long long id);
 
 /* Adds a finished generation's token counts to the request's key (no-op
- * when the request was not authenticated by a key, or its tokens were
- * recorded already: the server records every generating request's totals
- * after the handler, unless the handler did). */
+ * when the request was not authenticated by a key) and marks the request:
+ * the server records the totals of every generating request whose handler
+ * did not call this itself. */
 void auth_record_tokens(struct http_request *req, int prompt_tokens, int completion_tokens);
 
 /*

@@ -44,7 +44,7 @@ struct http_request {
     int status;              /* status sent, 0 before the response starts */
     int client_gone;         /* a write failed: stop producing output */
     long long api_key_id;    /* the API key that authorized the request (auth.h), 0 = none */
-    int tokens_recorded;     /* auth_record_tokens ran: the server does not add them again */
+    int tokens_recorded;     /* the handler called auth_record_tokens (the server need not) */
     char *headers;           /* extra "Name: value\r\n" lines, arena memory */
     struct http_owned_json *owned;
 };

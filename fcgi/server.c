@@ -170,7 +170,8 @@ static void server_record_request(struct http_request *req, const struct route *
     metrics_observe_request(req->method, route ? route->pattern : NULL, req->status, ms);
     if (generated) {
         metrics_observe_generation(model, &g);
-        auth_record_tokens(req, g.prompt_tokens, g.completion_tokens);
+        if (!req->tokens_recorded)
+            auth_record_tokens(req, g.prompt_tokens, g.completion_tokens);
     }
     server_log_request(req, model, generated ? &g : NULL, ms);
     if (!server_is_inference(req))
