@@ -50,7 +50,7 @@ function integrity(dbFile) {
 
 let srv = null;
 try {
-  srv = await startServer('shutdown_grace_seconds: 2\n');
+  srv = await startServer('shutdown_grace_seconds: 5\n');
   const model = path.join(srv.runDir, 'slow-model');
   check('slow model made', makeModel(model));
   const U = srv.url;
@@ -59,7 +59,7 @@ try {
   const warm = await request(U, 'POST', '/v1/chat/completions', { model, messages: user, max_tokens: 1 });
   check('model loads', warm.status === 200, warm.text.slice(0, 300));
 
-  const short = stream(`${U}/v1/chat/completions`, { model, messages: user, max_tokens: 60, ignore_eos: true, stream: true });
+  const short = stream(`${U}/v1/chat/completions`, { model, messages: user, max_tokens: 3, ignore_eos: true, stream: true });
   const longOpenAI = stream(`${U}/v1/chat/completions`, { model, messages: user, max_tokens: 20000, ignore_eos: true, stream: true });
   const longCompletion = stream(`${U}/v1/completions`, { model, prompt: 'go', max_tokens: 20000, ignore_eos: true, stream: true });
   await Promise.all([short.first, longOpenAI.first, longCompletion.first]);
@@ -69,10 +69,10 @@ try {
 
   check('the short stream finished normally', s.status === 200 && s.text.includes('"finish_reason":"length"') && s.text.trim().endsWith('data: [DONE]'), s.text.slice(-300));
   check('the long OpenAI stream got a final event after the grace', lo.status === 200 && lo.text.trim().endsWith('data: [DONE]') &&
-    lo.end - termAt >= 1500 && lo.end - termAt < 8000, [lo.end - termAt, lo.text.slice(-400)]);
+    lo.end - termAt >= 4500 && lo.end - termAt < 15000, [lo.end - termAt, lo.text.slice(-400)]);
   check('the long completions stream got a final event after the grace', lc.status === 200 && lc.text.trim().endsWith('data: [DONE]') &&
-    lc.end - termAt >= 1500 && lc.end - termAt < 8000, [lc.end - termAt, lc.text.slice(-400)]);
-  check('the daemon exits after the drain', await waitFor(() => !isAlive(srv.pid), 10000));
+    lc.end - termAt >= 4500 && lc.end - termAt < 15000, [lc.end - termAt, lc.text.slice(-400)]);
+  check('the daemon exits after the drain', await waitFor(() => !isAlive(srv.pid), 15000));
   const log = fs.readFileSync(path.join(srv.runDir, 'daemon.log'), 'utf8');
   check('the log says what was cancelled', /cancelled 2 generations/.test(log) && /"msg":"stopped"/.test(log), log.split('\n').slice(-6).join('\n'));
   const after = await request(U, 'GET', '/api/health');
