@@ -79,10 +79,10 @@ struct attn_job {
     struct model *m;
     struct kv_cache *kv;
     const struct model_batch *b;
-    int layer, n;
+    int layer, n, n_chunks;
 };
 
-static void attn_run(void *ctx, int ith, int nth)
+static void attn_run(void *ctx, int chunk)
 {
     const struct attn_job *j = ctx;
     struct model *m = j->m;
@@ -100,7 +100,7 @@ static void attn_run(void *ctx, int ith, int nth)
     };
     bool windowed = c->sliding_window > 0 && j->layer >= c->sliding_window_from_layer;
     size_t lo, hi;
-    threadpool_split((size_t)j->n * (size_t)c->n_heads, 1, ith, nth, &lo, &hi);
+    threadpool_split((size_t)j->n * (size_t)c->n_heads, 1, chunk, j->n_chunks, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         int t = (int)(i / (size_t)c->n_heads), h = (int)(i % (size_t)c->n_heads), nb;
         view.blocks = kv_seq_blocks(j->kv, j->b->seqs[s->tok_seq[t]].seq, &nb);
@@ -117,8 +117,9 @@ void block_attention(struct model *m, struct kv_cache *kv, const struct model_ba
 {
     const struct model_config *c = &m->cfg;
     struct model_scratch *s = &m->s;
-    struct attn_job job = {m, kv, b, layer, n};
-    threadpool_run(m->pool, attn_run, &job);
+    struct attn_job job = {m, kv, b, layer, n, 0};
+    job.n_chunks = threadpool_chunks(m->pool, (size_t)n * (size_t)c->n_heads);
+    threadpool_run(m->pool, attn_run, &job, job.n_chunks);
     const struct layer_weights *lw = &m->w.layers[layer];
     kernel_matmul(m->pool, &lw->wo, s->att_out, (size_t)n, NULL, s->proj, s->mm);
     size_t tot = (size_t)n * (size_t)c->hidden;

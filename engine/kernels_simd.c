@@ -384,19 +384,17 @@ struct mm_job {
     float *xs;  /* (n, ng) */
 };
 
-/* int8 activations (or group sums) of the tokens of part ith */
-static void mm_prepare(void *ctx, int ith, int nth)
+/* int8 activations (or group sums) of token `chunk` */
+static void mm_prepare(void *ctx, int chunk)
 {
     struct mm_job *j = ctx;
-    size_t t0, t1, cols = j->w->cols, gs = (size_t)j->w->q.group_size, ng = cols / gs;
-    threadpool_split(j->n, 1, ith, nth, &t0, &t1);
-    for (size_t t = t0; t < t1; t++) {
-        if (j->path == MM_X8)
-            quant_x8_quantize(j->x + t * cols, cols, (int)gs, j->pair_order, j->xq + t * cols,
-                              j->xd + t * ng, j->xs + t * ng);
-        else
-            quant_group_sums(j->x + t * cols, cols, (int)gs, j->xs + t * ng);
-    }
+    size_t cols = j->w->cols, gs = (size_t)j->w->q.group_size, ng = cols / gs;
+    size_t t = (size_t)chunk;
+    if (j->path == MM_X8)
+        quant_x8_quantize(j->x + t * cols, cols, (int)gs, j->pair_order, j->xq + t * cols,
+                          j->xd + t * ng, j->xs + t * ng);
+    else
+        quant_group_sums(j->x + t * cols, cols, (int)gs, j->xs + t * ng);
 }
 
 static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, size_t r1)
@@ -455,15 +453,15 @@ static void mm_part(const struct mm_job *j, size_t r0, size_t r1)
 /* Several matrices over one input: their rows, end to end, split over the pool. */
 struct mm_multi {
     struct mm_job *jobs;
-    int nw;
+    int nw, n_chunks;
     size_t total_rows;
 };
 
-static void mm_run(void *ctx, int ith, int nth)
+static void mm_run(void *ctx, int chunk)
 {
     const struct mm_multi *mj = ctx;
     size_t r0, r1, off = 0;
-    threadpool_split(mj->total_rows, 16, ith, nth, &r0, &r1);
+    threadpool_split(mj->total_rows, 16, chunk, mj->n_chunks, &r0, &r1);
     for (int i = 0; i < mj->nw; i++) {
         size_t rows = mj->jobs[i].w->rows;
         size_t lo = r0 > off ? r0 - off : 0, hi = r1 - off < rows ? r1 - off : rows;
@@ -516,11 +514,13 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
         }
         /* a few tokens are quicker to prepare than to hand out */
         if (n < 4)
-            mm_prepare(&jobs[0], 0, 1);
+            for (size_t t = 0; t < n; t++)
+                mm_prepare(&jobs[0], (int)t);
         else
-            threadpool_run(pool, mm_prepare, &jobs[0]);
+            threadpool_run(pool, mm_prepare, &jobs[0], (int)n);
     }
-    threadpool_run(pool, mm_run, &mj);
+    mj.n_chunks = threadpool_chunks(pool, (mj.total_rows + 15) / 16);
+    threadpool_run(pool, mm_run, &mj, mj.n_chunks);
 }
 
 void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const float *x, size_t n,
@@ -638,22 +638,23 @@ struct silu_job {
     float *gate;
     const float *up;
     size_t n;
+    int n_chunks;
 };
 
-static void silu_run(void *ctx, int ith, int nth)
+static void silu_run(void *ctx, int chunk)
 {
     struct silu_job *j = ctx;
     size_t lo, hi;
-    threadpool_split(j->n, 64, ith, nth, &lo, &hi);
+    threadpool_split(j->n, 64, chunk, j->n_chunks, &lo, &hi);
     if (lo < hi)
         kernel_silu_mul_ref(j->gate + lo, j->up + lo, hi - lo);
 }
 
 void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n)
 {
-    struct silu_job j = {gate, up, n};
+    struct silu_job j = {gate, up, n, threadpool_chunks(pool, (n + 63) / 64)};
     if (n < 4096)
         kernel_silu_mul_ref(gate, up, n);
     else
-        threadpool_run(pool, silu_run, &j);
+        threadpool_run(pool, silu_run, &j, j.n_chunks);
 }

@@ -2,6 +2,13 @@
  * threadpool.c - a fork-join pool: a generation counter announces a job,
  * a pending counter reports its end.
  *
+ * A job is n chunks handed out through one atomic counter, to the caller as
+ * well as the workers, so a worker the OS has not scheduled yet (a busy
+ * machine) holds nothing up: the others take its share, and the caller
+ * waits only for chunks actually running.  The counter carries the job's
+ * generation in its high half, so a worker waking late cannot claim a chunk
+ * of a later job under the earlier one's function.
+ *
  * Workers spin on the generation for a short while (a decode step issues a
  * job every few microseconds, and waking a sleeping thread costs tens of
  * them), then sleep on the condition variable.  A job is published with a
@@ -15,6 +22,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,19 +39,15 @@
 /* pause iterations before a worker sleeps: some tens of microseconds */
 #define SPIN_ROUNDS 20000
 
-struct worker {
-    struct threadpool *pool;
-    int index;
-    pthread_t thread;
-};
-
 struct threadpool {
     int n;
-    struct worker *workers; /* (n - 1) */
+    pthread_t *threads; /* (n - 1) */
     int started;
-    atomic_uint gen;     /* bumped once per job */
-    atomic_int pending;  /* workers still running the current job */
-    atomic_int sleepers; /* workers waiting on cond */
+    atomic_uint gen;         /* bumped once per job */
+    _Atomic uint64_t next;   /* gen << 32 | next chunk to hand out */
+    unsigned n_chunks_of[2]; /* chunks of the job, by gen parity */
+    atomic_uint done;        /* chunks of the current job finished */
+    atomic_int sleepers;     /* workers waiting on cond */
     atomic_bool stop;
     threadpool_fn fn;
     void *ctx;
@@ -92,10 +96,37 @@ int threadpool_physical_cores(void)
     return n_ids;
 }
 
+/*
+ * Claims the next chunk of job `gen`: fails once the job's chunks are all
+ * handed out or a later job has replaced it.  A successful claim also means
+ * the job is still running (its chunk is not done), so fn and ctx are that
+ * job's.
+ */
+static bool claim(struct threadpool *p, unsigned gen, unsigned *chunk)
+{
+    uint64_t cur = atomic_load(&p->next);
+    for (;;) {
+        if ((unsigned)(cur >> 32) != gen || (unsigned)cur >= p->n_chunks_of[gen & 1])
+            return false;
+        if (atomic_compare_exchange_weak(&p->next, &cur, cur + 1)) {
+            *chunk = (unsigned)cur;
+            return true;
+        }
+    }
+}
+
+static void work(struct threadpool *p, unsigned gen)
+{
+    unsigned c;
+    while (claim(p, gen, &c)) {
+        p->fn(p->ctx, (int)c);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
 static void *worker_main(void *arg)
 {
-    struct worker *w = arg;
-    struct threadpool *p = w->pool;
+    struct threadpool *p = arg;
     unsigned seen = 0; /* the generation before the first job */
     for (;;) {
         unsigned g;
@@ -114,8 +145,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        p->fn(p->ctx, w->index, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        work(p, g);
     }
 }
 
@@ -136,17 +166,14 @@ enum status threadpool_create(int n_threads, struct threadpool **out, char *err,
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
     if (n_threads > 1) {
-        p->workers = calloc((size_t)n_threads - 1, sizeof(*p->workers));
-        if (!p->workers) {
+        p->threads = calloc((size_t)n_threads - 1, sizeof(*p->threads));
+        if (!p->threads) {
             threadpool_free(p);
             return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
         }
     }
     for (int i = 1; i < n_threads; i++) {
-        struct worker *w = &p->workers[i - 1];
-        w->pool = p;
-        w->index = i;
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        if (pthread_create(&p->threads[i - 1], NULL, worker_main, p) != 0) {
             threadpool_free(p);
             return status_fail(err, errlen, ST_ERR_IO, "cannot start compute thread %d", i);
         }
@@ -165,10 +192,10 @@ void threadpool_free(struct threadpool *p)
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->started; i++)
-        pthread_join(p->workers[i].thread, NULL);
+        pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cond);
-    free(p->workers);
+    free(p->threads);
     free(p);
 }
 
@@ -177,24 +204,38 @@ int threadpool_size(const struct threadpool *p)
     return p ? p->n : 1;
 }
 
-void threadpool_run(struct threadpool *p, threadpool_fn fn, void *ctx)
+int threadpool_chunks(const struct threadpool *p, size_t units)
 {
-    if (!p || p->n == 1) {
-        fn(ctx, 0, 1);
+    size_t want = p && p->n > 1 ? 4 * (size_t)p->n : 1;
+    want = want < units ? want : units;
+    return want > 0 ? (int)want : 1;
+}
+
+void threadpool_run(struct threadpool *p, threadpool_fn fn, void *ctx, int n_chunks)
+{
+    if (n_chunks <= 0)
+        return;
+    if (!p || p->n == 1 || n_chunks == 1) {
+        for (int c = 0; c < n_chunks; c++)
+            fn(ctx, c);
         return;
     }
+    unsigned gen = atomic_load(&p->gen) + 1;
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store(&p->pending, p->n - 1);
-    atomic_fetch_add(&p->gen, 1);
+    p->n_chunks_of[gen & 1] = (unsigned)n_chunks;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->next, (uint64_t)gen << 32);
+    atomic_store(&p->gen, gen);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(ctx, 0, p->n);
-    /* a worker descheduled by a busy machine can take a while: yield then */
-    for (long spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+    work(p, gen);
+    /* only chunks a worker claimed and is still running are waited for */
+    for (long spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < (unsigned)n_chunks;
+         spins++) {
         if (spins < SPIN_ROUNDS)
             cpu_relax();
         else

@@ -1,12 +1,12 @@
 /*
  * threadpool.h - the compute thread pool the kernels split their work over.
  *
- * A pool of n threads runs one job at a time: threadpool_run(p, fn, ctx)
- * calls fn(ctx, i, n) once for every i < n, i = 0 on the calling thread and
- * the others on the pool's workers, and returns when all have returned.  A
- * job carries no allocation: fn divides the work by (i, n) itself, so the
- * same split always gives the same result.  Workers spin briefly after a job
- * (decode steps come back to back) and then sleep on a condition variable.
+ * A pool of n threads runs one job at a time: threadpool_run(p, fn, ctx,
+ * n_chunks) calls fn(ctx, c) once for every chunk c < n_chunks, on whichever
+ * thread (the caller included) claims it first, and returns when all have
+ * returned.  A job carries no allocation, and a chunk's work must not depend
+ * on the thread that runs it, so results never depend on the pool.  Workers spin briefly after a
+ * job (decode steps come back to back) and then sleep on a condition variable.
  *
  * Thread-safety: threadpool_run must not be called from two threads at once
  * on the same pool (the model's scheduler thread is its only caller).  The
@@ -23,7 +23,7 @@
 
 struct threadpool;
 
-typedef void (*threadpool_fn)(void *ctx, int ith, int nth);
+typedef void (*threadpool_fn)(void *ctx, int chunk);
 
 /* Physical cores available to this process (at least 1): distinct
  * (package, core) pairs among the CPUs of its affinity mask. */
@@ -43,12 +43,16 @@ void threadpool_free(struct threadpool *p);
 /* Threads of the pool, the caller included (1 for NULL). */
 int threadpool_size(const struct threadpool *p);
 
-/* Runs fn(ctx, i, n) for i < n = threadpool_size(p) and waits for all.
- * p may be NULL: fn(ctx, 0, 1) on the caller. */
-void threadpool_run(struct threadpool *p, threadpool_fn fn, void *ctx);
+/* Chunks to cut `units` units of work into for p: a few per thread, so a
+ * slow thread's share is taken over, at most `units`, at least 1. */
+int threadpool_chunks(const struct threadpool *p, size_t units);
+
+/* Runs fn(ctx, c) for every c < n_chunks over the pool and waits for all.
+ * p may be NULL: every chunk on the caller, in order. */
+void threadpool_run(struct threadpool *p, threadpool_fn fn, void *ctx, int n_chunks);
 
 /* [*lo, *hi) = part ith of nth of [0, n) in whole multiples of `align`
- * (the last part takes the remainder). */
+ * (the last part takes the remainder): the range of chunk ith. */
 void threadpool_split(size_t n, size_t align, int ith, int nth, size_t *lo, size_t *hi);
 
 #endif

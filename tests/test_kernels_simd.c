@@ -174,7 +174,7 @@ static void test_matmul_quant(void)
         for (size_t b = 0; b < sizeof(bits) / sizeof(bits[0]); b++)
             for (int gs = 32; gs <= 128; gs *= 2)
                 for (size_t mult = 1; mult <= 5; mult += 2)
-                    for (size_t n = 1; n <= 6; n += 5)
+                    for (size_t n = 1; n <= 6; n += n == 1 ? 2 : 3) /* 1, 3, 6 */
                         for (int x8 = 0; x8 <= 1; x8++)
                             check_quant(bits[b], gs, 37, (size_t)gs * mult, n,
                                         mult == 3 ? DTYPE_BF16 : DTYPE_F16, (enum kernel_isa)isa,
@@ -281,20 +281,19 @@ static void test_attention_online(void)
 struct count_job {
     atomic_int calls;
     atomic_long sum;
-    int seen_nth;
+    int n_chunks;
 };
 
-static void count_run(void *ctx, int ith, int nth)
+static void count_run(void *ctx, int chunk)
 {
     struct count_job *j = ctx;
     size_t lo, hi;
-    threadpool_split(1000, 16, ith, nth, &lo, &hi);
+    threadpool_split(1000, 16, chunk, j->n_chunks, &lo, &hi);
     long s = 0;
     for (size_t i = lo; i < hi; i++)
         s += (long)i;
     atomic_fetch_add(&j->calls, 1);
     atomic_fetch_add(&j->sum, s);
-    j->seen_nth = nth;
 }
 
 static void test_threadpool(void)
@@ -305,13 +304,13 @@ static void test_threadpool(void)
         struct threadpool *p = NULL;
         CHECK_INT_EQ(threadpool_create(n, &p, err, sizeof(err)), ST_OK);
         CHECK_INT_EQ(threadpool_size(p), n);
-        for (int rep = 0; rep < 200; rep++) {
-            struct count_job j = {0};
-            threadpool_run(p, count_run, &j);
-            CHECK_INT_EQ(atomic_load(&j.calls), n);
+        for (int rep = 0; rep < 300; rep++) {
+            struct count_job j = {.n_chunks = 1 + rep % 17};
+            threadpool_run(p, count_run, &j, j.n_chunks);
+            CHECK_INT_EQ(atomic_load(&j.calls), j.n_chunks);
             CHECK_INT_EQ(atomic_load(&j.sum), 999L * 1000 / 2);
-            CHECK_INT_EQ(j.seen_nth, n);
         }
+        CHECK(threadpool_chunks(p, 3) <= 3 && threadpool_chunks(p, 0) == 1);
         threadpool_free(p);
     }
     struct threadpool *p = NULL;
@@ -321,9 +320,10 @@ static void test_threadpool(void)
     CHECK_INT_EQ(threadpool_size(p), threadpool_physical_cores());
     threadpool_free(p);
     threadpool_free(NULL);
-    struct count_job j = {0};
-    threadpool_run(NULL, count_run, &j);
-    CHECK_INT_EQ(atomic_load(&j.calls), 1);
+    struct count_job j = {.n_chunks = 3};
+    threadpool_run(NULL, count_run, &j, 3);
+    CHECK_INT_EQ(atomic_load(&j.calls), 3);
+    CHECK_INT_EQ(atomic_load(&j.sum), 999L * 1000 / 2);
     /* splits cover the range once, in aligned pieces */
     size_t lo, hi, next = 0;
     for (int i = 0; i < 3; i++) {
