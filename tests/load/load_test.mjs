@@ -101,7 +101,10 @@ try {
   check('no client-side errors or truncated streams', errors === 0 && streamsTruncated === 0, { errors, streamsTruncated });
   check('most requests completed', streamsOk > 0 && streamsOk >= total * 0.9, { streamsOk, total });
   check(`RSS flat after warm-up (growth < ${RSS_SLACK_KB} KiB)`, rss.length >= 2 && rss[rss.length - 1] - rss[0] < RSS_SLACK_KB, rss);
-  check('open fds flat after warm-up (within 8)', fds.length >= 2 && Math.max(...fds) - Math.min(...fds) <= 8, fds);
+  // Connections come and go with requests: flat means the peak does not climb.
+  const half = Math.floor(fds.length / 2);
+  check('open fds flat after warm-up (the peak grows by at most 4)', fds.length >= 2 &&
+    Math.max(...fds.slice(half)) - Math.max(...fds.slice(0, half || 1)) <= 4, fds);
   check('idle again, the daemon holds the fds it held before the load', idleAfter.fds <= idleBefore.fds + 2, [idleBefore.fds, idleAfter.fds]);
   const m = await fetch(`${U}/metrics`).then((r) => r.text());
   const line = m.split('\n').find((l) => l.startsWith(`mlxm_completion_tokens_total{model="${MODEL}"}`));
