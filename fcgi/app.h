@@ -19,8 +19,8 @@ struct app {
     char db_path[4096];
     char config_path[4096]; /* absolute path of the config file, "" = none (service units) */
     time_t started_at;
-    volatile int stopping; /* set once by the signal thread */
-    struct pool *pool;     /* the model pool (pool.h), created before the workers start */
+    volatile int stopping;       /* set once by the signal thread */
+    struct pool *pool;           /* the model pool (pool.h), created before the workers start */
     struct downloads *downloads; /* the download manager (downloads.h), likewise */
 };
 

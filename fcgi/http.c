@@ -177,8 +177,7 @@ static int http_send_head(struct http_request *req, int status, const char *cont
         n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %lld\r\n",
                       content_length);
     if (req->request_id)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "X-Request-Id: %s\r\n",
-                      req->request_id);
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "X-Request-Id: %s\r\n", req->request_id);
     req->status = status;
     if (http_write(req, head, (size_t)n))
         return -1;
@@ -205,8 +204,8 @@ int http_send_json(struct http_request *req, int status, const cJSON *body)
     return status;
 }
 
-int http_send_text(struct http_request *req, int status, const char *content_type,
-                   const char *body, size_t len)
+int http_send_text(struct http_request *req, int status, const char *content_type, const char *body,
+                   size_t len)
 {
     if (http_send_head(req, status, content_type, (long long)len) == 0)
         http_write(req, body, len);

@@ -28,24 +28,24 @@ struct http_owned_json {
 };
 
 struct http_request {
-    struct arena *arena;     /* freed after the response is finished */
-    struct app *app;         /* process-wide state (config, engine pool) */
-    struct db *db;           /* this worker's database connection */
-    FCGX_Request *fcgx;      /* NULL in unit tests */
-    const char *method;      /* "GET" */
-    const char *path;        /* "/api/profiles/3", without the query string */
-    const char *query;       /* "a=1&b=2" or "" */
+    struct arena *arena; /* freed after the response is finished */
+    struct app *app;     /* process-wide state (config, engine pool) */
+    struct db *db;       /* this worker's database connection */
+    FCGX_Request *fcgx;  /* NULL in unit tests */
+    const char *method;  /* "GET" */
+    const char *path;    /* "/api/profiles/3", without the query string */
+    const char *query;   /* "a=1&b=2" or "" */
     const char *content_type;
-    const char *request_id;  /* from nginx $request_id, or generated */
+    const char *request_id; /* from nginx $request_id, or generated */
     const char *remote_addr;
-    const char *body;        /* NUL-terminated copy, body_len bytes */
+    const char *body; /* NUL-terminated copy, body_len bytes */
     size_t body_len;
     struct route_params params;
-    int status;              /* status sent, 0 before the response starts */
-    int client_gone;         /* a write failed: stop producing output */
-    long long api_key_id;    /* the API key that authorized the request (auth.h), 0 = none */
-    int tokens_recorded;     /* the handler called auth_record_tokens (the server need not) */
-    char *headers;           /* extra "Name: value\r\n" lines, arena memory */
+    int status;           /* status sent, 0 before the response starts */
+    int client_gone;      /* a write failed: stop producing output */
+    long long api_key_id; /* the API key that authorized the request (auth.h), 0 = none */
+    int tokens_recorded;  /* the handler called auth_record_tokens (the server need not) */
+    char *headers;        /* extra "Name: value\r\n" lines, arena memory */
     struct http_owned_json *owned;
 };
 
@@ -86,8 +86,8 @@ int http_send_anthropic_error(struct http_request *req, int status, const char *
 const char *http_anthropic_error_type(int status);
 
 /* Sends `len` bytes of `body` as `content_type` (text formats: /metrics). */
-int http_send_text(struct http_request *req, int status, const char *content_type,
-                   const char *body, size_t len);
+int http_send_text(struct http_request *req, int status, const char *content_type, const char *body,
+                   size_t len);
 
 /* Sends a response without a body (204 and friends). */
 int http_send_empty(struct http_request *req, int status);

@@ -155,7 +155,8 @@ int log_ring_read(unsigned long long after, char **lines, unsigned long long *se
 {
     int n = 0;
     pthread_mutex_lock(&log_ring_lock);
-    unsigned long long first = log_ring_seq > LOG_RING_LINES ? log_ring_seq - LOG_RING_LINES + 1 : 1;
+    unsigned long long first =
+        log_ring_seq > LOG_RING_LINES ? log_ring_seq - LOG_RING_LINES + 1 : 1;
     if (after + 1 > first)
         first = after + 1;
     for (unsigned long long seq = first; seq <= log_ring_seq && n < max; seq++) {
