@@ -238,7 +238,8 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     enum status st = model_dir_resolve(path_or_id, m->info.dir, sizeof(m->info.dir), err, errlen);
     if (st != ST_OK)
         goto fail;
-    struct model_load_opts mo = {.use_mmap = o.use_mmap, .max_batch_tokens = o.max_batch_tokens};
+    struct model_load_opts mo = {
+        .use_mmap = o.use_mmap, .max_batch_tokens = o.max_batch_tokens, .n_threads = o.threads};
     st = model_load(m->info.dir, &mo, &m->model, err, errlen);
     if (st != ST_OK)
         goto fail;

@@ -61,6 +61,7 @@ struct engine_load_opts {
                              inter-token latency stays smooth; 0 = 64 */
     int block_tokens;     /* KV block size; 0 = KV_BLOCK_TOKENS_DEFAULT */
     bool use_mmap;        /* map weights instead of reading them (see DESIGN.md) */
+    int threads;          /* compute threads of the model's pool; 0 = physical cores */
 };
 
 /* generation_config.json sampling defaults; has_* says which were present. */

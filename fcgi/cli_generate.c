@@ -2,8 +2,8 @@
  * cli_generate.c - `mlx-manager generate`: one generation through the engine
  * API, streamed to stdout, for trying a model and for scripted checks.
  *
- * --threads is accepted (the product's command line has it) but has no
- * effect yet: the kernels are single-threaded, so it is not in the help.
+ * --threads N sets the model's compute threads (0 or absent: the physical
+ * cores).
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,7 +26,7 @@ static void usage(FILE *out)
             "usage: mlx-manager generate --model DIR (--prompt TEXT | --prompt-ids JSON | "
             "--chat TEXT)\n"
             "                            [--max-tokens N] [--temp T] [--top-p P] [--top-k K]\n"
-            "                            [--seed S] [--ignore-eos] [--json]\n"
+            "                            [--seed S] [--ignore-eos] [--json] [--threads N]\n"
             "\n"
             "  --model DIR        a model directory or a Hugging Face cache id (org/name)\n"
             "  --prompt TEXT      tokenized with special tokens (e.g. BOS) added\n"
@@ -36,6 +36,7 @@ static void usage(FILE *out)
             "  --temp T           temperature (default 0: greedy)\n"
             "  --top-p P, --top-k K, --seed S   sampling controls\n"
             "  --ignore-eos       keep generating past EOS\n"
+            "  --threads N        compute threads (default 0: the physical cores)\n"
             "  --json             print one JSON object {prompt_ids, ids, text, prompt_tps,\n"
             "                     decode_tps} instead of streaming the text\n"
             "\n"
@@ -199,6 +200,7 @@ int cli_generate(int argc, char **argv)
     const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *chat = NULL;
     bool json = false;
     long max_tokens = DEFAULT_MAX_TOKENS;
+    int threads = 0;
     struct engine_gen_params gp;
     engine_gen_params_default(&gp);
     gp.sampling.temperature = 0.0f;
@@ -246,7 +248,8 @@ int cli_generate(int argc, char **argv)
                 gp.sampling.seed = s;
                 gp.has_seed = true;
             } else if (!strcmp(a, "--threads")) {
-                bad = parse_int(v, 1, 4096, &lv);
+                bad = parse_int(v, 0, 256, &lv);
+                threads = (int)lv;
             } else {
                 fprintf(stderr, "generate: unknown option %s\n\n", a);
                 usage(stderr);
@@ -299,7 +302,7 @@ int cli_generate(int argc, char **argv)
     pthread_cond_init(&o.cv, NULL);
     d.user = &o;
     /* One sequence: the KV pool is one full context. */
-    struct engine_load_opts lo = {.max_seqs = 1};
+    struct engine_load_opts lo = {.max_seqs = 1, .threads = threads};
     enum status st = engine_model_load(model, &lo, &m, err, sizeof(err));
     if (st != ST_OK) {
         fprintf(stderr, "generate: cannot load %s: %s\n", model, err);

@@ -464,6 +464,7 @@ static int pool_load_entry(struct pool *p, struct pool_entry *e, const struct re
             .kv_bytes = pl.kv,
             .max_seqs = max_seqs,
             .max_batch_tokens = POOL_BATCH_TOKENS > max_seqs ? POOL_BATCH_TOKENS : max_seqs,
+            .threads = p->app->config.threads,
         };
         pthread_mutex_unlock(&p->mu);
         log_msg(LOG_LEVEL_INFO, "loading model %s from %s (KV %.1f MiB, %d sequences)", e->name,
