@@ -350,25 +350,59 @@ static void metrics_write_pool(struct metrics_buf *b, struct app *app, struct db
                              "Memory a loaded model holds (weights, KV pool, scratch).", "memory",
                              "total_bytes", NULL);
     metrics_write_pool_gauge(b, models, "mlxm_running_requests",
-                             "Requests holding a slot of the model (running sequences).", NULL,
-                             "leases", NULL);
+                             "Requests holding a slot of the model.", NULL, "leases", NULL);
     metrics_write_pool_gauge(b, models, "mlxm_queue_depth",
                              "Requests waiting for a slot of the model.", NULL, "queue_depth",
                              NULL);
-    metrics_head(b, "mlxm_kv_blocks", "gauge", "KV cache blocks of a loaded model by state.");
+    metrics_write_pool_gauge(b, models, "mlxm_running_sequences",
+                             "Sequences the model's scheduler is running.", "scheduler", "running",
+                             NULL);
+    metrics_write_pool_gauge(b, models, "mlxm_waiting_sequences",
+                             "Sequences waiting in the model's scheduler for KV blocks.",
+                             "scheduler", "waiting", NULL);
+    metrics_head(b, "mlxm_kv_blocks", "gauge",
+                 "KV cache blocks of a loaded model: used by sequences, cached (kept for "
+                 "prefix matches, reusable) and clean.");
     const cJSON *m;
     cJSON_ArrayForEach(m, models)
     {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
-        if (!cJSON_IsString(n) || !cJSON_GetObjectItemCaseSensitive(m, "kv_blocks_total"))
+        const cJSON *sch = cJSON_GetObjectItemCaseSensitive(m, "scheduler");
+        if (!cJSON_IsString(n) || !sch)
             continue;
-        double total = metrics_num(m, "kv_blocks_total"), free_ = metrics_num(m, "kv_blocks_free");
-        metrics_printf(b, "mlxm_kv_blocks{model=\"");
-        metrics_label(b, n->valuestring);
-        metrics_printf(b, "\",state=\"free\"} %.0f\nmlxm_kv_blocks{model=\"", free_);
-        metrics_label(b, n->valuestring);
-        metrics_printf(b, "\",state=\"used\"} %.0f\n", total - free_);
+        double used = metrics_num(sch, "kv_blocks_used"),
+               cached = metrics_num(sch, "kv_blocks_cached");
+        double clean = metrics_num(sch, "kv_blocks_free") - cached;
+        const struct {
+            const char *state;
+            double v;
+        } rows[] = {{"used", used}, {"cached", cached}, {"clean", clean < 0 ? 0 : clean}};
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            metrics_printf(b, "mlxm_kv_blocks{model=\"");
+            metrics_label(b, n->valuestring);
+            metrics_printf(b, "\",state=\"%s\"} %.0f\n", rows[i].state, rows[i].v);
+        }
     }
+    metrics_head(b, "mlxm_prefix_cache_hit_ratio", "gauge",
+                 "Share of the prompt tokens admitted since the model loaded whose KV came "
+                 "from the prefix cache.");
+    cJSON_ArrayForEach(m, models)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
+        const cJSON *sch = cJSON_GetObjectItemCaseSensitive(m, "scheduler");
+        if (!cJSON_IsString(n) || !sch)
+            continue;
+        metrics_printf(b, "mlxm_prefix_cache_hit_ratio{model=\"");
+        metrics_label(b, n->valuestring);
+        metrics_printf(b, "\"} %.3f\n", metrics_num(sch, "prefix_hit_ratio"));
+    }
+    metrics_write_pool_gauge(b, models, "mlxm_prefix_cached_tokens",
+                             "Prompt tokens served by the prefix cache since the model loaded.",
+                             "scheduler", "cached_prompt_tokens", NULL);
+    metrics_write_pool_gauge(b, models, "mlxm_preemptions",
+                             "Sequences sent back to recompute for KV blocks since the model "
+                             "loaded.",
+                             "scheduler", "preemptions", NULL);
     cJSON_Delete(models);
 
     struct pool_memory pm;

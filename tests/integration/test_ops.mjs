@@ -91,8 +91,13 @@ try {
   check('inter-token latency histogram has the gaps (7 + 3)', sample(text, 'mlxm_inter_token_latency_seconds_count') === 10);
   check('loaded model memory and KV blocks exported',
     sample(text, `mlxm_model_memory_bytes{model="${MODEL}"}`) > 0 &&
-    sample(text, `mlxm_kv_blocks{model="${MODEL}",state="free"}`) > 0 &&
-    sample(text, `mlxm_queue_depth{model="${MODEL}"}`) === 0);
+    sample(text, `mlxm_kv_blocks{model="${MODEL}",state="clean"}`) > 0 &&
+    sample(text, `mlxm_kv_blocks{model="${MODEL}",state="used"}`) === 0 &&
+    sample(text, `mlxm_queue_depth{model="${MODEL}"}`) === 0 &&
+    sample(text, `mlxm_running_sequences{model="${MODEL}"}`) === 0);
+  const ratio = sample(text, `mlxm_prefix_cache_hit_ratio{model="${MODEL}"}`);
+  check('prefix cache hit ratio and cached tokens exported', ratio >= 0 && ratio <= 1 &&
+    sample(text, `mlxm_prefix_cached_tokens{model="${MODEL}"}`) >= 0 && sample(text, `mlxm_kv_blocks{model="${MODEL}",state="cached"}`) >= 0);
   check('download gauges exported', sample(text, 'mlxm_downloads{state="downloading"}') === 0);
 
   // The log line of the streamed request carries model and tokens.
