@@ -285,7 +285,11 @@ TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *b
         out[t] = hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) + bias_dot(bi, x->s[t], cols / gs);
 }
 
-/* One row of 8-bit codes: 32 codes per load, every chunk inside one group. */
+/*
+ * One row of 8-bit codes: 32 codes per load.  A group's chunks add up in
+ * int32 (exact) before its one scale multiply; groups alternate between two
+ * float accumulators.
+ */
 TGT_AVX512 INLINE void q8_row(const uint8_t *wr, const float *sc, const float *bi, size_t cols,
                               size_t gs, const struct x8_tok *x, int nt, float *out)
 {
@@ -293,15 +297,19 @@ TGT_AVX512 INLINE void q8_row(const uint8_t *wr, const float *sc, const float *b
     for (int t = 0; t < 4; t++)
         acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     int k = 0;
-    for (size_t c = 0; c < cols; c += 32, k ^= 1) {
-        __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c));
-        size_t g = c / gs;
-        for (int t = 0; t < nt; t++) {
-            __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), raw,
-                                             _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
-            acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(sc[g] * x->d[t][g]),
-                                        acc[k][t]);
+    for (size_t c0 = 0, g = 0; c0 < cols; c0 += gs, g++, k ^= 1) {
+        __m256i is[4];
+        for (int t = 0; t < nt; t++)
+            is[t] = _mm256_setzero_si256();
+        for (size_t c = c0; c < c0 + gs; c += 32) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c));
+            for (int t = 0; t < nt; t++)
+                is[t] = _mm256_dpbusd_epi32(is[t], raw,
+                                            _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
         }
+        for (int t = 0; t < nt; t++)
+            acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]),
+                                        _mm256_set1_ps(sc[g] * x->d[t][g]), acc[k][t]);
     }
     for (int t = 0; t < nt; t++)
         out[t] = hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) + bias_dot(bi, x->s[t], cols / gs);
