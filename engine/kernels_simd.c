@@ -236,26 +236,48 @@ TGT_AVX512 INLINE float bias_dot(const float *b, const float *xs, size_t ng)
 }
 
 /*
- * One row of 4-bit codes against nt tokens.  A 32-byte load holds 64 codes,
+ * One row of 4-bit codes against nt tokens.  A 64-byte load holds 128 codes,
  * the even elements in the low nibbles and the odd ones in the high, which is
- * why the activations come in pair order.  The int32 lanes of a dot cover 8
- * consecutive elements, so with group 32 the low four lanes belong to one
- * group and the high four to the next.  Chunks alternate between two float
- * accumulators.
+ * why the activations come in pair order (quant.h).  The int32 lanes of a
+ * dot cover 8 consecutive elements, so lane l belongs to group (c + 8l) / gs:
+ * the scale vector is the chunk's first groups' scale * xd spread over their
+ * lanes.  A 64- and a 32-code tail use ymm and xmm.  128-code chunks
+ * alternate between two accumulators.
  */
 TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *bi, size_t cols,
                               size_t gs, const struct x8_tok *x, int nt, float *out)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[2][4];
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    /* lane -> group within the chunk, for group 32, 64 and 128 */
+    const __m512i gidx = gs == 32 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+                         : gs == 64
+                             ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                             : _mm512_setzero_si512();
+    __m512 acc[2][4];
     for (int t = 0; t < 4; t++)
-        acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+        acc[0][t] = acc[1][t] = _mm512_setzero_ps();
     size_t c = 0;
     int k = 0;
-    for (; c + 64 <= cols; c += 64, k ^= 1) {
+    for (; c + 128 <= cols; c += 128, k ^= 1) {
+        __m512i raw = _mm512_loadu_si512((const void *)(wr + c / 2));
+        __m512i lo = _mm512_and_si512(raw, m4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+        size_t g = c / gs;
+        __m128 s4 = _mm_loadu_ps(sc + g);
+        for (int t = 0; t < nt; t++) {
+            __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                             _mm512_loadu_si512((const void *)(x->q[t] + c)));
+            is = _mm512_dpbusd_epi32(is, hi, _mm512_loadu_si512((const void *)(x->q[t] + c + 64)));
+            __m128 f4 = _mm_mul_ps(s4, _mm_loadu_ps(x->d[t] + g));
+            __m512 sv = _mm512_permutexvar_ps(gidx, _mm512_castps128_ps512(f4));
+            acc[k][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sv, acc[k][t]);
+        }
+    }
+    if (c + 64 <= cols) { /* 64 codes: 32 bytes */
+        const __m256i m4y = _mm256_set1_epi8(0x0f);
         __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c / 2));
-        __m256i lo = _mm256_and_si256(raw, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        __m256i lo = _mm256_and_si256(raw, m4y);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4y);
         size_t g = c / gs;
         for (int t = 0; t < nt; t++) {
             __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo,
@@ -265,10 +287,12 @@ TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *b
             __m256 sv = gs == 32 ? _mm256_set_m128(_mm_set1_ps(sc[g + 1] * x->d[t][g + 1]),
                                                    _mm_set1_ps(sc[g] * x->d[t][g]))
                                  : _mm256_set1_ps(sc[g] * x->d[t][g]);
-            acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), sv, acc[k][t]);
+            __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(is), sv);
+            acc[k][t] = _mm512_add_ps(acc[k][t], _mm512_zextps256_ps512(p));
         }
+        c += 64;
     }
-    if (c < cols) { /* 32 codes left: 16 bytes */
+    if (c < cols) { /* 32 codes: 16 bytes */
         const __m128i m4x = _mm_set1_epi8(0x0f);
         __m128i raw = _mm_loadu_si128((const __m128i *)(wr + c / 2));
         __m128i lo = _mm_and_si128(raw, m4x), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m4x);
@@ -278,11 +302,12 @@ TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *b
                                           _mm_loadu_si128((const __m128i *)(x->q[t] + c)));
             is = _mm_dpbusd_epi32(is, hi, _mm_loadu_si128((const __m128i *)(x->q[t] + c + 16)));
             __m128 p = _mm_mul_ps(_mm_cvtepi32_ps(is), _mm_set1_ps(sc[g] * x->d[t][g]));
-            acc[k][t] = _mm256_add_ps(acc[k][t], _mm256_zextps128_ps256(p));
+            acc[k][t] = _mm512_add_ps(acc[k][t], _mm512_zextps128_ps512(p));
         }
     }
     for (int t = 0; t < nt; t++)
-        out[t] = hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) + bias_dot(bi, x->s[t], cols / gs);
+        out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][t], acc[1][t])) +
+                 bias_dot(bi, x->s[t], cols / gs);
 }
 
 /*
@@ -338,7 +363,8 @@ TGT_AVX512 static void quant_rows_avx512(const struct quant_matrix *q, const int
 {
     size_t cols = q->cols, gs = (size_t)q->group_size, ng = cols / gs;
     size_t row_bytes = quant_row_words(cols, q->bits) * 4;
-    float sc[QMAX_GROUPS], bi[QMAX_GROUPS], out[4];
+    /* 4 floats past the groups: q4_row loads scales 4 at a time */
+    float sc[QMAX_GROUPS + 4] = {0}, bi[QMAX_GROUPS], out[4];
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *wr = (const uint8_t *)q->q + r * row_bytes;
         load_params(q->scales, q->param_dtype, r * ng, ng, sc);

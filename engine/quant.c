@@ -161,9 +161,13 @@ size_t quant_x8_index(size_t k, size_t cols, bool pair_order)
 {
     if (!pair_order)
         return k;
-    size_t base = k & ~(size_t)63, half = cols - base >= 64 ? 32 : 16;
+    size_t base = k & ~(size_t)127, span = 128;
+    if (cols - base < 128) {
+        base = k & ~(size_t)63;
+        span = cols - base >= 64 ? 64 : 32;
+    }
     size_t j = k - base;
-    return base + (j & 1) * half + j / 2;
+    return base + (j & 1) * (span / 2) + j / 2;
 }
 
 void quant_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,

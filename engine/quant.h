@@ -108,8 +108,9 @@ void quant_matvec_ref(const struct quant_matrix *m, const float *x, float *xsum,
  * quant_x8_quantize writes xq (cols bytes), xd and xsum (cols/group_size
  * each; xsum holds the exact float sums).  With pair_order the bytes are
  * laid out for 4-bit codes, whose low nibbles hold the even elements: each
- * 64-element chunk becomes its 32 even elements then its 32 odd ones (a
- * trailing 32-element chunk: 16 even then 16 odd).  Otherwise in order.
+ * 128-element chunk becomes its 64 even elements then its 64 odd ones, and
+ * what is left likewise in a 64- then a 32-element chunk.  Otherwise in
+ * order.
  */
 void quant_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
                        float *xd, float *xsum);
