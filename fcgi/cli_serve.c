@@ -27,14 +27,13 @@
 
 static void serve_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mlx-manager serve [--config FILE] [--listen SOCKET|HOST:PORT]\n"
-            "                         [--state-dir DIR] [--check-config]\n"
-            "\n"
-            "  --config FILE     YAML configuration (see docs/configuration.md)\n"
-            "  --listen ADDR     FastCGI socket: a unix socket path or HOST:PORT\n"
-            "  --state-dir DIR   where the SQLite database lives\n"
-            "  --check-config    validate the configuration, print it and exit\n");
+    fprintf(out, "usage: mlx-manager serve [--config FILE] [--listen SOCKET|HOST:PORT]\n"
+                 "                         [--state-dir DIR] [--check-config]\n"
+                 "\n"
+                 "  --config FILE     YAML configuration (see docs/configuration.md)\n"
+                 "  --listen ADDR     FastCGI socket: a unix socket path or HOST:PORT\n"
+                 "  --state-dir DIR   where the SQLite database lives\n"
+                 "  --check-config    validate the configuration, print it and exit\n");
 }
 
 /* mkdir -p for the state directory; returns 0 or -1 with errno set. */
@@ -64,11 +63,10 @@ static void serve_print_config(const struct config *c)
            "memory_limit_percent: %d\nmax_loaded_models: %d\nidle_unload_seconds: %d\n"
            "max_body_bytes: %lld\nlog_level: %s\nlog_format: %s\n"
            "log_file: \"%s\"\nhf_endpoint: %s\nhf_token: %s\n",
-           c->listen, c->state_dir, c->models_dir, c->workers, c->threads,
-           c->memory_limit_percent, c->max_loaded_models, c->idle_unload_seconds,
-           c->max_body_bytes, c->log_level,
-           c->log_format == CONFIG_LOG_FORMAT_JSON ? "json" : "text", c->log_file,
-           c->hf_endpoint, *c->hf_token ? "(set)" : "\"\"");
+           c->listen, c->state_dir, c->models_dir, c->workers, c->threads, c->memory_limit_percent,
+           c->max_loaded_models, c->idle_unload_seconds, c->max_body_bytes, c->log_level,
+           c->log_format == CONFIG_LOG_FORMAT_JSON ? "json" : "text", c->log_file, c->hf_endpoint,
+           *c->hf_token ? "(set)" : "\"\"");
 }
 
 int cli_serve(int argc, char **argv)

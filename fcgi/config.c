@@ -41,10 +41,8 @@ static const struct config_key config_keys[] = {
     {"threads", CONFIG_KIND_INT, CONFIG_FIELD(threads), 0, 256},
     {"memory_limit_percent", CONFIG_KIND_INT, CONFIG_FIELD(memory_limit_percent), 10, 100},
     {"max_loaded_models", CONFIG_KIND_INT, CONFIG_FIELD(max_loaded_models), 1, 64},
-    {"idle_unload_seconds", CONFIG_KIND_INT, CONFIG_FIELD(idle_unload_seconds), 0,
-     7 * 24 * 3600},
-    {"max_body_bytes", CONFIG_KIND_SIZE, CONFIG_FIELD(max_body_bytes), 1024,
-     1024LL * 1024 * 1024},
+    {"idle_unload_seconds", CONFIG_KIND_INT, CONFIG_FIELD(idle_unload_seconds), 0, 7 * 24 * 3600},
+    {"max_body_bytes", CONFIG_KIND_SIZE, CONFIG_FIELD(max_body_bytes), 1024, 1024LL * 1024 * 1024},
     {"log_level", CONFIG_KIND_LOG_LEVEL, CONFIG_FIELD(log_level), 0, 0},
     {"log_format", CONFIG_KIND_LOG_FORMAT, CONFIG_FIELD(log_format), 0, 0},
     {"log_file", CONFIG_KIND_STRING, CONFIG_FIELD(log_file), 0, 0},
@@ -121,9 +119,12 @@ static int config_parse_size(const char *s, long long *out)
     long long mult = 1;
     if (*end) {
         switch (*end) {
-        case 'k': case 'K': mult = 1024; break;
-        case 'm': case 'M': mult = 1024 * 1024; break;
-        case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
+        case 'k':
+        case 'K': mult = 1024; break;
+        case 'm':
+        case 'M': mult = 1024 * 1024; break;
+        case 'g':
+        case 'G': mult = 1024 * 1024 * 1024; break;
         default: return -1;
         }
         end++;
@@ -152,8 +153,8 @@ static int config_set_key(struct config *cfg, const struct config_key *k, const 
         char *end;
         long long v = strtoll(value, &end, 10);
         if (end == value || *end || errno || v < k->min || v > k->max) {
-            snprintf(problem, plen, "%s: expected an integer from %lld to %lld, got '%s'",
-                     k->name, k->min, k->max, value);
+            snprintf(problem, plen, "%s: expected an integer from %lld to %lld, got '%s'", k->name,
+                     k->min, k->max, value);
             return -1;
         }
         *(int *)field = (int)v;
@@ -174,8 +175,8 @@ static int config_set_key(struct config *cfg, const struct config_key *k, const 
     case CONFIG_KIND_LOG_LEVEL:
         if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
             strcmp(value, "error")) {
-            snprintf(problem, plen, "%s: expected debug, info, warn or error, got '%s'",
-                     k->name, value);
+            snprintf(problem, plen, "%s: expected debug, info, warn or error, got '%s'", k->name,
+                     value);
             return -1;
         }
         if (config_set_string(field, value))
@@ -217,8 +218,14 @@ static const struct config_key *config_find_key(const char *name)
 static int config_parse(struct config *cfg, const char *name, yaml_parser_t *parser, char *err,
                         size_t errlen)
 {
-    enum { EXPECT_STREAM, EXPECT_DOC, EXPECT_MAP, EXPECT_KEY, EXPECT_VALUE, DONE } state =
-        EXPECT_STREAM;
+    enum {
+        EXPECT_STREAM,
+        EXPECT_DOC,
+        EXPECT_MAP,
+        EXPECT_KEY,
+        EXPECT_VALUE,
+        DONE
+    } state = EXPECT_STREAM;
     char key[128] = "";
     int rc = -1;
     for (;;) {
@@ -232,9 +239,7 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
         size_t line = ev.start_mark.line + 1;
         int ok = 1;
         switch (ev.type) {
-        case YAML_STREAM_START_EVENT:
-            state = EXPECT_DOC;
-            break;
+        case YAML_STREAM_START_EVENT: state = EXPECT_DOC; break;
         case YAML_DOCUMENT_START_EVENT:
             if (state != EXPECT_DOC) {
                 snprintf(err, errlen, "%s:%zu: only one YAML document is allowed", name, line);
@@ -245,8 +250,8 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
             break;
         case YAML_MAPPING_START_EVENT:
             if (state != EXPECT_MAP) {
-                snprintf(err, errlen, "%s:%zu: %s: nested mappings are not allowed", name,
-                         line, key[0] ? key : "value");
+                snprintf(err, errlen, "%s:%zu: %s: nested mappings are not allowed", name, line,
+                         key[0] ? key : "value");
                 ok = 0;
             } else {
                 state = EXPECT_KEY;
@@ -254,8 +259,7 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
             break;
         case YAML_SEQUENCE_START_EVENT:
             if (state == EXPECT_MAP)
-                snprintf(err, errlen, "%s:%zu: expected a mapping of keys to values", name,
-                         line);
+                snprintf(err, errlen, "%s:%zu: expected a mapping of keys to values", name, line);
             else
                 snprintf(err, errlen, "%s:%zu: %s: lists are not allowed here", name, line,
                          key[0] ? key : "value");
@@ -272,8 +276,7 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
                     state = DONE;
                     break;
                 }
-                snprintf(err, errlen, "%s:%zu: expected a mapping of keys to values", name,
-                         line);
+                snprintf(err, errlen, "%s:%zu: expected a mapping of keys to values", name, line);
                 ok = 0;
             } else if (state == EXPECT_KEY) {
                 if (!config_find_key(value)) {
@@ -285,8 +288,7 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
                 }
             } else if (state == EXPECT_VALUE) {
                 char problem[256];
-                if (config_set_key(cfg, config_find_key(key), value, problem,
-                                   sizeof(problem))) {
+                if (config_set_key(cfg, config_find_key(key), value, problem, sizeof(problem))) {
                     snprintf(err, errlen, "%s:%zu: %s", name, line, problem);
                     ok = 0;
                 }
@@ -295,16 +297,11 @@ static int config_parse(struct config *cfg, const char *name, yaml_parser_t *par
             }
             break;
         }
-        case YAML_MAPPING_END_EVENT:
-            state = DONE;
-            break;
+        case YAML_MAPPING_END_EVENT: state = DONE; break;
         case YAML_DOCUMENT_END_EVENT:
         case YAML_SEQUENCE_END_EVENT:
-        case YAML_NO_EVENT:
-            break;
-        case YAML_STREAM_END_EVENT:
-            rc = 0;
-            break;
+        case YAML_NO_EVENT: break;
+        case YAML_STREAM_END_EVENT: rc = 0; break;
         }
         yaml_event_delete(&ev);
         if (!ok)

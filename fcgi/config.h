@@ -21,22 +21,22 @@ enum config_log_format {
 };
 
 struct config {
-    char *listen;              /* unix socket path or host:port for TCP */
-    char *state_dir;           /* SQLite database and other daemon state */
-    char *models_dir;          /* Hugging Face hub cache (models--org--name/...) */
-    int workers;               /* FastCGI worker threads */
-    int threads;               /* compute threads per model; 0 = physical cores */
-    int memory_limit_percent;  /* share of RAM for weights + KV + scratch */
-    int max_loaded_models;     /* models kept loaded at once */
-    int idle_unload_seconds;   /* unload a model idle this long; 0 = never */
-    long long max_body_bytes;  /* largest accepted request body */
-    char *log_level;           /* debug | info | warn | error */
+    char *listen;             /* unix socket path or host:port for TCP */
+    char *state_dir;          /* SQLite database and other daemon state */
+    char *models_dir;         /* Hugging Face hub cache (models--org--name/...) */
+    int workers;              /* FastCGI worker threads */
+    int threads;              /* compute threads per model; 0 = physical cores */
+    int memory_limit_percent; /* share of RAM for weights + KV + scratch */
+    int max_loaded_models;    /* models kept loaded at once */
+    int idle_unload_seconds;  /* unload a model idle this long; 0 = never */
+    long long max_body_bytes; /* largest accepted request body */
+    char *log_level;          /* debug | info | warn | error */
     enum config_log_format log_format;
-    char *log_file;            /* "" = stderr */
-    char *hf_endpoint;         /* Hugging Face Hub base URL */
-    char *hf_token;            /* "" = anonymous */
-    int require_api_key;       /* keys needed even before one exists, /api too */
-    char *cors_origins;        /* comma-separated allowed Origins; "" = no CORS */
+    char *log_file;             /* "" = stderr */
+    char *hf_endpoint;          /* Hugging Face Hub base URL */
+    char *hf_token;             /* "" = anonymous */
+    int require_api_key;        /* keys needed even before one exists, /api too */
+    char *cors_origins;         /* comma-separated allowed Origins; "" = no CORS */
     int shutdown_grace_seconds; /* SIGTERM: in-flight generations may finish this long */
 };
 
