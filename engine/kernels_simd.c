@@ -201,6 +201,95 @@ TGT_AVX2 static void float_rows_bf16(const struct kernel_mat *w, const float *x,
     float_rows(w, DTYPE_BF16, x, t0, t1, r0, r1, y);
 }
 
+TGT_AVX512 INLINE __m512 load16(const void *p, enum dtype dt, size_t i)
+{
+    if (dt == DTYPE_F32)
+        return _mm512_loadu_ps((const float *)p + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
+    if (dt == DTYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/*
+ * float_block on 512-bit vectors: two 16-lane accumulators over 32-element
+ * steps, one more 16-step into the first, a scalar tail.
+ */
+TGT_AVX512 INLINE void float_block512(const struct kernel_mat *w, enum dtype dt, size_t r, int nr,
+                                      const float *x, int nt, size_t ldy, float *y)
+{
+    size_t cols = w->cols;
+    __m512 a0[4], a1[4];
+    for (int k = 0; k < 4; k++)
+        a0[k] = a1[k] = _mm512_setzero_ps();
+    const char *base = (const char *)w->data;
+    size_t esz = dt == DTYPE_F32 ? 4 : 2;
+    size_t i = 0;
+    for (; i + 32 <= cols; i += 32)
+        for (int j = 0; j < nr; j++) {
+            const void *row = base + (r + (size_t)j) * cols * esz;
+            __m512 w0 = load16(row, dt, i), w1 = load16(row, dt, i + 16);
+            for (int t = 0; t < nt; t++) {
+                const float *xt = x + (size_t)t * cols;
+                a0[j + t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xt + i), a0[j + t]);
+                a1[j + t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xt + i + 16), a1[j + t]);
+            }
+        }
+    if (i + 16 <= cols) {
+        for (int j = 0; j < nr; j++) {
+            const void *row = base + (r + (size_t)j) * cols * esz;
+            __m512 w0 = load16(row, dt, i);
+            for (int t = 0; t < nt; t++)
+                a0[j + t] =
+                    _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + (size_t)t * cols + i), a0[j + t]);
+        }
+        i += 16;
+    }
+    for (int j = 0; j < nr; j++)
+        for (int t = 0; t < nt; t++) {
+            float tail = 0.0f;
+            for (size_t k = i; k < cols; k++)
+                tail += dtype_load_f32(w->data, dt, (r + (size_t)j) * cols + k) *
+                        x[(size_t)t * cols + k];
+            y[(size_t)t * ldy + r + (size_t)j] =
+                _mm512_reduce_add_ps(_mm512_add_ps(a0[j + t], a1[j + t])) + tail;
+        }
+}
+
+TGT_AVX512 INLINE void float_rows512(const struct kernel_mat *w, enum dtype dt, const float *x,
+                                     size_t t0, size_t t1, size_t r0, size_t r1, float *y)
+{
+    size_t cols = w->cols, rows = w->rows;
+    if (t1 - t0 == 1) {
+        const float *xt = x + t0 * cols;
+        float *yt = y + t0 * rows;
+        size_t r = r0;
+        for (; r + 4 <= r1; r += 4)
+            float_block512(w, dt, r, 4, xt, 1, rows, yt);
+        for (; r < r1; r++)
+            float_block512(w, dt, r, 1, xt, 1, rows, yt);
+        return;
+    }
+    for (size_t r = r0; r < r1; r++) {
+        size_t t = t0;
+        for (; t + 4 <= t1; t += 4)
+            float_block512(w, dt, r, 1, x + t * cols, 4, rows, y + t * rows);
+        for (; t < t1; t++)
+            float_block512(w, dt, r, 1, x + t * cols, 1, rows, y + t * rows);
+    }
+}
+
+TGT_AVX512 static void float_rows512_any(const struct kernel_mat *w, const float *x, size_t t0,
+                                         size_t t1, size_t r0, size_t r1, float *y)
+{
+    if (w->dtype == DTYPE_F32)
+        float_rows512(w, DTYPE_F32, x, t0, t1, r0, r1, y);
+    else if (w->dtype == DTYPE_F16)
+        float_rows512(w, DTYPE_F16, x, t0, t1, r0, r1, y);
+    else
+        float_rows512(w, DTYPE_BF16, x, t0, t1, r0, r1, y);
+}
+
 /* n scales or biases of a row as floats */
 TGT_AVX2 static void load_params(const void *p, enum dtype dt, size_t off, size_t n, float *out)
 {
@@ -437,6 +526,10 @@ static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, siz
     size_t cols = w->cols, rows = w->rows;
     size_t ng = w->quantized ? cols / (size_t)w->q.group_size : 0;
 #ifdef KERNELS_X86
+    if (j->path == MM_FLOAT && j->isa >= KERNEL_ISA_AVX512) {
+        float_rows512_any(w, j->x, t0, t1, r0, r1, j->y);
+        return;
+    }
     if (j->path == MM_FLOAT && j->isa >= KERNEL_ISA_AVX2) {
         if (w->dtype == DTYPE_F32)
             float_rows_f32(w, j->x, t0, t1, r0, r1, j->y);
