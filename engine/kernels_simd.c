@@ -716,14 +716,37 @@ TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view 
     for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
         int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
         float mc = m;
-        for (int j = 0; j < np; j++) {
+        int j = 0;
+        /* four positions at once: independent FMA chains */
+        for (; j + 4 <= np; j += 4) {
+            const float *k0 = kv_pos(kv->k, kv, p0 + j) + head_off;
+            const float *k1 = kv_pos(kv->k, kv, p0 + j + 1) + head_off;
+            const float *k2 = kv_pos(kv->k, kv, p0 + j + 2) + head_off;
+            const float *k3 = kv_pos(kv->k, kv, p0 + j + 3) + head_off;
+            __m256 a0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k0));
+            __m256 a1 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k1));
+            __m256 a2 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k2));
+            __m256 a3 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k3));
+            for (int i = 1; i < nv; i++) {
+                a0 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k0 + 8 * i), a0);
+                a1 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k1 + 8 * i), a1);
+                a2 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k2 + 8 * i), a2);
+                a3 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k3 + 8 * i), a3);
+            }
+            s[j] = hsum8(a0);
+            s[j + 1] = hsum8(a1);
+            s[j + 2] = hsum8(a2);
+            s[j + 3] = hsum8(a3);
+        }
+        for (; j < np; j++) {
             const float *k = kv_pos(kv->k, kv, p0 + j) + head_off;
             __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
             for (int i = 1; i < nv; i++)
                 a = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k + 8 * i), a);
             s[j] = hsum8(a);
-            mc = s[j] > mc ? s[j] : mc;
         }
+        for (j = 0; j < np; j++)
+            mc = s[j] > mc ? s[j] : mc;
         if (mc > m) {
             __m256 corr = _mm256_set1_ps(expf(m - mc));
             l *= expf(m - mc);
@@ -731,7 +754,7 @@ TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view 
                 o[i] = _mm256_mul_ps(o[i], corr);
             m = mc;
         }
-        for (int j = 0; j < np; j++) {
+        for (j = 0; j < np; j++) {
             float e = expf(s[j] - m);
             const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
             __m256 ev = _mm256_set1_ps(e);
