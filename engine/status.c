@@ -21,8 +21,7 @@ const char *status_str(enum status st)
     return "unknown status";
 }
 
-enum status status_fail(char *err, size_t errlen, enum status st,
-                        const char *fmt, ...)
+enum status status_fail(char *err, size_t errlen, enum status st, const char *fmt, ...)
 {
     if (err && errlen > 0) {
         va_list ap;

@@ -32,8 +32,7 @@ const char *status_str(enum status st);
  * returns `st`, so a failing path can read `return status_fail(err, errlen,
  * ST_ERR_FORMAT, "bad header at %zu", off);`.
  */
-enum status status_fail(char *err, size_t errlen, enum status st,
-                        const char *fmt, ...)
+enum status status_fail(char *err, size_t errlen, enum status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -15,8 +15,7 @@ static long long api_profiles_id(struct http_request *req)
     errno = 0;
     long long id = s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || errno || id <= 0) {
-        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%s'",
-                        s ? s : "");
+        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%s'", s ? s : "");
         return -1;
     }
     return id;
@@ -27,19 +26,16 @@ static int api_profiles_reply(struct http_request *req, enum profile_result r, c
                               const struct profile_error *err, int ok_status)
 {
     switch (r) {
-    case PROFILE_OK:
-        http_own_json(req, profile);
-        return http_send_json(req, ok_status, profile);
+    case PROFILE_OK: http_own_json(req, profile); return http_send_json(req, ok_status, profile);
     case PROFILE_INVALID:
-        return http_send_error(req, 422, "invalid_field", err->field[0] ? err->field : NULL,
-                               "%s", err->message);
+        return http_send_error(req, 422, "invalid_field", err->field[0] ? err->field : NULL, "%s",
+                               err->message);
     case PROFILE_CONFLICT:
         return http_send_error(req, 409, "conflict", err->field[0] ? err->field : NULL, "%s",
                                err->message);
     case PROFILE_NOT_FOUND:
         return http_send_error(req, 404, "profile_not_found", NULL, "profile not found");
-    case PROFILE_DB_ERROR:
-        break;
+    case PROFILE_DB_ERROR: break;
     }
     return http_send_error(req, 500, NULL, NULL, "%s",
                            err && err->message[0] ? err->message : "database error");
@@ -123,12 +119,11 @@ int api_profiles_duplicate(struct http_request *req)
     if (!name)
         return http_send_error(req, 422, "invalid_field", "new_name", "new_name is required");
     if (!cJSON_IsString(name))
-        return http_send_error(req, 422, "invalid_field", "new_name",
-                               "new_name must be a string");
+        return http_send_error(req, 422, "invalid_field", "new_name", "new_name must be a string");
     for (const cJSON *v = in->child; v; v = v->next)
         if (strcmp(v->string, "new_name"))
-            return http_send_error(req, 422, "invalid_field", v->string,
-                                   "unknown field '%.200s'", v->string);
+            return http_send_error(req, 422, "invalid_field", v->string, "unknown field '%.200s'",
+                                   v->string);
     cJSON *out = NULL;
     struct profile_error err = {0};
     enum profile_result r = profile_duplicate(req->db, id, name->valuestring, &out, &err);

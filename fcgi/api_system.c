@@ -25,9 +25,8 @@ int api_system_memory(struct http_request *req)
     cJSON_AddNumberToObject(o, "total_gb", api_system_gb(mem.total_bytes));
     cJSON_AddNumberToObject(o, "available_gb", api_system_gb(mem.available_bytes));
     cJSON_AddNumberToObject(o, "used_gb", api_system_gb(used));
-    cJSON_AddNumberToObject(o, "percent",
-                            (double)(long long)(1000.0 * (double)used / (double)mem.total_bytes) /
-                                10.0);
+    cJSON_AddNumberToObject(
+        o, "percent", (double)(long long)(1000.0 * (double)used / (double)mem.total_bytes) / 10.0);
     cJSON_AddNumberToObject(o, "memory_limit_percent", (double)pct);
     cJSON_AddNumberToObject(o, "budget_gb", api_system_gb(budget));
     cJSON_AddNumberToObject(o, "total_bytes", (double)mem.total_bytes);

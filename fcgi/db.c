@@ -138,8 +138,7 @@ static int db_migrate(struct db *db, const char *path, char *err, size_t errlen)
     int version;
     if (db_user_version(db, &version)) {
         db_exec(db, "ROLLBACK", msg, sizeof(msg));
-        snprintf(err, errlen, "%s: cannot read schema version: %s", path,
-                 sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s: cannot read schema version: %s", path, sqlite3_errmsg(db->conn));
         return -1;
     }
     if (version > DB_N_MIGRATIONS) {

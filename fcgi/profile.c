@@ -21,9 +21,9 @@ enum profile_type {
 struct profile_field {
     const char *name;
     enum profile_type type;
-    int required;     /* must be given on create */
-    int nullable;     /* JSON null allowed (stored as NULL) */
-    double min, max;  /* numbers: inclusive range; text: length range in bytes */
+    int required;               /* must be given on create */
+    int nullable;               /* JSON null allowed (stored as NULL) */
+    double min, max;            /* numbers: inclusive range; text: length range in bytes */
     const char *const *choices; /* text: allowed values, NULL-terminated */
     const char *default_text;   /* default on create when absent (text) */
     double default_number;      /* default on create when absent (numbers/bools) */
@@ -32,17 +32,23 @@ struct profile_field {
 
 static const char *const profile_model_types[] = {"lm", "multimodal", "embeddings", "whisper",
                                                   NULL};
-static const char *const profile_tool_parsers[] = {"qwen", "qwen3", "hermes", "llama3",
-                                                   "mistral", NULL};
+static const char *const profile_tool_parsers[] = {"qwen",   "qwen3",   "hermes",
+                                                   "llama3", "mistral", NULL};
 static const char *const profile_reasoning_parsers[] = {"qwen3", "deepseek_r1", NULL};
 static const char *const profile_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
-#define TEXT(n, req, nul, lo, hi, ch, def)                                                       \
-    {n, PROFILE_TEXT, req, nul, lo, hi, ch, def, 0, (def) != NULL}
-#define NUM(n, t, nul, lo, hi)                                                                   \
-    {n, t, 0, nul, lo, hi, NULL, NULL, 0, 0}
-#define NUM_DEF(n, t, lo, hi, def)                                                               \
-    {n, t, 0, 0, lo, hi, NULL, NULL, def, 1}
+#define TEXT(n, req, nul, lo, hi, ch, def)                                                         \
+    {                                                                                              \
+        n, PROFILE_TEXT, req, nul, lo, hi, ch, def, 0, (def) != NULL                               \
+    }
+#define NUM(n, t, nul, lo, hi)                                                                     \
+    {                                                                                              \
+        n, t, 0, nul, lo, hi, NULL, NULL, 0, 0                                                     \
+    }
+#define NUM_DEF(n, t, lo, hi, def)                                                                 \
+    {                                                                                              \
+        n, t, 0, 0, lo, hi, NULL, NULL, def, 1                                                     \
+    }
 
 /* Order = column order in SELECT; "port" is filled by next_port when absent. */
 static const struct profile_field profile_fields[] = {
@@ -189,8 +195,7 @@ static enum profile_result profile_check_value(const struct profile_field *f, co
     }
     case PROFILE_BOOL:
         if (!cJSON_IsBool(v))
-            return profile_fail(err, PROFILE_INVALID, f->name, "%s must be true or false",
-                                f->name);
+            return profile_fail(err, PROFILE_INVALID, f->name, "%s must be true or false", f->name);
         return PROFILE_OK;
     case PROFILE_INT:
     case PROFILE_REAL: {
@@ -200,8 +205,7 @@ static enum profile_result profile_check_value(const struct profile_field *f, co
         if (!isfinite(d))
             return profile_fail(err, PROFILE_INVALID, f->name, "%s must be finite", f->name);
         if (f->type == PROFILE_INT && d != floor(d))
-            return profile_fail(err, PROFILE_INVALID, f->name, "%s must be an integer",
-                                f->name);
+            return profile_fail(err, PROFILE_INVALID, f->name, "%s must be an integer", f->name);
         if (d < f->min || d > f->max)
             return profile_fail(err, PROFILE_INVALID, f->name, "%s must be between %g and %g",
                                 f->name, f->min, f->max);
@@ -319,8 +323,8 @@ enum profile_result profile_get(struct db *db, long long id, cJSON **out)
 int profile_next_port(struct db *db)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->conn, "SELECT port FROM profiles WHERE port >= ? ORDER BY port",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->conn, "SELECT port FROM profiles WHERE port >= ? ORDER BY port", -1,
+                           &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int(st, 1, PROFILE_FIRST_PORT);
     int port = PROFILE_FIRST_PORT;
@@ -336,8 +340,7 @@ int profile_next_port(struct db *db)
 }
 
 /* Binds one JSON value to a statement parameter as its field's type. */
-static void profile_bind(sqlite3_stmt *st, int idx, const struct profile_field *f,
-                         const cJSON *v)
+static void profile_bind(sqlite3_stmt *st, int idx, const struct profile_field *f, const cJSON *v)
 {
     if (!v || cJSON_IsNull(v))
         sqlite3_bind_null(st, idx);

@@ -18,8 +18,8 @@ struct http_request;
 #define ROUTER_MAX_VALUE 512
 
 struct route {
-    const char *method;  /* "GET", "POST", ... */
-    const char *pattern; /* "/api/profiles/{id}" */
+    const char *method;                       /* "GET", "POST", ... */
+    const char *pattern;                      /* "/api/profiles/{id}" */
     int (*handler)(struct http_request *req); /* returns the HTTP status sent */
 };
 

@@ -70,8 +70,8 @@ static void settings_default(const struct config *cfg, const char *key, char *bu
 static int settings_stored(struct db *db, const char *key, char *buf, size_t len)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key = ?", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key = ?", -1, &st, NULL) !=
+        SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -87,8 +87,8 @@ static int settings_stored(struct db *db, const char *key, char *buf, size_t len
     return found;
 }
 
-static void settings_effective(struct db *db, const struct config *cfg, const char *key,
-                               char *buf, size_t len)
+static void settings_effective(struct db *db, const struct config *cfg, const char *key, char *buf,
+                               size_t len)
 {
     if (settings_stored(db, key, buf, len) != 1)
         settings_default(cfg, key, buf, len);
@@ -153,8 +153,8 @@ static int settings_validate(const struct setting *s, const cJSON *v, char *buf,
         return 0;
     }
     case SETTING_URL:
-        if (!cJSON_IsString(v) || (strncmp(v->valuestring, "http://", 7) &&
-                                   strncmp(v->valuestring, "https://", 8)) ||
+        if (!cJSON_IsString(v) ||
+            (strncmp(v->valuestring, "http://", 7) && strncmp(v->valuestring, "https://", 8)) ||
             strlen(v->valuestring) > 2048 || strpbrk(v->valuestring, " \t\r\n")) {
             snprintf(msg, msg_len, "%s must be an http:// or https:// URL", s->key);
             return -1;

@@ -90,8 +90,8 @@ static void sysinfo_add_simd(cJSON *cpu)
         return;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-#define SIMD_FEATURE(s)                                                                          \
-    if (__builtin_cpu_supports(s))                                                               \
+#define SIMD_FEATURE(s)                                                                            \
+    if (__builtin_cpu_supports(s))                                                                 \
         cJSON_AddItemToArray(simd, cJSON_CreateString(s));
     SIMD_FEATURE("sse4.2")
     SIMD_FEATURE("avx")

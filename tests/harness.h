@@ -19,52 +19,52 @@
 static int harness_passed, harness_failed, harness_case_failures;
 static const char *harness_case_name;
 
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            harness_case_failures++;                                        \
-            fprintf(stderr, "  %s:%d: %s: CHECK(%s) failed\n", __FILE__,    \
-                    __LINE__, harness_case_name, #cond);                    \
-        }                                                                   \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            harness_case_failures++;                                                               \
+            fprintf(stderr, "  %s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__,                 \
+                    harness_case_name, #cond);                                                     \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            harness_case_failures++;                                        \
-            fprintf(stderr, "  %s:%d: %s: CHECK(%s) failed: ", __FILE__,    \
-                    __LINE__, harness_case_name, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-        }                                                                   \
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            harness_case_failures++;                                                               \
+            fprintf(stderr, "  %s:%d: %s: CHECK(%s) failed: ", __FILE__, __LINE__,                 \
+                    harness_case_name, #cond);                                                     \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_INT_EQ(a, b)                                                  \
-    do {                                                                    \
-        long long ha_ = (long long)(a), hb_ = (long long)(b);               \
-        CHECK_MSG(ha_ == hb_, "%lld != %lld", ha_, hb_);                    \
+#define CHECK_INT_EQ(a, b)                                                                         \
+    do {                                                                                           \
+        long long ha_ = (long long)(a), hb_ = (long long)(b);                                      \
+        CHECK_MSG(ha_ == hb_, "%lld != %lld", ha_, hb_);                                           \
     } while (0)
 
-#define CHECK_STR_EQ(a, b)                                                  \
-    do {                                                                    \
-        const char *ha_ = (a), *hb_ = (b);                                  \
-        CHECK_MSG(ha_ && hb_ && strcmp(ha_, hb_) == 0, "\"%s\" != \"%s\"",  \
-                  ha_ ? ha_ : "(null)", hb_ ? hb_ : "(null)");              \
+#define CHECK_STR_EQ(a, b)                                                                         \
+    do {                                                                                           \
+        const char *ha_ = (a), *hb_ = (b);                                                         \
+        CHECK_MSG(ha_ &&hb_ &&strcmp(ha_, hb_) == 0, "\"%s\" != \"%s\"", ha_ ? ha_ : "(null)",     \
+                  hb_ ? hb_ : "(null)");                                                           \
     } while (0)
 
-#define RUN(fn)                                                             \
-    do {                                                                    \
-        harness_case_name = #fn;                                            \
-        harness_case_failures = 0;                                          \
-        fn();                                                               \
-        if (harness_case_failures) {                                        \
-            harness_failed++;                                               \
-            printf("FAIL %s\n", #fn);                                       \
-        } else {                                                            \
-            harness_passed++;                                               \
-            printf("ok   %s\n", #fn);                                       \
-        }                                                                   \
-        fflush(stdout);                                                     \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        harness_case_name = #fn;                                                                   \
+        harness_case_failures = 0;                                                                 \
+        fn();                                                                                      \
+        if (harness_case_failures) {                                                               \
+            harness_failed++;                                                                      \
+            printf("FAIL %s\n", #fn);                                                              \
+        } else {                                                                                   \
+            harness_passed++;                                                                      \
+            printf("ok   %s\n", #fn);                                                              \
+        }                                                                                          \
+        fflush(stdout);                                                                            \
     } while (0)
 
 static inline int harness_finish(void)

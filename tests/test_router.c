@@ -2,12 +2,36 @@
 #include "harness.h"
 #include "router.h"
 
-static int h_list(struct http_request *r) { (void)r; return 1; }
-static int h_get(struct http_request *r) { (void)r; return 2; }
-static int h_put(struct http_request *r) { (void)r; return 3; }
-static int h_next(struct http_request *r) { (void)r; return 4; }
-static int h_dup(struct http_request *r) { (void)r; return 5; }
-static int h_model(struct http_request *r) { (void)r; return 6; }
+static int h_list(struct http_request *r)
+{
+    (void)r;
+    return 1;
+}
+static int h_get(struct http_request *r)
+{
+    (void)r;
+    return 2;
+}
+static int h_put(struct http_request *r)
+{
+    (void)r;
+    return 3;
+}
+static int h_next(struct http_request *r)
+{
+    (void)r;
+    return 4;
+}
+static int h_dup(struct http_request *r)
+{
+    (void)r;
+    return 5;
+}
+static int h_model(struct http_request *r)
+{
+    (void)r;
+    return 6;
+}
 
 static const struct route table[] = {
     {"GET", "/api/profiles", h_list},
@@ -72,8 +96,7 @@ static void test_router_not_found_and_method(void)
     CHECK(match("GET", "", &r, &p, allow) == ROUTER_NOT_FOUND);
     CHECK(match("DELETE", "/api/profiles/3", &r, &p, allow) == ROUTER_METHOD_NOT_ALLOWED);
     CHECK_STR_EQ(allow, "GET, PUT");
-    CHECK(match("GET", "/api/profiles/3/duplicate", &r, &p, allow) ==
-          ROUTER_METHOD_NOT_ALLOWED);
+    CHECK(match("GET", "/api/profiles/3/duplicate", &r, &p, allow) == ROUTER_METHOD_NOT_ALLOWED);
     CHECK_STR_EQ(allow, "POST");
 }
 
