@@ -2,7 +2,7 @@
  * bench_models.c - decode and prefill speed of random-weight models of real
  * shapes against the machine's memory bandwidth, for 1 and 2 threads.
  *
- *   bench_models [--quick] [--models DIR] [--json FILE]
+ *   bench_models [--quick] [--only SHAPE] [--models DIR] [--json FILE]
  *
  * Models are made once with `mlx-manager mkmodel` under DIR (default
  * $BUILD/bench-models) and reused: Llama-3.2-1B (vocab 128256), Qwen2.5-0.5B
@@ -14,8 +14,9 @@
  * + scratch.  The bandwidth is measured here with a STREAM-style read of a
  * 1 GiB buffer on the same threads.  Also a matvec micro-benchmark per
  * dtype (GB/s of weights streamed).  --quick: the 1B/32000 model in 4-bit
- * only, prefill 128 and decode 32.  Results also go to FILE (default
- * $BUILD/bench.json).
+ * only, prefill 128 and decode 32 (also BENCH_QUICK=1 in the environment,
+ * e.g. `make bench BENCH_QUICK=1`); --only SHAPE: one model shape (all
+ * dtypes, full sizes).  Results also go to FILE (default $BUILD/bench.json).
  */
 #include <immintrin.h>
 #include <stdio.h>
@@ -295,10 +296,13 @@ int main(int argc, char **argv)
     char models[1024], json[1024];
     snprintf(models, sizeof(models), "%s/bench-models", build);
     snprintf(json, sizeof(json), "%s/bench.json", build);
+    const char *only = NULL;
     bool quick = getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") != '0';
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--models") && i + 1 < argc)
             snprintf(models, sizeof(models), "%s", argv[++i]);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -328,6 +332,8 @@ int main(int argc, char **argv)
     for (size_t s = 0; s < n_shapes; s++)
         for (int d = 0; d < n_dtypes; d++) {
             char dir[1100];
+            if (only && strcmp(only, shapes[s].name) != 0)
+                continue;
             if (ensure_model(models, build, &shapes[s], dtypes[d], dir, sizeof(dir)) != 0) {
                 printf("  cannot make %s\n", dir);
                 continue;
