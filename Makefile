@@ -100,14 +100,24 @@ check: setup
 	@tests/check.sh
 
 # --- fuzzing (clang + libFuzzer) ------------------------------------------
+# The engine and daemon are compiled once with coverage instrumentation
+# (fuzzer-no-link) into one archive; each target links against it.
 FUZZ_BUILD = build-fuzz
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iengine -Ifcgi -I/usr/include/cjson \
-              -fsanitize=fuzzer,address,undefined -pthread
+FUZZ_COMMON = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iengine -Ifcgi -I/usr/include/cjson -pthread
+FUZZ_CFLAGS = $(FUZZ_COMMON) -fsanitize=fuzzer,address,undefined
+FUZZ_LIB_CFLAGS = $(FUZZ_COMMON) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ = $(ENGINE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(FCGI_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(ENGINE_SRC) $(FCGI_SRC)
+$(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $< $(ENGINE_SRC) $(FCGI_SRC) $(LDLIBS) -o $@
+	clang $(FUZZ_LIB_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libfuzzdeps.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libfuzzdeps.a
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_BUILD)/libfuzzdeps.a $(LDLIBS) -o $@
 
 fuzz: $(FUZZ_BIN)
 
@@ -136,4 +146,4 @@ format-check:
 clean:
 	rm -rf build build-sanitize build-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
