@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "mkmodel.h"
 #include "quant.h"
 #include "quantize.h"
@@ -504,33 +505,6 @@ static cJSON *mk_generation_config(const struct mkmodel_tok_ids *ids)
 
 /* ---- the output directory ---- */
 
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    struct stat st;
-    if (stat(buf, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 /* True when dir holds anything but "." and "..". */
 static bool dir_non_empty(const char *dir)
 {
@@ -879,7 +853,7 @@ int cli_mkmodel(int argc, char **argv)
             return 1;
         }
     }
-    if (mkdir_p(o.out) != 0) {
+    if (fs_mkdirs(o.out, 0755) != 0) {
         fprintf(stderr, "mkmodel: cannot create %s: %s\n", o.out, strerror(errno));
         return 1;
     }

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "config.h"
 #include "downloads.h"
+#include "fsutil.h"
 #include "hf_cache.h"
 #include "hub.h"
 
@@ -166,7 +167,7 @@ int cli_pull(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (hf_cache_mkdirs(cfg.models_dir)) {
+    if (fs_mkdirs(cfg.models_dir, 0755)) {
         fprintf(stderr, "mlx-manager pull: cannot create %s\n", cfg.models_dir);
         config_free(&cfg);
         return 1;

@@ -16,6 +16,7 @@
 #include "app.h"
 #include "cli.h"
 #include "db.h"
+#include "fsutil.h"
 #include "downloads.h"
 #include "log.h"
 #include "pool.h"
@@ -34,27 +35,6 @@ static void serve_usage(FILE *out)
                  "  --listen ADDR     FastCGI socket: a unix socket path or HOST:PORT\n"
                  "  --state-dir DIR   where the SQLite database lives\n"
                  "  --check-config    validate the configuration, print it and exit\n");
-}
-
-/* mkdir -p for the state directory; returns 0 or -1 with errno set. */
-static int serve_mkdirs(const char *path)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
 }
 
 static void serve_print_config(const struct config *c)
@@ -126,7 +106,7 @@ int cli_serve(int argc, char **argv)
                 strerror(errno));
         goto out;
     }
-    if (serve_mkdirs(app.config.state_dir)) {
+    if (fs_mkdirs(app.config.state_dir, 0700)) {
         fprintf(stderr, "mlx-manager: cannot create state_dir %s: %s\n", app.config.state_dir,
                 strerror(errno));
         goto out;

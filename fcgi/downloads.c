@@ -27,6 +27,7 @@
 
 #include "app.h"
 #include "db.h"
+#include "fsutil.h"
 #include "hf_cache.h"
 #include "hub.h"
 #include "log.h"
@@ -402,7 +403,7 @@ int downloads_fetch(const struct download_job *job, char *err, size_t errlen)
     char blobs[PATH_MAX + 8];
     if (hf_cache_repo_dir(job->models_dir, job->model_id, f.repo, sizeof(f.repo)) ||
         snprintf(blobs, sizeof(blobs), "%s/blobs", f.repo) >= (int)sizeof(blobs) ||
-        hf_cache_mkdirs(blobs)) {
+        fs_mkdirs(blobs, 0755)) {
         snprintf(err, errlen, "cannot create %s/blobs: %s", f.repo, strerror(errno));
         goto out;
     }

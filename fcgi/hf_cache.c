@@ -2,6 +2,7 @@
  * hf_cache.c - the Hugging Face cache layout: validation of names that
  * become file names, snapshot links, refs, listing and deletion.
  */
+#include "fsutil.h"
 #include "hf_cache.h"
 
 #include <dirent.h>
@@ -111,26 +112,6 @@ int hf_cache_repo_dir(const char *models_dir, const char *id, char *out, size_t 
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-int hf_cache_mkdirs(const char *path)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 int hf_cache_link(const char *repo_dir, const char *commit, const char *file, const char *blob,
                   char *err, size_t errlen)
 {
@@ -142,7 +123,7 @@ int hf_cache_link(const char *repo_dir, const char *commit, const char *file, co
     }
     char *last = strrchr(link, '/');
     *last = '\0';
-    if (hf_cache_mkdirs(link)) {
+    if (fs_mkdirs(link, 0755)) {
         snprintf(err, errlen, "cannot create %s: %s", link, strerror(errno));
         return -1;
     }
@@ -180,7 +161,7 @@ int hf_cache_write_ref(const char *repo_dir, const char *ref, const char *commit
         snprintf(path, sizeof(path), "%s/%s", dir, ref) >= (int)sizeof(path) ||
         snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return -1;
-    if (hf_cache_mkdirs(dir))
+    if (fs_mkdirs(dir, 0755))
         return -1;
     FILE *f = fopen(tmp, "w");
     if (!f)

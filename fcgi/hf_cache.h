@@ -39,9 +39,6 @@ int hf_cache_valid_name(const char *s);
 /* Writes models_dir/models--ORG--NAME into out; 0, or -1 when it does not fit. */
 int hf_cache_repo_dir(const char *models_dir, const char *id, char *out, size_t outlen);
 
-/* mkdir -p; 0 or -1 with errno. */
-int hf_cache_mkdirs(const char *path);
-
 /*
  * Points snapshots/<commit>/<file> at ../../blobs/<blob> (one more "../"
  * per directory level of file), replacing an existing link.  0, or -1 with

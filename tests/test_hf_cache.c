@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "fsutil.h"
 #include "hf_cache.h"
 
 static char tmp_root[PATH_MAX];
@@ -70,7 +71,7 @@ static void test_link_and_ref(void)
     CHECK_INT_EQ(hf_cache_repo_dir(tmp_root, "org/name", repo, sizeof(repo)), 0);
     CHECK(strstr(repo, "/models--org--name") != NULL);
     snprintf(blobs, sizeof(blobs), "%s/blobs", repo);
-    CHECK_INT_EQ(hf_cache_mkdirs(blobs), 0);
+    CHECK_INT_EQ(fs_mkdirs(blobs, 0755), 0);
     snprintf(blob, sizeof(blob), "%s/abcdef0", blobs);
     write_file(blob, "hello");
     CHECK_INT_EQ(hf_cache_link(repo, "c0ffee1", "config.json", "abcdef0", err, sizeof(err)), 0);
@@ -120,7 +121,7 @@ static void test_describe_list_delete(void)
     char repo[PATH_MAX], snap[PATH_MAX + 64], src[PATH_MAX * 2], dst[PATH_MAX * 2];
     CHECK_INT_EQ(hf_cache_repo_dir(tmp_root, "fix/aidreams", repo, sizeof(repo)), 0);
     snprintf(snap, sizeof(snap), "%s/snapshots/rev1", repo);
-    CHECK_INT_EQ(hf_cache_mkdirs(snap), 0);
+    CHECK_INT_EQ(fs_mkdirs(snap, 0755), 0);
     static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json",
                                         "tokenizer_config.json"};
     for (size_t i = 0; i < 4; i++) {
@@ -148,7 +149,7 @@ static void test_describe_list_delete(void)
     char bad[PATH_MAX + 64];
     CHECK_INT_EQ(hf_cache_repo_dir(tmp_root, "fix/noweights", repo, sizeof(repo)), 0);
     snprintf(bad, sizeof(bad), "%s/snapshots/r", repo);
-    CHECK_INT_EQ(hf_cache_mkdirs(bad), 0);
+    CHECK_INT_EQ(fs_mkdirs(bad, 0755), 0);
     snprintf(dst, sizeof(dst), "%s/config.json", bad);
     write_file(dst, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
                     "\"hidden_size\":64,\"num_hidden_layers\":1,\"num_attention_heads\":4,"
