@@ -437,7 +437,7 @@ int api_hub_progress(struct http_request *req)
         int rc = text ? http_sse_send(req, "progress", text) : -1;
         free(text);
         cJSON_Delete(t);
-        if (rc || final || req->app->stopping)
+        if (rc || final || app_stopping(req->app))
             break;
         struct timespec ts = {0, API_HUB_SSE_INTERVAL_MS * 1000000L};
         nanosleep(&ts, NULL);

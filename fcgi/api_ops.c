@@ -183,7 +183,7 @@ int api_logs_stream(struct http_request *req)
     if (http_sse_begin(req))
         return 200;
     int quiet_ms = 0;
-    while (!req->app->stopping && !req->client_gone) {
+    while (!app_stopping(req->app) && !req->client_gone) {
         unsigned long long newest = log_ring_wait(after, 1000);
         if (newest <= after) {
             quiet_ms += 1000;

@@ -160,7 +160,7 @@ static void pool_cond_init(pthread_cond_t *c)
 static int pool_shutting_down(const struct pool *p)
 {
     /* app->stopping is set by the signal thread without the pool's lock. */
-    return p->stopping || __atomic_load_n(&p->app->stopping, __ATOMIC_RELAXED);
+    return p->stopping || app_stopping(p->app);
 }
 
 static unsigned long long pool_budget_locked(const struct pool *p)

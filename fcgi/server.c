@@ -263,9 +263,9 @@ static void *server_worker_main(void *arg)
         log_msg(LOG_LEVEL_ERROR, "worker: FCGX_InitRequest failed");
         return NULL;
     }
-    while (!w->app->stopping) {
+    while (!app_stopping(w->app)) {
         pthread_mutex_lock(&server_accept_lock);
-        int rc = w->app->stopping ? -1 : FCGX_Accept_r(&fr);
+        int rc = app_stopping(w->app) ? -1 : FCGX_Accept_r(&fr);
         pthread_mutex_unlock(&server_accept_lock);
         if (rc < 0)
             break;
@@ -320,7 +320,7 @@ static void *server_signal_main(void *arg)
         int grace = s->app->config.shutdown_grace_seconds;
         log_msg(LOG_LEVEL_INFO, "received %s: finishing in-flight requests (up to %d s)",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT", grace);
-        s->app->stopping = 1;
+        app_request_stop(s->app);
         shutdown(s->listen_fd, SHUT_RDWR);
         server_drain(grace);
         return NULL;
@@ -399,7 +399,7 @@ int server_run(struct app *app)
         log_msg(LOG_LEVEL_INFO, "listening on %s with %d workers", app->config.listen, n);
         pthread_join(sig_thread, NULL);
     } else {
-        app->stopping = 1;
+        app_request_stop(app);
         shutdown(listen_fd, SHUT_RDWR);
     }
     for (int i = 0; i < started; i++) {
