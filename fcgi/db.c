@@ -87,6 +87,8 @@ static const char *const db_migrations[] = {
     "  tokens_per_second REAL,"
     "  api_key_id INTEGER);"
     "CREATE INDEX request_log_ts ON request_log(ts);",
+    /* 2: how long a profile's model stays loaded when idle */
+    "ALTER TABLE profiles ADD COLUMN keep_alive INTEGER;",
 };
 
 #define DB_N_MIGRATIONS ((int)(sizeof(db_migrations) / sizeof(db_migrations[0])))

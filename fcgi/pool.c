@@ -436,6 +436,10 @@ static void pool_apply_profile(struct pool_entry *e, const cJSON *profile)
     v = cJSON_GetObjectItemCaseSensitive(profile, "queue_timeout");
     if (cJSON_IsNumber(v) && v->valuedouble >= 1)
         e->queue_timeout = (int)v->valuedouble;
+    /* null keeps what admin load set (or the setting); -1 is "forever". */
+    v = cJSON_GetObjectItemCaseSensitive(profile, "keep_alive");
+    if (cJSON_IsNumber(v) && v->valuedouble >= POOL_KEEP_ALIVE_FOREVER)
+        e->keep_alive = (int)v->valuedouble;
 }
 
 static int pool_profile_context(const struct registry_model *rm)

@@ -79,6 +79,9 @@ static const struct profile_field profile_fields[] = {
     NUM("seed", PROFILE_INT, 1, -9007199254740991.0, 9007199254740991.0),
     TEXT("log_level", 0, 0, 1, 16, profile_log_levels, "info"),
     NUM_DEF("auto_start", PROFILE_BOOL, 0, 1, 0),
+    /* Idle seconds before the pool unloads the model; -1 never, 0 or null the
+     * idle_unload_seconds setting. */
+    NUM("keep_alive", PROFILE_INT, 1, -1, 30 * 24 * 3600),
 };
 
 #define PROFILE_N_FIELDS (sizeof(profile_fields) / sizeof(profile_fields[0]))
@@ -239,7 +242,8 @@ static const char profile_select[] =
     "max_concurrency, queue_timeout, queue_size, tool_call_parser, reasoning_parser, "
     "enable_auto_tool_choice, trust_remote_code, chat_template_file, system_prompt, "
     "temperature, top_p, top_k, min_p, max_tokens, repetition_penalty, presence_penalty, "
-    "frequency_penalty, seed, log_level, auto_start, created_at, updated_at FROM profiles";
+    "frequency_penalty, seed, log_level, auto_start, keep_alive, created_at, updated_at FROM "
+    "profiles";
 
 static cJSON *profile_row_to_json(sqlite3_stmt *st)
 {

@@ -619,6 +619,30 @@ static void test_idle_unload(void)
     set_setting("idle_unload_seconds", 0);
 }
 
+/* A profile's keep_alive beats the setting: -1 never unloads, N seconds does. */
+static void test_profile_keep_alive(void)
+{
+    add_profile("{\"name\":\"brief\",\"model_path\":\"m1\",\"context_length\":64,"
+                "\"keep_alive\":1}");
+    add_profile("{\"name\":\"lasting\",\"model_path\":\"m2\",\"context_length\":64,"
+                "\"keep_alive\":-1}");
+    set_setting("idle_unload_seconds", 1);
+    struct pool *p = new_pool();
+    struct pool_error err;
+    CHECK_INT_EQ(pool_load(p, &db, "brief", NULL, NULL, &err), 0);
+    CHECK_INT_EQ(pool_load(p, &db, "lasting", NULL, NULL, &err), 0);
+    CHECK_INT_EQ((int)status_number(p, "brief", "keep_alive"), 1);
+    CHECK_INT_EQ((int)status_number(p, "lasting", "keep_alive"), POOL_KEEP_ALIVE_FOREVER);
+    int gone = 0;
+    for (int i = 0; i < 60 && !gone; i++, usleep(100000))
+        gone = !is_loaded(p, "brief");
+    CHECK(gone);
+    usleep(1500000);
+    CHECK_INT_EQ(is_loaded(p, "lasting"), 1);
+    pool_free(p);
+    set_setting("idle_unload_seconds", 0);
+}
+
 static void test_max_loaded_models(void)
 {
     set_setting("max_loaded_models", 1);
@@ -742,6 +766,7 @@ int main(void)
     RUN(test_queue_full_and_timeout);
     RUN(test_unload_busy_and_force);
     RUN(test_idle_unload);
+    RUN(test_profile_keep_alive);
     RUN(test_profile_model_change);
     RUN(test_shutdown_wakes_queue);
     RUN(test_auto_start);

@@ -12,6 +12,7 @@ export const BASIC = [
   { name: 'max_tokens', type: 'int', label: 'Max tokens', nullable: true, min: 1, max: 16777216, help: 'Default answer length limit.' },
   { name: 'context_length', type: 'int', label: 'Context length', nullable: true, min: 1, max: 16777216, help: 'Empty: the model\'s own.' },
   { name: 'auto_start', type: 'bool', label: 'Load when the daemon starts' },
+  { name: 'keep_alive', type: 'int', label: 'Keep loaded when idle (s)', nullable: true, min: -1, max: 2592000, help: 'Empty or 0: the idle_unload_seconds setting; -1: never unload.' },
 ];
 
 export const ADVANCED = [

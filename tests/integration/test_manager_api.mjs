@@ -129,6 +129,7 @@ try {
     ['unknown model_type', 'POST', '/api/profiles', { name: 'x', model_path: '/m', model_type: 'llm' }, 422, 'model_type'],
     ['unknown field', 'POST', '/api/profiles', { name: 'x', model_path: '/m', colour: 'red' }, 422, 'colour'],
     ['bool given as 1', 'POST', '/api/profiles', { name: 'x', model_path: '/m', auto_start: 1 }, 422, 'auto_start'],
+    ['keep_alive below -1', 'POST', '/api/profiles', { name: 'x', model_path: '/m', keep_alive: -5 }, 422, 'keep_alive'],
     ['duplicate name', 'POST', '/api/profiles', { name: 'qwen-chat', model_path: '/m' }, 409, 'name'],
     ['duplicate port', 'POST', '/api/profiles', { name: 'fresh', model_path: '/m', port: 9000 }, 409, 'port'],
     ['update to a taken name', 'PUT', `/api/profiles/${p2.id}`, { name: 'qwen-chat' }, 409, 'name'],
