@@ -319,23 +319,5 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
 
 int api_openai_completions(struct http_request *req)
 {
-    cJSON *body = http_parse_json_body(req, 0);
-    if (!body)
-        return req->status;
-    struct openai_request r;
-    struct openai_error e;
-    if (openai_parse_completion(req->arena, body, &r, &e)) {
-        openai_request_free(&r);
-        return openai_send_error(req, &e);
-    }
-    struct pool_lease *lease;
-    if (openai_acquire(req, r.model, &lease)) {
-        openai_request_free(&r);
-        return req->status;
-    }
-    struct pool_usage usage = {0};
-    int status = cmpl_serve(req, &r, lease, &usage);
-    pool_release(lease, &usage);
-    openai_request_free(&r);
-    return status;
+    return openai_handle(req, openai_parse_completion, cmpl_serve);
 }

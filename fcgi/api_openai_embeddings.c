@@ -77,8 +77,8 @@ static void emb_normalize(float *v, int n)
         v[i] = (float)(v[i] / norm);
 }
 
-static int emb_serve(struct http_request *req, const struct openai_request *r,
-                     struct pool_lease *lease, struct pool_usage *usage)
+static int emb_serve(struct http_request *req, struct openai_request *r, struct pool_lease *lease,
+                     struct pool_usage *usage)
 {
     struct engine_model *m = pool_lease_model(lease);
     const struct engine_model_info *info = engine_model_info(m);
@@ -151,23 +151,5 @@ static int emb_serve(struct http_request *req, const struct openai_request *r,
 
 int api_openai_embeddings(struct http_request *req)
 {
-    cJSON *body = http_parse_json_body(req, 0);
-    if (!body)
-        return req->status;
-    struct openai_request r;
-    struct openai_error e;
-    if (openai_parse_embeddings(req->arena, body, &r, &e)) {
-        openai_request_free(&r);
-        return openai_send_error(req, &e);
-    }
-    struct pool_lease *lease;
-    if (openai_acquire(req, r.model, &lease)) {
-        openai_request_free(&r);
-        return req->status;
-    }
-    struct pool_usage usage = {0};
-    int status = emb_serve(req, &r, lease, &usage);
-    pool_release(lease, &usage);
-    openai_request_free(&r);
-    return status;
+    return openai_handle(req, openai_parse_embeddings, emb_serve);
 }

@@ -35,6 +35,33 @@ int openai_acquire(struct http_request *req, const char *model, struct pool_leas
     return -1;
 }
 
+int openai_handle(struct http_request *req,
+                  int (*parse)(struct arena *a, const cJSON *body, struct openai_request *r,
+                               struct openai_error *e),
+                  int (*serve)(struct http_request *req, struct openai_request *r,
+                               struct pool_lease *lease, struct pool_usage *usage))
+{
+    cJSON *body = http_parse_json_body(req, 0);
+    if (!body)
+        return req->status;
+    struct openai_request r;
+    struct openai_error e;
+    if (parse(req->arena, body, &r, &e)) {
+        openai_request_free(&r);
+        return openai_send_error(req, &e);
+    }
+    struct pool_lease *lease;
+    if (openai_acquire(req, r.model, &lease)) {
+        openai_request_free(&r);
+        return req->status;
+    }
+    struct pool_usage usage = {0};
+    int status = serve(req, &r, lease, &usage);
+    pool_release(lease, &usage);
+    openai_request_free(&r);
+    return status;
+}
+
 void openai_make_id(const char *prefix, char *out, size_t len)
 {
     unsigned char raw[12];

@@ -31,6 +31,18 @@ int openai_send_error(struct http_request *req, const struct openai_error *e);
  */
 int openai_acquire(struct http_request *req, const char *model, struct pool_lease **out);
 
+/*
+ * What every OpenAI endpoint does around its own work: parse the body with
+ * `parse`, take the request's model from the pool, run `serve` with the
+ * lease, and give the lease back with the usage `serve` filled in.  Returns
+ * the HTTP status sent.
+ */
+int openai_handle(struct http_request *req,
+                  int (*parse)(struct arena *a, const cJSON *body, struct openai_request *r,
+                               struct openai_error *e),
+                  int (*serve)(struct http_request *req, struct openai_request *r,
+                               struct pool_lease *lease, struct pool_usage *usage));
+
 /* "PREFIX" followed by 24 random hex digits, e.g. "chatcmpl-1f0c...". */
 void openai_make_id(const char *prefix, char *out, size_t len);
 
