@@ -12,7 +12,9 @@ int api_send_pool_error(struct http_request *req, const struct pool_error *err)
         snprintf(h, sizeof(h), "Retry-After: %d", err->retry_after);
         http_add_header(req, h);
     }
-    return http_send_error(req, err->http_status, err->code, NULL, "%s", err->message);
+    int status = err->http_status ? err->http_status : 500;
+    return http_send_error(req, status, err->code[0] ? err->code : NULL,
+                           status == 404 ? "model" : NULL, "%s", err->message);
 }
 
 void api_pool_add_memory(cJSON *o, const struct pool_memory *m)

@@ -1,5 +1,6 @@
 #include "openai_response.h"
 
+#include "api_pool.h"
 #include "app.h"
 
 #include <fcntl.h>
@@ -25,13 +26,7 @@ int openai_acquire(struct http_request *req, const char *model, struct pool_leas
     }
     if (pool_acquire(req->app->pool, req->db, model, out, &pe) == 0)
         return 0;
-    if (pe.retry_after > 0) {
-        char h[64];
-        snprintf(h, sizeof(h), "Retry-After: %d", pe.retry_after);
-        http_add_header(req, h);
-    }
-    http_send_error(req, pe.http_status ? pe.http_status : 500, pe.code[0] ? pe.code : NULL,
-                    pe.http_status == 404 ? "model" : NULL, "%s", pe.message);
+    api_send_pool_error(req, &pe);
     return -1;
 }
 
