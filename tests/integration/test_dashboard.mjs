@@ -199,10 +199,20 @@ try {
     try {
       await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 400, uploadThroughput: -1 });
       await page.getByLabel('Max tokens').fill('2000');
-      await page.getByLabel('Message').fill('Tell me a long story');
-      await page.getByRole('button', { name: 'Send' }).click();
-      await answer.locator('.content :is(p,pre,ul,ol,h3,h4,h5,h6)').first().waitFor({ timeout: 30000 });
-      await page.getByRole('button', { name: 'Stop' }).click();
+      // A random-weight model may end its answer (EOS) before Stop can be
+      // pressed; then ask again, a few times at most.
+      const stopButton = page.getByRole('button', { name: 'Stop' });
+      for (let attempt = 0; attempt < 4; attempt++) {
+        await page.getByLabel('Message').fill(`Tell me a long story, take ${attempt + 1}`);
+        await page.getByRole('button', { name: 'Send' }).click();
+        await answer.locator('.content :is(p,pre,ul,ol,h3,h4,h5,h6)').first().waitFor({ timeout: 30000 });
+        try {
+          await stopButton.click({ timeout: 5000 });
+          break;
+        } catch {
+          await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
+        }
+      }
       await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
     } finally {
       await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
