@@ -1,7 +1,7 @@
 /*
  * kernels_simd.c - the fast paths of kernels.h: run-time ISA dispatch, SIMD
- * matmul for float and MLX-quantized weights, attention with an online
- * softmax, and their split over the thread pool.
+ * matmul for float and MLX-quantized weights and their split over the thread
+ * pool, and the element-wise ops (attention is in kernels_attention.c).
  *
  * Matmul work is divided by weight rows, so each thread streams its own
  * slice of the matrix once per call.  Inputs are taken in tiles of tokens
@@ -20,14 +20,7 @@
 
 #include "kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define KERNELS_X86 1
-#include <cpuid.h>
-#include <immintrin.h>
-#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define TGT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-#define INLINE static inline __attribute__((always_inline))
-#endif
+#include "kernels_x86.h"
 
 /* tokens of x kept in L2 while a thread's rows pass over them */
 #define TILE_BYTES (256 * 1024)
@@ -96,13 +89,6 @@ static float dot_mat_scalar(const struct kernel_mat *w, size_t r, const float *x
 /* AVX2 + FMA + F16C: float weights                                        */
 
 #ifdef KERNELS_X86
-TGT_AVX2 INLINE float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 TGT_AVX2 INLINE __m256 load8(const void *p, enum dtype dt, size_t i)
 {
@@ -660,131 +646,6 @@ void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const fl
                    const float *bias, float *y, float *scratch)
 {
     kernel_matmul_multi(pool, 1, &w, x, n, &bias, &y, scratch);
-}
-
-/* ---------------------------------------------------------------------- */
-/* attention                                                               */
-
-static const float *kv_pos(const float *base, const struct kernel_kv_view *kv, int p)
-{
-    int b = kv->blocks[p / kv->block_tokens];
-    return base + (size_t)b * kv->block_stride + (size_t)(p % kv->block_tokens) * kv->token_stride;
-}
-
-/* positions handled per softmax rescale */
-#define ATT_CHUNK 16
-
-static void attention_scalar(const float *q, const struct kernel_kv_view *kv, size_t head_off,
-                             int hd, int ctx_start, int n_ctx, float scale, float *out)
-{
-    float m = -INFINITY, l = 0.0f, s[ATT_CHUNK];
-    for (int i = 0; i < hd; i++)
-        out[i] = 0.0f;
-    for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
-        int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
-        float mc = m;
-        for (int j = 0; j < np; j++) {
-            s[j] = dot_f32_ref(q, kv_pos(kv->k, kv, p0 + j) + head_off, (size_t)hd) * scale;
-            mc = s[j] > mc ? s[j] : mc;
-        }
-        float corr = expf(m - mc);
-        l *= corr;
-        for (int i = 0; i < hd; i++)
-            out[i] *= corr;
-        for (int j = 0; j < np; j++) {
-            float e = expf(s[j] - mc);
-            const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
-            l += e;
-            for (int i = 0; i < hd; i++)
-                out[i] += e * v[i];
-        }
-        m = mc;
-    }
-    float inv = 1.0f / l;
-    for (int i = 0; i < hd; i++)
-        out[i] *= inv;
-}
-
-#ifdef KERNELS_X86
-#define ATT_MAX_VEC 32 /* head_dim up to 256 */
-
-TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view *kv,
-                                    size_t head_off, int hd, int ctx_start, int n_ctx, float scale,
-                                    float *out)
-{
-    int nv = hd / 8;
-    __m256 o[ATT_MAX_VEC], qv[ATT_MAX_VEC];
-    for (int i = 0; i < nv; i++) {
-        o[i] = _mm256_setzero_ps();
-        qv[i] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * i), _mm256_set1_ps(scale));
-    }
-    float m = -INFINITY, l = 0.0f, s[ATT_CHUNK];
-    for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
-        int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
-        float mc = m;
-        int j = 0;
-        /* four positions at once: independent FMA chains */
-        for (; j + 4 <= np; j += 4) {
-            const float *k0 = kv_pos(kv->k, kv, p0 + j) + head_off;
-            const float *k1 = kv_pos(kv->k, kv, p0 + j + 1) + head_off;
-            const float *k2 = kv_pos(kv->k, kv, p0 + j + 2) + head_off;
-            const float *k3 = kv_pos(kv->k, kv, p0 + j + 3) + head_off;
-            __m256 a0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k0));
-            __m256 a1 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k1));
-            __m256 a2 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k2));
-            __m256 a3 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k3));
-            for (int i = 1; i < nv; i++) {
-                a0 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k0 + 8 * i), a0);
-                a1 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k1 + 8 * i), a1);
-                a2 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k2 + 8 * i), a2);
-                a3 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k3 + 8 * i), a3);
-            }
-            s[j] = hsum8(a0);
-            s[j + 1] = hsum8(a1);
-            s[j + 2] = hsum8(a2);
-            s[j + 3] = hsum8(a3);
-        }
-        for (; j < np; j++) {
-            const float *k = kv_pos(kv->k, kv, p0 + j) + head_off;
-            __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
-            for (int i = 1; i < nv; i++)
-                a = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k + 8 * i), a);
-            s[j] = hsum8(a);
-        }
-        for (j = 0; j < np; j++)
-            mc = s[j] > mc ? s[j] : mc;
-        if (mc > m) {
-            __m256 corr = _mm256_set1_ps(expf(m - mc));
-            l *= expf(m - mc);
-            for (int i = 0; i < nv; i++)
-                o[i] = _mm256_mul_ps(o[i], corr);
-            m = mc;
-        }
-        for (j = 0; j < np; j++) {
-            float e = expf(s[j] - m);
-            const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
-            __m256 ev = _mm256_set1_ps(e);
-            l += e;
-            for (int i = 0; i < nv; i++)
-                o[i] = _mm256_fmadd_ps(ev, _mm256_loadu_ps(v + 8 * i), o[i]);
-        }
-    }
-    __m256 inv = _mm256_set1_ps(1.0f / l);
-    for (int i = 0; i < nv; i++)
-        _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(o[i], inv));
-}
-#endif
-
-void kernel_attention(const float *q, const struct kernel_kv_view *kv, size_t head_off,
-                      int head_dim, int ctx_start, int n_ctx, float scale, float *out)
-{
-#ifdef KERNELS_X86
-    if (kernel_isa_get() >= KERNEL_ISA_AVX2 && head_dim % 8 == 0 && head_dim <= 8 * ATT_MAX_VEC) {
-        attention_avx2(q, kv, head_off, head_dim, ctx_start, n_ctx, scale, out);
-        return;
-    }
-#endif
-    attention_scalar(q, kv, head_off, head_dim, ctx_start, n_ctx, scale, out);
 }
 
 /* ---------------------------------------------------------------------- */
