@@ -71,21 +71,18 @@ try {
     const req = client.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' });
     let text = '';
     let status = 0;
-    let chunks = 0;
     req.on('response', (hd) => { status = hd[':status']; });
-    req.on('data', (c) => { text += c.toString(); chunks++; });
-    req.on('end', () => { client.close(); resolve({ status, text, chunks }); });
+    req.on('data', (c) => { text += c.toString(); });
+    req.on('end', () => { client.close(); resolve({ status, text }); });
     req.on('error', (e) => { client.close(); resolve({ error: e.message }); });
     req.end(body);
   });
-  // Seen cut short after the first chunk in 1 of ~4 CI runs (cause not yet
-  // found; see the closing note): one retry, and the first failure is printed.
-  let h2 = await h2Stream();
-  if (!(h2.status === 200 && h2.text.trim().endsWith('data: [DONE]'))) {
-    console.log(`HTTP/2 SSE first attempt incomplete: ${h2.error || h2.text.slice(-300)}`);
-    h2 = await h2Stream();
-  }
-  check('SSE over HTTP/2 ends with [DONE]', h2.status === 200 && h2.text.trim().endsWith('data: [DONE]') && h2.chunks >= 2, h2.error || h2.text.slice(0, 300));
+  // Count SSE events, not DATA frames: on a busy machine the whole short
+  // stream can be written before nginx reads it, and then arrives in one frame.
+  const h2 = await h2Stream();
+  const h2Events = (h2.text || '').split('\n\n').filter((e) => e.startsWith('data: '));
+  check('SSE over HTTP/2: several events ending with [DONE]', h2.status === 200 && h2Events.length >= 5 &&
+    h2Events[h2Events.length - 1] === 'data: [DONE]', h2.error || h2.text.slice(-300));
 
   const curl = spawnSync('curl', ['-sS', '--http2', '--cacert', certFile, '--resolve', `localhost:${srv.port}:127.0.0.1`,
     '-o', '/dev/null', '-w', '%{http_version}', `https://localhost:${srv.port}/metrics`], { encoding: 'utf8', timeout: 30000 });
