@@ -7,7 +7,8 @@
 #   make fuzz     build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
 #   make bench    benchmark programs that print numbers
 #   make cert     a self-signed certificate for `make run TLS=1` (RUN_DIR/tls)
-#   make fuzz-long   every fuzz target for FUZZ_SECONDS (600) each, corpus kept
+#   make fuzz-long   every fuzz target for FUZZ_SECONDS (600) each, FUZZ_JOBS (3) at
+#                    a time, corpus kept in build-fuzz/corpus
 #   make load-test   LOAD_CLIENTS (200) streaming clients for LOAD_SECONDS (300)
 #   make fault-test  kills, corrupt and vanished models, disconnects, disk full
 #
@@ -125,8 +126,10 @@ fuzz-smoke: fuzz
 	@tests/fuzz/smoke.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-20}
 
 # Long runs, outside `make check` (each takes minutes to hours).
+# FUZZ_JOBS targets run at once (default 3: nine targets in three rounds).
+FUZZ_JOBS ?= 3
 fuzz-long: fuzz
-	@tests/fuzz/long.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-600}
+	@FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/long.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-600}
 
 load-test: setup $(BUILD)/mlx-manager
 	@BUILD=$(BUILD) node tests/load/load_test.mjs
