@@ -3,6 +3,7 @@
  * safetensors_write.h).
  */
 #include "safetensors_write.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -48,65 +49,6 @@ struct safetensors_writer {
     uint64_t fp_pos; /* bytes written into the open shard's data area */
     char *iobuf;
 };
-
-/* ---- small string builder ---- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_fmt(struct sbuf *b, const char *fmt, unsigned long long v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), fmt, v);
-    sb_put(b, tmp, (size_t)n);
-}
-
-/* A JSON string literal. */
-static void sb_json_str(struct sbuf *b, const char *s)
-{
-    sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            sb_put(b, esc, 2);
-        } else if (c < 0x20) {
-            sb_fmt(b, "\\u%04llx", c);
-        } else {
-            sb_put(b, (const char *)&c, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
 
 /* ---- declaration ---- */
 
@@ -194,32 +136,32 @@ static uint64_t stw_align8(uint64_t v)
 static enum status stw_build_header(struct safetensors_writer *w, size_t s, char *err,
                                     size_t errlen)
 {
-    struct sbuf b = {0};
-    sb_str(&b, "{\"__metadata__\":{\"format\":");
-    sb_json_str(&b, w->format);
-    sb_str(&b, "}");
+    struct strbuf b = {0};
+    strbuf_puts(&b, "{\"__metadata__\":{\"format\":");
+    strbuf_put_json_string(&b, w->format);
+    strbuf_puts(&b, "}");
     for (size_t i = 0; i < w->n_tensors; i++) {
         const struct stw_tensor *t = &w->tensors[i];
         if (t->shard != s)
             continue;
-        sb_str(&b, ",");
-        sb_json_str(&b, t->name);
-        sb_str(&b, ":{\"dtype\":\"");
-        sb_str(&b, dtype_name(t->dtype));
-        sb_str(&b, "\",\"shape\":[");
+        strbuf_puts(&b, ",");
+        strbuf_put_json_string(&b, t->name);
+        strbuf_puts(&b, ":{\"dtype\":\"");
+        strbuf_puts(&b, dtype_name(t->dtype));
+        strbuf_puts(&b, "\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++)
-            sb_fmt(&b, d ? ",%llu" : "%llu", (unsigned long long)t->shape[d]);
-        sb_fmt(&b, "],\"data_offsets\":[%llu", (unsigned long long)t->offset);
-        sb_fmt(&b, ",%llu]}", (unsigned long long)(t->offset + t->nbytes));
+            strbuf_printf(&b, d ? ",%llu" : "%llu", (unsigned long long)t->shape[d]);
+        strbuf_printf(&b, "],\"data_offsets\":[%llu", (unsigned long long)t->offset);
+        strbuf_printf(&b, ",%llu]}", (unsigned long long)(t->offset + t->nbytes));
     }
-    sb_str(&b, "}");
+    strbuf_puts(&b, "}");
     while (!b.oom && (b.len % 8) != 0)
-        sb_put(&b, " ", 1);
+        strbuf_put(&b, " ", 1);
     if (b.oom) {
-        free(b.p);
+        strbuf_free(&b);
         return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
     }
-    w->shards[s].header = b.p;
+    w->shards[s].header = b.data;
     w->shards[s].header_len = b.len;
     return ST_OK;
 }
@@ -383,44 +325,44 @@ static enum status stw_write_index(struct safetensors_writer *w, char *err, size
     uint64_t total = 0;
     for (size_t i = 0; i < w->n_tensors; i++)
         total += w->tensors[i].nbytes;
-    struct sbuf b = {0};
-    sb_str(&b, "{\n");
-    sb_str(&b, ind);
-    sb_str(&b, "\"metadata\": {\n");
-    sb_str(&b, ind);
-    sb_str(&b, ind);
-    sb_fmt(&b, "\"total_size\": %llu\n", (unsigned long long)total);
-    sb_str(&b, ind);
-    sb_str(&b, "},\n");
-    sb_str(&b, ind);
-    sb_str(&b, "\"weight_map\": {");
+    struct strbuf b = {0};
+    strbuf_puts(&b, "{\n");
+    strbuf_puts(&b, ind);
+    strbuf_puts(&b, "\"metadata\": {\n");
+    strbuf_puts(&b, ind);
+    strbuf_puts(&b, ind);
+    strbuf_printf(&b, "\"total_size\": %llu\n", (unsigned long long)total);
+    strbuf_puts(&b, ind);
+    strbuf_puts(&b, "},\n");
+    strbuf_puts(&b, ind);
+    strbuf_puts(&b, "\"weight_map\": {");
     for (size_t i = 0; i < w->n_tensors; i++) {
         char shard[64];
         stw_shard_name(w, w->tensors[i].shard, shard, sizeof(shard));
-        sb_str(&b, i ? ",\n" : "\n");
-        sb_str(&b, ind);
-        sb_str(&b, ind);
-        sb_json_str(&b, w->tensors[i].name);
-        sb_str(&b, ": ");
-        sb_json_str(&b, shard);
+        strbuf_puts(&b, i ? ",\n" : "\n");
+        strbuf_puts(&b, ind);
+        strbuf_puts(&b, ind);
+        strbuf_put_json_string(&b, w->tensors[i].name);
+        strbuf_puts(&b, ": ");
+        strbuf_put_json_string(&b, shard);
     }
-    sb_str(&b, "\n");
-    sb_str(&b, ind);
-    sb_str(&b, "}\n}");
+    strbuf_puts(&b, "\n");
+    strbuf_puts(&b, ind);
+    strbuf_puts(&b, "}\n}");
     if (b.oom) {
-        free(b.p);
+        strbuf_free(&b);
         return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/model.safetensors.index.json", w->dir);
     FILE *fp = fopen(path, "wb");
     if (!fp) {
-        free(b.p);
+        strbuf_free(&b);
         return status_fail(err, errlen, ST_ERR_IO, "%s: %s", path, strerror(errno));
     }
-    bool bad = fwrite(b.p, 1, b.len, fp) != b.len;
+    bool bad = fwrite(b.data, 1, b.len, fp) != b.len;
     bad |= fclose(fp) != 0;
-    free(b.p);
+    strbuf_free(&b);
     if (bad)
         return status_fail(err, errlen, ST_ERR_IO, "%s: %s", path, strerror(errno));
     return ST_OK;

@@ -5,6 +5,7 @@
  * model folders indistinguishable from converted ones.
  */
 #include "mkmodel.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,75 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void jb_put(struct jbuf *b, const char *s, size_t n)
+static void pretty_indent(struct strbuf *b, int indent, int depth)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void jb_str(struct jbuf *b, const char *s)
-{
-    jb_put(b, s, strlen(s));
-}
-
-static void jb_indent(struct jbuf *b, int indent, int depth)
-{
-    jb_put(b, "\n", 1);
+    strbuf_put(b, "\n", 1);
     for (int i = 0; i < indent * depth; i++)
-        jb_put(b, " ", 1);
-}
-
-static void jb_quoted(struct jbuf *b, const char *s)
-{
-    jb_put(b, "\"", 1);
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        const char *esc = NULL;
-        char tmp[8];
-        switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        default:
-            if (c < 0x20) {
-                snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-                esc = tmp;
-            }
-        }
-        if (esc) {
-            jb_put(b, run, (size_t)(s - run));
-            jb_str(b, esc);
-            run = s + 1;
-        }
-    }
-    jb_put(b, run, (size_t)(s - run));
-    jb_put(b, "\"", 1);
+        strbuf_put(b, " ", 1);
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -89,14 +26,14 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(x->string, y->string);
 }
 
-static void jb_value(struct jbuf *b, const cJSON *item, int indent, int depth, bool sort,
-                     bool sort_nested)
+static void pretty_value(struct strbuf *b, const cJSON *item, int indent, int depth, bool sort,
+                         bool sort_nested)
 {
     if (cJSON_IsObject(item) || cJSON_IsArray(item)) {
         bool obj = cJSON_IsObject(item);
         size_t n = (size_t)cJSON_GetArraySize(item);
         if (n == 0) {
-            jb_str(b, obj ? "{}" : "[]");
+            strbuf_puts(b, obj ? "{}" : "[]");
             return;
         }
         const cJSON **kids = malloc(n * sizeof(*kids));
@@ -109,24 +46,24 @@ static void jb_value(struct jbuf *b, const cJSON *item, int indent, int depth, b
             kids[i++] = c;
         if (obj && sort)
             qsort(kids, n, sizeof(*kids), cmp_keys);
-        jb_put(b, obj ? "{" : "[", 1);
+        strbuf_put(b, obj ? "{" : "[", 1);
         for (i = 0; i < n; i++) {
             if (i)
-                jb_put(b, ",", 1);
-            jb_indent(b, indent, depth + 1);
+                strbuf_put(b, ",", 1);
+            pretty_indent(b, indent, depth + 1);
             if (obj) {
-                jb_quoted(b, kids[i]->string);
-                jb_put(b, ": ", 2);
+                strbuf_put_json_string(b, kids[i]->string);
+                strbuf_put(b, ": ", 2);
             }
-            jb_value(b, kids[i], indent, depth + 1, sort_nested, sort_nested);
+            pretty_value(b, kids[i], indent, depth + 1, sort_nested, sort_nested);
         }
         free(kids);
-        jb_indent(b, indent, depth);
-        jb_put(b, obj ? "}" : "]", 1);
+        pretty_indent(b, indent, depth);
+        strbuf_put(b, obj ? "}" : "]", 1);
     } else if (cJSON_IsString(item)) {
-        jb_quoted(b, item->valuestring);
+        strbuf_put_json_string(b, item->valuestring);
     } else if (cJSON_IsRaw(item)) {
-        jb_str(b, item->valuestring);
+        strbuf_puts(b, item->valuestring);
     } else if (cJSON_IsNumber(item)) {
         char tmp[64];
         double v = item->valuedouble;
@@ -134,25 +71,25 @@ static void jb_value(struct jbuf *b, const cJSON *item, int indent, int depth, b
             snprintf(tmp, sizeof(tmp), "%.0f", v);
         else
             snprintf(tmp, sizeof(tmp), "%.17g", v);
-        jb_str(b, tmp);
+        strbuf_puts(b, tmp);
     } else if (cJSON_IsTrue(item)) {
-        jb_str(b, "true");
+        strbuf_puts(b, "true");
     } else if (cJSON_IsFalse(item)) {
-        jb_str(b, "false");
+        strbuf_puts(b, "false");
     } else {
-        jb_str(b, "null");
+        strbuf_puts(b, "null");
     }
 }
 
 char *mkmodel_json_print(const cJSON *item, int indent, bool sort_keys, bool sort_nested)
 {
-    struct jbuf b = {0};
-    jb_value(&b, item, indent, 0, sort_keys, sort_nested);
+    struct strbuf b = {0};
+    pretty_value(&b, item, indent, 0, sort_keys, sort_nested);
     if (b.oom) {
-        free(b.p);
+        strbuf_free(&b);
         return NULL;
     }
-    return b.p;
+    return b.data;
 }
 
 enum status mkmodel_json_write(const char *dir, const char *name, const cJSON *item, int indent,
