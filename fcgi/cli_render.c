@@ -18,30 +18,8 @@
 
 #include "chat_template.h"
 #include "cli.h"
+#include "fsutil.h"
 #include "model_dir.h"
-
-static char *read_stream(FILE *in, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, in);
-        if (n < cap - 1)
-            break;
-        cap *= 2;
-        char *grown = realloc(buf, cap);
-        if (!grown)
-            free(buf);
-        buf = grown;
-    }
-    if (!buf || ferror(in)) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 /* Renders one request; on failure writes the reason into err. */
 static char *render_request(const struct chat_template *t, const char *text, size_t len,
@@ -133,7 +111,7 @@ int cli_render(int argc, char **argv)
         rc = run_jsonl(t);
     } else {
         size_t len, out_len;
-        char *text = read_stream(stdin, &len);
+        char *text = fs_read_stream(stdin, &len);
         char *out = text ? render_request(t, text, len, &out_len, err, sizeof(err)) : NULL;
         if (!text)
             snprintf(err, sizeof(err), "cannot read stdin");

@@ -20,31 +20,9 @@
 #include <cJSON.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "model_dir.h"
 #include "tokenizer.h"
-
-static char *read_all(FILE *in, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, in);
-        if (n < cap - 1)
-            break;
-        cap *= 2;
-        char *grown = realloc(buf, cap);
-        if (!grown)
-            free(buf);
-        buf = grown;
-    }
-    if (!buf || ferror(in)) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 static void print_ids(const int32_t *ids, size_t n)
 {
@@ -156,7 +134,7 @@ int cli_tokenize(int argc, char **argv)
     if (!tok)
         return 1;
     size_t len;
-    char *data = read_all(stdin, &len);
+    char *data = fs_read_stream(stdin, &len);
     if (!data) {
         fprintf(stderr, "tokenize: cannot read stdin\n");
         tok_free(tok);
@@ -200,7 +178,7 @@ int cli_detokenize(int argc, char **argv)
     if (rc)
         return rc;
     size_t len;
-    char *data = read_all(stdin, &len);
+    char *data = fs_read_stream(stdin, &len);
     cJSON *arr = data ? cJSON_ParseWithLength(data, len) : NULL;
     free(data);
     if (!cJSON_IsArray(arr)) {

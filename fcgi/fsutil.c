@@ -1,8 +1,12 @@
+/*
+ * fsutil.c - the file-system helpers of fsutil.h.
+ */
 #include "fsutil.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 int fs_mkdirs(const char *path, mode_t mode)
@@ -30,4 +34,27 @@ int fs_mkdirs(const char *path, mode_t mode)
         return -1;
     }
     return 0;
+}
+
+char *fs_read_stream(FILE *in, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, in);
+        if (n < cap - 1)
+            break;
+        cap *= 2;
+        char *grown = realloc(buf, cap);
+        if (!grown)
+            free(buf);
+        buf = grown;
+    }
+    if (!buf || ferror(in)) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }
