@@ -37,9 +37,10 @@ struct engine_request {
     bool admitted;    /* admitted at least once (preempted requests wait again) */
     bool ignore_eos;
     bool want_logprobs;
-    bool json;            /* output constrained to one JSON object */
-    struct json_check jc; /* the output so far, when json */
-    int32_t *stop_ids;    /* (n_stop_ids) */
+    bool json;                     /* output constrained to one JSON object */
+    struct json_check jc;          /* the output so far, when json */
+    struct json_names *json_names; /* the allowed tool names, when a tool call */
+    int32_t *stop_ids;             /* (n_stop_ids) */
     int n_stop_ids;
 
     struct sampler *sampler;
@@ -431,6 +432,7 @@ static void request_free(struct engine_request *r)
     tok_stream_free(r->detok);
     free(r->prompt);
     free(r->stop_ids);
+    json_names_free(r->json_names);
     free(r);
 }
 
@@ -598,12 +600,15 @@ enum status engine_submit(struct engine_model *m, const struct engine_request_de
     r->want_logprobs = gp->sampling.logprobs;
     if (gp->json_object) {
         enum status jst = build_token_texts(m, err, errlen);
+        if (jst == ST_OK)
+            jst = json_names_copy(gp->json_tool_names, gp->n_json_tool_names, &r->json_names, err,
+                                  errlen);
         if (jst != ST_OK) {
             request_free(r);
             return jst;
         }
         r->json = true;
-        json_check_init(&r->jc);
+        json_check_init_tools(&r->jc, r->json_names);
     }
     r->t_submit = now_s();
     enum status st = request_tokenize(m, d, r, err, errlen);
@@ -943,15 +948,19 @@ static bool is_stop_token(const struct engine_model *m, const struct engine_requ
 }
 
 /* Bans every token that cannot continue the JSON object (EOS included:
- * the request stops by itself once the object is complete).  Returns the
- * number of tokens left. */
+ * the request stops by itself once the object is complete), and, while the
+ * object can still be closed within max_tokens, every token after which it
+ * could not.  Returns the number of tokens left. */
 static int json_mask(const struct engine_model *m, const struct engine_request *r, float *logits)
 {
+    size_t left = (size_t)(r->max_tokens - r->n_gen - 1);
+    bool budget = json_check_close_cost(&r->jc) <= left + 1;
     int allowed = 0;
     for (int id = 0; id < m->tok_vocab; id++) {
         uint32_t a = m->tok_off[id], b = m->tok_off[id + 1];
         struct json_check c = r->jc;
-        if (a == b || !json_check_feed(&c, m->tok_text + a, b - a))
+        if (a == b || !json_check_feed(&c, m->tok_text + a, b - a) ||
+            (budget && json_check_close_cost(&c) > left))
             logits[id] = -INFINITY;
         else if (logits[id] > -INFINITY)
             allowed++;

@@ -211,6 +211,10 @@ struct engine_gen_params {
     int n_stop_ids;
     bool json_object; /* only tokens that keep the output a prefix of one JSON object
                          (json_constraint.h); it stops when the object is complete */
+    const char *const *json_tool_names; /* with json_object: the object must be a tool call
+                                           {"name": one of these, "arguments": {...}} or an
+                                           array of them (json_check_init_tools); copied */
+    int n_json_tool_names;
 };
 
 struct engine_request_desc {
