@@ -79,7 +79,7 @@ int config_defaults(struct config *cfg)
     rc |= config_set_string(&cfg->state_dir, buf);
     snprintf(buf, sizeof(buf), "%s/.cache/huggingface/hub", config_home());
     rc |= config_set_string(&cfg->models_dir, buf);
-    cfg->workers = 8;
+    cfg->workers = 32;
     cfg->threads = 0;
     cfg->memory_limit_percent = 90;
     cfg->max_loaded_models = 4;

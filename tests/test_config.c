@@ -12,7 +12,7 @@ static void test_config_defaults(void)
 {
     struct config c;
     CHECK(config_defaults(&c) == 0);
-    CHECK_INT_EQ(c.workers, 8);
+    CHECK_INT_EQ(c.workers, 32);
     CHECK_INT_EQ(c.memory_limit_percent, 90);
     CHECK_STR_EQ(c.log_level, "info");
     CHECK(c.log_format == CONFIG_LOG_FORMAT_JSON);
@@ -49,7 +49,7 @@ static void test_config_empty_file_is_defaults(void)
     struct config c;
     char err[512] = "";
     CHECK_MSG(load(&c, "", err, sizeof(err)) == 0, "%s", err);
-    CHECK_INT_EQ(c.workers, 8);
+    CHECK_INT_EQ(c.workers, 32);
     config_free(&c);
     CHECK_MSG(load(&c, "# only a comment\n", err, sizeof(err)) == 0, "%s", err);
     config_free(&c);
