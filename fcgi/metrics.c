@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "downloads.h"
@@ -448,6 +449,59 @@ static void metrics_write_downloads(struct metrics_buf *b, struct app *app, stru
     metrics_printf(b, "mlxm_download_bytes{kind=\"total\"} %.0f\n", bytes_total);
 }
 
+/* ---- daemon identity ---------------------------------------------------- */
+
+static void metrics_hostname(char *out, size_t n)
+{
+    if (gethostname(out, n) != 0 || !out[0])
+        snprintf(out, n, "localhost");
+    out[n - 1] = '\0';
+}
+
+void metrics_daemon_name(const char *listen, char *out, size_t n)
+{
+    if (!n)
+        return;
+    out[0] = '\0';
+    char host[256];
+    metrics_hostname(host, sizeof(host));
+    if (!listen || !listen[0]) {
+        snprintf(out, n, "%s", host);
+        return;
+    }
+    /* The same test as the server's: a path is a unix socket. */
+    const char *colon = strrchr(listen, ':');
+    if (!colon || listen[0] == '/' || listen[0] == '.') {
+        snprintf(out, n, "%s:%s", host, listen);
+        return;
+    }
+    size_t hl = (size_t)(colon - listen);
+    static const char *const wildcards[] = {"", "0.0.0.0", "*", "::", "[::]"};
+    for (size_t i = 0; i < sizeof(wildcards) / sizeof(wildcards[0]); i++) {
+        if (strlen(wildcards[i]) == hl && !strncmp(listen, wildcards[i], hl)) {
+            snprintf(out, n, "%s%s", host, colon);
+            return;
+        }
+    }
+    snprintf(out, n, "%s", listen);
+}
+
+static void metrics_write_daemon(struct metrics_buf *b, const struct app *app)
+{
+    char name[512], host[256];
+    metrics_daemon_name(app->config.listen, name, sizeof(name));
+    metrics_hostname(host, sizeof(host));
+    metrics_head(b, "mlxm_daemon_info", "gauge",
+                 "Always 1; its labels name the daemon that wrote this exposition.");
+    metrics_printf(b, "mlxm_daemon_info{daemon=\"");
+    metrics_label(b, name);
+    metrics_printf(b, "\",hostname=\"");
+    metrics_label(b, host);
+    metrics_printf(b, "\",listen=\"");
+    metrics_label(b, app->config.listen ? app->config.listen : "");
+    metrics_printf(b, "\",pid=\"%ld\"} 1\n", (long)getpid());
+}
+
 char *metrics_render(struct app *app, struct db *db, size_t *len)
 {
     struct metrics_buf b = {0};
@@ -466,6 +520,7 @@ char *metrics_render(struct app *app, struct db *db, size_t *len)
     if (app && app->downloads)
         metrics_write_downloads(&b, app, db);
     if (app) {
+        metrics_write_daemon(&b, app);
         metrics_head(&b, "mlxm_start_time_seconds", "gauge",
                      "When the daemon started (Unix time).");
         metrics_printf(&b, "mlxm_start_time_seconds %lld\n", (long long)app->started_at);

@@ -7,7 +7,9 @@
  * the worker thread that drains it and each inter-token gap on the
  * scheduler thread.  metrics_render() writes the text exposition format
  * (version 0.0.4) with these plus gauges read at scrape time from the pool
- * and the download manager.
+ * and the download manager, and mlxm_daemon_info naming the daemon (its
+ * listen address, hostname and pid) so that the expositions of several
+ * daemons behind one nginx can be told apart.
  *
  * Label sets are bounded (METRICS_MAX_SERIES request series, METRICS_MAX_MODELS
  * models); what does not fit is counted under endpoint/model "other", so no
@@ -63,6 +65,15 @@ int metrics_take_generation(struct metrics_generation *out);
  * out of memory.
  */
 char *metrics_render(struct app *app, struct db *db, size_t *len);
+
+/*
+ * The name this daemon goes by in mlxm_daemon_info (several daemons behind
+ * one nginx answer /metrics in turn): its TCP listen address "host:port"
+ * with a wildcard or empty host ("0.0.0.0", "::", "*") replaced by the
+ * machine's hostname, or "hostname:/path" for a unix socket.  Writes at
+ * most n bytes including the NUL (truncating); out is "" when n is 0.
+ */
+void metrics_daemon_name(const char *listen, char *out, size_t n);
 
 /* Forgets every observation (tests). */
 void metrics_reset(void);

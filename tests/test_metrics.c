@@ -1,6 +1,9 @@
 /* test_metrics.c - metrics (counters, histograms, label escaping, bounded
  * series, the per-thread generation record) and the log ring. */
 #include <pthread.h>
+#include <unistd.h>
+
+#include "app.h"
 
 #include "engine.h"
 #include "harness.h"
@@ -117,6 +120,68 @@ static void test_metrics_record_per_thread(void)
     CHECK_INT_EQ(metrics_take_generation(&mine), 0);
 }
 
+static void test_metrics_daemon_name(void)
+{
+    char host[256], want[512], got[512];
+    CHECK_INT_EQ(gethostname(host, sizeof(host)), 0);
+    host[sizeof(host) - 1] = '\0';
+
+    metrics_daemon_name("10.0.0.11:9000", got, sizeof(got));
+    CHECK_STR_EQ(got, "10.0.0.11:9000");
+    metrics_daemon_name("127.0.0.1:9001", got, sizeof(got));
+    CHECK_STR_EQ(got, "127.0.0.1:9001");
+    /* Wildcard hosts say nothing about which machine: the hostname instead. */
+    const char *wild[] = {"0.0.0.0:9000", ":9000", "[::]:9000", "*:9000"};
+    snprintf(want, sizeof(want), "%s:9000", host);
+    for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++) {
+        metrics_daemon_name(wild[i], got, sizeof(got));
+        CHECK_MSG(!strcmp(got, want), "%s -> %s, want %s", wild[i], got, want);
+    }
+    snprintf(want, sizeof(want), "%s:/run/mlxm.sock", host);
+    metrics_daemon_name("/run/mlxm.sock", got, sizeof(got));
+    CHECK_STR_EQ(got, want);
+    snprintf(want, sizeof(want), "%s:./run/fcgi.sock", host);
+    metrics_daemon_name("./run/fcgi.sock", got, sizeof(got));
+    CHECK_STR_EQ(got, want);
+    /* Truncated, still terminated. */
+    metrics_daemon_name("10.0.0.11:9000", got, 5);
+    CHECK_STR_EQ(got, "10.0");
+}
+
+static void test_metrics_daemon_info(void)
+{
+    metrics_reset();
+    struct app *app = calloc(1, sizeof(*app));
+    CHECK(app != NULL);
+    if (!app)
+        return;
+    app->started_at = 1700000000;
+    app->config.listen = strdup("127.0.0.1:9123");
+    size_t len = 0;
+    char *t = metrics_render(app, NULL, &len);
+    CHECK(t != NULL);
+    if (t) {
+        char host[256], want[600];
+        gethostname(host, sizeof(host));
+        host[sizeof(host) - 1] = '\0';
+        snprintf(want, sizeof(want),
+                 "mlxm_daemon_info{daemon=\"127.0.0.1:9123\",hostname=\"%s\","
+                 "listen=\"127.0.0.1:9123\",pid=\"%ld\"} 1\n",
+                 host, (long)getpid());
+        CHECK_MSG(strstr(t, want) != NULL, "missing %s", want);
+        CHECK(strstr(t, "# TYPE mlxm_daemon_info gauge\n"));
+        CHECK(strstr(t, "mlxm_start_time_seconds 1700000000\n"));
+        CHECK_INT_EQ(strlen(t), len);
+    }
+    free(t);
+    /* Without an app (no daemon) there is nothing to name. */
+    t = render();
+    CHECK(strstr(t, "mlxm_daemon_info") == NULL);
+    free(t);
+    free(app->config.listen);
+    free(app);
+}
+
 static void test_log_ring(void)
 {
     log_open("/dev/null", 1, "info");
@@ -158,6 +223,8 @@ int main(void)
     RUN(test_metrics_label_escaping);
     RUN(test_metrics_generation_record);
     RUN(test_metrics_record_per_thread);
+    RUN(test_metrics_daemon_name);
+    RUN(test_metrics_daemon_info);
     RUN(test_log_ring);
     return harness_finish();
 }
