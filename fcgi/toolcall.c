@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_constraint.h"
+
 /* ==== growable bytes ==================================================== */
 
 struct tc_buf {
@@ -103,6 +105,12 @@ struct toolcall_parser {
     bool args_emitted;   /* some ARGS were reported for this call */
     bool committed;      /* BEGIN was reported for the current object */
     int n_calls;
+
+    /* a parser made by toolcall_parser_new_named: the whole output is the
+     * arguments of one call to named */
+    char *named;
+    struct json_check named_json; /* the arguments so far, to know when they end */
+    bool named_done;              /* END was reported */
 
     /* coalesced output of TEXT / ARGS bytes within one feed */
     struct tc_buf out;
@@ -586,8 +594,57 @@ struct toolcall_parser *toolcall_parser_new(enum toolcall_format fmt, toolcall_e
     return p;
 }
 
+struct toolcall_parser *toolcall_parser_new_named(const char *name, toolcall_emit_fn emit,
+                                                  void *user)
+{
+    struct toolcall_parser *p = toolcall_parser_new(TOOLCALL_FORMAT_AUTO, emit, user);
+    if (p)
+        p->named = strdup(name);
+    if (p && !p->named) {
+        toolcall_parser_free(p);
+        return NULL;
+    }
+    if (p)
+        json_check_init(&p->named_json);
+    return p;
+}
+
+/* A named parser's byte: whitespace before the object is dropped, the
+ * object is the arguments, and nothing after it counts. */
+static void tc_named_step(struct toolcall_parser *p, char c)
+{
+    if (!p->n_calls) {
+        if (tc_is_ws(c))
+            return;
+        tc_commit(p, p->named);
+    }
+    if (!p->committed || !json_check_feed(&p->named_json, &c, 1))
+        return;
+    tc_emit_bytes(p, TOOLCALL_EVENT_ARGS, 0, &c, 1);
+    p->args_emitted = true;
+    if (json_check_done(&p->named_json))
+        p->committed = false; /* closed by its JSON; END comes with toolcall_finish */
+}
+
+static int tc_named_finish(struct toolcall_parser *p)
+{
+    if (!p->n_calls)
+        tc_commit(p, p->named);
+    if (!p->named_done)
+        tc_end_call(p);
+    p->named_done = true;
+    tc_flush(p);
+    return p->oom ? -1 : 0;
+}
+
 int toolcall_feed(struct toolcall_parser *p, const char *text, size_t len)
 {
+    if (p->named && !p->oom) {
+        for (size_t i = 0; i < len; i++)
+            tc_named_step(p, text[i]);
+        tc_flush(p);
+        return p->oom ? -1 : 0;
+    }
     for (size_t i = 0; i < len && !p->oom; i++)
         if (tc_step(p, text[i]))
             p->oom = true;
@@ -600,6 +657,8 @@ int toolcall_finish(struct toolcall_parser *p)
 {
     if (p->oom)
         return -1;
+    if (p->named)
+        return tc_named_finish(p);
     switch (p->state) {
     case TC_TEXT:
         if (!p->after_call)
@@ -641,6 +700,7 @@ void toolcall_parser_free(struct toolcall_parser *p)
     free(p->name.data);
     free(p->args.data);
     free(p->out.data);
+    free(p->named);
     free(p);
 }
 

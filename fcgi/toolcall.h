@@ -65,6 +65,14 @@ enum toolcall_format toolcall_format_from_name(const char *name);
 struct toolcall_parser *toolcall_parser_new(enum toolcall_format fmt, toolcall_emit_fn emit,
                                             void *user);
 
+/* Returns a parser for output forced to be the arguments of one call to
+ * `name` (tool_choice naming a function): BEGIN comes with the first
+ * non-blank byte (or at toolcall_finish, with arguments "{}", when there is
+ * none), every byte of the JSON object is ARGS, END comes at toolcall_finish.
+ * name is copied.  NULL when out of memory. */
+struct toolcall_parser *toolcall_parser_new_named(const char *name, toolcall_emit_fn emit,
+                                                  void *user);
+
 /* Feeds `len` bytes.  Returns 0, or -1 when out of memory (the parser is then
  * unusable). */
 int toolcall_feed(struct toolcall_parser *p, const char *text, size_t len);

@@ -67,14 +67,16 @@ static void on_event(void *user, const struct toolcall_event *ev)
     }
 }
 
-/* Feeds `text` cut at the positions in cuts[] (ascending, n_cuts of them). */
-static void run_split(enum toolcall_format fmt, const char *text, const size_t *cuts, int n_cuts,
-                      char *result, size_t cap)
+/* Feeds `text` cut at the positions in cuts[] (ascending, n_cuts of them)
+ * to a parser for fmt, or for a forced call to `named` when not NULL. */
+static void run_split(enum toolcall_format fmt, const char *named, const char *text,
+                      const size_t *cuts, int n_cuts, char *result, size_t cap)
 {
     struct both b;
     memset(&b, 0, sizeof(b));
     b.calls.open = -1;
-    struct toolcall_parser *p = toolcall_parser_new(fmt, on_event, &b);
+    struct toolcall_parser *p = named ? toolcall_parser_new_named(named, on_event, &b)
+                                      : toolcall_parser_new(fmt, on_event, &b);
     size_t prev = 0, len = strlen(text);
     for (int i = 0; i <= n_cuts; i++) {
         size_t end = i < n_cuts ? cuts[i] : len;
@@ -90,22 +92,28 @@ static void run_split(enum toolcall_format fmt, const char *text, const size_t *
 }
 
 /* Whole, every 2-way split and byte-by-byte must agree with `want`. */
-static void expect(enum toolcall_format fmt, const char *text, const char *want)
+static void expect_with(enum toolcall_format fmt, const char *named, const char *text,
+                        const char *want)
 {
     char got[8192];
-    run_split(fmt, text, NULL, 0, got, sizeof(got));
+    run_split(fmt, named, text, NULL, 0, got, sizeof(got));
     CHECK_STR_EQ(got, want);
     size_t len = strlen(text);
     for (size_t cut = 1; cut < len; cut++) {
-        run_split(fmt, text, &cut, 1, got, sizeof(got));
+        run_split(fmt, named, text, &cut, 1, got, sizeof(got));
         CHECK_MSG(strcmp(got, want) == 0, "split at %zu of \"%s\": \"%s\"", cut, text, got);
     }
     size_t *cuts = calloc(len + 1, sizeof(*cuts));
     for (size_t i = 0; i + 1 < len; i++)
         cuts[i] = i + 1;
-    run_split(fmt, text, cuts, len ? (int)len - 1 : 0, got, sizeof(got));
+    run_split(fmt, named, text, cuts, len ? (int)len - 1 : 0, got, sizeof(got));
     CHECK_STR_EQ(got, want);
     free(cuts);
+}
+
+static void expect(enum toolcall_format fmt, const char *text, const char *want)
+{
+    expect_with(fmt, NULL, text, want);
 }
 
 static void test_hermes(void)
@@ -155,6 +163,36 @@ static void test_mistral(void)
     expect(TOOLCALL_FORMAT_MISTRAL, "[1, 2, 3] is a list", "[1, 2, 3] is a list");
 }
 
+/* tool_choice "required": the constrained output is a bare call or an
+ * array of them, which AUTO reads */
+static void test_required_shapes(void)
+{
+    expect(TOOLCALL_FORMAT_AUTO, "{\"name\": \"f\", \"arguments\": {\"a\": [1]}}",
+           "|f({\"a\": [1]})");
+    expect(TOOLCALL_FORMAT_AUTO,
+           "[{\"name\":\"f\",\"arguments\":{}}, {\"name\":\"g\",\"arguments\":{\"b\":\"}\"}}]",
+           "|f({})|g({\"b\":\"}\"})");
+}
+
+/* tool_choice naming a function: the output is its arguments */
+static void test_named(void)
+{
+    expect_with(TOOLCALL_FORMAT_AUTO, "get_weather", " {\"city\": \"Paris\", \"d\": {}}\n",
+                "|get_weather({\"city\": \"Paris\", \"d\": {}})");
+    expect_with(TOOLCALL_FORMAT_AUTO, "f", "", "|f({})");
+    /* cut off by the length limit: what was written */
+    expect_with(TOOLCALL_FORMAT_AUTO, "f", "{\"a\": [1,", "|f({\"a\": [1,)");
+
+    struct both b;
+    memset(&b, 0, sizeof(b));
+    b.calls.open = -1;
+    struct toolcall_parser *p = toolcall_parser_new_named("f", on_event, &b);
+    CHECK(toolcall_feed(p, "{\"a\":", 5) == 0 && toolcall_open(p));
+    CHECK(toolcall_feed(p, "1}", 2) == 0 && !toolcall_open(p));
+    CHECK(toolcall_finish(p) == 0 && toolcall_count(p) == 1);
+    toolcall_parser_free(p);
+}
+
 static void test_plain_and_malformed(void)
 {
     expect(TOOLCALL_FORMAT_HERMES, "Just text, with < and <tool and </tool_call>.",
@@ -194,6 +232,8 @@ int main(void)
     RUN(test_hermes);
     RUN(test_llama3);
     RUN(test_mistral);
+    RUN(test_required_shapes);
+    RUN(test_named);
     RUN(test_plain_and_malformed);
     RUN(test_parse_whole);
     return harness_finish();
