@@ -3,6 +3,10 @@
 // least_conn upstream (max_fails, fail_timeout).  Under steady load one
 // daemon is SIGKILLed: only requests it held may fail, every request after
 // that succeeds on the other two, and a restarted daemon gets traffic again.
+// Per-daemon metrics: the map + server blocks of
+// nginx/upstream-scaleout.conf.example (with these daemons' addresses) serve
+// /metrics/HOST:PORT from that daemon only; each exposition names its daemon
+// in mlxm_daemon_info (address and pid) and passes `promtool check metrics`.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,6 +37,29 @@ async function daemonUp(port) {
   });
 }
 
+function promtool() {
+  for (const p of ['/usr/bin/promtool', '/usr/local/bin/promtool']) if (fs.existsSync(p)) return p;
+  return null;
+}
+
+// The per-daemon metrics part of the example config, pointed at our daemons
+// and listening on 127.0.0.1:metricsPort.
+function metricsBlocks(metricsPort) {
+  const ex = fs.readFileSync(path.join(REPO, 'nginx/upstream-scaleout.conf.example'), 'utf8');
+  const at = ex.indexOf('map $uri $mlxm_metrics_daemon');
+  if (at < 0) throw new Error('upstream-scaleout.conf.example has no per-daemon metrics map');
+  const entries = daemons.map((d) => `/metrics/127.0.0.1:${d.port} 127.0.0.1:${d.port};`).join('\n    ');
+  let block = ex.slice(at).replace(/^\s*\/metrics\/\S+ \S+;\n/gm, '');
+  block = block.replace('default "";', `default "";\n    ${entries}`);
+  return block.replace(/listen \S+;/, `listen 127.0.0.1:${metricsPort};`);
+}
+
+// mlxm_daemon_info's labels from an exposition, or null.
+function daemonInfo(text) {
+  const m = /^mlxm_daemon_info\{daemon="([^"]*)",hostname="([^"]*)",listen="([^"]*)",pid="(\d+)"\} 1$/m.exec(text);
+  return m ? { daemon: m[1], hostname: m[2], listen: m[3], pid: Number(m[4]) } : null;
+}
+
 function servedBy(i) {
   return fs.readFileSync(daemons[i].log, 'utf8').split('\n').filter((l) => l.includes('"msg":"request"')).length;
 }
@@ -53,6 +80,7 @@ try {
 
   // nginx from the real template, with the scale-out upstream.
   const port = await freePort();
+  const metricsPort = await freePort();
   fs.mkdirSync(path.join(runDir, 'nginx-tmp'), { recursive: true });
   const upstream = ['least_conn;', ...daemons.map((d) => `server 127.0.0.1:${d.port} max_fails=1 fail_timeout=2s;`)].join('\n        ');
   const conf = fs.readFileSync(path.join(REPO, 'nginx/mlx-manager.conf.in'), 'utf8')
@@ -60,12 +88,41 @@ try {
     .replaceAll('@RUN_DIR@', runDir).replaceAll('@STATIC_DIR@', path.join(REPO, 'static'))
     .replaceAll('@LISTEN@', `127.0.0.1:${port}`).replaceAll('@USER_LINE@', process.getuid() === 0 ? 'user root root;' : '')
     .replaceAll('@MAX_BODY@', '64m').replaceAll('@CLIENT_TIMEOUT@', '30s').replaceAll('@TLS_INCLUDE@', '');
-  fs.writeFileSync(path.join(runDir, 'nginx.conf'), conf);
+  // The per-daemon metrics blocks go into the http block (before its closing brace).
+  const httpEnd = conf.lastIndexOf('}');
+  const fullConf = conf.slice(0, httpEnd) + metricsBlocks(metricsPort) + '\n' + conf.slice(httpEnd);
+  fs.writeFileSync(path.join(runDir, 'nginx.conf'), fullConf);
   const ng = spawnSync(nginxBin, ['-e', path.join(runDir, 'nginx-error.log'), '-p', runDir, '-c', path.join(runDir, 'nginx.conf')], { encoding: 'utf8' });
   nginxStarted = ng.status === 0;
   check('nginx starts with three upstream daemons', nginxStarted, ng.stderr);
   const U = `http://127.0.0.1:${port}`;
   check('health through the balancer', (await request(U, 'GET', '/api/health')).status === 200);
+
+  // Per-daemon metrics: each daemon's own exposition, told apart by mlxm_daemon_info.
+  const M = `http://127.0.0.1:${metricsPort}`;
+  const tool = promtool();
+  check('promtool is installed (tools/setup.sh installs prometheus)', tool !== null);
+  const infos = [];
+  for (let i = 0; i < N; i++) {
+    const d = daemons[i];
+    const r = await request(M, 'GET', `/metrics/127.0.0.1:${d.port}`);
+    const info = daemonInfo(r.text);
+    infos.push(info);
+    check(`daemon ${i}: /metrics/127.0.0.1:${d.port} answers 200 with mlxm_daemon_info`, r.status === 200 && info !== null, r.text.slice(0, 300));
+    check(`daemon ${i}: its exposition names it (address and pid)`,
+      info && info.daemon === `127.0.0.1:${d.port}` && info.listen === `127.0.0.1:${d.port}` && info.pid === d.proc.pid, [info, d.port, d.proc.pid]);
+    if (tool) {
+      const pc = spawnSync(tool, ['check', 'metrics'], { input: r.text, encoding: 'utf8', timeout: 30000 });
+      check(`daemon ${i}: promtool check metrics accepts its exposition`, pc.status === 0, pc.stdout + pc.stderr);
+    }
+  }
+  check('the three expositions name three different daemons',
+    new Set(infos.map((x) => x && x.daemon)).size === N && new Set(infos.map((x) => x && x.pid)).size === N, infos);
+  const unlisted = await request(M, 'GET', '/metrics/127.0.0.1:1');
+  check('an address not in the map is 404 (no open FastCGI proxy)', unlisted.status === 404, unlisted.status);
+  const viaBalancer = daemonInfo((await request(U, 'GET', '/metrics')).text);
+  check('/metrics through the balancer comes from one of the daemons',
+    viaBalancer !== null && infos.some((x) => x && x.daemon === viaBalancer.daemon), viaBalancer);
 
   // Steady load: 6 clients alternating cheap and generating requests.
   const results = []; // {t, status}
@@ -112,6 +169,8 @@ try {
   check('the load ran (>100 requests)', results.length > 100, results.length);
   check('failures were JSON 503 from the template, not HTML', failed.every((r) => r.status === 503 || r.status === -1), failed.map((r) => r.status));
   check('the restarted daemon gets traffic again', servedBy(1) > served1, [served1, servedBy(1)]);
+  const again = daemonInfo((await request(M, 'GET', `/metrics/127.0.0.1:${daemons[1].port}`)).text);
+  check('the restarted daemon\'s metrics carry its new pid', again !== null && again.pid === daemons[1].proc.pid && again.pid !== infos[1]?.pid, [again, daemons[1].proc.pid]);
 } catch (e) {
   check('no exception', false, e.stack);
 } finally {
