@@ -142,6 +142,33 @@ void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_
 void kernel_attention(const float *q, const struct kernel_kv_view *kv, size_t head_off,
                       int head_dim, int ctx_start, int n_ctx, float scale, float *out);
 
+/*
+ * A tile of queries that share one KV head: n_tokens consecutive positions
+ * pos0, pos0 + 1, ... of one sequence times the n_group query heads of the
+ * GQA group.  Query row (i, g) is at q + i * stride + g * head_dim and its
+ * output at out + i * stride + g * head_dim.  Token i (position p = pos0 + i)
+ * attends causally to positions p + 1 - window .. p (0 .. p when window is 0).
+ */
+struct kernel_attn_tile {
+    const float *q;
+    float *out;
+    size_t stride; /* floats from one token's rows to the next, in q and out */
+    int n_tokens, n_group, pos0, window;
+};
+
+/* Query rows the fast tile kernel handles per pass over K/V. */
+#define KERNEL_ATTN_TILE_ROWS 32
+
+/*
+ * kernel_attention for every row of the tile (K/V of the head at head_off
+ * floats into each position's slot).  With AVX-512, every K/V position is
+ * read once per KERNEL_ATTN_TILE_ROWS rows (online softmax per row, masked
+ * per row for causality and the window); otherwise row by row through
+ * kernel_attention.  Each row within 1e-5 relative of kernel_attention_ref.
+ */
+void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
+                           size_t head_off, int head_dim, float scale);
+
 /* kernel_silu_mul_ref over n elements split over the pool. */
 void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n);
 

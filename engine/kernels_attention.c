@@ -4,6 +4,7 @@
  * AVX2 paths picked at run time.
  */
 #include <math.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "kernels_x86.h"
@@ -131,4 +132,226 @@ void kernel_attention(const float *q, const struct kernel_kv_view *kv, size_t he
     }
 #endif
     attention_scalar(q, kv, head_off, head_dim, ctx_start, n_ctx, scale, out);
+}
+
+/* ---------------------------------------------------------------------- */
+/* tiles of queries sharing one KV head                                    */
+
+static int row_start(const struct kernel_attn_tile *t, int pos)
+{
+    return t->window > 0 && pos + 1 > t->window ? pos + 1 - t->window : 0;
+}
+
+/* Row by row through kernel_attention: the path without AVX-512. */
+static void tile_by_rows(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
+                         size_t head_off, int hd, float scale)
+{
+    for (int i = 0; i < t->n_tokens; i++)
+        for (int g = 0; g < t->n_group; g++) {
+            size_t off = (size_t)i * t->stride + (size_t)g * (size_t)hd;
+            int pos = t->pos0 + i;
+            kernel_attention(t->q + off, kv, head_off, hd, row_start(t, pos), pos + 1, scale,
+                             t->out + off);
+        }
+}
+
+#ifdef KERNELS_X86
+#define TILE_HD_MAX 256 /* head_dim the tile kernel takes */
+#define TILE_POS 16     /* positions per softmax step, at multiples of 16 */
+
+/* e^x for 16 lanes: 2^n e^r with |r| <= ln2/2 and a degree-6 polynomial
+ * (about 2 ulp); x below -104 gives 0, so masked -inf scores vanish. */
+TGT_AVX512 INLINE __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* The tile's state: queries transposed (dimension-major, one lane per row)
+ * so one broadcast K element meets 16 rows, and each row's running output. */
+struct tile_state {
+    _Alignas(64) float qt[TILE_HD_MAX][KERNEL_ATTN_TILE_ROWS]; /* scaled q, (hd, rows) */
+    _Alignas(64) float o[KERNEL_ATTN_TILE_ROWS][TILE_HD_MAX];  /* unnormalized output */
+    _Alignas(64) float e[TILE_POS][KERNEL_ATTN_TILE_ROWS];     /* scores, then weights */
+    _Alignas(64) float corr[KERNEL_ATTN_TILE_ROWS];
+};
+
+/* Scores of positions p0 .. p0+np-1 for every row (nvr vectors of 16 rows):
+ * e[j][r] = q_r . K[p0+j], or -inf where row r does not see the position.
+ * Returns each row's largest score (per lane). */
+TGT_AVX512 INLINE void tile_scores(struct tile_state *st, const struct kernel_kv_view *kv,
+                                   size_t head_off, int hd, int p0, int np, const __m512i *rpos,
+                                   const __m512i *rstart, __m512 *mc, const int nvr)
+{
+    for (int j = 0; j < np; j += 4) {
+        const float *kp[4];
+        for (int u = 0; u < 4; u++)
+            kp[u] = kv_pos(kv->k, kv, p0 + (j + u < np ? j + u : np - 1)) + head_off;
+        __m512 acc[4][2];
+        for (int u = 0; u < 4; u++)
+            for (int v = 0; v < nvr; v++)
+                acc[u][v] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++) {
+            __m512 qv[2];
+            for (int v = 0; v < nvr; v++)
+                qv[v] = _mm512_load_ps(&st->qt[d][16 * v]);
+            for (int u = 0; u < 4; u++) {
+                __m512 kb = _mm512_set1_ps(kp[u][d]);
+                for (int v = 0; v < nvr; v++)
+                    acc[u][v] = _mm512_fmadd_ps(qv[v], kb, acc[u][v]);
+            }
+        }
+        for (int u = 0; u < 4 && j + u < np; u++) {
+            __m512i p = _mm512_set1_epi32(p0 + j + u);
+            for (int v = 0; v < nvr; v++) {
+                __mmask16 seen =
+                    _mm512_cmple_epi32_mask(p, rpos[v]) & _mm512_cmpge_epi32_mask(p, rstart[v]);
+                __m512 sc = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), acc[u][v]);
+                _mm512_store_ps(&st->e[j + u][16 * v], sc);
+                mc[v] = _mm512_max_ps(mc[v], sc);
+            }
+        }
+    }
+}
+
+/* o[r] += sum_j e[j][r] V[p0+j] for rows r0..r0+3, head dims d0..d0+16*nv-1
+ * (the last vector masked by tail). */
+TGT_AVX512 INLINE void tile_pv(struct tile_state *st, const struct kernel_kv_view *kv,
+                               size_t head_off, int p0, int np, int r0, int d0, __mmask16 tail,
+                               const int nv)
+{
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int i = 0; i < nv; i++)
+            acc[r][i] = _mm512_load_ps(&st->o[r0 + r][d0 + 16 * i]);
+    for (int j = 0; j < np; j++) {
+        const float *vp = kv_pos(kv->v, kv, p0 + j) + head_off + d0;
+        __m512 vv[4];
+        for (int i = 0; i < nv; i++)
+            vv[i] = _mm512_maskz_loadu_ps(i == nv - 1 ? tail : (__mmask16)0xffff, vp + 16 * i);
+        for (int r = 0; r < 4; r++) {
+            __m512 w = _mm512_set1_ps(st->e[j][r0 + r]);
+            for (int i = 0; i < nv; i++)
+                acc[r][i] = _mm512_fmadd_ps(w, vv[i], acc[r][i]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int i = 0; i < nv; i++)
+            _mm512_store_ps(&st->o[r0 + r][d0 + 16 * i], acc[r][i]);
+}
+
+/* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile. */
+TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
+                                   const struct kernel_kv_view *kv, size_t head_off, int hd,
+                                   float scale, int row0, int nrows, struct tile_state *st)
+{
+    const int nvr = nrows > 16 ? 2 : 1, nr4 = (nrows + 3) & ~3;
+    _Alignas(64) int pos[KERNEL_ATTN_TILE_ROWS], start[KERNEL_ATTN_TILE_ROWS];
+    int lo = INT32_MAX, hi = 0;
+    for (int r = 0; r < 16 * nvr; r++) {
+        if (r < nrows) {
+            int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
+            const float *q = t->q + (size_t)i * t->stride + (size_t)g * (size_t)hd;
+            pos[r] = t->pos0 + i;
+            start[r] = row_start(t, pos[r]);
+            lo = start[r] < lo ? start[r] : lo;
+            hi = pos[r] + 1 > hi ? pos[r] + 1 : hi;
+            for (int d = 0; d < hd; d++)
+                st->qt[d][r] = q[d] * scale;
+        } else {
+            pos[r] = -1; /* padding: sees nothing */
+            start[r] = 0;
+            for (int d = 0; d < hd; d++)
+                st->qt[d][r] = 0.0f;
+        }
+    }
+    for (int r = 0; r < nr4; r++)
+        for (int d = 0; d < hd; d++)
+            st->o[r][d] = 0.0f;
+    __m512i rpos[2], rstart[2];
+    __m512 m[2], l[2];
+    for (int v = 0; v < nvr; v++) {
+        rpos[v] = _mm512_load_si512(pos + 16 * v);
+        rstart[v] = _mm512_load_si512(start + 16 * v);
+        m[v] = _mm512_set1_ps(-INFINITY);
+        l[v] = _mm512_setzero_ps();
+    }
+    for (int p0 = lo - lo % TILE_POS; p0 < hi; p0 += TILE_POS) {
+        int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
+        __m512 mc[2] = {m[0], m[nvr - 1]};
+        if (nvr == 2)
+            tile_scores(st, kv, head_off, hd, p0, np, rpos, rstart, mc, 2);
+        else
+            tile_scores(st, kv, head_off, hd, p0, np, rpos, rstart, mc, 1);
+        bool rescale = false;
+        for (int v = 0; v < nvr; v++) {
+            /* rows that have seen nothing yet keep -inf; subtract 0 for them */
+            __m512 safe = _mm512_mask_blend_ps(
+                _mm512_cmp_ps_mask(mc[v], _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), mc[v],
+                _mm512_setzero_ps());
+            __m512 corr = exp16(_mm512_sub_ps(m[v], safe));
+            rescale |= _mm512_cmp_ps_mask(mc[v], m[v], _CMP_NEQ_UQ) != 0;
+            _mm512_store_ps(st->corr + 16 * v, corr);
+            l[v] = _mm512_mul_ps(l[v], corr);
+            for (int j = 0; j < np; j++) {
+                __m512 w = exp16(_mm512_sub_ps(_mm512_load_ps(&st->e[j][16 * v]), safe));
+                l[v] = _mm512_add_ps(l[v], w);
+                _mm512_store_ps(&st->e[j][16 * v], w);
+            }
+            m[v] = mc[v];
+        }
+        if (rescale)
+            for (int r = 0; r < nr4; r++)
+                if (st->corr[r] != 1.0f)
+                    for (int d = 0; d < hd; d++)
+                        st->o[r][d] *= st->corr[r];
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
+            __mmask16 tail = (__mmask16)(left >= 16 * nv ? 0xffff : (1u << (left % 16)) - 1);
+            for (int r0 = 0; r0 < nr4; r0 += 4)
+                switch (nv) {
+                case 4: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4); break;
+                case 3: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 3); break;
+                case 2: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 2); break;
+                default: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1); break;
+                }
+        }
+    }
+    _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
+    for (int v = 0; v < nvr; v++)
+        _mm512_store_ps(lsum + 16 * v, l[v]);
+    for (int r = 0; r < nrows; r++) {
+        int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
+        float *out = t->out + (size_t)i * t->stride + (size_t)g * (size_t)hd, inv = 1.0f / lsum[r];
+        for (int d = 0; d < hd; d++)
+            out[d] = st->o[r][d] * inv;
+    }
+}
+#endif
+
+void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
+                           size_t head_off, int head_dim, float scale)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512 && head_dim <= TILE_HD_MAX) {
+        static _Thread_local struct tile_state st;
+        int rows = t->n_tokens * t->n_group;
+        for (int r0 = 0; r0 < rows; r0 += KERNEL_ATTN_TILE_ROWS)
+            tile_avx512(t, kv, head_off, head_dim, scale, r0,
+                        rows - r0 < KERNEL_ATTN_TILE_ROWS ? rows - r0 : KERNEL_ATTN_TILE_ROWS, &st);
+        return;
+    }
+#endif
+    tile_by_rows(t, kv, head_off, head_dim, scale);
 }
