@@ -5,7 +5,8 @@
  * pool, the chat rendered once with the model's template (or the ChatML
  * fallback, announced in the X-Chat-Template header) and submitted n times
  * (seed + i).  Each choice's text goes through the <think> splitter and,
- * when tools were offered, the tool-call scanner; the same path feeds the
+ * when tools were offered, the tool-call scanner (tool_choice required or
+ * named is forced by constrained decoding, so any model calls a tool); the same path feeds the
  * streamed deltas and the collected message, so a stream always adds up to
  * the non-streaming answer.
  */
@@ -394,10 +395,16 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
     char *prompt = chat_render(req, m, r, profile);
     if (!prompt)
         return req->status;
-    bool opens_think = reasoning_prompt_opens_think(prompt, strlen(prompt));
+    /* A forced tool choice is decoded as bare JSON (openai_gen_params):
+     * no reasoning, and "required" gives a call or an array of calls, which
+     * AUTO reads whatever the profile's parser. */
+    bool forced =
+        r->tool_choice == OPENAI_TOOL_CHOICE_REQUIRED || r->tool_choice == OPENAI_TOOL_CHOICE_NAMED;
+    bool opens_think = !forced && reasoning_prompt_opens_think(prompt, strlen(prompt));
     const cJSON *parser =
         profile ? cJSON_GetObjectItemCaseSensitive(profile, "tool_call_parser") : NULL;
-    enum toolcall_format fmt = toolcall_format_from_name(cJSON_GetStringValue(parser));
+    enum toolcall_format fmt =
+        forced ? TOOLCALL_FORMAT_AUTO : toolcall_format_from_name(cJSON_GetStringValue(parser));
     bool tools = r->tools && r->tool_choice != OPENAI_TOOL_CHOICE_NONE;
 
     struct chat_run run = {.req = req,
@@ -419,7 +426,10 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
         c->run = &run;
         c->index = i;
         c->rs = reasoning_splitter_new(opens_think);
-        c->tp = tools ? toolcall_parser_new(fmt, chat_tool_event, c) : NULL;
+        if (r->tool_choice == OPENAI_TOOL_CHOICE_NAMED)
+            c->tp = toolcall_parser_new_named(r->tool_name, chat_tool_event, c);
+        else if (tools)
+            c->tp = toolcall_parser_new(fmt, chat_tool_event, c);
         c->logprobs = r->logprobs && !r->stream ? cJSON_CreateArray() : NULL;
         if (!c->rs || (tools && !c->tp) || (r->logprobs && !r->stream && !c->logprobs)) {
             status = http_send_error(req, 500, NULL, NULL, "out of memory");

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_constraint.h"
+
 static int oa_fail(struct openai_error *e, int status, const char *code, const char *param,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -376,7 +378,39 @@ static int oa_messages(const cJSON *body, struct openai_request *r, struct opena
     return 0;
 }
 
-static int oa_tools(const cJSON *body, struct openai_request *r, struct openai_error *e)
+/* tool_choice "required": the names the constrained output may call, which
+ * the constraint matches byte for byte (so no quote, backslash or control
+ * byte, which OpenAI's name pattern forbids too). */
+static int oa_tool_names(struct arena *a, struct openai_request *r, struct openai_error *e)
+{
+    int n = cJSON_GetArraySize(r->tools), i = 0;
+    r->tool_names = arena_calloc(a, (size_t)n, sizeof(*r->tool_names));
+    if (!r->tool_names)
+        return oa_oom(e);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, r->tools)
+    {
+        const char *name = cJSON_GetObjectItemCaseSensitive(
+                               cJSON_GetObjectItemCaseSensitive(t, "function"), "name")
+                               ->valuestring;
+        for (const char *p = name; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\')
+                return oa_fail(e, 400, "invalid_value", "tools",
+                               "'tools[%d].function.name' may not hold quotes, backslashes or "
+                               "control characters",
+                               i);
+        if (strlen(name) > JSON_NAMES_MAX_LEN)
+            return oa_fail(e, 400, "invalid_value", "tools",
+                           "'tools[%d].function.name' is longer than %d bytes", i,
+                           JSON_NAMES_MAX_LEN);
+        r->tool_names[i++] = name;
+    }
+    r->n_tool_names = i;
+    return 0;
+}
+
+static int oa_tools(struct arena *a, const cJSON *body, struct openai_request *r,
+                    struct openai_error *e)
 {
     const cJSON *tools = oa_field(body, "tools");
     if (tools) {
@@ -403,6 +437,9 @@ static int oa_tools(const cJSON *body, struct openai_request *r, struct openai_e
                 return oa_fail(e, 400, "invalid_type", param,
                                "'%s.function.parameters' must be a JSON Schema object", param);
         }
+        if (i > JSON_NAMES_MAX)
+            return oa_fail(e, 400, "invalid_value", "tools", "'tools' allows at most %d tools",
+                           JSON_NAMES_MAX);
         if (i > 0) {
             r->tools = cJSON_Duplicate(tools, 1);
             if (!r->tools)
@@ -454,6 +491,8 @@ static int oa_tools(const cJSON *body, struct openai_request *r, struct openai_e
         return oa_fail(e, 400, "invalid_value", "tool_choice",
                        "'tool_choice' names function '%s', which is not in 'tools'", r->tool_name);
     }
+    if (r->tool_choice == OPENAI_TOOL_CHOICE_REQUIRED)
+        return oa_tool_names(a, r, e);
     return 0;
 }
 
@@ -461,7 +500,7 @@ int openai_parse_chat(struct arena *a, const cJSON *body, struct openai_request 
                       struct openai_error *e)
 {
     memset(r, 0, sizeof(*r));
-    if (oa_model(body, r, e) || oa_messages(body, r, e) || oa_tools(body, r, e) ||
+    if (oa_model(body, r, e) || oa_messages(body, r, e) || oa_tools(a, body, r, e) ||
         oa_gen_fields(a, body, r, e))
         return -1;
     const cJSON *lp = oa_field(body, "logprobs");
@@ -689,7 +728,16 @@ int openai_gen_params(const struct openai_request *r, const cJSON *profile,
     out->max_tokens = (int)oa_layer(r->max_tokens, profile, "max_tokens", false, 0, 0);
     out->min_tokens = r->min_tokens;
     out->ignore_eos = r->ignore_eos;
-    out->json_object = r->json_mode;
+    /* tool_choice forced by constrained decoding: a named function's
+     * arguments object, or for "required" a call {"name", "arguments"} (or
+     * an array of them) naming one of the tools; the JSON response_format
+     * gives way to it. */
+    out->json_object = r->json_mode || r->tool_choice == OPENAI_TOOL_CHOICE_NAMED ||
+                       r->tool_choice == OPENAI_TOOL_CHOICE_REQUIRED;
+    if (r->tool_choice == OPENAI_TOOL_CHOICE_REQUIRED) {
+        out->json_tool_names = r->tool_names;
+        out->n_json_tool_names = r->n_tool_names;
+    }
     out->stop = r->stop;
     out->n_stop = r->n_stop;
     for (int i = 0; i < r->n_logit_bias; i++)
@@ -763,9 +811,13 @@ cJSON *openai_chat_context(const struct openai_request *r, const cJSON *profile)
         char note[512];
         if (r->tool_choice == OPENAI_TOOL_CHOICE_REQUIRED)
             snprintf(note, sizeof(note),
-                     "You must answer by calling one or more of the provided tools.");
+                     "You must answer by calling one or more of the provided tools, written "
+                     "as JSON only: {\"name\": <tool name>, \"arguments\": {...}}, or a list "
+                     "of such objects.");
         else if (r->tool_choice == OPENAI_TOOL_CHOICE_NAMED)
-            snprintf(note, sizeof(note), "You must answer by calling the function `%s`.",
+            snprintf(note, sizeof(note),
+                     "You must answer by calling the function `%s`, writing only its arguments "
+                     "as a JSON object.",
                      r->tool_name);
         if (r->tool_choice != OPENAI_TOOL_CHOICE_AUTO && oa_system_add(msgs, note, true))
             goto oom;

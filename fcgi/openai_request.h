@@ -60,7 +60,9 @@ struct openai_request {
     cJSON *messages; /* normalized for the chat template */
     cJSON *tools;    /* the tools as given, NULL when none */
     enum openai_tool_choice tool_choice;
-    const char *tool_name; /* NAMED */
+    const char *tool_name;   /* NAMED */
+    const char **tool_names; /* REQUIRED: every tool's name, into tools (arena) */
+    int n_tool_names;
     const cJSON *template_kwargs;
     bool json_mode; /* response_format json_object / json_schema */
 
@@ -106,7 +108,8 @@ int openai_parse_embeddings(struct arena *a, const cJSON *body, struct openai_re
 /*
  * Engine parameters for choice `choice` (seed + choice when seeded), with
  * the profile's defaults (its row, may be NULL) and the model's under the
- * request's own values.  Checks what needs the model (logit_bias ids).
+ * request's own values; tool_choice required / named as a JSON constraint
+ * (tool names and all).  Checks what needs the model (logit_bias ids).
  * stop/logit_bias point into r.  Returns 0 or -1 with *e.
  */
 int openai_gen_params(const struct openai_request *r, const cJSON *profile,

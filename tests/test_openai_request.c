@@ -170,6 +170,8 @@ static void test_good_chat(void)
     CHECK(gp.has_seed && gp.sampling.seed == 8);
     CHECK_INT_EQ(gp.max_tokens, 9);
     CHECK_INT_EQ(gp.sampling.n_logit_bias, 1);
+    /* tool_choice required: decoding forced to a call of one of the tools */
+    CHECK(gp.json_object && gp.n_json_tool_names == 1 && !strcmp(gp.json_tool_names[0], "f"));
     info.vocab = 3;
     CHECK(openai_gen_params(&r, profile, &info, 0, &gp, &e) == -1 &&
           !strcmp(e.param, "logit_bias"));

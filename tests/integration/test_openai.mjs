@@ -203,6 +203,50 @@ try {
   const tcReq = await client.chat.completions.create({ ...forced, tools, tool_choice: 'required' });
   check('tool_choice named/required reach the prompt', tcNamed.usage.prompt_tokens !== tc.usage.prompt_tokens &&
     tcReq.usage.prompt_tokens > tc.usage.prompt_tokens, [tc.usage, tcNamed.usage, tcReq.usage]);
+  // tool_choice required / named are forced by constrained decoding: even a random model
+  // calls a tool, with arguments that parse as a JSON object, within max_tokens.
+  const toolNames = tools.map((t) => t.function.name);
+  const argsObject = (a) => { try { const v = JSON.parse(a); return v !== null && typeof v === 'object' && !Array.isArray(v); } catch { return false; } };
+  const validCalls = (m, names) => Array.isArray(m.tool_calls) && m.tool_calls.length >= 1 && m.content === null &&
+    m.tool_calls.every((c) => /^call_[0-9a-f]+$/.test(c.id) && c.type === 'function' && names.includes(c.function.name) && argsObject(c.function.arguments));
+  const rnd = { ...base, max_tokens: 40, messages: user('Weather in Paris?') };
+  for (const seed of [1, 2, 3]) {
+    const req = await client.chat.completions.create({ ...rnd, seed, tools, tool_choice: 'required' });
+    check(`tool_choice required (seed ${seed}): a random model makes valid calls, finish_reason tool_calls`,
+      validCalls(req.choices[0].message, toolNames) && req.choices[0].finish_reason === 'tool_calls' &&
+      req.usage.completion_tokens <= 40, req.choices[0]);
+    const named = await client.chat.completions.create({ ...rnd, seed, tools, tool_choice: { type: 'function', function: { name: 'get_time' } } });
+    check(`tool_choice named (seed ${seed}): one call to it, its arguments an object`,
+      validCalls(named.choices[0].message, ['get_time']) && named.choices[0].message.tool_calls.length === 1 &&
+      named.choices[0].finish_reason === 'tool_calls', named.choices[0]);
+  }
+  // logit_bias pushing a Hermes call cannot break out of the constraint
+  const pushed = await client.chat.completions.create({ ...rnd, logit_bias: { [TOOL_TOKEN]: 100 }, tools, tool_choice: 'required' });
+  check('tool_choice required holds against logit_bias', validCalls(pushed.choices[0].message, toolNames), pushed.choices[0]);
+  for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }]) {
+    const whole = await client.chat.completions.create({ ...rnd, tools, tool_choice });
+    const chunks = [];
+    for await (const c of await client.chat.completions.create({ ...rnd, tools, tool_choice, stream: true })) chunks.push(c);
+    const ds = chunks.flatMap((c) => (c.choices[0] && c.choices[0].delta.tool_calls) || []);
+    const byIndex = [];
+    for (const d of ds) {
+      if (!byIndex[d.index]) byIndex[d.index] = { name: d.function && d.function.name, id: d.id, args: '' };
+      byIndex[d.index].args += (d.function && d.function.arguments) || '';
+    }
+    const want = whole.choices[0].message.tool_calls || [];
+    check(`stream with tool_choice ${JSON.stringify(tool_choice)}: incremental arguments deltas add up to the answer`,
+      ds.length > want.length && byIndex.length === want.length &&
+      byIndex.every((b, i) => b.id && b.name === want[i].function.name && b.args === want[i].function.arguments) &&
+      chunks.some((c) => c.choices[0] && c.choices[0].finish_reason === 'tool_calls') &&
+      !chunks.some((c) => c.choices[0] && c.choices[0].delta.content), [ds, want]);
+  }
+  const noneRnd = await client.chat.completions.create({ ...rnd, tools, tool_choice: 'none' });
+  check('tool_choice none: plain text, no tool_calls', !noneRnd.choices[0].message.tool_calls &&
+    typeof noneRnd.choices[0].message.content === 'string' && noneRnd.choices[0].finish_reason !== 'tool_calls', noneRnd.choices[0]);
+  const badName = await sdkError(() => client.chat.completions.create({ ...rnd, tool_choice: 'required',
+    tools: [{ type: 'function', function: { name: 'say"hi' } }] }));
+  check('tool_choice required with a name the constraint cannot write: 400 naming tools',
+    badName && badName.status === 400 && badName.error && badName.error.param === 'tools', badName && badName.error);
   const round = await client.chat.completions.create({ ...base, max_tokens: 2, tools, messages: [
     ...user('Weather?'),
     { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
