@@ -227,9 +227,11 @@ struct anthropic_output *anthropic_output_new(const struct anthropic_output_opts
     o->index = -1;
     o->content = cJSON_CreateArray();
     o->rs = reasoning_splitter_new(opts->thinking_starts_inside);
-    if (opts->parse_tools)
+    if (opts->forced_tool)
+        o->tp = toolcall_parser_new_named(opts->forced_tool, ao_on_toolcall, o);
+    else if (opts->parse_tools)
         o->tp = toolcall_parser_new(opts->tool_format, ao_on_toolcall, o);
-    if (!o->content || !o->rs || (opts->parse_tools && !o->tp)) {
+    if (!o->content || !o->rs || ((opts->parse_tools || opts->forced_tool) && !o->tp)) {
         anthropic_output_free(o);
         return NULL;
     }

@@ -32,6 +32,7 @@ struct anthropic_output_opts {
     bool thinking_starts_inside; /* the prompt opened <think> (reasoning.h) */
     bool parse_tools;            /* tools were shown to the model */
     enum toolcall_format tool_format;
+    const char *forced_tool; /* the output is this tool's input (tool_choice tool) */
     anthropic_event_fn emit; /* NULL: collect blocks only */
     void *user;
 };

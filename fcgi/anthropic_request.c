@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_constraint.h"
+
 /* ---- errors and small readers ------------------------------------------ */
 
 __attribute__((format(printf, 2, 3))) static int ar_fail(struct anthropic_error *err,
@@ -396,6 +398,38 @@ static int ar_tool_choice(const cJSON *body, struct anthropic_request *r, const 
     return 0;
 }
 
+/* tool_choice any / tool: the names the constrained output may write, byte
+ * for byte (json_constraint.h), from the tools shown. */
+static int ar_forced_names(struct anthropic_request *r, const cJSON *shown,
+                           struct anthropic_error *err)
+{
+    if (r->tool_choice != ANTHROPIC_TOOL_CHOICE_ANY && r->tool_choice != ANTHROPIC_TOOL_CHOICE_TOOL)
+        return 0;
+    int n = cJSON_GetArraySize(shown), i = 0;
+    if (n > JSON_NAMES_MAX)
+        return ar_fail(err, "tools: at most %d tools with tool_choice %s", JSON_NAMES_MAX,
+                       r->tool_choice == ANTHROPIC_TOOL_CHOICE_ANY ? "any" : "tool");
+    r->tool_names = calloc((size_t)n, sizeof(*r->tool_names));
+    if (!r->tool_names)
+        return ar_oom(err);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, shown)
+    {
+        const char *name = cJSON_GetStringValue(ar_get(ar_get(t, "function"), "name"));
+        for (const char *c = name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == '"' || *c == '\\')
+                return ar_fail(err,
+                               "tools.%d.name: quotes, backslashes and control characters "
+                               "cannot be forced by tool_choice",
+                               i);
+        r->tool_names[i++] = name;
+    }
+    r->n_tool_names = i;
+    if (r->tool_choice == ANTHROPIC_TOOL_CHOICE_TOOL)
+        r->forced_tool = r->tool_names[0];
+    return 0;
+}
+
 static int ar_tools(const cJSON *body, struct anthropic_request *r, cJSON *ctx,
                     struct anthropic_error *err)
 {
@@ -480,7 +514,7 @@ static int ar_tools(const cJSON *body, struct anthropic_request *r, cJSON *ctx,
     }
     cJSON_AddItemToObject(ctx, "tools", out);
     r->tools_shown = true;
-    return 0;
+    return ar_forced_names(r, out, err);
 }
 
 /* ---- scalar fields ------------------------------------------------------- */
@@ -602,6 +636,7 @@ int anthropic_request_parse(const cJSON *body, bool count_only, struct anthropic
         rc = ar_oom(err);
     if (rc) {
         cJSON_Delete(ctx);
+        free(out->tool_names);
         memset(out, 0, sizeof(*out));
         return -1;
     }
@@ -680,10 +715,21 @@ void anthropic_request_gen_params(const struct anthropic_request *r, const cJSON
     out->max_tokens = r->max_tokens;
     out->stop = r->stop;
     out->n_stop = r->n_stop;
+    /* any: a call {"name": <shown tool>, "arguments": {...}} or an array of
+     * them; tool: the one tool's input object. */
+    out->json_object = r->forced_tool || r->n_tool_names;
+    if (r->tool_choice == ANTHROPIC_TOOL_CHOICE_ANY) {
+        out->json_tool_names = r->tool_names;
+        out->n_json_tool_names = r->n_tool_names;
+    }
 }
 
 void anthropic_request_free(struct anthropic_request *r)
 {
     cJSON_Delete(r->chat);
     r->chat = NULL;
+    free(r->tool_names);
+    r->tool_names = NULL;
+    r->n_tool_names = 0;
+    r->forced_tool = NULL;
 }

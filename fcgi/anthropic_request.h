@@ -35,8 +35,8 @@
 
 enum anthropic_tool_choice {
     ANTHROPIC_TOOL_CHOICE_AUTO,
-    ANTHROPIC_TOOL_CHOICE_ANY,  /* passed on as auto: decoding is not constrained */
-    ANTHROPIC_TOOL_CHOICE_TOOL, /* only the named tool is shown to the model */
+    ANTHROPIC_TOOL_CHOICE_ANY,  /* decoding forced to {"name", "arguments"} call(s) */
+    ANTHROPIC_TOOL_CHOICE_TOOL, /* only the named tool is shown; decoding forced to its input */
     ANTHROPIC_TOOL_CHOICE_NONE, /* no tools are shown to the model */
 };
 
@@ -52,7 +52,10 @@ struct anthropic_request {
     bool thinking; /* thinking.type == "enabled" */
     int thinking_budget;
     enum anthropic_tool_choice tool_choice;
-    bool tools_shown; /* the template got tools: parse tool calls */
+    bool tools_shown;        /* the template got tools: parse tool calls */
+    const char *forced_tool; /* TOOL: its name (into chat) */
+    const char **tool_names; /* ANY: the names shown (into chat; the array is owned) */
+    int n_tool_names;
     bool has_system;
     const char *prefill; /* text of a final assistant message, or NULL */
     cJSON *chat;         /* the template context (owned) */
@@ -83,7 +86,8 @@ int anthropic_request_apply_system(struct anthropic_request *r, const cJSON *pro
 /*
  * Fills *out (engine_gen_params_default first) from the request, with the
  * profile's defaults (may be NULL) and the model's generation defaults
- * (may be NULL) under it.  The stop pointers refer to the request.
+ * (may be NULL) under it; tool_choice any / tool as a JSON constraint (see
+ * json_constraint.h).  The stop and name pointers refer to the request.
  */
 void anthropic_request_gen_params(const struct anthropic_request *r, const cJSON *profile,
                                   const struct engine_gen_defaults *model,

@@ -362,11 +362,16 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
     struct engine_request_desc desc = {
         .kind = ENGINE_PROMPT_IDS, .prompt_ids = p->ids, .n_prompt_ids = (int)p->n};
     anthropic_request_gen_params(r, profile, &engine_model_info(m)->defaults, &desc.params);
+    /* tool_choice any / tool decode bare JSON (anthropic_request_gen_params):
+     * no thinking, and AUTO reads the calls whatever the profile's parser. */
+    bool forced = desc.params.json_object && r->tools_shown;
     struct anthropic_output_opts oo = {
-        .thinking_starts_inside = p->opens_think,
+        .thinking_starts_inside = p->opens_think && !forced,
         .parse_tools = r->tools_shown,
-        .tool_format = toolcall_format_from_name(
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(profile, "tool_call_parser"))),
+        .tool_format = forced ? TOOLCALL_FORMAT_AUTO
+                              : toolcall_format_from_name(cJSON_GetStringValue(
+                                    cJSON_GetObjectItemCaseSensitive(profile, "tool_call_parser"))),
+        .forced_tool = r->forced_tool,
         .emit = r->stream ? aa_on_block_event : NULL,
         .user = req,
     };

@@ -192,6 +192,33 @@ try {
   const streamTools = await client.messages.stream({ ...base, max_tokens: 8, ...bodies.tools }).finalMessage();
   check('stream: true with tools', ['end_turn', 'max_tokens', 'tool_use'].includes(streamTools.stop_reason), streamTools);
 
+  // tool_choice any / tool are forced by constrained decoding: even a random model answers with
+  // tool_use blocks (input an object, stop_reason tool_use), greedy or sampled.
+  const twoTools = [...bodies.tools.tools, { name: 'get_time', input_schema: { type: 'object' } }];
+  const validUses = (m, names) => m.stop_reason === 'tool_use' && m.content.length >= 1 &&
+    m.content.every((b) => b.type === 'tool_use' && /^toolu_/.test(b.id) && names.includes(b.name) &&
+      b.input !== null && typeof b.input === 'object' && !Array.isArray(b.input));
+  const forcedBody = { max_tokens: 40, messages: user('Weather in Paris?'), tools: twoTools };
+  for (const temperature of [0, 1, 1]) {
+    const any = await client.messages.create({ ...base, temperature, ...forcedBody, tool_choice: { type: 'any' } });
+    check(`tool_choice any (temperature ${temperature}): tool_use blocks naming the tools`,
+      validUses(any, ['get_weather', 'get_time']) && any.usage.output_tokens <= 40, any);
+    const one = await client.messages.create({ ...base, temperature, ...forcedBody, tool_choice: { type: 'tool', name: 'get_time' } });
+    check(`tool_choice tool (temperature ${temperature}): one tool_use of that tool`,
+      validUses(one, ['get_time']) && one.content.length === 1, one);
+  }
+  for (const tool_choice of [{ type: 'any' }, { type: 'tool', name: 'get_weather' }]) {
+    const whole = await client.messages.create({ ...base, ...forcedBody, tool_choice });
+    const events = [];
+    const stream = client.messages.stream({ ...base, ...forcedBody, tool_choice });
+    stream.on('streamEvent', (ev) => events.push(ev));
+    const fin = await stream.finalMessage();
+    const strip = (m) => JSON.stringify(m.content.map((b) => [b.type, b.name, b.input]));
+    check(`stream with tool_choice ${tool_choice.type}: input_json_delta events add up to the answer`,
+      fin.stop_reason === 'tool_use' && strip(fin) === strip(whole) &&
+      events.some((ev) => ev.type === 'content_block_delta' && ev.delta.type === 'input_json_delta'), [fin, whole]);
+  }
+
   // ---- Claude Code's shapes: system role inline, unknown fields, metadata --------
   r = await request(U, 'POST', '/v1/messages', {
     ...base, max_tokens: 4, metadata: { user_id: 'u1' }, some_future_field: { x: 1 }, service_tier: 'auto',
