@@ -7,6 +7,9 @@
 // nginx/upstream-scaleout.conf.example (with these daemons' addresses) serve
 // /metrics/HOST:PORT from that daemon only; each exposition names its daemon
 // in mlxm_daemon_info (address and pid) and passes `promtool check metrics`.
+// Where prometheus is installed, the scrape config of docs/operations.md
+// (pointed at these daemons) runs for real: one target per daemon, up, with
+// instance equal to mlxm_daemon_info's daemon label.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +22,7 @@ const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mlxm-scale-'));
 const nginxBin = fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 const daemons = [];
 let nginxStarted = false;
+let prom = null;
 
 function startDaemon(i) {
   const d = daemons[i];
@@ -52,6 +56,18 @@ function metricsBlocks(metricsPort) {
   let block = ex.slice(at).replace(/^\s*\/metrics\/\S+ \S+;\n/gm, '');
   block = block.replace('default "";', `default "";\n    ${entries}`);
   return block.replace(/listen \S+;/, `listen 127.0.0.1:${metricsPort};`);
+}
+
+// The per-daemon scrape config from docs/operations.md, pointed at our
+// daemons and the nginx metrics listener.
+function scrapeConfig(metricsPort) {
+  const doc = fs.readFileSync(path.join(REPO, 'docs/operations.md'), 'utf8');
+  const m = /### Metrics of each daemon[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc);
+  if (!m) throw new Error('docs/operations.md has no per-daemon scrape config');
+  const targets = daemons.map((d) => `"127.0.0.1:${d.port}"`).join(', ');
+  return 'global: { scrape_interval: 1s, scrape_timeout: 1s }\n' +
+    m[1].replace(/targets: \[[^\]]*\]/, `targets: [${targets}]`)
+      .replace(/replacement: 10\.0\.0\.10:9145/, `replacement: 127.0.0.1:${metricsPort}`);
 }
 
 // mlxm_daemon_info's labels from an exposition, or null.
@@ -124,6 +140,36 @@ try {
   check('/metrics through the balancer comes from one of the daemons',
     viaBalancer !== null && infos.some((x) => x && x.daemon === viaBalancer.daemon), viaBalancer);
 
+  // The documented scrape config, run by a real Prometheus where there is one.
+  const promBin = ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => fs.existsSync(p));
+  if (promBin) {
+    const promPort = await freePort();
+    const promYml = path.join(runDir, 'prometheus.yml');
+    fs.writeFileSync(promYml, scrapeConfig(metricsPort));
+    const promLog = fs.openSync(path.join(runDir, 'prometheus.log'), 'a');
+    prom = spawn(promBin, [`--config.file=${promYml}`, `--storage.tsdb.path=${path.join(runDir, 'prom-data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`], { stdio: ['ignore', promLog, promLog] });
+    fs.closeSync(promLog);
+    const P = `http://127.0.0.1:${promPort}`;
+    let series = [];
+    const scraped = await waitFor(async () => {
+      try {
+        const q = await request(P, 'GET', '/api/v1/query?query=' + encodeURIComponent('mlxm_daemon_info * on(instance) group_left up'));
+        series = q.json?.data?.result || [];
+        return series.length === N;
+      } catch { return false; }
+    }, 30000, 500);
+    check('prometheus with the documented scrape config scrapes every daemon', scraped,
+      [series, fs.readFileSync(path.join(runDir, 'prometheus.log'), 'utf8').split('\n').filter((l) => /level=(warn|error)/.test(l)).slice(0, 5)]);
+    check('each target\'s instance is the daemon that answered it (up = 1)',
+      series.length === N && series.every((x) => x.metric.instance === x.metric.daemon && x.value[1] === '1') &&
+      daemons.every((d) => series.some((x) => x.metric.instance === `127.0.0.1:${d.port}`)), series.map((x) => x.metric));
+    prom.kill('SIGTERM');
+    await waitFor(() => !isAlive(prom.pid), 10000);
+  } else {
+    console.log('prometheus not installed: the scrape config is not run');
+  }
+
   // Steady load: 6 clients alternating cheap and generating requests.
   const results = []; // {t, status}
   let stop = false;
@@ -174,6 +220,7 @@ try {
 } catch (e) {
   check('no exception', false, e.stack);
 } finally {
+  if (prom && isAlive(prom.pid)) prom.kill('SIGKILL');
   if (nginxStarted) spawnSync(nginxBin, ['-s', 'quit', '-p', runDir, '-c', path.join(runDir, 'nginx.conf')]);
   for (const d of daemons) {
     if (d.proc && isAlive(d.proc.pid)) {
