@@ -4,7 +4,9 @@
  * housekeeping thread (idle unloading, CPU sampling, shutdown wake-ups).
  *
  * One mutex guards every entry; each entry has a condition variable for its
- * state changes and freed slots.  Loading and unloading run with the mutex
+ * state changes and freed slots.  Requests waiting for a slot form a FIFO
+ * queue (nodes on the waiters' stacks): only the oldest waiter may take a
+ * freed slot, so slots go out strictly in arrival order.  Loading and unloading run with the mutex
  * released, by the thread that asked for them, with the entry marked
  * LOADING or UNLOADING so nobody else touches the engine model meanwhile.
  * An entry is freed when it is out of the list and no thread holds a
@@ -77,7 +79,13 @@ struct pool_entry {
     double tps;             /* moving average of decode tokens/s */
     struct pool_error fail; /* why the load failed (POOL_GONE after LOADING) */
     int failed;
+    struct pool_waiter *queue_head, *queue_tail; /* waiting requests, oldest first */
     pthread_cond_t cond;
+};
+
+/* A request waiting for a slot; lives on the waiting thread's stack. */
+struct pool_waiter {
+    struct pool_waiter *next;
 };
 
 struct pool_lease {
@@ -586,6 +594,35 @@ static int pool_get(struct pool *p, struct db *db, const char *name, struct regi
 
 /* ---- requests --------------------------------------------------------- */
 
+/* Under p->mu: appends w to e's waiting queue. */
+static void queue_push(struct pool_entry *e, struct pool_waiter *w)
+{
+    w->next = NULL;
+    if (e->queue_tail)
+        e->queue_tail->next = w;
+    else
+        e->queue_head = w;
+    e->queue_tail = w;
+}
+
+/* Under p->mu: takes w out of e's waiting queue, wherever it is (it may
+ * leave from the middle on a timeout or an unload). */
+static void queue_remove(struct pool_entry *e, struct pool_waiter *w)
+{
+    struct pool_waiter *prev = NULL;
+    for (struct pool_waiter *q = e->queue_head; q; prev = q, q = q->next) {
+        if (q != w)
+            continue;
+        if (prev)
+            prev->next = w->next;
+        else
+            e->queue_head = w->next;
+        if (e->queue_tail == w)
+            e->queue_tail = prev;
+        return;
+    }
+}
+
 int pool_acquire(struct pool *p, struct db *db, const char *name, struct pool_lease **out,
                  struct pool_error *err)
 {
@@ -614,6 +651,8 @@ int pool_acquire(struct pool *p, struct db *db, const char *name, struct pool_le
                            name, e->active, e->waiting, e->queue_size);
         } else {
             struct timespec deadline = pool_deadline(e->queue_timeout);
+            struct pool_waiter me = {0};
+            queue_push(e, &me);
             e->waiting++;
             for (;;) {
                 if (e->state != POOL_READY) {
@@ -625,10 +664,11 @@ int pool_acquire(struct pool *p, struct db *db, const char *name, struct pool_le
                     rc = pool_fail(err, 503, "shutting_down", 0, "The server is shutting down");
                     break;
                 }
-                if (e->active < e->max_concurrency)
+                if (e->queue_head == &me && e->active < e->max_concurrency)
                     break;
                 if (pthread_cond_timedwait(&e->cond, &p->mu, &deadline) == ETIMEDOUT &&
-                    e->active >= e->max_concurrency && e->state == POOL_READY) {
+                    !(e->queue_head == &me && e->active < e->max_concurrency) &&
+                    e->state == POOL_READY) {
                     rc = pool_fail(err, 503, "queue_timeout", 1,
                                    "The request waited %d s (queue_timeout) for the model '%s' "
                                    "and was not started; retry later or raise max_concurrency",
@@ -636,8 +676,10 @@ int pool_acquire(struct pool *p, struct db *db, const char *name, struct pool_le
                     break;
                 }
             }
+            queue_remove(e, &me);
             e->waiting--;
-            /* Another waiter may now fit, or the unloader may be waiting. */
+            /* The next waiter may now be first and fit, or the unloader may
+             * be waiting. */
             pthread_cond_broadcast(&e->cond);
         }
     }

@@ -522,6 +522,52 @@ static void test_queue_full_and_timeout(void)
     pool_free(p);
 }
 
+/* A waiter that notes when it got its slot and gives it back at once. */
+struct fifo_waiter {
+    struct racer r;
+    int *counter; /* under the pool's single slot: no other writer meanwhile */
+    int order;    /* 1 = first to get the slot */
+};
+
+static void *fifo_main(void *arg)
+{
+    struct fifo_waiter *w = arg;
+    acquire_main(&w->r);
+    if (w->r.rc == 0) {
+        w->order = ++*w->counter;
+        pool_release(w->r.lease, NULL);
+    }
+    return NULL;
+}
+
+static void test_queue_is_fifo(void)
+{
+    enum { N = 6 };
+    struct pool *p = new_pool();
+    struct pool_error err;
+    struct pool_lease *l;
+    CHECK_INT_EQ(pool_acquire(p, &db, "fifo", &l, &err), 0);
+    struct fifo_waiter w[N];
+    pthread_t th[N];
+    int counter = 0;
+    /* They queue one after another while the only slot is held... */
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct fifo_waiter){.r = {.p = p, .name = "fifo"}, .counter = &counter};
+        pthread_create(&th[i], NULL, fifo_main, &w[i]);
+        CHECK(wait_queue_depth(p, "fifo", i + 1));
+    }
+    /* ...and get it in the order they came, not in the order they wake. */
+    pool_release(l, NULL);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        CHECK_INT_EQ(w[i].r.rc, 0);
+        CHECK_MSG(w[i].order == i + 1, "waiter %d got the slot as number %d", i + 1, w[i].order);
+    }
+    CHECK((int)status_number(p, "fifo", "queue_depth") == 0);
+    pool_free(p);
+}
+
 /* ---- unloading -------------------------------------------------------- */
 
 struct unloader {
@@ -755,6 +801,8 @@ int main(void)
     add_profile("{\"name\":\"p3\",\"model_path\":\"m3\",\"context_length\":64}");
     add_profile("{\"name\":\"q\",\"model_path\":\"m1\",\"max_concurrency\":1,"
                 "\"queue_size\":1,\"queue_timeout\":1}");
+    add_profile("{\"name\":\"fifo\",\"model_path\":\"m1\",\"max_concurrency\":1,"
+                "\"queue_size\":8,\"queue_timeout\":30}");
     RUN(test_resolve_names);
     RUN(test_list);
     RUN(test_acquire_generates);
@@ -764,6 +812,7 @@ int main(void)
     RUN(test_refused_before_eviction);
     RUN(test_lease_prevents_eviction);
     RUN(test_queue_full_and_timeout);
+    RUN(test_queue_is_fifo);
     RUN(test_unload_busy_and_force);
     RUN(test_idle_unload);
     RUN(test_profile_keep_alive);
