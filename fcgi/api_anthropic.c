@@ -22,9 +22,11 @@
 #include "pool.h"
 #include "reasoning.h"
 #include "routes.h"
+#include "sse_keepalive.h"
 #include "app.h"
 
-/* How long a stream may be silent before a ping keeps proxies from closing it. */
+/* How long a stream may be silent before a ping keeps proxies from closing it
+ * (MLXM_SSE_KEEPALIVE_MS overrides, see sse_keepalive.h). */
 #define AA_KEEPALIVE_MS 10000
 /* How often a request with no tokens to write looks whether its client is still there. */
 #define AA_CLIENT_CHECK_MS 250
@@ -323,11 +325,13 @@ static struct infer_event *aa_drain(struct http_request *req, struct infer_strea
                                     struct anthropic_output *out, bool stream, int *oom)
 {
     int cancelled = 0, idle_ms = 0;
+    int keepalive_ms = sse_keepalive_ms(AA_KEEPALIVE_MS);
+    int wait_ms = keepalive_ms < AA_CLIENT_CHECK_MS ? keepalive_ms : AA_CLIENT_CHECK_MS;
     for (;;) {
         struct infer_event *ev;
-        if (!infer_next(s, AA_CLIENT_CHECK_MS, &ev)) {
-            idle_ms += AA_CLIENT_CHECK_MS;
-            if (stream && idle_ms >= AA_KEEPALIVE_MS) {
+        if (!infer_next(s, wait_ms, &ev)) {
+            idle_ms += wait_ms;
+            if (stream && idle_ms >= keepalive_ms) {
                 aa_send_simple(req, "ping");
                 idle_ms = 0;
             }

@@ -2,6 +2,7 @@
 
 #include "api_pool.h"
 #include "app.h"
+#include "sse_keepalive.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -194,6 +195,7 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
                       const bool *done, int n, bool sse, struct infer_event **ev)
 {
     double quiet_since = openai_now_ms();
+    int keepalive_ms = sse_keepalive_ms(OPENAI_KEEPALIVE_MS);
     for (;;) {
         /* A write notices a departed client only when there is something to
          * write; the connection itself tells sooner (nginx closes it). */
@@ -216,9 +218,11 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
             return -1;
         /* One stream: block on it.  Several: poll them in short waits. */
         int wait = n > 1 ? 20 : 1000;
+        if (wait > keepalive_ms)
+            wait = keepalive_ms;
         if (infer_next(streams[first], wait, ev))
             return first;
-        if (sse && openai_now_ms() - quiet_since >= OPENAI_KEEPALIVE_MS) {
+        if (sse && openai_now_ms() - quiet_since >= keepalive_ms) {
             http_sse_comment(req, "keep-alive"); /* a failure shows in client_gone */
             quiet_since = openai_now_ms();
         }

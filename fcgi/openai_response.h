@@ -19,7 +19,8 @@
 #include "openai_request.h"
 #include "pool.h"
 
-/* Seconds of silence on a stream before a ": keep-alive" comment. */
+/* Milliseconds of silence on a stream before a ": keep-alive" comment
+ * (MLXM_SSE_KEEPALIVE_MS overrides, see sse_keepalive.h). */
 #define OPENAI_KEEPALIVE_MS 5000
 
 /* Sends *e (status, code, param, message); returns the status. */
@@ -61,8 +62,8 @@ void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_
 
 /*
  * Waits for the next event of any unfinished stream (done[i] false).  In
- * SSE mode, sends a keep-alive comment after OPENAI_KEEPALIVE_MS without
- * events.  Returns the stream's index with *ev, or -1 when the client is
+ * SSE mode, sends a keep-alive comment after sse_keepalive_ms(OPENAI_KEEPALIVE_MS)
+ * without events.  Returns the stream's index with *ev, or -1 when the client is
  * gone (a failed write or a closed connection: every unfinished stream is
  * then cancelled; infer_free() waits for their end) or nothing is left to
  * wait for.
