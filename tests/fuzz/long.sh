@@ -13,6 +13,8 @@ set -u
 dir=${1:-build-fuzz}
 secs=${2:-600}
 jobs=${FUZZ_JOBS:-1}
+unit_timeout=${FUZZ_TIMEOUT:-60}
+seeds_dir=$(cd "$(dirname "$0")" && pwd)/seeds
 case "$jobs" in '' | *[!0-9]* | 0) jobs=1 ;; esac
 summary="$dir/fuzz-long.txt"
 : >"$summary"
@@ -23,18 +25,21 @@ run_one() {
     local name=$1 t="$dir/$1"
     local corpus="$dir/corpus/$name" log="$dir/$name.long.log"
     mkdir -p "$corpus"
-    local start end rc runs crashes
+    local start end rc runs crashes cov dirs=("$corpus")
+    [ -d "$seeds_dir/$name" ] && dirs+=("$seeds_dir/$name")
     start=$(date +%s)
-    "$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-        -artifact_prefix="$dir/crash-$name-" "$corpus" >"$log" 2>&1
+    "$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout="$unit_timeout" -print_final_stats=1 \
+        -artifact_prefix="$dir/crash-$name-" "${dirs[@]}" >"$log" 2>&1
     rc=$?
     end=$(date +%s)
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
     [ -n "$runs" ] || runs=$(grep -o 'Done [0-9]* runs' "$log" | tail -1 | grep -o '[0-9]*')
-    crashes=$(find "$dir" -maxdepth 1 -name "crash-$name-*" -newer "$log.start" 2>/dev/null | wc -l)
+    crashes=$(find "$dir" -maxdepth 1 -name "crash-$name-*" ! -name "*slow-unit-*" \
+        -newer "$log.start" 2>/dev/null | wc -l)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
     local line
-    line=$(printf '%s: %d s, %s executions, corpus %d inputs, %d crash files' \
-        "$name" $((end - start)) "${runs:-?}" "$(find "$corpus" -type f | wc -l)" "$crashes")
+    line=$(printf '%s: %d s, %s executions, corpus %d inputs, cov %s, %d crash files' \
+        "$name" $((end - start)) "${runs:-?}" "$(find "$corpus" -type f | wc -l)" "${cov:-?}" "$crashes")
     if [ "$rc" -eq 0 ] && [ "$crashes" -eq 0 ]; then
         echo "ok   $line" >"$dir/$name.result"
     else
