@@ -22,7 +22,7 @@ summary="$dir/fuzz-long.txt"
 # run_one NAME: fuzz one target and write its result line to BUILD_DIR/NAME.result
 # ("ok ..." or "FAIL ...").  Runs in a subshell so several can run at once.
 run_one() {
-    local name=$1 t="$dir/$1"
+    local name=$1 t="$dir/long-bin/$1"
     local corpus="$dir/corpus/$name" log="$dir/$name.long.log"
     mkdir -p "$corpus"
     local start end rc runs crashes cov dirs=("$corpus")
@@ -74,7 +74,11 @@ for t in "$dir"/fuzz_*; do
     fi
     names+=("$name")
 done
-echo "fuzz-long: ${#names[@]} targets, $secs s each, $jobs at a time" | tee -a "$summary"
+mkdir -p "$dir/long-bin"
+for name in "${names[@]}"; do
+    cp "$dir/$name" "$dir/long-bin/$name.tmp" && mv "$dir/long-bin/$name.tmp" "$dir/long-bin/$name"
+done
+echo "fuzz-long: ${#names[@]} targets, $secs s each, $jobs at a time ($(date -u +%H:%M:%S) UTC)" | tee -a "$summary"
 
 declare -A running=() # pid -> name
 trap 'for p in "${!running[@]}"; do kill "$p" 2>/dev/null; done' INT TERM
