@@ -11,6 +11,7 @@
 #                    a time, corpus kept in build-fuzz/corpus
 #   make load-test   LOAD_CLIENTS (200) streaming clients for LOAD_SECONDS (300)
 #   make fault-test  kills, corrupt and vanished models, disconnects, disk full
+#   make tsan        the multi-threaded test programs under ThreadSanitizer (build-tsan)
 #
 # Variables: PORT (8080), HOST (127.0.0.1), RUN_DIR (run), SANITIZE, MLXM_SHARED,
 #            TLS (1 = HTTPS + HTTP/2; TLS_CERT, TLS_KEY, TLS_HSTS), CERT_NAMES.
@@ -51,7 +52,7 @@ TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all setup run stop test check fuzz fuzz-smoke fuzz-long load-test fault-test bench \
-        format format-check clean cert
+        format format-check clean cert tsan
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -131,6 +132,19 @@ FUZZ_JOBS ?= 3
 fuzz-long: fuzz
 	@FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/long.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-600}
 
+# --- ThreadSanitizer -------------------------------------------------------
+# The test programs that run threads (scheduler thread, compute pool, pool
+# loader, concurrent tokenizer/template/metrics users), built with
+# -fsanitize=thread into build-tsan; outside `make check` (minutes).
+TSAN_BUILD = build-tsan
+TSAN_TESTS = test_scheduler test_pool test_engine test_engine_embed test_prefix_cache \
+             test_kernels_simd test_kernels test_chat_template test_tokenizer test_metrics
+tsan:
+	@mkdir -p $(TSAN_BUILD) && echo '*' >$(TSAN_BUILD)/.gitignore
+	@$(MAKE) --no-print-directory SANITIZE=thread BUILD=$(TSAN_BUILD) \
+	    $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
+	@tests/tsan.sh $(TSAN_BUILD) $(TSAN_TESTS)
+
 load-test: setup $(BUILD)/mlx-manager
 	@BUILD=$(BUILD) node tests/load/load_test.mjs
 
@@ -147,6 +161,6 @@ format-check:
 	@clang-format --dry-run --Werror $(ENGINE_SRC) $(wildcard engine/*.h) fcgi/*.c fcgi/*.h tests/*.c tests/*.h
 
 clean:
-	rm -rf build build-sanitize build-fuzz
+	rm -rf build build-sanitize build-fuzz build-tsan
 
 -include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
