@@ -160,10 +160,11 @@ static void tile_by_rows(const struct kernel_attn_tile *t, const struct kernel_k
 #define TILE_POS 16     /* positions per softmax step, at multiples of 16 */
 
 /* e^x for 16 lanes: 2^n e^r with |r| <= ln2/2 and a degree-6 polynomial
- * (about 2 ulp); x below -104 gives 0, so masked -inf scores vanish. */
+ * (about 2 ulp); x below -150 gives exactly 0, so masked -inf scores
+ * vanish. */
 TGT_AVX512 INLINE __m512 exp16(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-150.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -196,25 +197,35 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, const struct kernel_kv
 {
     for (int j = 0; j < np; j += 4) {
         const float *kp[4];
+#pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
             kp[u] = kv_pos(kv->k, kv, p0 + (j + u < np ? j + u : np - 1)) + head_off;
         __m512 acc[4][2];
+#pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
+#pragma GCC unroll 4
             for (int v = 0; v < nvr; v++)
                 acc[u][v] = _mm512_setzero_ps();
         for (int d = 0; d < hd; d++) {
             __m512 qv[2];
+#pragma GCC unroll 4
             for (int v = 0; v < nvr; v++)
                 qv[v] = _mm512_load_ps(&st->qt[d][16 * v]);
+#pragma GCC unroll 4
             for (int u = 0; u < 4; u++) {
                 __m512 kb = _mm512_set1_ps(kp[u][d]);
+#pragma GCC unroll 4
                 for (int v = 0; v < nvr; v++)
                     acc[u][v] = _mm512_fmadd_ps(qv[v], kb, acc[u][v]);
             }
         }
-        for (int u = 0; u < 4 && j + u < np; u++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
             __m512i p = _mm512_set1_epi32(p0 + j + u);
+#pragma GCC unroll 4
             for (int v = 0; v < nvr; v++) {
+                if (j + u >= np)
+                    break;
                 __mmask16 seen =
                     _mm512_cmple_epi32_mask(p, rpos[v]) & _mm512_cmpge_epi32_mask(p, rstart[v]);
                 __m512 sc = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), acc[u][v]);
@@ -225,30 +236,58 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, const struct kernel_kv
     }
 }
 
-/* o[r] += sum_j e[j][r] V[p0+j] for rows r0..r0+3, head dims d0..d0+16*nv-1
- * (the last vector masked by tail). */
+/* o[r] += sum_j e[j][r] V[p0+j] for rows r0..r0+nr-1 (nr is 1 or 4), head
+ * dims d0..d0+16*nv-1 (the last vector masked by tail). */
 TGT_AVX512 INLINE void tile_pv(struct tile_state *st, const struct kernel_kv_view *kv,
                                size_t head_off, int p0, int np, int r0, int d0, __mmask16 tail,
-                               const int nv)
+                               const int nr, const int nv)
 {
     __m512 acc[4][4];
-    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
         for (int i = 0; i < nv; i++)
             acc[r][i] = _mm512_load_ps(&st->o[r0 + r][d0 + 16 * i]);
     for (int j = 0; j < np; j++) {
         const float *vp = kv_pos(kv->v, kv, p0 + j) + head_off + d0;
         __m512 vv[4];
+#pragma GCC unroll 4
         for (int i = 0; i < nv; i++)
             vv[i] = _mm512_maskz_loadu_ps(i == nv - 1 ? tail : (__mmask16)0xffff, vp + 16 * i);
-        for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
             __m512 w = _mm512_set1_ps(st->e[j][r0 + r]);
+#pragma GCC unroll 4
             for (int i = 0; i < nv; i++)
                 acc[r][i] = _mm512_fmadd_ps(w, vv[i], acc[r][i]);
         }
     }
-    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
         for (int i = 0; i < nv; i++)
             _mm512_store_ps(&st->o[r0 + r][d0 + 16 * i], acc[r][i]);
+}
+
+/* tile_pv with nr and nv known at compile time */
+TGT_AVX512 static void tile_pv_rows(struct tile_state *st, const struct kernel_kv_view *kv,
+                                    size_t head_off, int p0, int np, int r0, int d0, __mmask16 tail,
+                                    int nr, int nv)
+{
+    if (nr == 1)
+        switch (nv) {
+        case 4: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 4); break;
+        case 3: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 3); break;
+        case 2: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 2); break;
+        default: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 1); break;
+        }
+    else
+        switch (nv) {
+        case 4: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 4); break;
+        case 3: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 3); break;
+        case 2: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 2); break;
+        default: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 1); break;
+        }
 }
 
 /* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile. */
@@ -320,12 +359,7 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
             int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
             __mmask16 tail = (__mmask16)(left >= 16 * nv ? 0xffff : (1u << (left % 16)) - 1);
             for (int r0 = 0; r0 < nr4; r0 += 4)
-                switch (nv) {
-                case 4: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4); break;
-                case 3: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 3); break;
-                case 2: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 2); break;
-                default: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1); break;
-                }
+                tile_pv_rows(st, kv, head_off, p0, np, r0, d0, tail, nrows == 1 ? 1 : 4, nv);
         }
     }
     _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
