@@ -3,8 +3,9 @@
  * kernel_attention_ref row by row: head dims that are and are not multiples
  * of 8 and 16, GQA groups of 1, 2, 4 and 7, tiles that start and end inside
  * and on block boundaries, sliding windows, tiles of more rows than one pass
- * takes, every ISA level; and the batched forward pass's attention for
- * several sequences in one batch against each sequence alone.
+ * takes, every ISA level; and each row's result bit for bit the same alone
+ * as inside a larger tile.  (Several sequences in one batch through
+ * block_attention: test_model's goldens.)
  */
 #include <math.h>
 
@@ -143,8 +144,54 @@ static void test_tile_shapes(void)
     kernel_isa_set(KERNEL_ISA_AVX512);
 }
 
+/* A row's result must not depend on the tile it is computed in (chunked
+ * prefill equals one pass equals token by token, bit for bit): every row of
+ * a 40-token tile against the same row as a one-token tile. */
+static void test_tile_row_independent(void)
+{
+    static const int groups[] = {1, 3};
+    uint64_t seed = 29;
+    int hd = 24, pos0 = 90, n_tokens = 40;
+    struct cache c;
+    cache_init(&c, hd, 16, &seed);
+    for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++)
+        for (size_t gi = 0; gi < 2; gi++)
+            for (int window = 0; window <= 30; window += 30) {
+                int group = groups[gi];
+                kernel_isa_set((enum kernel_isa)isa);
+                size_t stride = (size_t)group * (size_t)hd, n = (size_t)n_tokens * stride;
+                float *q = rand_floats(n, &seed, 2.0f), *all = malloc(n * sizeof(float));
+                float *one = malloc(stride * sizeof(float));
+                struct kernel_attn_tile t = {.q = q,
+                                             .out = all,
+                                             .stride = stride,
+                                             .n_tokens = n_tokens,
+                                             .n_group = group,
+                                             .pos0 = pos0,
+                                             .window = window};
+                kernel_attention_tile(&t, &c.view, 0, hd, 0.2f);
+                for (int i = 0; i < n_tokens; i++) {
+                    struct kernel_attn_tile t1 = t;
+                    t1.q = q + (size_t)i * stride;
+                    t1.out = one;
+                    t1.n_tokens = 1;
+                    t1.pos0 = pos0 + i;
+                    kernel_attention_tile(&t1, &c.view, 0, hd, 0.2f);
+                    CHECK_MSG(memcmp(one, all + (size_t)i * stride, stride * sizeof(float)) == 0,
+                              "isa %s group %d window %d token %d differs alone",
+                              kernel_isa_name((enum kernel_isa)isa), group, window, i);
+                }
+                free(q);
+                free(all);
+                free(one);
+            }
+    kernel_isa_set(KERNEL_ISA_AVX512);
+    cache_free(&c);
+}
+
 int main(void)
 {
     RUN(test_tile_shapes);
+    RUN(test_tile_row_independent);
     return harness_finish();
 }
