@@ -135,14 +135,16 @@ fuzz-long: fuzz
 # --- ThreadSanitizer -------------------------------------------------------
 # The test programs that run threads (scheduler thread, compute pool, pool
 # loader, concurrent tokenizer/template/metrics users), built with
-# -fsanitize=thread into build-tsan; outside `make check` (minutes).
+# -fsanitize=thread into build-tsan, then the daemon itself under a short
+# streaming load (TSAN_LOAD_SECONDS, 60; 0 skips it); outside `make check`
+# (about 10 minutes on a busy 2-core machine).
 TSAN_BUILD = build-tsan
 TSAN_TESTS = test_scheduler test_pool test_engine test_engine_embed test_prefix_cache \
              test_kernels_simd test_kernels test_chat_template test_tokenizer test_metrics
 tsan:
 	@mkdir -p $(TSAN_BUILD) && echo '*' >$(TSAN_BUILD)/.gitignore
 	@$(MAKE) --no-print-directory SANITIZE=thread BUILD=$(TSAN_BUILD) \
-	    $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
+	    $(TSAN_BUILD)/mlx-manager $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
 	@tests/tsan.sh $(TSAN_BUILD) $(TSAN_TESTS)
 
 load-test: setup $(BUILD)/mlx-manager

@@ -4,7 +4,11 @@
 # its own last "N passed, M failed" line says 0 failed, it exits 0 and
 # ThreadSanitizer printed no report.  Each program's log stays in
 # BUILD_DIR/tsan-logs/NAME.log; the first lines of every report are printed.
-# Ends with "N passed, M failed" counted in programs.
+# When BUILD_DIR/mlx-manager is built too, the daemon runs under TSan as well:
+# tests/load/load_test.mjs with TSAN_LOAD_CLIENTS (16) streaming clients for
+# TSAN_LOAD_SECONDS (60; 0 skips it), which passes here when the daemon log
+# has no sanitizer report (its RSS/fd figures are not judged: TSan's shadow
+# memory).  Ends with "N passed, M failed" counted in programs.
 set -u
 cd "$(dirname "$0")/.."
 dir=${1:-build-tsan}
@@ -44,5 +48,22 @@ for name in "$@"; do
         fail=$((fail + 1))
     fi
 done
+load_secs=${TSAN_LOAD_SECONDS:-60}
+if [ -x "$dir/mlx-manager" ] && [ "$load_secs" -gt 0 ]; then
+    log="$dir/tsan-logs/daemon-load.log"
+    start=$(date +%s)
+    BUILD=$dir LOAD_CLIENTS=${TSAN_LOAD_CLIENTS:-16} LOAD_SECONDS=$load_secs \
+        timeout $((load_secs + 300)) node tests/load/load_test.mjs >"$log" 2>&1
+    secs=$(($(date +%s) - start))
+    figures=$(grep -m1 '^load: ' "$log" | cut -c1-160)
+    if grep -q '^ok   no sanitizer reports or errors in the daemon log' "$log"; then
+        echo "ok   daemon under load: no TSan reports in $secs s ($figures)"
+        pass=$((pass + 1))
+    else
+        echo "FAIL daemon under load: $secs s (log: $log)"
+        grep -E 'no sanitizer reports|no exception' "$log" | cut -c1-600
+        fail=$((fail + 1))
+    fi
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
