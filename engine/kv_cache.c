@@ -40,6 +40,7 @@ struct kv_cache {
      * ones also in the LRU list (head = next to recycle) */
     bool *pub;        /* (n_blocks) published */
     uint64_t *hash;   /* (n_blocks) chained hash of a published block */
+    uint64_t *parent; /* (n_blocks) chained hash of the block before it (0 = first block) */
     int32_t *ids;     /* (n_blocks, block_tokens) token ids of a published block */
     int *bucket;      /* (n_buckets) first block of each hash chain, -1 = none */
     int *hnext;       /* (n_blocks) next block in the same bucket */
@@ -107,13 +108,14 @@ enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int
         kv->n_buckets <<= 1;
     kv->pub = calloc(n_blocks, sizeof(*kv->pub));
     kv->hash = calloc(n_blocks, sizeof(*kv->hash));
+    kv->parent = calloc(n_blocks, sizeof(*kv->parent));
     kv->ids = malloc(n_blocks * (size_t)block_tokens * sizeof(*kv->ids));
     kv->bucket = malloc(kv->n_buckets * sizeof(*kv->bucket));
     kv->hnext = malloc(n_blocks * sizeof(*kv->hnext));
     kv->lru_prev = malloc(n_blocks * sizeof(*kv->lru_prev));
     kv->lru_next = malloc(n_blocks * sizeof(*kv->lru_next));
     if (!kv->k || !kv->v || !kv->refs || !kv->free_stack || !kv->seqs || !kv->pub || !kv->hash ||
-        !kv->ids || !kv->bucket || !kv->hnext || !kv->lru_prev || !kv->lru_next)
+        !kv->parent || !kv->ids || !kv->bucket || !kv->hnext || !kv->lru_prev || !kv->lru_next)
         goto nomem;
     for (int s = 0; s < max_seqs; s++) {
         kv->seqs[s].blocks = malloc((size_t)kv->max_seq_blocks * sizeof(int));
@@ -149,6 +151,7 @@ void kv_cache_free(struct kv_cache *kv)
     free(kv->seqs);
     free(kv->pub);
     free(kv->hash);
+    free(kv->parent);
     free(kv->ids);
     free(kv->bucket);
     free(kv->hnext);
@@ -493,18 +496,44 @@ int kv_seq_attach_prefix(struct kv_cache *kv, int seq, const int32_t *tokens, in
     if (!s || s->n_blocks || n <= 0 || max_len <= 0)
         return 0;
     int bt = kv->block_tokens;
-    uint64_t h = 0;
+    uint64_t prev = 0; /* chained hash of the blocks attached so far */
     while ((s->n_blocks + 1) * bt <= n && s->n_blocks < kv->max_seq_blocks) {
         const int32_t *ids = tokens + (size_t)s->n_blocks * (size_t)bt;
-        h = chain_hash(h, ids, bt);
+        uint64_t h = chain_hash(prev, ids, bt);
         int b = lookup(kv, h, ids);
         if (b < 0)
             break;
         block_ref(kv, b);
         s->hashes[s->n_blocks] = h;
         s->blocks[s->n_blocks++] = b;
+        prev = h;
     }
     int matched = s->n_blocks * bt;
+    if (matched < n && s->n_blocks < kv->max_seq_blocks) {
+        /* The prompt leaves the cached chain inside the next block: a
+         * published block after the same prefix that starts with the same
+         * ids still holds their K/V.  It is shared like the others and
+         * copied on its first write. */
+        int want = n - matched < bt ? n - matched : bt, best = -1, best_len = 0;
+        const int32_t *ids = tokens + matched;
+        for (size_t b = 0; b < kv->n_blocks && best_len < want; b++) {
+            if (!kv->pub[b] || kv->parent[b] != prev)
+                continue;
+            const int32_t *have = kv->ids + b * (size_t)bt;
+            int k = 0;
+            while (k < want && have[k] == ids[k])
+                k++;
+            if (k > best_len) {
+                best_len = k;
+                best = (int)b;
+            }
+        }
+        if (best >= 0) {
+            block_ref(kv, best);
+            s->blocks[s->n_blocks++] = best;
+            matched += best_len;
+        }
+    }
     s->len = matched < max_len ? matched : max_len;
     s->n_hashed = s->len / bt;
     return s->len;
@@ -524,6 +553,7 @@ void kv_seq_publish(struct kv_cache *kv, int seq, const int32_t *tokens)
         if (!kv->pub[b] && lookup(kv, h, ids) < 0) {
             kv->pub[b] = true;
             kv->hash[b] = h;
+            kv->parent[b] = i ? s->hashes[i - 1] : 0;
             memcpy(kv->ids + (size_t)b * (size_t)bt, ids, (size_t)bt * sizeof(*ids));
             size_t k = bucket_of(kv, h);
             kv->hnext[b] = kv->bucket[k];

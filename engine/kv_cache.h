@@ -13,7 +13,9 @@
  * Prefix cache: a full block can be published (kv_seq_publish) under a
  * chained hash of the token ids it holds and every block before it, so a
  * later sequence starting with the same tokens attaches those blocks
- * (kv_seq_attach_prefix) instead of computing them again.  A published
+ * (kv_seq_attach_prefix) instead of computing them again, down to the
+ * token: the first block where they differ is attached too, for its
+ * matching leading positions.  A published
  * block whose last reference goes stays cached: it joins an LRU list and is
  * only recycled (least recently freed first) when no never-cached free block
  * is left.  Blocks are therefore in exactly one of three states: used
@@ -146,7 +148,11 @@ enum status kv_seq_truncate(struct kv_cache *kv, int seq, int len, char *err, si
  * Prefix cache lookup for an empty sequence: attaches the longest run of
  * published blocks whose chained hashes and token ids match tokens[0..n),
  * block by block from the start (reference counts go up; cached blocks
- * leave the LRU), then sets the length to min(matched, max_len) positions.
+ * leave the LRU), then the published block after that same prefix whose
+ * leading ids match the most of the next tokens (where the prompt leaves
+ * the cached chain mid-block, e.g. a shared system prompt followed by a
+ * different user message), and sets the length to min(matched, max_len)
+ * positions.
  * A block attached past max_len stays in the table, shared, and is copied
  * on its first write.  Returns the number of positions now stored (0 when
  * nothing matched or seq is not an empty live sequence).
