@@ -239,14 +239,26 @@ static void chat_delta(struct chat_choice *c, const struct reasoning_delta *d)
     }
 }
 
+/* Text for the message strings, which cJSON keeps as C strings: a NUL byte
+ * the model wrote (random weights do) would end a streamed chunk early but
+ * the collected message at once, so it is dropped in both. */
 static void chat_text(struct chat_choice *c, const char *text, size_t len)
 {
-    struct reasoning_delta d;
-    if (reasoning_feed(c->rs, text, len, &d)) {
-        c->oom = true;
-        return;
+    while (len) {
+        const char *nul = memchr(text, 0, len);
+        size_t n = nul ? (size_t)(nul - text) : len;
+        struct reasoning_delta d;
+        if (n && reasoning_feed(c->rs, text, n, &d)) {
+            c->oom = true;
+            return;
+        }
+        if (n)
+            chat_delta(c, &d);
+        if (!nul)
+            return;
+        text += n + 1;
+        len -= n + 1;
     }
-    chat_delta(c, &d);
 }
 
 static void chat_finish_text(struct chat_choice *c)
@@ -469,8 +481,8 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
     int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
     double tps = 0;
     struct infer_event *ev;
-    int k;
-    while ((k = openai_next_event(req, streams, done, r->n, r->stream, &ev)) >= 0) {
+    int k, turn = 0;
+    while ((k = openai_next_event(req, streams, done, r->n, r->stream, &turn, &ev)) >= 0) {
         bool fin = chat_event(&choices[k], ev, r->logprobs);
         if (!fin) {
             infer_event_free(ev);

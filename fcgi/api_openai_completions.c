@@ -224,8 +224,8 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
     int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
     double tps = 0;
     struct infer_event *ev;
-    int k;
-    while ((k = openai_next_event(req, streams, done, total, r->stream, &ev)) >= 0) {
+    int k, turn = 0;
+    while ((k = openai_next_event(req, streams, done, total, r->stream, &turn, &ev)) >= 0) {
         struct cmpl_choice *c = &ch[k];
         cJSON *lp = NULL;
         if (ev->kind == ENGINE_EVENT_TOKEN && ev->has_logprobs && c->logprobs) {

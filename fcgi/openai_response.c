@@ -192,7 +192,7 @@ static double openai_now_ms(void)
 }
 
 int openai_next_event(struct http_request *req, struct infer_stream *const *streams,
-                      const bool *done, int n, bool sse, struct infer_event **ev)
+                      const bool *done, int n, bool sse, int *turn, struct infer_event **ev)
 {
     double quiet_since = openai_now_ms();
     int keepalive_ms = sse_keepalive_ms(OPENAI_KEEPALIVE_MS);
@@ -205,14 +205,20 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
                     infer_cancel(streams[i]);
             return -1;
         }
+        /* Round robin from *turn: choices that all have tokens waiting go
+         * out interleaved, as the engine batched them, not one after
+         * another. */
         int first = -1;
-        for (int i = 0; i < n; i++) {
+        for (int k = 0; k < n; k++) {
+            int i = (*turn + k) % n;
             if (done[i])
                 continue;
             if (first < 0)
                 first = i;
-            if (n > 1 && infer_next(streams[i], 0, ev))
+            if (n > 1 && infer_next(streams[i], 0, ev)) {
+                *turn = (i + 1) % n;
                 return i;
+            }
         }
         if (first < 0)
             return -1;
@@ -220,8 +226,10 @@ int openai_next_event(struct http_request *req, struct infer_stream *const *stre
         int wait = n > 1 ? 20 : 1000;
         if (wait > keepalive_ms)
             wait = keepalive_ms;
-        if (infer_next(streams[first], wait, ev))
+        if (infer_next(streams[first], wait, ev)) {
+            *turn = (first + 1) % n;
             return first;
+        }
         if (sse && openai_now_ms() - quiet_since >= keepalive_ms) {
             http_sse_comment(req, "keep-alive"); /* a failure shows in client_gone */
             quiet_since = openai_now_ms();

@@ -66,10 +66,11 @@ void openai_token_text(const struct tokenizer *tok, int32_t id, char *buf, size_
  * without events.  Returns the stream's index with *ev, or -1 when the client is
  * gone (a failed write or a closed connection: every unfinished stream is
  * then cancelled; infer_free() waits for their end) or nothing is left to
- * wait for.
+ * wait for.  *turn (start at 0) is where the next poll starts: streams with
+ * events waiting take turns, so batched choices stream interleaved.
  */
 int openai_next_event(struct http_request *req, struct infer_stream *const *streams,
-                      const bool *done, int n, bool sse, struct infer_event **ev);
+                      const bool *done, int n, bool sse, int *turn, struct infer_event **ev);
 
 /* "length" when max_tokens or the context ended it, else "stop". */
 const char *openai_finish_reason(enum engine_finish f);

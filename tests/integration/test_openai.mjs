@@ -376,6 +376,28 @@ try {
   for (let i = 0; i < 4; i++) seq.push(await client.chat.completions.create({ ...base, seed: 100 + i, max_tokens: 8, messages: user('Hi') }));
   check('4 concurrent requests = the same 4 run one by one', par.every((p, i) => p.choices[0].message.content === seq[i].choices[0].message.content));
 
+  // ---- n > 1 without max_tokens: the choices run at once, each to the end of the context -----------------
+  // (a profile's small context_length bounds them); the text of each is what n = 1 gives with seed + i.
+  const CTX_MODEL = path.join(tmp, 'qwen3-ctx');
+  fs.cpSync(MODEL, CTX_MODEL, { recursive: true });
+  r = await request(U, 'POST', '/api/profiles', { name: 'oa-ctx', model_path: CTX_MODEL, context_length: 160 });
+  check('profile with a small context created', r.status === 201, r.text);
+  const nb = { model: 'oa-ctx', temperature: 1, seed: 7, ignore_eos: true, messages: user('Hi') };
+  const nChunks = [];
+  for await (const c of await client.chat.completions.create({ ...nb, n: 3, stream: true })) nChunks.push(c);
+  const nText = [0, 1, 2].map((i) => nChunks.map((c) => (c.choices[0] && c.choices[0].index === i && c.choices[0].delta.content) || '').join(''));
+  const nFinish = nChunks.filter((c) => c.choices[0] && c.choices[0].finish_reason).map((c) => c.choices[0].finish_reason);
+  const tokenIdx = nChunks.filter((c) => c.choices[0] && c.choices[0].delta.content).map((c) => c.choices[0].index);
+  const singles = [];
+  for (let i = 0; i < 3; i++) singles.push(await client.chat.completions.create({ ...nb, seed: 7 + i }));
+  check('n=3 without max_tokens: choices batched (their chunks interleave), each as n=1 with seed+i, to the context',
+    tokenIdx.lastIndexOf(0) > tokenIdx.indexOf(2) && nFinish.length === 3 && nFinish.every((f) => f === 'length') &&
+    singles.every((s1, i) => s1.choices[0].message.content === nText[i] && s1.choices[0].finish_reason === 'length'),
+    { tokenIdx: tokenIdx.join(''), nText, singles: singles.map((s1) => s1.choices[0].message.content) });
+  const nWhole = await client.chat.completions.create({ ...nb, n: 3 });
+  check('n=3 without max_tokens, not streamed: the same three texts', nWhole.choices.length === 3 &&
+    nWhole.choices.every((c, i) => c.message.content === nText[i]), nWhole.choices);
+
   // ---- client disconnect mid-stream ----------------------------------------------------------------------
   const tokensOf = async () => {
     const s = await request(U, 'GET', '/admin/models/status');
