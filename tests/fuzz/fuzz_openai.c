@@ -113,21 +113,39 @@ static void fz_reasoning(const char *data, size_t size, bool inside)
     }
 }
 
-static void fz_json_check(const char *data, size_t size)
+/* The JSON constraint (names: tool-call mode) byte by byte vs whole, its
+ * close cost falling by at most one per accepted byte and 0 exactly when
+ * done, and a complete output valid to cJSON (in tool-call mode: calls of
+ * the listed names with an object for arguments). */
+static void fz_json_check(const char *data, size_t size, const struct json_names *names)
 {
     struct json_check whole, step;
-    json_check_init(&whole);
-    json_check_init(&step);
+    json_check_init_tools(&whole, names);
+    json_check_init_tools(&step, names);
     bool ok_whole = json_check_feed(&whole, data, size), ok_step = true;
-    for (size_t i = 0; i < size && ok_step; i++)
+    size_t cost = json_check_close_cost(&step);
+    for (size_t i = 0; i < size && ok_step; i++) {
         ok_step = json_check_feed(&step, data + i, 1);
+        if (ok_step) {
+            size_t next = json_check_close_cost(&step);
+            assert(next + 1 >= cost && (next == 0) == json_check_done(&step));
+            cost = next;
+        }
+    }
     assert(ok_whole == ok_step);
     if (ok_whole)
         assert(json_check_done(&whole) == json_check_done(&step));
-    /* A complete object is valid JSON to cJSON as well. */
     if (ok_whole && json_check_done(&whole)) {
         cJSON *j = cJSON_ParseWithLength(data, size);
-        assert(cJSON_IsObject(j));
+        assert(names ? cJSON_IsObject(j) || (cJSON_IsArray(j) && cJSON_GetArraySize(j) > 0)
+                     : cJSON_IsObject(j));
+        for (const cJSON *call = !names             ? NULL
+                                 : cJSON_IsArray(j) ? j->child
+                                                    : j;
+             call; call = cJSON_IsArray(j) ? call->next : NULL) {
+            assert(cJSON_IsString(cJSON_GetObjectItem(call, "name")));
+            assert(cJSON_IsObject(cJSON_GetObjectItem(call, "arguments")));
+        }
         cJSON_Delete(j);
     }
 }
@@ -170,6 +188,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
     }
     fz_toolcall(data, size, (enum toolcall_format)(size ? bytes[0] % 4 : 0));
     fz_reasoning(data, size, size && (bytes[0] & 4));
-    fz_json_check(data, size);
+    static struct json_names *names;
+    static const char *const tool_names[] = {"f", "get", "get_time"};
+    if (!names) {
+        char err[128];
+        json_names_copy(tool_names, 3, &names, err, sizeof(err));
+        assert(names);
+    }
+    fz_json_check(data, size, NULL);
+    fz_json_check(data, size, names);
     return 0;
 }
