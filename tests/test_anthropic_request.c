@@ -128,6 +128,37 @@ static void test_tools_and_tool_turns(void)
         cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(tools, 0), "function"), "name")
             ->valuestring,
         "b");
+    /* ... and decoding is forced to its input object */
+    struct engine_gen_params p;
+    anthropic_request_gen_params(&r, NULL, NULL, &p);
+    CHECK(p.json_object && !p.n_json_tool_names && !strcmp(r.forced_tool, "b"));
+    anthropic_request_free(&r);
+    /* "any": to a call naming one of the tools shown */
+    CHECK_INT_EQ(parse("{\"model\":\"m\",\"max_tokens\":8,\"tools\":[{\"name\":\"a\","
+                       "\"input_schema\":{}},{\"name\":\"b\",\"input_schema\":{}}],"
+                       "\"tool_choice\":{\"type\":\"any\"},\"messages\":[{"
+                       "\"role\":\"user\",\"content\":\"x\"}]}",
+                       false, &r, &e),
+                 0);
+    anthropic_request_gen_params(&r, NULL, NULL, &p);
+    CHECK(p.json_object && p.n_json_tool_names == 2 && !strcmp(p.json_tool_names[0], "a") &&
+          !strcmp(p.json_tool_names[1], "b") && !r.forced_tool);
+    anthropic_request_free(&r);
+    /* a name the constraint cannot write is refused */
+    CHECK_INT_EQ(parse("{\"model\":\"m\",\"max_tokens\":8,\"tools\":[{\"name\":\"a\\\"b\","
+                       "\"input_schema\":{}}],\"tool_choice\":{\"type\":\"any\"},\"messages\":[{"
+                       "\"role\":\"user\",\"content\":\"x\"}]}",
+                       false, &r, &e),
+                 -1);
+    CHECK(strstr(e.message, "tools.0.name") != NULL);
+    /* tool_choice auto: no constraint */
+    CHECK_INT_EQ(
+        parse("{\"model\":\"m\",\"max_tokens\":8,\"tools\":[{\"name\":\"a\","
+              "\"input_schema\":{}}],\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+              false, &r, &e),
+        0);
+    anthropic_request_gen_params(&r, NULL, NULL, &p);
+    CHECK(!p.json_object && !p.n_json_tool_names);
     anthropic_request_free(&r);
     CHECK_INT_EQ(parse("{\"model\":\"m\",\"max_tokens\":8,\"tools\":[{\"name\":\"a\","
                        "\"input_schema\":{}}],\"tool_choice\":{\"type\":\"none\"},\"messages\":[{"
