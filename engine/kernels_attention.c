@@ -186,20 +186,44 @@ struct tile_state {
     _Alignas(64) float o[KERNEL_ATTN_TILE_ROWS][TILE_HD_MAX];  /* unnormalized output */
     _Alignas(64) float e[TILE_POS][KERNEL_ATTN_TILE_ROWS];     /* scores, then weights */
     _Alignas(64) float corr[KERNEL_ATTN_TILE_ROWS];
+    const float *kp[TILE_POS], *vp[TILE_POS]; /* this step's positions (the last repeated) */
 };
+
+/* Points kp/vp at K and V of positions p0 .. p0+np-1, repeating the last
+ * up to TILE_POS: one division for the whole step. */
+static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size_t head_off, int p0,
+                    int np)
+{
+    int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
+    for (int j = 0; j < TILE_POS; j++) {
+        if (j < np) {
+            size_t off = (size_t)kv->blocks[blk] * kv->block_stride +
+                         (size_t)in * kv->token_stride + head_off;
+            st->kp[j] = kv->k + off;
+            st->vp[j] = kv->v + off;
+            if (++in == kv->block_tokens) {
+                in = 0;
+                blk++;
+            }
+        } else {
+            st->kp[j] = st->kp[np - 1];
+            st->vp[j] = st->vp[np - 1];
+        }
+    }
+}
 
 /* Scores of positions p0 .. p0+np-1 for every row (nvr vectors of 16 rows):
  * e[j][r] = q_r . K[p0+j], or -inf where row r does not see the position.
  * Returns each row's largest score (per lane). */
-TGT_AVX512 INLINE void tile_scores(struct tile_state *st, const struct kernel_kv_view *kv,
-                                   size_t head_off, int hd, int p0, int np, const __m512i *rpos,
-                                   const __m512i *rstart, __m512 *mc, const int nvr)
+TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np,
+                                   const __m512i *rpos, const __m512i *rstart, __m512 *mc,
+                                   const int nvr)
 {
     for (int j = 0; j < np; j += 4) {
         const float *kp[4];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
-            kp[u] = kv_pos(kv->k, kv, p0 + (j + u < np ? j + u : np - 1)) + head_off;
+            kp[u] = st->kp[j + u];
         __m512 acc[4][2];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
@@ -238,8 +262,7 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, const struct kernel_kv
 
 /* o[r] += sum_j e[j][r] V[p0+j] for rows r0..r0+nr-1 (nr is 1 or 4), head
  * dims d0..d0+16*nv-1 (the last vector masked by tail). */
-TGT_AVX512 INLINE void tile_pv(struct tile_state *st, const struct kernel_kv_view *kv,
-                               size_t head_off, int p0, int np, int r0, int d0, __mmask16 tail,
+TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __mmask16 tail,
                                const int nr, const int nv)
 {
     __m512 acc[4][4];
@@ -249,7 +272,7 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, const struct kernel_kv_vie
         for (int i = 0; i < nv; i++)
             acc[r][i] = _mm512_load_ps(&st->o[r0 + r][d0 + 16 * i]);
     for (int j = 0; j < np; j++) {
-        const float *vp = kv_pos(kv->v, kv, p0 + j) + head_off + d0;
+        const float *vp = st->vp[j] + d0;
         __m512 vv[4];
 #pragma GCC unroll 4
         for (int i = 0; i < nv; i++)
@@ -269,25 +292,109 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, const struct kernel_kv_vie
             _mm512_store_ps(&st->o[r0 + r][d0 + 16 * i], acc[r][i]);
 }
 
-/* tile_pv with nr and nv known at compile time */
-TGT_AVX512 static void tile_pv_rows(struct tile_state *st, const struct kernel_kv_view *kv,
-                                    size_t head_off, int p0, int np, int r0, int d0, __mmask16 tail,
-                                    int nr, int nv)
+/* tile_pv over all hd dims of rows r0..r0+nr-1 (nr 1 or 4), 64 at a time,
+ * with nr and the vector count known at compile time. */
+TGT_AVX512 static void tile_pv_rows(struct tile_state *st, int np, int r0, int hd, int nr)
 {
-    if (nr == 1)
-        switch (nv) {
-        case 4: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 4); break;
-        case 3: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 3); break;
-        case 2: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 2); break;
-        default: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 1, 1); break;
-        }
-    else
-        switch (nv) {
-        case 4: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 4); break;
-        case 3: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 3); break;
-        case 2: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 2); break;
-        default: tile_pv(st, kv, head_off, p0, np, r0, d0, tail, 4, 1); break;
-        }
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
+        __mmask16 tail = (__mmask16)(left >= 16 * nv ? 0xffff : (1u << (left % 16)) - 1);
+        if (nr == 1)
+            switch (nv) {
+            case 4: tile_pv(st, np, r0, d0, tail, 1, 4); break;
+            case 3: tile_pv(st, np, r0, d0, tail, 1, 3); break;
+            case 2: tile_pv(st, np, r0, d0, tail, 1, 2); break;
+            default: tile_pv(st, np, r0, d0, tail, 1, 1); break;
+            }
+        else
+            switch (nv) {
+            case 4: tile_pv(st, np, r0, d0, tail, 4, 4); break;
+            case 3: tile_pv(st, np, r0, d0, tail, 4, 3); break;
+            case 2: tile_pv(st, np, r0, d0, tail, 4, 2); break;
+            default: tile_pv(st, np, r0, d0, tail, 4, 1); break;
+            }
+    }
+}
+
+/* Transposes the 16 x 16 floats in r (row i = r[i]) in place. */
+TGT_AVX512 INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * k + 2]), d = _mm512_castps_pd(t[4 * k + 3]);
+        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4k + c] holds column c + 4L of rows 4k..4k+3 in 128-bit lane L */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
+        __m512 x1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
+        __m512 y0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
+        __m512 y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
+        r[c] = _mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(2, 0, 2, 0));
+        r[c + 8] = _mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(3, 1, 3, 1));
+        r[c + 4] = _mm512_shuffle_f32x4(y0, y1, _MM_SHUFFLE(2, 0, 2, 0));
+        r[c + 12] = _mm512_shuffle_f32x4(y0, y1, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/*
+ * One row alone (a decode step without GQA): the scores of 16 positions in
+ * the 16 lanes, from K transposed 16 x 16 in registers, instead of one lane
+ * of 16 used per position.  Every score, weight, sum and rescale is the same
+ * operation in the same order as for a lane of tile_scores and the softmax
+ * step of tile_avx512, so the row's result is bit for bit the same as
+ * inside a larger tile.  Leaves the weights in e[j][0].
+ */
+TGT_AVX512 static void tile_one_row(struct tile_state *st, int hd, int p0, int np, int pos,
+                                    int start, float *m, float *l)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        int nd = hd - d0 < 16 ? hd - d0 : 16;
+        __mmask16 dm = (__mmask16)(nd == 16 ? 0xffff : (1u << nd) - 1);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            r[j] = _mm512_maskz_loadu_ps(dm, st->kp[j] + d0);
+        transpose16(r);
+        /* past head_dim both q (zeroed) and K (masked) are 0: acc + 0 */
+#pragma GCC unroll 16
+        for (int d = 0; d < 16; d++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(st->qt[d0 + d][0]), r[d], acc);
+    }
+    __m512i p =
+        _mm512_add_epi32(_mm512_set1_epi32(p0),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos)) &
+                     _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start)) &
+                     (__mmask16)((1u << np) - 1);
+    __m512 sc = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), acc);
+    float mc = _mm512_reduce_max_ps(sc);
+    mc = mc > *m ? mc : *m;
+    float safe = mc == -INFINITY ? 0.0f : mc;
+    float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(*m - safe)));
+    _Alignas(64) float w[16];
+    _mm512_store_ps(w, exp16(_mm512_sub_ps(sc, _mm512_set1_ps(safe))));
+    *l *= corr;
+    for (int j = 0; j < np; j++) {
+        *l += w[j];
+        st->e[j][0] = w[j];
+    }
+    if (mc != *m && corr != 1.0f)
+        for (int d = 0; d < hd; d++)
+            st->o[0][d] *= corr;
+    *m = mc;
 }
 
 /* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile. */
@@ -314,12 +421,15 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
             for (int d = 0; d < hd; d++)
                 st->qt[d][r] = 0.0f;
         }
+        for (int d = hd; d < TILE_HD_MAX && d % 16; d++)
+            st->qt[d][r] = 0.0f;
     }
     for (int r = 0; r < nr4; r++)
         for (int d = 0; d < hd; d++)
             st->o[r][d] = 0.0f;
     __m512i rpos[2], rstart[2];
     __m512 m[2], l[2];
+    float m1 = -INFINITY, l1 = 0.0f; /* the row of a one-row tile */
     for (int v = 0; v < nvr; v++) {
         rpos[v] = _mm512_load_si512(pos + 16 * v);
         rstart[v] = _mm512_load_si512(start + 16 * v);
@@ -328,11 +438,17 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
     }
     for (int p0 = lo - lo % TILE_POS; p0 < hi; p0 += TILE_POS) {
         int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
+        kv_step(st, kv, head_off, p0, np);
+        if (nrows == 1) {
+            tile_one_row(st, hd, p0, np, pos[0], start[0], &m1, &l1);
+            tile_pv_rows(st, np, 0, hd, 1);
+            continue;
+        }
         __m512 mc[2] = {m[0], m[nvr - 1]};
         if (nvr == 2)
-            tile_scores(st, kv, head_off, hd, p0, np, rpos, rstart, mc, 2);
+            tile_scores(st, hd, p0, np, rpos, rstart, mc, 2);
         else
-            tile_scores(st, kv, head_off, hd, p0, np, rpos, rstart, mc, 1);
+            tile_scores(st, hd, p0, np, rpos, rstart, mc, 1);
         bool rescale = false;
         for (int v = 0; v < nvr; v++) {
             /* rows that have seen nothing yet keep -inf; subtract 0 for them */
@@ -355,16 +471,14 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
                 if (st->corr[r] != 1.0f)
                     for (int d = 0; d < hd; d++)
                         st->o[r][d] *= st->corr[r];
-        for (int d0 = 0; d0 < hd; d0 += 64) {
-            int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
-            __mmask16 tail = (__mmask16)(left >= 16 * nv ? 0xffff : (1u << (left % 16)) - 1);
-            for (int r0 = 0; r0 < nr4; r0 += 4)
-                tile_pv_rows(st, kv, head_off, p0, np, r0, d0, tail, nrows == 1 ? 1 : 4, nv);
-        }
+        for (int r0 = 0; r0 < nr4; r0 += 4)
+            tile_pv_rows(st, np, r0, hd, 4);
     }
     _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
     for (int v = 0; v < nvr; v++)
         _mm512_store_ps(lsum + 16 * v, l[v]);
+    if (nrows == 1)
+        lsum[0] = l1;
     for (int r = 0; r < nrows; r++) {
         int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
         float *out = t->out + (size_t)i * t->stride + (size_t)g * (size_t)hd, inv = 1.0f / lsum[r];
