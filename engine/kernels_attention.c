@@ -1,7 +1,17 @@
 /*
  * kernels_attention.c - kernel_attention: causal attention of one query head
  * over a sequence's KV cache with an online softmax (kernels.h), scalar and
- * AVX2 paths picked at run time.
+ * AVX2 paths picked at run time; and kernel_attention_tile: a tile of query
+ * rows sharing one KV head, each K/V position read once for the tile
+ * (AVX-512; row by row through kernel_attention elsewhere).
+ *
+ * The tile kernel is flash attention on a CPU: steps of 16 positions at
+ * absolute multiples of 16, scores with one lane per query row (q stored
+ * transposed, each K element broadcast once to every row), a per-row online
+ * softmax with a vector exp, then the weighted V added to each row's output
+ * four rows at a time.  Since steps do not depend on the tile and every lane
+ * does the same operations, a row's result is the same bit for bit whatever
+ * tile it is computed in.  Scratch is one thread-local struct tile_state.
  */
 #include <math.h>
 #include <stdint.h>
