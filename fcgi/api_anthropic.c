@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "http.h"
 #include "infer.h"
+#include "model_access.h"
 #include "pool.h"
 #include "reasoning.h"
 #include "routes.h"
@@ -145,7 +146,8 @@ static int aa_prepare(struct http_request *req, bool count_only, struct anthropi
     if (anthropic_request_parse(body, count_only, r, &aerr))
         return http_send_anthropic_error(req, aerr.status, aerr.type, "%s", aerr.message);
     struct pool_error perr;
-    if (pool_acquire(req->app->pool, req->db, r->model, lease, &perr)) {
+    if (!model_access_allowed(req, r->model, &perr) ||
+        pool_acquire(req->app->pool, req->db, r->model, lease, &perr)) {
         anthropic_request_free(r);
         return aa_pool_error(req, &perr);
     }

@@ -2,6 +2,7 @@
 
 #include "api_pool.h"
 #include "app.h"
+#include "model_access.h"
 #include "sse_keepalive.h"
 
 #include <fcntl.h>
@@ -25,7 +26,8 @@ int openai_acquire(struct http_request *req, const char *model, struct pool_leas
         http_send_error(req, 503, "no_model_pool", NULL, "the model pool is not running");
         return -1;
     }
-    if (pool_acquire(req->app->pool, req->db, model, out, &pe) == 0)
+    if (model_access_allowed(req, model, &pe) &&
+        pool_acquire(req->app->pool, req->db, model, out, &pe) == 0)
         return 0;
     api_send_pool_error(req, &pe);
     return -1;

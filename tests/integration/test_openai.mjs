@@ -440,6 +440,39 @@ try {
   check('a non-streaming request is cancelled when its client leaves', started && freed2 && generated2 < 40000,
     { started, freed2, generated2 });
 
+  // ---- model paths: an administrator's tool once keys exist ------------------------------------------
+  // (last: from here on every request needs a key).  An inference key may name registry models and
+  // paths already loaded; any other path, existing or not, in any spelling, is an unknown model.
+  const NEVER = path.join(tmp, 'qwen3-never-loaded');
+  fs.cpSync(MODEL, NEVER, { recursive: true });
+  r = await request(U, 'POST', '/api/keys', { name: 'inf', scopes: ['inference'] });
+  const infKey = r.json && r.json.key;
+  r = await request(U, 'POST', '/api/keys', { name: 'adm', scopes: ['inference', 'admin'] });
+  const admKey = r.json && r.json.key;
+  check('inference and admin keys created', infKey && admKey, r.text);
+  const asKey = (key, model) => request(U, 'POST', '/v1/chat/completions', { model, max_tokens: 1, messages: user('x') },
+    { authorization: `Bearer ${key}` });
+  const unknownShape = (x, model) => x.status === 404 && x.json && x.json.error.code === 'model_not_found' &&
+    x.json.error.param === 'model' && x.json.error.message === `The model '${model}' does not exist; GET /v1/models lists the available models`;
+  for (const model of [NEVER, '/no/such/model', `${NEVER}/../${path.basename(NEVER)}`, `${MODEL}/..`, '/etc/../etc',
+    '../models/x', 'models/../../etc', `..${NEVER}`]) {
+    const x = await asKey(infKey, model);
+    check(`inference key: '${model}' answers exactly as an unknown model`, unknownShape(x, model), x.text);
+  }
+  r = await asKey(infKey, MODEL);
+  check('inference key: a path already loaded stays usable', r.status === 200, r.text);
+  r = await asKey(infKey, 'oa-prof');
+  check('inference key: a profile name works', r.status === 200, r.text);
+  r = await request(U, 'POST', '/v1/completions', { model: NEVER, prompt: 'x', max_tokens: 1 }, { authorization: `Bearer ${infKey}` });
+  check('inference key: /v1/completions refuses the path too', unknownShape(r, NEVER), r.text);
+  r = await request(U, 'POST', '/v1/messages', { model: NEVER, max_tokens: 1, messages: user('x') }, { 'x-api-key': infKey });
+  check('inference key: /v1/messages answers 404 in Anthropic\'s shape', r.status === 404 && r.json && r.json.type === 'error' &&
+    r.json.error.type === 'not_found_error' && r.json.error.message.includes('does not exist'), r.text);
+  r = await asKey(admKey, NEVER);
+  check('admin key: any model directory by its path', r.status === 200, r.text);
+  r = await asKey(infKey, NEVER);
+  check('inference key: ... which is then a loaded path', r.status === 200, r.text);
+
   // Stopped first, so leak reports written at exit count too.
   srv.stop();
   check('clean stop, no sanitizer reports', sanitizerReports(srv.runDir).length === 0, sanitizerReports(srv.runDir));
