@@ -316,6 +316,30 @@ static void apply_penalties(struct sampler *s, float *w)
             w[p->eos_ids[i]] = -INFINITY;
 }
 
+/* The draw with temperature only (no top_k, top_p or min_p): one pass
+ * scales, exponentiates and sums by id, with no candidate list.  The same
+ * operations in the same order as the filtered path, so the same token. */
+static int32_t draw_whole_vocab(struct sampler *s, float *w, float max, float inv_t)
+{
+    int n = s->n_vocab;
+    float *prob = s->prob;
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        w[i] = (w[i] - max) * inv_t;
+        prob[i] = expf(w[i]);
+        total += prob[i];
+    }
+    if (!(total > 0))
+        return argmax(w, n);
+    double r = rng_uniform(s->rng) * total, acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += prob[i];
+        if (r < acc)
+            return i;
+    }
+    return n - 1;
+}
+
 /* Temperature, top_k, top_p, min_p, then a draw.  Returns the token. */
 static int32_t draw(struct sampler *s, float *w)
 {
@@ -333,6 +357,8 @@ static int32_t draw(struct sampler *s, float *w)
     float inv_t = 1.0f / p->temperature;
     if (!isfinite(inv_t))
         return best;
+    if ((p->top_k <= 0 || p->top_k >= n) && p->top_p >= 1.0f && p->min_p <= 0.0f)
+        return draw_whole_vocab(s, w, max, inv_t);
     for (int i = 0; i < n; i++) {
         w[i] = (w[i] - max) * inv_t;
         idx[i] = i;

@@ -333,6 +333,37 @@ static void test_seed_determinism(void)
     sampler_free(c);
 }
 
+/* Temperature alone takes a one-pass draw over the whole vocabulary; it
+ * must pick what the filtered path picks when its filter keeps everything
+ * (min_p far below every token's probability). */
+static void test_temperature_only_equals_filtered_path(void)
+{
+    enum { V = 3000, N = 300 };
+    static float l[V];
+    for (int i = 0; i < V; i++)
+        l[i] = 2.5f + 2.5f * sinf((float)i * 0.37f);
+    struct sampler_params p;
+    sampler_params_default(&p);
+    p.temperature = 0.7f;
+    p.seed = 99;
+    struct sampler *plain = make(V, &p);
+    p.min_p = 1e-30f;
+    struct sampler *filtered = make(V, &p);
+    struct sampler_result a, b;
+    int same = 0, distinct = 0, last = -1;
+    for (int i = 0; i < N; i++) {
+        sampler_sample(plain, l, &a);
+        sampler_sample(filtered, l, &b);
+        same += a.id == b.id;
+        distinct += a.id != last;
+        last = a.id;
+    }
+    CHECK_INT_EQ(same, N);
+    CHECK(distinct > N / 2); /* it really samples */
+    sampler_free(plain);
+    sampler_free(filtered);
+}
+
 static void test_distribution(void)
 {
     /* P = 0.1, 0.2, 0.3, 0.4 at temperature 1; at temperature 2 the
@@ -584,6 +615,7 @@ int main(void)
     RUN(test_logit_bias);
     RUN(test_min_tokens_bans_eos);
     RUN(test_seed_determinism);
+    RUN(test_temperature_only_equals_filtered_path);
     RUN(test_distribution);
     RUN(test_logprobs);
     RUN(test_invalid_params);
