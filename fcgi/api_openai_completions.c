@@ -29,6 +29,27 @@ struct cmpl_choice {
     bool oom;
 };
 
+/* Generated text goes into cJSON strings, which are C strings: a NUL byte
+ * the model wrote (random weights do) would end a streamed chunk early but
+ * the collected text at once, so it is dropped in both (and in text_offset).
+ * Copies the n bytes at s without NULs to dst; returns the bytes written. */
+static size_t cmpl_copy_text(char *dst, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i])
+            dst[k++] = s[i];
+    return k;
+}
+
+static size_t cmpl_text_len(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += s[i] != 0;
+    return k;
+}
+
 static int cmpl_push(struct cmpl_choice *c, const char *s, size_t n)
 {
     if (c->len + n + 1 > c->cap) {
@@ -41,8 +62,7 @@ static int cmpl_push(struct cmpl_choice *c, const char *s, size_t n)
         c->text = d;
         c->cap = cap;
     }
-    memcpy(c->text + c->len, s, n);
-    c->len += n;
+    c->len += cmpl_copy_text(c->text + c->len, s, n);
     c->text[c->len] = 0;
     return 0;
 }
@@ -114,8 +134,7 @@ static cJSON *cmpl_choice_json(int index, const char *text, size_t len, cJSON *l
         cJSON_Delete(logprobs);
         return NULL;
     }
-    memcpy(copy, text, len);
-    copy[len] = 0;
+    copy[cmpl_copy_text(copy, text, len)] = 0;
     cJSON_AddNumberToObject(ch, "index", index);
     cJSON_AddStringToObject(ch, "text", copy);
     free(copy);
@@ -233,7 +252,7 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
             if (lp)
                 cmpl_logprobs_add(lp, tok, &ev->logprobs, c->offset);
         }
-        c->offset += ev->text_len;
+        c->offset += cmpl_text_len(ev->text, ev->text_len);
         if (r->stream) {
             if (ev->text_len || lp)
                 cmpl_send(req, id, created, model,

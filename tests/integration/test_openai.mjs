@@ -301,6 +301,24 @@ try {
   const gm = await client.completions.create({ model: AIDREAMS, prompt: ['Echoes of', 'Once upon'], max_tokens: 3, temperature: 0, n: 2 });
   check('completions: 2 prompts x n=2 => 4 choices in order', gm.choices.length === 4 &&
     gm.choices.map((c) => c.index).join() === '0,1,2,3' && gm.choices[0].text === want.slice(0, gm.choices[0].text.length), gm.choices);
+  // A NUL byte the model writes (pushed by logit_bias here) is dropped alike in streamed chunks and in the
+  // whole answer: text after it is kept in both.
+  const nul = JSON.parse(runBin(['tokenize', '--model', MODEL], '\0').stdout);
+  const nulBody = { model: MODEL, prompt: 'Hi', max_tokens: 40, ignore_eos: true, temperature: 1, seed: 3, logit_bias: { [nul[0]]: 4 } };
+  const nulWhole = await client.completions.create(nulBody);
+  const nulChunks = [];
+  for await (const c of await client.completions.create({ ...nulBody, stream: true })) if (c.choices.length) nulChunks.push(c.choices[0].text);
+  const nulAt = nulChunks.indexOf('');
+  check('completions: NUL bytes dropped alike streamed and whole, the text after them kept', nul.length === 1 &&
+    nulAt >= 0 && nulChunks.slice(nulAt + 1).some((t) => t) && nulChunks.join('') === nulWhole.choices[0].text &&
+    !nulWhole.choices[0].text.includes('\0'), { nulChunks, whole: nulWhole.choices[0].text });
+  const nulChat = await client.chat.completions.create({ ...base, max_tokens: 40, ignore_eos: true, seed: 3, logit_bias: { [nul[0]]: 4 }, messages: user('Hi') });
+  const nulChatChunks = [];
+  for await (const c of await client.chat.completions.create({ ...base, max_tokens: 40, ignore_eos: true, seed: 3, logit_bias: { [nul[0]]: 4 }, messages: user('Hi'), stream: true })) {
+    if (c.choices.length && c.choices[0].delta.content) nulChatChunks.push(c.choices[0].delta.content);
+  }
+  check('chat: NUL bytes dropped alike streamed and whole', nulChatChunks.join('') === nulChat.choices[0].message.content &&
+    nulChat.usage.completion_tokens === 40, [nulChatChunks.join(''), nulChat.choices[0].message.content]);
   let e = await sdkError(() => client.completions.create({ model: AIDREAMS, prompt: 'x', suffix: 'y' }));
   check('completions: suffix -> 400 not supported', e && e.status === 400 && e.param === 'suffix', e && e.error);
   e = await sdkError(() => client.completions.create({ model: AIDREAMS, prompt: 'word '.repeat(200), max_tokens: 4 }));
