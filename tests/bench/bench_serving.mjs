@@ -6,7 +6,7 @@
 // layers, 12 heads, FFN 2048, vocab 32000), plus the Qwen2.5-0.5B and
 // Llama-3.2-1B shapes with --full.  Prints numbers; never fails on speed.
 //
-//   node tests/bench/bench_serving.mjs [--quick|--full] [--tokens N]
+//   node tests/bench/bench_serving.mjs [--quick|--full] [--tokens N] [--repeat N]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,10 @@ const full = args.includes('--full');
 const quick = args.includes('--quick');
 const tokIdx = args.indexOf('--tokens');
 const TOKENS = tokIdx >= 0 ? Number(args[tokIdx + 1]) : quick ? 24 : 64;
+// each client count runs REPEAT times and the best run is printed: the
+// numbers are for a shared machine, where a slow run is someone else's load
+const repIdx = args.indexOf('--repeat');
+const REPEAT = repIdx >= 0 ? Number(args[repIdx + 1]) : 3;
 const CLIENTS = quick ? [1, 2, 4, 8] : [1, 2, 4, 8, 16];
 
 const SHAPES = [
@@ -89,19 +93,23 @@ async function benchShape(shape) {
     console.log('clients  total tok/s  per-client tok/s  median ITL ms  p90 ITL ms  wall s');
     let single = 0;
     for (const n of CLIENTS) {
-      const t0 = now();
-      const runs = await Promise.all([...Array(n).keys()].map((i) => streamChat(U, {
-        model, max_tokens: TOKENS, ignore_eos: true, temperature: 0.8, seed: i,
-        messages: [{ role: 'user', content: `Client ${i}: ${words(8, i + 1)}` }],
-      })));
-      const wall = now() - t0;
-      // decode throughput: tokens after each client's first, over the span
-      // in which they arrived
-      const firsts = runs.map((r) => r.times[0]);
-      const lasts = runs.map((r) => r.times[r.times.length - 1]);
-      const decTokens = runs.reduce((a, r) => a + r.times.length - 1, 0);
-      const span = Math.max(...lasts) - Math.min(...firsts);
-      const total = decTokens / span;
+      let best = null;
+      for (let rep = 0; rep < REPEAT; rep++) {
+        const t0 = now();
+        const runs = await Promise.all([...Array(n).keys()].map((i) => streamChat(U, {
+          model, max_tokens: TOKENS, ignore_eos: true, temperature: 0.8, seed: i,
+          messages: [{ role: 'user', content: `Client ${i}: ${words(8, i + 1)}` }],
+        })));
+        const wall = now() - t0;
+        // decode throughput: tokens after each client's first, over the span
+        // in which they arrived
+        const firsts = runs.map((r) => r.times[0]);
+        const lasts = runs.map((r) => r.times[r.times.length - 1]);
+        const decTokens = runs.reduce((a, r) => a + r.times.length - 1, 0);
+        const total = decTokens / (Math.max(...lasts) - Math.min(...firsts));
+        if (!best || total > best.total) best = { total, wall, runs };
+      }
+      const { total, wall, runs } = best;
       const gaps = runs.flatMap((r) => r.times.slice(1).map((t, k) => (t - r.times[k]) * 1000));
       const sorted = [...gaps].sort((a, b) => a - b);
       if (n === 1) single = total;
@@ -134,10 +142,17 @@ async function benchShape(shape) {
       model, max_tokens: 2, temperature: 0, messages: [{ role: 'system', content: sysText }, { role: 'user', content: q }],
     });
     const cold = await ask('First question about the text?');
-    const warm = await ask('A different question entirely.');
     const ttft = (r) => (r.times[0] - r.t0) * 1000;
+    // warm: REPEAT other questions after the same system prompt (each
+    // different from its first word, so none reuses another's blocks), the best
+    const questions = ['A different question entirely.', 'Why is the sky blue?', 'Name three rivers.',
+      'How do magnets work?', 'Summarize it briefly.'];
+    const warms = [];
+    for (let i = 0; i < REPEAT; i++) warms.push(await ask(`${questions[i % questions.length]} (${i})`));
+    const warm = warms.reduce((a, b) => (ttft(b) < ttft(a) ? b : a));
     console.log(`prefix cache: system prompt ${cold.usage.prompt_tokens} tokens; TTFT cold ${p(ttft(cold))} ms, ` +
-      `warm ${p(ttft(warm))} ms (cached_tokens ${warm.usage.prompt_tokens_details.cached_tokens} of ${warm.usage.prompt_tokens})`);
+      `warm ${p(ttft(warm))} ms (best of ${REPEAT}: ${warms.map((w) => p(ttft(w))).join(' ')}; cached_tokens ` +
+      `${warm.usage.prompt_tokens_details.cached_tokens} of ${warm.usage.prompt_tokens})`);
     const st = await statusOf();
     console.log(`scheduler: ${JSON.stringify(st.scheduler)}`);
   } finally {
