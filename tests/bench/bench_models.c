@@ -2,7 +2,8 @@
  * bench_models.c - decode and prefill speed of random-weight models of real
  * shapes against the machine's memory bandwidth, for 1 and 2 threads.
  *
- *   bench_models [--quick] [--only SHAPE] [--models DIR] [--json FILE]
+ *   bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]
+ *                [--prefill N] [--decode N] [--models DIR] [--json FILE]
  *
  * Models are made once with `mlx-manager mkmodel` under DIR (default
  * $BUILD/bench-models) and reused: Llama-3.2-1B (vocab 128256), Qwen2.5-0.5B
@@ -16,7 +17,10 @@
  * dtype (GB/s of weights streamed).  --quick: the 1B/32000 model in 4-bit
  * only, prefill 128 and decode 32 (also BENCH_QUICK=1 in the environment,
  * e.g. `make bench BENCH_QUICK=1`); --only SHAPE: one model shape (all
- * dtypes, full sizes).  Results also go to FILE (default $BUILD/bench.json).
+ * dtypes, full sizes); --dtype DTYPE (mlx-4bit, mlx-8bit or bf16): that
+ * dtype only; --threads N (1 or 2): that thread count only; --prefill N and
+ * --decode N: other token counts (e.g. a short prefill to profile decode).  Results also go
+ * to FILE (default $BUILD/bench.json).
  */
 #include <immintrin.h>
 #include <stdio.h>
@@ -296,13 +300,22 @@ int main(int argc, char **argv)
     char models[1024], json[1024];
     snprintf(models, sizeof(models), "%s/bench-models", build);
     snprintf(json, sizeof(json), "%s/bench.json", build);
-    const char *only = NULL;
+    const char *only = NULL, *only_dtype = NULL;
+    int only_threads = 0, n_prefill = 0, n_decode = 0;
     bool quick = getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") != '0';
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
+            only_dtype = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            only_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prefill") && i + 1 < argc)
+            n_prefill = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
+            n_decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--models") && i + 1 < argc)
             snprintf(models, sizeof(models), "%s", argv[++i]);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -314,6 +327,8 @@ int main(int argc, char **argv)
     double bw[3] = {0};
     printf("kernels: %s\n", kernel_isa_name(kernel_isa_detect()));
     for (int nth = 1; nth <= 2; nth++) {
+        if (only_threads && only_threads != nth)
+            continue;
         if (threadpool_create(nth, &pools[nth], err, sizeof(err)) != ST_OK) {
             printf("threadpool: %s\n", err);
             return 1;
@@ -322,24 +337,30 @@ int main(int argc, char **argv)
         printf("memory read bandwidth, %d thread%s: %.1f GB/s\n", nth, nth > 1 ? "s" : "", bw[nth]);
     }
     for (int nth = 1; nth <= 2; nth++)
-        bench_matvec(pools[nth], nth);
-    int n_prefill = quick ? 128 : 512, n_decode = quick ? 32 : 128;
+        if (!only_threads || only_threads == nth)
+            bench_matvec(pools[nth], nth);
+    if (n_prefill < 1)
+        n_prefill = quick ? 128 : 512;
+    if (n_decode < 1)
+        n_decode = quick ? 32 : 128;
     struct run runs[64];
     int nr = 0;
     size_t n_shapes = quick ? 1 : sizeof(shapes) / sizeof(shapes[0]);
-    int n_dtypes = quick ? 1 : 3;
+    int n_dtypes = quick && !only_dtype ? 1 : 3;
     printf("models (prefill %d tokens, decode %d tokens):\n", n_prefill, n_decode);
     for (size_t s = 0; s < n_shapes; s++)
         for (int d = 0; d < n_dtypes; d++) {
             char dir[1100];
-            if (only && strcmp(only, shapes[s].name) != 0)
+            if ((only && strcmp(only, shapes[s].name) != 0) ||
+                (only_dtype && strcmp(only_dtype, dtypes[d]) != 0))
                 continue;
             if (ensure_model(models, build, &shapes[s], dtypes[d], dir, sizeof(dir)) != 0) {
                 printf("  cannot make %s\n", dir);
                 continue;
             }
             for (int nth = 1; nth <= 2; nth++)
-                if (bench_model(dir, shapes[s].name, dtypes[d], nth, n_prefill, n_decode, bw[nth],
+                if ((!only_threads || only_threads == nth) &&
+                    bench_model(dir, shapes[s].name, dtypes[d], nth, n_prefill, n_decode, bw[nth],
                                 &runs[nr]) == 0)
                     nr++;
         }
