@@ -316,50 +316,74 @@ TGT_AVX512 INLINE float bias_dot(const float *b, const float *xs, size_t ng)
     return hsum8(acc) + tail;
 }
 
+/* log2 of a group size (32, 64 or 128): chunk offsets become group indices
+ * by a shift, not a 64-bit division per chunk */
+INLINE unsigned group_shift(size_t gs)
+{
+    return gs == 32 ? 5u : gs == 64 ? 6u : 7u;
+}
+
+/*
+ * One 128-code chunk (64 bytes at wr + c / 2) of a 4-bit row into acc[t]:
+ * the int32 lanes of a dot cover 8 consecutive elements, so lane l belongs
+ * to group (c + 8l) / gs, and gidx spreads the chunk's first groups' scale *
+ * xd over their lanes.
+ */
+TGT_AVX512 INLINE void q4_chunk(const uint8_t *wr, const float *sc, size_t c, unsigned gshift,
+                                __m512i gidx, const struct x8_tok *x, int nt, __m512 *acc)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512i raw = _mm512_loadu_si512((const void *)(wr + c / 2));
+    __m512i lo = _mm512_and_si512(raw, m4);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+    size_t g = c >> gshift;
+    __m128 s4 = _mm_loadu_ps(sc + g);
+    for (int t = 0; t < nt; t++) {
+        __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                         _mm512_loadu_si512((const void *)(x->q[t] + c)));
+        is = _mm512_dpbusd_epi32(is, hi, _mm512_loadu_si512((const void *)(x->q[t] + c + 64)));
+        __m128 f4 = _mm_mul_ps(s4, _mm_loadu_ps(x->d[t] + g));
+        __m512 sv = _mm512_permutexvar_ps(gidx, _mm512_castps128_ps512(f4));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sv, acc[t]);
+    }
+}
+
 /*
  * One row of 4-bit codes against nt tokens.  A 64-byte load holds 128 codes,
  * the even elements in the low nibbles and the odd ones in the high, which is
- * why the activations come in pair order (quant.h).  The int32 lanes of a
- * dot cover 8 consecutive elements, so lane l belongs to group (c + 8l) / gs:
- * the scale vector is the chunk's first groups' scale * xd spread over their
- * lanes.  A 64- and a 32-code tail use ymm and xmm.  128-code chunks
- * alternate between two accumulators.
+ * why the activations come in pair order (quant.h).  128-code chunks
+ * alternate between two accumulators (even chunks into a0, odd into a1: two
+ * chunks per iteration keep both in registers); a 64- and a 32-code tail use
+ * ymm and xmm and go into the accumulator the next chunk would have used.
  */
 TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *bi, size_t cols,
                               size_t gs, const struct x8_tok *x, int nt, float *out)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
     /* lane -> group within the chunk, for group 32, 64 and 128 */
     const __m512i gidx = gs == 32 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
                          : gs == 64
                              ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
                              : _mm512_setzero_si512();
-    __m512 acc[2][4];
+    unsigned gshift = group_shift(gs);
+    __m512 a0[4], a1[4];
     for (int t = 0; t < 4; t++)
-        acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+        a0[t] = a1[t] = _mm512_setzero_ps();
     size_t c = 0;
-    int k = 0;
-    for (; c + 128 <= cols; c += 128, k ^= 1) {
-        __m512i raw = _mm512_loadu_si512((const void *)(wr + c / 2));
-        __m512i lo = _mm512_and_si512(raw, m4);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-        size_t g = c / gs;
-        __m128 s4 = _mm_loadu_ps(sc + g);
-        for (int t = 0; t < nt; t++) {
-            __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
-                                             _mm512_loadu_si512((const void *)(x->q[t] + c)));
-            is = _mm512_dpbusd_epi32(is, hi, _mm512_loadu_si512((const void *)(x->q[t] + c + 64)));
-            __m128 f4 = _mm_mul_ps(s4, _mm_loadu_ps(x->d[t] + g));
-            __m512 sv = _mm512_permutexvar_ps(gidx, _mm512_castps128_ps512(f4));
-            acc[k][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sv, acc[k][t]);
-        }
+    for (; c + 256 <= cols; c += 256) {
+        q4_chunk(wr, sc, c, gshift, gidx, x, nt, a0);
+        q4_chunk(wr, sc, c + 128, gshift, gidx, x, nt, a1);
+    }
+    bool odd = c + 128 <= cols; /* the tails below go into a1 */
+    if (odd) {
+        q4_chunk(wr, sc, c, gshift, gidx, x, nt, a0);
+        c += 128;
     }
     if (c + 64 <= cols) { /* 64 codes: 32 bytes */
         const __m256i m4y = _mm256_set1_epi8(0x0f);
         __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c / 2));
         __m256i lo = _mm256_and_si256(raw, m4y);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4y);
-        size_t g = c / gs;
+        size_t g = c >> gshift;
         for (int t = 0; t < nt; t++) {
             __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo,
                                              _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
@@ -368,8 +392,9 @@ TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *b
             __m256 sv = gs == 32 ? _mm256_set_m128(_mm_set1_ps(sc[g + 1] * x->d[t][g + 1]),
                                                    _mm_set1_ps(sc[g] * x->d[t][g]))
                                  : _mm256_set1_ps(sc[g] * x->d[t][g]);
-            __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(is), sv);
-            acc[k][t] = _mm512_add_ps(acc[k][t], _mm512_zextps256_ps512(p));
+            __m512 p = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(is), sv));
+            a0[t] = odd ? a0[t] : _mm512_add_ps(a0[t], p);
+            a1[t] = odd ? _mm512_add_ps(a1[t], p) : a1[t];
         }
         c += 64;
     }
@@ -377,48 +402,61 @@ TGT_AVX512 INLINE void q4_row(const uint8_t *wr, const float *sc, const float *b
         const __m128i m4x = _mm_set1_epi8(0x0f);
         __m128i raw = _mm_loadu_si128((const __m128i *)(wr + c / 2));
         __m128i lo = _mm_and_si128(raw, m4x), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m4x);
-        size_t g = c / gs;
+        size_t g = c >> gshift;
         for (int t = 0; t < nt; t++) {
             __m128i is = _mm_dpbusd_epi32(_mm_setzero_si128(), lo,
                                           _mm_loadu_si128((const __m128i *)(x->q[t] + c)));
             is = _mm_dpbusd_epi32(is, hi, _mm_loadu_si128((const __m128i *)(x->q[t] + c + 16)));
-            __m128 p = _mm_mul_ps(_mm_cvtepi32_ps(is), _mm_set1_ps(sc[g] * x->d[t][g]));
-            acc[k][t] = _mm512_add_ps(acc[k][t], _mm512_zextps128_ps512(p));
+            __m512 p = _mm512_zextps128_ps512(
+                _mm_mul_ps(_mm_cvtepi32_ps(is), _mm_set1_ps(sc[g] * x->d[t][g])));
+            a0[t] = odd ? a0[t] : _mm512_add_ps(a0[t], p);
+            a1[t] = odd ? _mm512_add_ps(a1[t], p) : a1[t];
         }
     }
     for (int t = 0; t < nt; t++)
-        out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][t], acc[1][t])) +
-                 bias_dot(bi, x->s[t], cols / gs);
+        out[t] = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t])) +
+                 bias_dot(bi, x->s[t], cols >> gshift);
+}
+
+/* One group (gs codes from c0) of an 8-bit row into acc[t]: the group's
+ * 32-code chunks add up in int32 (exact) before its one scale multiply. */
+TGT_AVX512 INLINE void q8_group(const uint8_t *wr, const float *sc, size_t c0, size_t g, size_t gs,
+                                const struct x8_tok *x, int nt, __m256 *acc)
+{
+    __m256i is[4];
+    for (int t = 0; t < nt; t++)
+        is[t] = _mm256_setzero_si256();
+    for (size_t c = c0; c < c0 + gs; c += 32) {
+        __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c));
+        for (int t = 0; t < nt; t++)
+            is[t] =
+                _mm256_dpbusd_epi32(is[t], raw, _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
+    }
+    for (int t = 0; t < nt; t++)
+        acc[t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_set1_ps(sc[g] * x->d[t][g]), acc[t]);
 }
 
 /*
- * One row of 8-bit codes: 32 codes per load.  A group's chunks add up in
- * int32 (exact) before its one scale multiply; groups alternate between two
- * float accumulators.
+ * One row of 8-bit codes: 32 codes per load.  Groups alternate between two
+ * float accumulators (even groups into a0, odd into a1: two groups per
+ * iteration keep both in registers).
  */
 TGT_AVX512 INLINE void q8_row(const uint8_t *wr, const float *sc, const float *bi, size_t cols,
                               size_t gs, const struct x8_tok *x, int nt, float *out)
 {
-    __m256 acc[2][4];
+    __m256 a0[4], a1[4];
     for (int t = 0; t < 4; t++)
-        acc[0][t] = acc[1][t] = _mm256_setzero_ps();
-    int k = 0;
-    for (size_t c0 = 0, g = 0; c0 < cols; c0 += gs, g++, k ^= 1) {
-        __m256i is[4];
-        for (int t = 0; t < nt; t++)
-            is[t] = _mm256_setzero_si256();
-        for (size_t c = c0; c < c0 + gs; c += 32) {
-            __m256i raw = _mm256_loadu_si256((const __m256i *)(wr + c));
-            for (int t = 0; t < nt; t++)
-                is[t] = _mm256_dpbusd_epi32(is[t], raw,
-                                            _mm256_loadu_si256((const __m256i *)(x->q[t] + c)));
-        }
-        for (int t = 0; t < nt; t++)
-            acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]),
-                                        _mm256_set1_ps(sc[g] * x->d[t][g]), acc[k][t]);
+        a0[t] = a1[t] = _mm256_setzero_ps();
+    size_t c0 = 0, g = 0;
+    for (; c0 + 2 * gs <= cols; c0 += 2 * gs, g += 2) {
+        q8_group(wr, sc, c0, g, gs, x, nt, a0);
+        q8_group(wr, sc, c0 + gs, g + 1, gs, x, nt, a1);
     }
+    if (c0 < cols)
+        q8_group(wr, sc, c0, g, gs, x, nt, a0);
     for (int t = 0; t < nt; t++)
-        out[t] = hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) + bias_dot(bi, x->s[t], cols / gs);
+        out[t] = hsum8(_mm256_add_ps(a0[t], a1[t])) + bias_dot(bi, x->s[t], cols / gs);
 }
 
 TGT_AVX512 INLINE void qrow_dispatch(int bits, const uint8_t *wr, const float *sc, const float *bi,

@@ -180,6 +180,10 @@ static void test_matmul_quant(void)
                                         mult == 3 ? DTYPE_BF16 : DTYPE_F16, (enum kernel_isa)isa,
                                         x8);
     check_quant(4, 64, 19, 2048, 9, DTYPE_F32, KERNEL_ISA_AVX512, true);
+    /* 4-bit: an odd number of 128-code chunks then both tails (480 = 3 * 128 + 64 + 32);
+     * 8-bit: an odd number of groups */
+    check_quant(4, 32, 23, 480, 5, DTYPE_F16, KERNEL_ISA_AVX512, true);
+    check_quant(8, 64, 23, 448, 5, DTYPE_BF16, KERNEL_ISA_AVX512, true);
 }
 
 /* q/k/v-like matrices in one job equal three separate calls bit for bit */
