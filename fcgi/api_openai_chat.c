@@ -433,6 +433,21 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
     memset(streams, 0, sizeof(streams));
     memset(last, 0, sizeof(last));
     int n_started = 0, status = 0;
+    /* Tokenized once, as the engine would for each choice: the n submits
+     * then follow each other at once and the choices batch from their first
+     * step instead of the first running ahead while the others tokenize. */
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    enum status tst = tok_encode(engine_model_tokenizer(m), prompt, strlen(prompt),
+                                 TOK_ENCODE_PARSE_SPECIAL |
+                                     (info->has_chat_template ? 0u : TOK_ENCODE_ADD_SPECIAL),
+                                 &ids, &n_ids);
+    if (tst != ST_OK) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "cannot tokenize the prompt: %s", status_str(tst));
+        openai_error_from_status(tst, msg, "messages", &e);
+        status = openai_send_error(req, &e);
+    }
     for (int i = 0; i < r->n && !status; i++) {
         struct chat_choice *c = &choices[i];
         c->run = &run;
@@ -447,9 +462,9 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
             status = http_send_error(req, 500, NULL, NULL, "out of memory");
             break;
         }
-        struct engine_request_desc d = {.kind = ENGINE_PROMPT_TEXT,
-                                        .prompt_text = prompt,
-                                        .add_special_tokens = !info->has_chat_template,
+        struct engine_request_desc d = {.kind = ENGINE_PROMPT_IDS,
+                                        .prompt_ids = ids,
+                                        .n_prompt_ids = (int)n_ids,
                                         .params = gp[i]};
         char err[512] = "";
         enum status st = infer_start(m, &d, &streams[i], err, sizeof(err));
@@ -460,6 +475,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
         }
         n_started++;
     }
+    free(ids);
     free(prompt);
 
     if (!status && r->stream) {
