@@ -33,6 +33,7 @@ struct kernel_mat {
     const void *data;      /* (rows, cols) when !quantized */
     struct quant_matrix q; /* when quantized */
     bool x8;               /* 4/8-bit: kernel_matmul uses int8 activations (integer dots);
+                              BF16 on KERNEL_ISA_AVX512BF16: bf16 activations (vdpbf16ps);
                               false: float dots as in kernel_matmul_ref */
 };
 
@@ -50,7 +51,10 @@ void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, con
  * The fast matmul: y[t] = W x[t] (+ bias), same arguments as
  * kernel_matmul_ref, rows split over the pool (NULL: the calling thread).
  * F32/F16/BF16 weights: SIMD dot products in fp32 (within 1e-5 relative of
- * the reference).  4- and 8-bit MLX weights with w->x8: the integer-dot
+ * the reference).  BF16 weights with w->x8 on KERNEL_ISA_AVX512BF16: x is
+ * rounded to bf16 (nearest even) as it is loaded and the dots run on bf16
+ * pairs with fp32 accumulation (within 1e-5 relative of kernel_matmul_ref
+ * over the rounded x).  4- and 8-bit MLX weights with w->x8: the integer-dot
  * path of quant.h (activations quantized to int8 per group; equal to
  * quant_dot_row_x8_ref within 1e-5 relative).  Other quantized weights: the
  * float reference dot per row (quant_dot_row_ref).  A row's result depends neither on n, nor on the
@@ -74,8 +78,9 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
 /* Instruction sets the fast kernels may use; each level includes the one before. */
 enum kernel_isa {
     KERNEL_ISA_SCALAR,
-    KERNEL_ISA_AVX2,   /* AVX2 + FMA + F16C */
-    KERNEL_ISA_AVX512, /* + AVX-512 F/BW/VL/VNNI */
+    KERNEL_ISA_AVX2,       /* AVX2 + FMA + F16C */
+    KERNEL_ISA_AVX512,     /* + AVX-512 F/BW/VL/VNNI */
+    KERNEL_ISA_AVX512BF16, /* + AVX512-BF16 (bf16 dot products) */
 };
 
 /* The best level this CPU supports. */
@@ -88,7 +93,7 @@ enum kernel_isa kernel_isa_get(void);
  * tests and benchmarks comparing paths.  Not thread-safe against running kernels. */
 void kernel_isa_set(enum kernel_isa isa);
 
-/* "scalar", "avx2" or "avx512". */
+/* "scalar", "avx2", "avx512" or "avx512bf16". */
 const char *kernel_isa_name(enum kernel_isa isa);
 
 /* Writes row r of W (dequantized/upcast) into out (cols floats): embedding lookup. */

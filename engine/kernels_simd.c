@@ -44,7 +44,7 @@ enum kernel_isa kernel_isa_detect(void)
         isa = KERNEL_ISA_AVX2;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-            isa = KERNEL_ISA_AVX512;
+            isa = __builtin_cpu_supports("avx512bf16") ? KERNEL_ISA_AVX512BF16 : KERNEL_ISA_AVX512;
     }
 #endif
     isa_detected = isa_used = isa;
@@ -69,6 +69,7 @@ const char *kernel_isa_name(enum kernel_isa isa)
     switch (isa) {
     case KERNEL_ISA_AVX2: return "avx2";
     case KERNEL_ISA_AVX512: return "avx512";
+    case KERNEL_ISA_AVX512BF16: return "avx512bf16";
     default: return "scalar";
     }
 }
@@ -508,6 +509,91 @@ TGT_AVX512 static void quant_rows_avx512(const struct quant_matrix *q, const int
         }
     }
 }
+
+/* ---------------------------------------------------------------------- */
+/* AVX512-BF16: bf16 weights times bf16 activations                        */
+
+/* 32 floats of x from p, the first `len` of them (<= 32), rounded to bf16
+ * (nearest even), zeros after */
+TGT_AVX512BF16 INLINE __m512bh bf16_from_f32(const float *p, size_t len)
+{
+    if (len >= 32)
+        return _mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
+    __mmask16 lo = len >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << len) - 1);
+    __mmask16 hi = len > 16 ? (__mmask16)((1u << (len - 16)) - 1) : 0;
+    return _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, p + 16), _mm512_maskz_loadu_ps(lo, p));
+}
+
+/* 32 bf16 weights from p, the first `len` of them (<= 32), zeros after */
+TGT_AVX512BF16 INLINE __m512bh bf16_load(const uint16_t *p, size_t len)
+{
+    __mmask32 m = len >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << len) - 1);
+    return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
+}
+
+/*
+ * nr rows (from r) times nt tokens of x (cols floats apart), nr * nt <= 4.
+ * x is rounded to bf16 as it is loaded (the same instruction for an element
+ * whatever the block, so the rounding never depends on n).  Per dot:
+ * 64-element steps over two accumulators (the first 32 into a0, the next
+ * into a1), a last partial step by masked loads, then a0 + a1 summed across
+ * lanes: one order whatever nr and nt.
+ */
+TGT_AVX512BF16 INLINE void bf16_block(const uint16_t *w, size_t cols, size_t r, int nr,
+                                      const float *x, int nt, size_t ldy, float *y)
+{
+    __m512 a0[4], a1[4];
+    for (int k = 0; k < 4; k++)
+        a0[k] = a1[k] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i < cols; i += 64) {
+        size_t left = cols - i;
+        __m512bh x0[4], x1[4];
+        for (int t = 0; t < nt; t++) {
+            x0[t] = bf16_from_f32(x + (size_t)t * cols + i, left);
+            if (left > 32)
+                x1[t] = bf16_from_f32(x + (size_t)t * cols + i + 32, left - 32);
+        }
+        for (int j = 0; j < nr; j++) {
+            const uint16_t *row = w + (r + (size_t)j) * cols + i;
+            __m512bh w0 = bf16_load(row, left);
+            for (int t = 0; t < nt; t++)
+                a0[j + t] = _mm512_dpbf16_ps(a0[j + t], w0, x0[t]);
+            if (left > 32) {
+                __m512bh w1 = bf16_load(row + 32, left - 32);
+                for (int t = 0; t < nt; t++)
+                    a1[j + t] = _mm512_dpbf16_ps(a1[j + t], w1, x1[t]);
+            }
+        }
+    }
+    for (int j = 0; j < nr; j++)
+        for (int t = 0; t < nt; t++)
+            y[(size_t)t * ldy + r + (size_t)j] =
+                _mm512_reduce_add_ps(_mm512_add_ps(a0[j + t], a1[j + t]));
+}
+
+/* rows [r0, r1) for tokens [t0, t1) */
+TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x, size_t t0,
+                                     size_t t1, size_t r0, size_t r1, float *y)
+{
+    const uint16_t *wd = w->data;
+    size_t cols = w->cols, rows = w->rows;
+    if (t1 - t0 == 1) {
+        size_t r = r0;
+        for (; r + 4 <= r1; r += 4)
+            bf16_block(wd, cols, r, 4, x + t0 * cols, 1, rows, y + t0 * rows);
+        for (; r < r1; r++)
+            bf16_block(wd, cols, r, 1, x + t0 * cols, 1, rows, y + t0 * rows);
+        return;
+    }
+    for (size_t r = r0; r < r1; r++) {
+        size_t t = t0;
+        for (; t + 4 <= t1; t += 4)
+            bf16_block(wd, cols, r, 1, x + t * cols, 4, rows, y + t * rows);
+        for (; t < t1; t++)
+            bf16_block(wd, cols, r, 1, x + t * cols, 1, rows, y + t * rows);
+    }
+}
 #endif /* KERNELS_X86 */
 
 /* ---------------------------------------------------------------------- */
@@ -520,6 +606,7 @@ TGT_AVX512 static void quant_rows_avx512(const struct quant_matrix *q, const int
 enum mm_path {
     MM_FLOAT,     /* F32/F16/BF16 */
     MM_X8,        /* 4/8-bit, integer dots */
+    MM_BF16X,     /* BF16 weights, bf16 activations */
     MM_QUANT_REF, /* other bit widths: float reference dot per row */
 };
 
@@ -556,6 +643,10 @@ static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, siz
     size_t cols = w->cols, rows = w->rows;
     size_t ng = w->quantized ? cols / (size_t)w->q.group_size : 0;
 #ifdef KERNELS_X86
+    if (j->path == MM_BF16X) {
+        bf16_rows(w, j->x, t0, t1, r0, r1, j->y);
+        return;
+    }
     if (j->path == MM_FLOAT && j->isa >= KERNEL_ISA_AVX512) {
         float_rows512_any(w, j->x, t0, t1, r0, r1, j->y);
         return;
@@ -676,6 +767,10 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
         else
             threadpool_run(pool, mm_prepare, &jobs[0], (int)n);
     }
+    for (int i = 0; i < nw; i++)
+        if (!w[i]->quantized && w[i]->dtype == DTYPE_BF16 && w[i]->x8 &&
+            jobs[i].isa >= KERNEL_ISA_AVX512BF16)
+            jobs[i].path = MM_BF16X;
     mj.n_chunks = threadpool_chunks(pool, (mj.total_rows + 15) / 16);
     threadpool_run(pool, mm_run, &mj, mj.n_chunks);
 }

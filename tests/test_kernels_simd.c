@@ -186,6 +186,75 @@ static void test_matmul_quant(void)
     check_quant(8, 64, 23, 448, 5, DTYPE_BF16, KERNEL_ISA_AVX512, true);
 }
 
+/*
+ * BF16 weights with x8 on AVX512-BF16: bf16 activations.  Against
+ * kernel_matmul_ref over x rounded to bf16 the same way, within 1e-5 of
+ * sum |w x|; without x8 the float path (checked above) is kept.
+ */
+static void check_bf16x(size_t rows, size_t cols, size_t n)
+{
+    uint64_t seed = 91 + rows * 7 + cols;
+    uint16_t *raw = malloc(rows * cols * 2);
+    for (size_t i = 0; i < rows * cols; i++)
+        raw[i] = f32_to_bf16(stb_randf(&seed));
+    float *x = rand_floats(n * cols, &seed, 1.0f), *xr = malloc(n * cols * sizeof(float));
+    for (size_t i = 0; i < n * cols; i++)
+        xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    struct kernel_mat w = {
+        .rows = rows, .cols = cols, .dtype = DTYPE_BF16, .data = raw, .x8 = true};
+    float *scratch = malloc((kernel_matmul_scratch(&w, n) + 1) * sizeof(float));
+    float *ref = malloc(n * rows * sizeof(float)), *y = malloc(n * rows * sizeof(float));
+    kernel_matmul_ref(&w, xr, n, NULL, ref, scratch);
+    kernel_matmul(pool1, &w, x, n, NULL, y, scratch);
+    double worst = 0.0;
+    for (size_t t = 0; t < n; t++)
+        for (size_t r = 0; r < rows; r++) {
+            double mag = 0.0;
+            for (size_t c = 0; c < cols; c++)
+                mag += fabs(bf16_to_f32(raw[r * cols + c]) * xr[t * cols + c]);
+            double e = fabs(y[t * rows + r] - ref[t * rows + r]) / (mag + 1e-30);
+            worst = e > worst ? e : worst;
+        }
+    CHECK_MSG(worst <= 1e-5, "bf16x %zux%zu n=%zu: relative error %g", rows, cols, n, worst);
+    check_invariance(&w, x, n, y, "bf16x");
+    free(raw);
+    free(x);
+    free(xr);
+    free(scratch);
+    free(ref);
+    free(y);
+}
+
+static void test_matmul_bf16x(void)
+{
+    if (kernel_isa_detect() < KERNEL_ISA_AVX512BF16) {
+        printf("     (no AVX512-BF16 on this CPU: nothing to check)\n");
+        return;
+    }
+    kernel_isa_set(KERNEL_ISA_AVX512BF16);
+    /* whole 64-element steps, a partial step under and over 32, odd sizes */
+    static const size_t cols[] = {64, 256, 2048, 31, 97, 131, 1};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        for (size_t n = 1; n <= 9; n += 4) /* 1, 5, 9 */
+            check_bf16x(37, cols[i], n);
+    /* a lower level keeps the float path even with x8 */
+    kernel_isa_set(KERNEL_ISA_AVX512);
+    struct kernel_mat w = {.rows = 3, .cols = 64, .dtype = DTYPE_BF16, .x8 = true};
+    uint16_t raw[3 * 64];
+    uint64_t seed = 3;
+    for (size_t i = 0; i < 3 * 64; i++)
+        raw[i] = f32_to_bf16(stb_randf(&seed));
+    w.data = raw;
+    float x[64], y[3], yf[3], scratch[64 + 32 + 1];
+    for (int i = 0; i < 64; i++)
+        x[i] = stb_randf(&seed) * 1.001f;
+    kernel_matmul(NULL, &w, x, 1, NULL, yf, scratch);
+    kernel_isa_set(KERNEL_ISA_AVX512BF16);
+    kernel_matmul(NULL, &w, x, 1, NULL, y, scratch);
+    CHECK_MSG(memcmp(y, yf, sizeof(y)) != 0, "bf16x: the bf16 path did not round x");
+    kernel_isa_set(kernel_isa_detect());
+}
+
 /* q/k/v-like matrices in one job equal three separate calls bit for bit */
 static void test_matmul_multi(void)
 {
@@ -351,6 +420,7 @@ int main(void)
     RUN(test_threadpool);
     RUN(test_matmul_float);
     RUN(test_matmul_quant);
+    RUN(test_matmul_bf16x);
     RUN(test_matmul_multi);
     RUN(test_attention_online);
     threadpool_free(pool1);
