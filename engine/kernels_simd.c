@@ -532,47 +532,48 @@ TGT_AVX512BF16 INLINE __m512bh bf16_load(const uint16_t *p, size_t len)
 }
 
 /*
- * nr rows (from r) times nt tokens of x (cols floats apart), nr * nt <= 4.
- * x is rounded to bf16 as it is loaded (the same instruction for an element
- * whatever the block, so the rounding never depends on n).  Per dot:
- * 64-element steps over two accumulators (the first 32 into a0, the next
- * into a1), a last partial step by masked loads, then a0 + a1 summed across
- * lanes: one order whatever nr and nt.
+ * nr rows (from r) times nt tokens of x (cols floats apart), nr * nt <= 8:
+ * a token's x is converted once per step for all nr rows.  x is rounded to
+ * bf16 as it is loaded (the same instruction for an element whatever the
+ * block, so the rounding never depends on n).  Per dot: 64-element steps
+ * over two accumulators (the first 32 into a0, the next into a1), a last
+ * partial step by masked loads, then a0 + a1 summed across lanes: one order
+ * whatever nr and nt.
  */
 TGT_AVX512BF16 INLINE void bf16_block(const uint16_t *w, size_t cols, size_t r, int nr,
                                       const float *x, int nt, size_t ldy, float *y)
 {
-    __m512 a0[4], a1[4];
-    for (int k = 0; k < 4; k++)
+    __m512 a0[8], a1[8];
+    for (int k = 0; k < 8; k++)
         a0[k] = a1[k] = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i < cols; i += 64) {
+    for (size_t i = 0; i < cols; i += 64) {
         size_t left = cols - i;
         __m512bh x0[4], x1[4];
         for (int t = 0; t < nt; t++) {
             x0[t] = bf16_from_f32(x + (size_t)t * cols + i, left);
-            if (left > 32)
-                x1[t] = bf16_from_f32(x + (size_t)t * cols + i + 32, left - 32);
+            /* masked to nothing (no load) when the step ends within 32 */
+            x1[t] = bf16_from_f32(x + (size_t)t * cols + i + 32, left > 32 ? left - 32 : 0);
         }
         for (int j = 0; j < nr; j++) {
             const uint16_t *row = w + (r + (size_t)j) * cols + i;
             __m512bh w0 = bf16_load(row, left);
             for (int t = 0; t < nt; t++)
-                a0[j + t] = _mm512_dpbf16_ps(a0[j + t], w0, x0[t]);
+                a0[j * nt + t] = _mm512_dpbf16_ps(a0[j * nt + t], w0, x0[t]);
             if (left > 32) {
                 __m512bh w1 = bf16_load(row + 32, left - 32);
                 for (int t = 0; t < nt; t++)
-                    a1[j + t] = _mm512_dpbf16_ps(a1[j + t], w1, x1[t]);
+                    a1[j * nt + t] = _mm512_dpbf16_ps(a1[j * nt + t], w1, x1[t]);
             }
         }
     }
     for (int j = 0; j < nr; j++)
         for (int t = 0; t < nt; t++)
             y[(size_t)t * ldy + r + (size_t)j] =
-                _mm512_reduce_add_ps(_mm512_add_ps(a0[j + t], a1[j + t]));
+                _mm512_reduce_add_ps(_mm512_add_ps(a0[j * nt + t], a1[j * nt + t]));
 }
 
-/* rows [r0, r1) for tokens [t0, t1) */
+/* rows [r0, r1) for tokens [t0, t1): one token by 8 rows, more by 2 rows
+ * times 4 tokens */
 TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x, size_t t0,
                                      size_t t1, size_t r0, size_t r1, float *y)
 {
@@ -580,18 +581,26 @@ TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x,
     size_t cols = w->cols, rows = w->rows;
     if (t1 - t0 == 1) {
         size_t r = r0;
-        for (; r + 4 <= r1; r += 4)
-            bf16_block(wd, cols, r, 4, x + t0 * cols, 1, rows, y + t0 * rows);
+        for (; r + 8 <= r1; r += 8)
+            bf16_block(wd, cols, r, 8, x + t0 * cols, 1, rows, y + t0 * rows);
         for (; r < r1; r++)
             bf16_block(wd, cols, r, 1, x + t0 * cols, 1, rows, y + t0 * rows);
         return;
     }
-    for (size_t r = r0; r < r1; r++) {
+    size_t r = r0;
+    for (; r < r1; r += 2) {
+        int nr = r + 2 <= r1 ? 2 : 1;
         size_t t = t0;
         for (; t + 4 <= t1; t += 4)
-            bf16_block(wd, cols, r, 1, x + t * cols, 4, rows, y + t * rows);
+            if (nr == 2)
+                bf16_block(wd, cols, r, 2, x + t * cols, 4, rows, y + t * rows);
+            else
+                bf16_block(wd, cols, r, 1, x + t * cols, 4, rows, y + t * rows);
         for (; t < t1; t++)
-            bf16_block(wd, cols, r, 1, x + t * cols, 1, rows, y + t * rows);
+            if (nr == 2)
+                bf16_block(wd, cols, r, 2, x + t * cols, 1, rows, y + t * rows);
+            else
+                bf16_block(wd, cols, r, 1, x + t * cols, 1, rows, y + t * rows);
     }
 }
 #endif /* KERNELS_X86 */
