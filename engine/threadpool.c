@@ -43,11 +43,13 @@ struct threadpool {
     int n;
     pthread_t *threads; /* (n - 1) */
     int started;
-    atomic_uint gen;         /* bumped once per job */
-    _Atomic uint64_t next;   /* gen << 32 | next chunk to hand out */
-    unsigned n_chunks_of[2]; /* chunks of the job, by gen parity */
-    atomic_uint done;        /* chunks of the current job finished */
-    atomic_int sleepers;     /* workers waiting on cond */
+    atomic_uint gen;       /* bumped once per job */
+    _Atomic uint64_t next; /* gen << 32 | next chunk to hand out */
+    /* chunks of the job, by gen parity; atomic because a worker late by two
+     * jobs reads the slot being rewritten (its claim then fails on gen) */
+    atomic_uint n_chunks_of[2];
+    atomic_uint done;    /* chunks of the current job finished */
+    atomic_int sleepers; /* workers waiting on cond */
     atomic_bool stop;
     threadpool_fn fn;
     void *ctx;
@@ -106,7 +108,8 @@ static bool claim(struct threadpool *p, unsigned gen, unsigned *chunk)
 {
     uint64_t cur = atomic_load(&p->next);
     for (;;) {
-        if ((unsigned)(cur >> 32) != gen || (unsigned)cur >= p->n_chunks_of[gen & 1])
+        if ((unsigned)(cur >> 32) != gen ||
+            (unsigned)cur >= atomic_load_explicit(&p->n_chunks_of[gen & 1], memory_order_relaxed))
             return false;
         if (atomic_compare_exchange_weak(&p->next, &cur, cur + 1)) {
             *chunk = (unsigned)cur;
@@ -223,7 +226,7 @@ void threadpool_run(struct threadpool *p, threadpool_fn fn, void *ctx, int n_chu
     unsigned gen = atomic_load(&p->gen) + 1;
     p->fn = fn;
     p->ctx = ctx;
-    p->n_chunks_of[gen & 1] = (unsigned)n_chunks;
+    atomic_store_explicit(&p->n_chunks_of[gen & 1], (unsigned)n_chunks, memory_order_relaxed);
     atomic_store(&p->done, 0);
     atomic_store(&p->next, (uint64_t)gen << 32);
     atomic_store(&p->gen, gen);
