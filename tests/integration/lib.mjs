@@ -40,6 +40,17 @@ export async function freePort() {
   });
 }
 
+// Servers started here and not yet stopped: stopped when the test exits in
+// any way, a signal (the runner's timeout) or an uncaught exception included,
+// so no nginx or daemon outlives its test.
+const liveServers = new Set();
+process.on('exit', () => {
+  for (const srv of liveServers) srv.stop();
+});
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(sig, () => process.exit(128 + os.constants.signals[sig]));
+}
+
 // Starts nginx + daemon with tools/run.sh (DETACH=1). `configYaml` is written
 // to the run directory (with @RUN_DIR@ replaced) and passed as the daemon's
 // config.  opts.stateDir reuses an earlier server's database; opts.env adds
@@ -59,10 +70,11 @@ export async function startServer(configYaml = '', opts = {}) {
     throw new Error(`tools/run.sh failed (${r.status}): ${r.stdout}\n${r.stderr}`);
   }
   const pid = Number(fs.readFileSync(path.join(runDir, 'daemon.pid'), 'utf8'));
-  return {
+  const srv = {
     port, runDir, stateDir, pid, env,
     url: `http://127.0.0.1:${port}`,
     stop() {
+      liveServers.delete(srv);
       spawnSync(path.join(REPO, 'tools/stop.sh'), [], { env, encoding: 'utf8', timeout: 60000 });
     },
     cleanup() {
@@ -70,6 +82,8 @@ export async function startServer(configYaml = '', opts = {}) {
       fs.rmSync(runDir, { recursive: true, force: true });
     },
   };
+  liveServers.add(srv);
+  return srv;
 }
 
 export function procStats(pid) {
