@@ -55,7 +55,10 @@ try {
     chunks.some((c) => c.choices[0] && c.choices[0].finish_reason === 'length'), chunks);
 
   // ---- Anthropic -------------------------------------------------------------------------
-  const abody = { model: NAME, max_tokens: 4, temperature: 0, messages: long, stream: true };
+  // A prompt of its own: the chat prompt above is in the prefix cache now, and a cached
+  // prompt has (rightly) no prefill to wait for.
+  const fresh = [{ role: 'user', content: `anthropic ${words}` }];
+  const abody = { model: NAME, max_tokens: 4, temperature: 0, messages: fresh, stream: true };
   const ar = await rawStream(`${U}/v1/messages`, abody, { 'anthropic-version': '2023-06-01' });
   const events = [...ar.text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
   const firstDelta = events.indexOf('content_block_delta');
