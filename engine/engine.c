@@ -802,27 +802,40 @@ enum status engine_embed(struct engine_model *m, const int32_t *ids, int n,
 
 /* ==== scheduler ========================================================= */
 
-/* Slots of used blocks holding no position, in percent: the last block of
- * each sequence is the only partly filled one (blocks are taken as the
- * sequence grows), so this stays under block_tokens / mean length. */
-static double kv_waste_percent(const struct engine_model *m, size_t used_blocks)
+static int request_tokens(const struct engine_request *r);
+
+/* Running sequences with more than one token still to compute: a prompt
+ * (or a recompute after preemption) not yet fully in the KV cache. */
+static int count_prefilling(const struct engine_model *m)
 {
-    if (!used_blocks)
-        return 0;
-    long long empty = 0;
+    int n = 0;
     for (int i = 0; i < m->n_running; i++) {
         const struct engine_request *r = m->running[i];
-        if (r && r->seq >= 0)
-            empty += kv_seq_capacity(m->kv, r->seq) - kv_seq_len(m->kv, r->seq);
+        if (r && r->seq >= 0 && request_tokens(r) - kv_seq_len(m->kv, r->seq) > 1)
+            n++;
     }
-    return 100.0 * (double)empty / ((double)used_blocks * m->info.kv_block_tokens);
+    return n;
+}
+
+/* Allocated-but-unused KV, in percent: slots of used blocks that no
+ * sequence holds a position in, over all slots of used blocks.  Blocks are
+ * taken as a sequence grows (reserved just before the step that writes
+ * them), so between steps only each sequence's last block is partly empty
+ * and this stays under block_tokens / mean length; a block shared through
+ * the prefix cache counts once (kv_cache_counts). */
+static double kv_waste_percent(const struct engine_model *m, const struct kv_cache_counts *c)
+{
+    if (!c->used)
+        return 0;
+    return 100.0 * (double)c->unused_slots / ((double)c->used * m->info.kv_block_tokens);
 }
 
 static void publish_stats(struct engine_model *m)
 {
     struct kv_cache_counts c;
     kv_cache_counts(m->kv, &c);
-    double waste = kv_waste_percent(m, c.used);
+    double waste = kv_waste_percent(m, &c);
+    int prefilling = count_prefilling(m);
     double t = now_s(), tps = -1;
     if (m->n_live == 0) {
         tps = 0; /* idle: nothing is being generated */
@@ -841,6 +854,7 @@ static void publish_stats(struct engine_model *m)
     s->kv_shared_blocks = c.shared;
     s->kv_waste = waste;
     s->n_running = m->n_live;
+    s->n_prefilling = prefilling;
     s->steps = m->steps;
     s->preemptions = m->preemptions;
     s->prompt_tokens = m->prompt_tokens;
@@ -1275,6 +1289,7 @@ static void *scheduler_main(void *arg)
         for (;;) {
             admit_locked(m, &cancelled);
             m->stats.n_running = m->n_live;
+            m->stats.n_prefilling = count_prefilling(m);
             if (m->stopping || m->n_running > 0 || cancelled)
                 break;
             pthread_cond_wait(&m->wake, &m->mu);

@@ -96,8 +96,10 @@ struct engine_stats {
     size_t kv_used_blocks;   /* referenced by running sequences */
     size_t kv_cached_blocks; /* unreferenced but kept for prefix matches (LRU) */
     size_t kv_shared_blocks; /* used by more than one sequence */
-    double kv_waste;         /* % of the slots in used blocks holding no position */
+    double kv_waste;         /* % of the slots in used blocks that no sequence holds a
+                                position in (kv_cache_counts.unused_slots / used slots) */
     int n_running, n_waiting;
+    int n_prefilling; /* of n_running: prompt (or recompute) not fully computed yet */
     uint64_t steps;
     uint64_t preemptions;      /* running requests sent back to recompute later */
     uint64_t prompt_tokens;    /* prompt tokens of every admitted request */

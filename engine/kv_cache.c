@@ -50,6 +50,7 @@ struct kv_cache {
     int lru_head, lru_tail;
     size_t n_cached;
     size_t n_evicted;
+    int *fill;           /* (n_blocks) scratch of kv_cache_counts: -1 outside it */
     struct kv_seq *seqs; /* (max_seqs) */
     int max_seqs;
 };
@@ -114,8 +115,10 @@ enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int
     kv->hnext = malloc(n_blocks * sizeof(*kv->hnext));
     kv->lru_prev = malloc(n_blocks * sizeof(*kv->lru_prev));
     kv->lru_next = malloc(n_blocks * sizeof(*kv->lru_next));
-    if (!kv->k || !kv->v || !kv->refs || !kv->free_stack || !kv->seqs || !kv->pub || !kv->hash ||
-        !kv->parent || !kv->ids || !kv->bucket || !kv->hnext || !kv->lru_prev || !kv->lru_next)
+    kv->fill = malloc(n_blocks * sizeof(*kv->fill));
+    if (!kv->fill || !kv->k || !kv->v || !kv->refs || !kv->free_stack || !kv->seqs || !kv->pub ||
+        !kv->hash || !kv->parent || !kv->ids || !kv->bucket || !kv->hnext || !kv->lru_prev ||
+        !kv->lru_next)
         goto nomem;
     for (int s = 0; s < max_seqs; s++) {
         kv->seqs[s].blocks = malloc((size_t)kv->max_seq_blocks * sizeof(int));
@@ -126,6 +129,8 @@ enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int
     for (size_t i = 0; i < kv->n_buckets; i++)
         kv->bucket[i] = -1;
     kv->lru_head = kv->lru_tail = -1;
+    for (size_t i = 0; i < n_blocks; i++)
+        kv->fill[i] = -1;
     /* lowest ids on top so allocation order is predictable */
     for (size_t i = 0; i < n_blocks; i++)
         kv->free_stack[i] = (int)(n_blocks - 1 - i);
@@ -157,6 +162,7 @@ void kv_cache_free(struct kv_cache *kv)
     free(kv->hnext);
     free(kv->lru_prev);
     free(kv->lru_next);
+    free(kv->fill);
     free(kv->k);
     free(kv->v);
     free(kv->refs);
@@ -574,6 +580,31 @@ void kv_cache_counts(const struct kv_cache *kv, struct kv_cache_counts *out)
     for (size_t b = 0; b < kv->n_blocks; b++)
         if (kv->refs[b] > 1)
             out->shared++;
+    /* Unused slots, block by block: a block's filled slots are the most any
+     * sequence referencing it has written there (a shared prefix block
+     * counts once, full when any of its sharers filled it), so a slot is
+     * unused only when no live sequence holds a position in it.  fill is
+     * scratch, -1 everywhere between calls. */
+    int bt = kv->block_tokens;
+    for (int q = 0; q < kv->max_seqs; q++) {
+        const struct kv_seq *s = &kv->seqs[q];
+        for (int i = 0; s->alive && i < s->n_blocks; i++) {
+            int f = s->len - i * bt, b = s->blocks[i];
+            f = f < 0 ? 0 : f > bt ? bt : f;
+            if (f > kv->fill[b])
+                kv->fill[b] = f;
+        }
+    }
+    for (int q = 0; q < kv->max_seqs; q++) {
+        const struct kv_seq *s = &kv->seqs[q];
+        for (int i = 0; s->alive && i < s->n_blocks; i++) {
+            int b = s->blocks[i];
+            if (kv->fill[b] >= 0) {
+                out->unused_slots += (size_t)(bt - kv->fill[b]);
+                kv->fill[b] = -1;
+            }
+        }
+    }
 }
 
 bool kv_cache_check(const struct kv_cache *kv)

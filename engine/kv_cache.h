@@ -83,6 +83,12 @@ struct kv_cache_counts {
     size_t clean;   /* unreferenced, holding nothing worth keeping */
     size_t shared;  /* used blocks with more than one reference */
     size_t evicted; /* cached blocks recycled since creation */
+    /* Slots (positions) of used blocks that no live sequence referencing the
+     * block has written: a block shared by several sequences counts once,
+     * filled as far as the furthest of them; reserved-ahead blocks count
+     * whole.  O(block-table entries), through scratch inside the cache: like
+     * every call here, from the cache's one thread only. */
+    size_t unused_slots;
 };
 void kv_cache_counts(const struct kv_cache *kv, struct kv_cache_counts *out);
 

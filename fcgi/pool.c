@@ -860,6 +860,7 @@ static void pool_entry_json(struct pool *p, struct pool_entry *e, double now, in
         cJSON *sch = cJSON_AddObjectToObject(o, "scheduler");
         cJSON_AddNumberToObject(sch, "running", st.n_running);
         cJSON_AddNumberToObject(sch, "waiting", st.n_waiting);
+        cJSON_AddNumberToObject(sch, "prefilling", st.n_prefilling);
         cJSON_AddNumberToObject(sch, "kv_blocks_used", (double)st.kv_used_blocks);
         cJSON_AddNumberToObject(sch, "kv_blocks_cached", (double)st.kv_cached_blocks);
         cJSON_AddNumberToObject(sch, "kv_blocks_free", (double)st.kv_free_blocks);

@@ -270,6 +270,10 @@ static void test_random_ops_no_leak(void)
         }
         ok = kv_cache_check(kv);
         CHECK_MSG(ok, "inconsistent after operation %d", op);
+        struct kv_cache_counts c;
+        kv_cache_counts(kv, &c);
+        CHECK_MSG(c.unused_slots <= c.used * BT, "%zu unused slots in %zu used blocks",
+                  c.unused_slots, c.used);
     }
     for (int i = 0; i < 6; i++)
         kv_seq_free(kv, seqs[i]);
@@ -282,6 +286,58 @@ static void test_random_ops_no_leak(void)
     kv_cache_free(kv);
 }
 
+/* unused_slots (the engine's KV waste): slots of used blocks that no
+ * sequence holds a position in, a shared block counted once and filled as
+ * far as its furthest sharer; reserved-ahead blocks count whole. */
+static size_t unused(struct kv_cache *kv)
+{
+    struct kv_cache_counts n;
+    kv_cache_counts(kv, &n);
+    return n.unused_slots;
+}
+
+static void test_unused_slots(void)
+{
+    struct kv_cache *kv = make(16, 4);
+    if (!kv)
+        return;
+    int32_t toks[10] = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    int a, b, c;
+    kv_seq_create(kv, &a, NULL, 0);
+    CHECK_INT_EQ(unused(kv), 0);
+    fill(kv, a, 10, 1); /* 3 blocks, the last holding 2 of 4 */
+    kv_seq_publish(kv, a, toks);
+    CHECK_INT_EQ(unused(kv), 2);
+    CHECK_INT_EQ(unused(kv), 2); /* the scratch is back to its idle state */
+    /* b shares a's two full blocks: nothing more unused */
+    kv_seq_create(kv, &b, NULL, 0);
+    CHECK_INT_EQ(kv_seq_attach_prefix(kv, b, toks, 10, 9), 8);
+    CHECK_INT_EQ(unused(kv), 2);
+    /* c shares a's second block for 3 of its 4 positions: a fills it, so
+     * still nothing more (counting per sequence would say 3) */
+    int32_t other[10] = {5, 6, 7, 8, 9, 10, 11, 99, 13, 14};
+    kv_seq_create(kv, &c, NULL, 0);
+    CHECK_INT_EQ(kv_seq_attach_prefix(kv, c, other, 10, 9), 7);
+    CHECK_INT_EQ(unused(kv), 2);
+    /* room for 2 more: the shared block is copied (c's copy holds 3 of 4)
+     * and a new block is taken whole, both empty where c has not written */
+    CHECK_INT_EQ(kv_seq_reserve(kv, c, 2, NULL, 0), ST_OK);
+    CHECK_INT_EQ(unused(kv), 2 + 1 + 4);
+    kv_seq_set_len(kv, c, 9);
+    CHECK_INT_EQ(unused(kv), 2 + 3);
+    /* a gone: its first two blocks are still b's (full), its last is free */
+    kv_seq_free(kv, a);
+    CHECK_INT_EQ(unused(kv), 3);
+    kv_seq_free(kv, b);
+    kv_seq_free(kv, c);
+    struct kv_cache_counts n;
+    kv_cache_counts(kv, &n);
+    CHECK_INT_EQ(n.used, 0);
+    CHECK_INT_EQ(n.unused_slots, 0);
+    CHECK(kv_cache_check(kv));
+    kv_cache_free(kv);
+}
+
 int main(void)
 {
     RUN(test_attach_shares_full_blocks);
@@ -289,5 +345,6 @@ int main(void)
     RUN(test_attach_partial_block);
     RUN(test_lru_recycles_cached_blocks);
     RUN(test_random_ops_no_leak);
+    RUN(test_unused_slots);
     return harness_finish();
 }

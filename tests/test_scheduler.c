@@ -326,6 +326,76 @@ static void test_prefill_chunk_beside_decodes(void)
     engine_model_free(m);
 }
 
+/* Waits until r's callback is parked at its hold_at-th token. */
+static void wait_parked(struct result *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->n_ids < r->hold_at && !r->done)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void open_gate(struct result *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->gate_open = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The stats a parked callback sees are the previous step's.  A decoding
+ * alone: after step k it holds 20 + k - 1 positions, so at its 5th token
+ * 23 in two 16-slot blocks: 9 of 32 slots unused, nothing prefilling.  B's
+ * 40-token prompt then goes in 4 tokens a step: until its first token it
+ * counts as prefilling. */
+static void test_stats_prefilling_and_waste(void)
+{
+    struct engine_load_opts o = {
+        .max_seqs = 2, .max_batch_tokens = 64, .prefill_chunk = 4, .block_tokens = 16};
+    struct engine_model *m = load(&o);
+    if (!m)
+        return;
+    struct job a, b;
+    make_job(&a, 0, 20, 40);
+    make_job(&b, 1, 40, 3);
+    struct result ra, rb;
+    result_init(&ra);
+    result_init(&rb);
+    ra.hold_at = 5;
+    rb.hold_at = 1;
+    struct engine_request *qa = submit(m, &a, &ra);
+    wait_parked(&ra);
+    struct engine_stats s;
+    engine_model_stats(m, &s);
+    CHECK_INT_EQ(s.n_running, 1);
+    CHECK_INT_EQ(s.n_prefilling, 0);
+    CHECK_INT_EQ(s.kv_used_blocks, 2);
+    CHECK_MSG(s.kv_waste > 28.12 && s.kv_waste < 28.13, "kv_waste %.3f, want 9/32", s.kv_waste);
+    struct engine_request *qb = submit(m, &b, &rb); /* admitted after this step */
+    open_gate(&ra);
+    wait_parked(&rb);
+    engine_model_stats(m, &s);
+    CHECK_INT_EQ(s.n_running, 2);
+    CHECK_INT_EQ(s.n_prefilling, 1);
+    CHECK_MSG(s.kv_waste > 0 && s.kv_waste < 50, "kv_waste %.3f", s.kv_waste);
+    open_gate(&rb);
+    if (qa)
+        result_wait(&ra);
+    if (qb)
+        result_wait(&rb);
+    CHECK_INT_EQ(ra.n_ids, 40);
+    CHECK_INT_EQ(rb.n_ids, 3);
+    engine_request_release(qa);
+    engine_request_release(qb);
+    result_destroy(&ra);
+    result_destroy(&rb);
+    check_idle(m);
+    engine_model_stats(m, &s);
+    CHECK_INT_EQ(s.n_prefilling, 0);
+    CHECK(s.kv_waste == 0);
+    engine_model_free(m);
+}
+
 static void test_cancel_mid_batch_frees_blocks(void)
 {
     struct engine_load_opts o = {.max_seqs = 6, .max_batch_tokens = 16};
@@ -420,6 +490,7 @@ int main(void)
     RUN(test_prefix_hits_equal_cold);
     RUN(test_exhausted_pool_preempts);
     RUN(test_prefill_chunk_beside_decodes);
+    RUN(test_stats_prefilling_and_waste);
     RUN(test_cancel_mid_batch_frees_blocks);
     RUN(test_random_submit_cancel);
     return harness_finish();

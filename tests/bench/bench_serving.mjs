@@ -1,7 +1,8 @@
 // bench_serving.mjs - serving benchmark through nginx + daemon: aggregate
 // decode throughput with 1, 2, 4, 8, 16 concurrent streaming chat clients,
 // TTFT of a ~3,000-token system prompt cold vs from the prefix cache, and
-// KV waste with 16 sequences of mixed lengths.  Random-weight MLX 4-bit
+// KV waste with 16 sequences of mixed lengths decoding at once (min /
+// median / max of samples taken while all 16 decode).  Random-weight MLX 4-bit
 // models from `mlx-manager mkmodel`: the 110M Llama shape (hidden 768, 12
 // layers, 12 heads, FFN 2048, vocab 32000), plus the Qwen2.5-0.5B and
 // Llama-3.2-1B shapes with --full.  Prints numbers; never fails on speed.
@@ -35,11 +36,11 @@ const now = () => performance.now() / 1000;
 
 // One streaming chat; returns token arrival times (one SSE chunk with
 // text = one token; a token whose text is held back is not seen) and the
-// final usage.
-async function streamChat(base, body) {
+// final usage.  An aborted signal ends it with an AbortError.
+async function streamChat(base, body, signal) {
   const t0 = now();
   const res = await fetch(`${base}/v1/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST', headers: { 'content-type': 'application/json' }, signal,
     body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
@@ -118,22 +119,45 @@ async function benchShape(shape) {
     }
 
     // KV waste: 16 sequences of mixed lengths (prompts of ~30 to ~1,500
-    // tokens), sampled while all 16 run
+    // tokens), sampled every 100 ms while all 16 decode: running 16, none
+    // waiting, none still prefilling (a prompt goes in 64 tokens a step
+    // beside the decodes, so the short ones decode for ~200 steps before the
+    // longest is in).  max_tokens leaves room for that whatever the speed;
+    // once WASTE_SAMPLES samples are in, the streams are cancelled.
+    const WASTE_SAMPLES = 20;
     const wasteSeen = [];
+    let most = { running: 0, prefilling: 0 };
     const statusOf = async () => (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.dir === model || x.name === model);
+    const stopStreams = new AbortController();
     const poll = setInterval(async () => {
       try {
         const s = await statusOf();
-        if (s && s.scheduler && s.scheduler.running === 16 && s.scheduler.waiting === 0 && s.scheduler.tokens_per_second > 0) wasteSeen.push(s.scheduler.kv_waste_percent);
+        const sc = s && s.scheduler;
+        if (!sc || stopStreams.signal.aborted) return;
+        if (sc.running > most.running) most = { running: sc.running, prefilling: sc.prefilling };
+        if (sc.running === 16 && sc.waiting === 0 && sc.prefilling === 0) {
+          wasteSeen.push({ waste: sc.kv_waste_percent, used: sc.kv_blocks_used, shared: sc.kv_blocks_shared });
+          if (wasteSeen.length >= WASTE_SAMPLES) stopStreams.abort();
+        }
       } catch { /* a poll racing the end */ }
     }, 100);
-    await Promise.all([...Array(16).keys()].map((i) => streamChat(U, {
-      model, max_tokens: 8 + 3 * i, ignore_eos: true, temperature: 0.8, seed: i,
+    const mixed = await Promise.allSettled([...Array(16).keys()].map((i) => streamChat(U, {
+      model, max_tokens: 400 + 8 * i, ignore_eos: true, temperature: 0.8, seed: i,
       messages: [{ role: 'user', content: `Sequence ${i}: ${words(10 + 31 * i, i + 5)}` }],
-    })));
+    }, stopStreams.signal)));
     clearInterval(poll);
-    // early samples catch sequences still prefilling their first chunks
-    console.log(`KV waste with 16 mixed-length sequences running: ${wasteSeen.map((w) => p(w, 2)).join(' ')} (%, in time order)`);
+    const failed = mixed.filter((r) => r.status === 'rejected' && !stopStreams.signal.aborted);
+    if (failed.length) throw failed[0].reason;
+    if (wasteSeen.length) {
+      const w = wasteSeen.map((x) => x.waste).sort((a, b) => a - b);
+      const mid = wasteSeen.find((x) => x.waste === median(w));
+      console.log(`KV waste with 16 mixed-length sequences decoding: min ${p(w[0], 2)}  median ${p(median(w), 2)}  ` +
+        `max ${p(w[w.length - 1], 2)} % of the slots of used blocks (${w.length} samples, 100 ms apart; ` +
+        `median sample: ${mid.used} blocks used, ${mid.shared} shared)`);
+    } else {
+      console.log(`KV waste with 16 mixed-length sequences decoding: NO SAMPLE - the 16 never decoded at once ` +
+        `(at most ${most.running} running, ${most.prefilling} of them prefilling)`);
+    }
 
     // prefix cache: a ~3,000-token system prompt sent once, then again
     // with a different user message

@@ -81,7 +81,8 @@ try {
   const st = (await request(U, 'GET', '/admin/models/status')).json.models.find((x) => x.name === MODEL);
   check('scheduler stats: pool empty again, blocks cached, hits counted', idle && st.scheduler.kv_blocks_cached > 0 &&
     st.scheduler.prefix_hit_ratio > 0 && st.scheduler.cached_prompt_tokens >= c2 &&
-    st.kv_blocks_free === st.kv_blocks_total && st.scheduler.waiting === 0, st.scheduler);
+    st.kv_blocks_free === st.kv_blocks_total && st.scheduler.waiting === 0 &&
+    st.scheduler.prefilling === 0 && st.scheduler.kv_waste_percent === 0, st.scheduler);
   const servers = await request(U, 'GET', '/api/servers');
   check('/api/servers shows the scheduler stats', servers.status === 200 &&
     JSON.stringify(servers.json).includes('"prefix_hit_ratio"'), servers.text.slice(0, 300));
