@@ -49,8 +49,9 @@ void kernel_matmul_ref(const struct kernel_mat *w, const float *x, size_t n, con
                 const float *xt = x + t * cols, *st = xsum + t * ng;
                 float acc = 0.0f;
                 for (size_t g = 0; g < ng; g++) {
-                    float s = dtype_load_f32(q->scales, q->param_dtype, r * ng + g);
-                    float b = dtype_load_f32(q->biases, q->param_dtype, r * ng + g);
+                    size_t pi = quant_param_index(q, r, g);
+                    float s = dtype_load_f32(q->scales, q->param_dtype, pi);
+                    float b = dtype_load_f32(q->biases, q->param_dtype, pi);
                     acc += s * dot_f32_ref(codes + g * gs, xt + g * gs, gs) + b * st[g];
                 }
                 y[t * rows + r] = acc;

@@ -21,6 +21,7 @@
 #include "kernels.h"
 
 #include "kernels_x86.h"
+#include "quant_packed.h"
 
 /* tokens of x kept in L2 while a thread's rows pass over them */
 #define TILE_BYTES (256 * 1024)
@@ -651,6 +652,11 @@ static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, siz
     const struct kernel_mat *w = j->w;
     size_t cols = w->cols, rows = w->rows;
     size_t ng = w->quantized ? cols / (size_t)w->q.group_size : 0;
+    if (j->path == MM_X8 && w->q.packed) {
+        quant_packed_rows(&w->q, j->xq, j->xd, j->xs, t0, t1, r0, r1, j->y,
+                          j->isa >= KERNEL_ISA_AVX512);
+        return;
+    }
 #ifdef KERNELS_X86
     if (j->path == MM_BF16X) {
         bf16_rows(w, j->x, t0, t1, r0, r1, j->y);
@@ -735,7 +741,8 @@ static bool mm_compatible(const struct kernel_mat *a, const struct kernel_mat *b
         return false;
     if (!a->quantized)
         return true;
-    return a->q.bits == b->q.bits && a->q.group_size == b->q.group_size && a->x8 == b->x8;
+    return a->q.bits == b->q.bits && a->q.group_size == b->q.group_size && a->x8 == b->x8 &&
+           a->q.packed == b->q.packed;
 }
 
 void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_mat *const *w,
@@ -764,7 +771,8 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
         for (int i = 0; i < nw; i++) {
             struct mm_job *j = &jobs[i];
             j->path = w[i]->x8 && (w[i]->q.bits == 4 || w[i]->q.bits == 8) ? MM_X8 : MM_QUANT_REF;
-            j->pair_order = w[i]->q.bits == 4 && j->isa >= KERNEL_ISA_AVX512 && ng <= QMAX_GROUPS;
+            j->pair_order = w[i]->q.bits == 4 && !w[i]->q.packed && j->isa >= KERNEL_ISA_AVX512 &&
+                            ng <= QMAX_GROUPS;
             j->xd = scratch;
             j->xs = scratch + n * ng;
             j->xq = (int8_t *)(scratch + 2 * n * ng);

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "model_internal.h"
+#include "quant_packed.h"
 #include "safetensors.h"
 
 struct loader {
@@ -453,6 +454,36 @@ static void set_x8(struct model *m, bool x8)
     }
 }
 
+/*
+ * Rewrites every 4- and 8-bit matrix into the 16-row bundles of
+ * quant_packed.h, in place: the integer-dot kernel's layout.  Only for
+ * weights the model read into its own memory (not mapped files).  A tied
+ * lm_head shares the embedding's memory and is packed with it.
+ */
+static enum status pack_mat(struct kernel_mat *w, char *err, size_t errlen)
+{
+    if (!w->quantized || !w->x8 || !quant_packable(&w->q))
+        return ST_OK;
+    return quant_pack(&w->q, err, errlen);
+}
+
+static enum status pack_weights(struct model *m, char *err, size_t errlen)
+{
+    enum status rc = pack_mat(&m->w.embed, err, errlen);
+    if (rc == ST_OK && m->cfg.tie_word_embeddings)
+        m->w.lm_head.q = m->w.embed.q;
+    else if (rc == ST_OK)
+        rc = pack_mat(&m->w.lm_head, err, errlen);
+    for (int l = 0; l < m->cfg.n_layers && rc == ST_OK; l++) {
+        struct layer_weights *lw = &m->w.layers[l];
+        struct kernel_mat *ms[] = {&lw->wq,     &lw->wk,   &lw->wv,    &lw->wo,
+                                   &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]) && rc == ST_OK; i++)
+            rc = pack_mat(ms[i], err, errlen);
+    }
+    return rc;
+}
+
 static int opts_max_tokens(const struct model_load_opts *opts)
 {
     return opts && opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 512;
@@ -507,6 +538,8 @@ static enum status load_all(struct model *m, const char *dir, const struct model
     rc = alloc_scratch(m, err, errlen);
     if (rc == ST_OK)
         set_x8(m, !(opts && opts->quant_exact));
+    if (rc == ST_OK && !ld.mmap)
+        rc = pack_weights(m, err, errlen);
     if (rc == ST_OK)
         rc = threadpool_create(opts ? opts->n_threads : 0, &m->pool, err, errlen);
 out:

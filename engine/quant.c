@@ -10,6 +10,8 @@
 
 #include <math.h>
 
+#include "quant_packed.h"
+
 bool quant_params_valid(int bits, int group_size)
 {
     bool bits_ok = bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8;
@@ -70,9 +72,25 @@ static inline uint32_t bitreader_next(struct bitreader *br)
     return v;
 }
 
+size_t quant_param_index(const struct quant_matrix *m, size_t row, size_t g)
+{
+    if (m->packed)
+        return quant_packed_param_index(m, row, g);
+    return row * (m->cols / (size_t)m->group_size) + g;
+}
+
 void quant_dequantize_row(const struct quant_matrix *m, size_t row, float *out)
 {
     size_t ngroups = m->cols / (size_t)m->group_size;
+    if (m->packed) {
+        for (size_t k = 0; k < m->cols; k++) {
+            size_t pi = quant_param_index(m, row, k / (size_t)m->group_size);
+            out[k] = dtype_load_f32(m->scales, m->param_dtype, pi) *
+                         (float)quant_packed_code(m, row, k) +
+                     dtype_load_f32(m->biases, m->param_dtype, pi);
+        }
+        return;
+    }
     const uint32_t *q = m->q + row * quant_row_words(m->cols, m->bits);
     struct bitreader br;
     bitreader_init(&br, q, m->bits);
@@ -113,6 +131,11 @@ static void unpack_codes(const uint8_t *p, size_t n, int bits, float *out)
 
 void quant_unpack_row(const struct quant_matrix *m, size_t row, float *out)
 {
+    if (m->packed) {
+        for (size_t k = 0; k < m->cols; k++)
+            out[k] = (float)quant_packed_code(m, row, k);
+        return;
+    }
     const uint32_t *q = m->q + row * quant_row_words(m->cols, m->bits);
     unpack_codes((const uint8_t *)q, m->cols, m->bits, out);
 }
@@ -142,9 +165,13 @@ float quant_dot_row_ref(const struct quant_matrix *m, size_t row, const float *x
     float codes[128]; /* group_size <= 128 */
     float acc = 0.0f;
     for (size_t g = 0; g < ng; g++) {
-        unpack_codes(q + g * gbytes, gs, m->bits, codes);
-        float s = dtype_load_f32(m->scales, m->param_dtype, row * ng + g);
-        float b = dtype_load_f32(m->biases, m->param_dtype, row * ng + g);
+        if (m->packed)
+            for (size_t k = 0; k < gs; k++)
+                codes[k] = (float)quant_packed_code(m, row, g * gs + k);
+        else
+            unpack_codes(q + g * gbytes, gs, m->bits, codes);
+        float s = dtype_load_f32(m->scales, m->param_dtype, quant_param_index(m, row, g));
+        float b = dtype_load_f32(m->biases, m->param_dtype, quant_param_index(m, row, g));
         acc += s * dot_f32_ref(codes, x + g * gs, gs) + b * xsum[g];
     }
     return acc;
@@ -199,9 +226,11 @@ float quant_dot_row_x8_ref(const struct quant_matrix *m, size_t row, const int8_
     for (size_t g = 0; g < ng; g++) {
         int32_t isum = 0;
         for (size_t k = 0; k < gs; k++)
-            isum += (int32_t)quant_code(q, g * gs + k, m->bits) * xq[g * gs + k];
-        float s = dtype_load_f32(m->scales, m->param_dtype, row * ng + g);
-        float b = dtype_load_f32(m->biases, m->param_dtype, row * ng + g);
+            isum += (int32_t)(m->packed ? quant_packed_code(m, row, g * gs + k)
+                                        : quant_code(q, g * gs + k, m->bits)) *
+                    xq[g * gs + k];
+        float s = dtype_load_f32(m->scales, m->param_dtype, quant_param_index(m, row, g));
+        float b = dtype_load_f32(m->biases, m->param_dtype, quant_param_index(m, row, g));
         acc += s * xd[g] * (float)isum + b * xsum[g];
     }
     return acc;

@@ -34,6 +34,8 @@ struct quant_matrix {
     const uint32_t *q;      /* (rows, cols*bits/32) packed codes */
     const void *scales;     /* (rows, cols/group_size) */
     const void *biases;     /* (rows, cols/group_size) */
+    bool packed;            /* codes, scales and biases in quant_packed.h's 16-row bundles
+                               (quant_pack); every function here reads both layouts */
 };
 
 /* True when bits and group_size are a combination this module supports. */
@@ -49,7 +51,10 @@ enum status quant_matrix_check(const struct quant_matrix *m, char *err, size_t e
 /* uint32 words per packed row: cols*bits/32. */
 size_t quant_row_words(size_t cols, int bits);
 
-/* Code k (0..cols-1) of one packed row (the row's first word). */
+/* Index of (row, group g) in m's scales and biases, in either layout. */
+size_t quant_param_index(const struct quant_matrix *m, size_t row, size_t g);
+
+/* Code k (0..cols-1) of one row-major row (the row's first word). */
 static inline uint32_t quant_code(const uint32_t *row, size_t k, int bits)
 {
     size_t bit = k * (size_t)bits;

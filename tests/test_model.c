@@ -16,6 +16,7 @@
 
 #define GOLD_NEW 64
 #define GOLD_REC 3
+#define GOLD_PROMPT_MAX 48
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -149,7 +150,7 @@ static void gen_free(struct gen_seq *g)
 
 struct golden_case {
     char name[32];
-    int32_t prompt[64];
+    int32_t prompt[GOLD_PROMPT_MAX];
     int prompt_len;
     int32_t greedy[GOLD_NEW];
     int rec_input[GOLD_REC];
@@ -180,7 +181,8 @@ static int load_golden(const char *variant, struct golden_case *cases, int max, 
         g->prompt_len = 0;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "prompt_ids"))
         {
-            g->prompt[g->prompt_len++] = e->valueint;
+            if (g->prompt_len < GOLD_PROMPT_MAX)
+                g->prompt[g->prompt_len++] = e->valueint;
         }
         int i = 0;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "greedy_ids"))
@@ -227,12 +229,52 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
  */
 static double golden_tol = 1e-4;
 
-/* Checks one run's ids and recorded logits against a golden case. */
-static void check_against_golden(const char *variant, const char *mode, bool exact,
+/*
+ * Int8 activations move logits by up to golden_tol, so at a step where the
+ * golden's top two are closer than that the greedy choice may go either
+ * way, and a free-running generation parts from the golden there.  This
+ * feeds the prompt and the golden's first 16 ids in one forward pass and
+ * checks every step's golden id is the top logit or within 2 * golden_tol
+ * of it; returns the first step where it is not the top (16 if none): free
+ * running ids are compared up to there.
+ */
+static int int8_first_near_tie(struct model *m, struct kv_cache *kv, const struct golden_case *g,
+                               int vocab, const char *variant)
+{
+    int n = g->prompt_len + 16;
+    int32_t toks[GOLD_PROMPT_MAX + 16];
+    memcpy(toks, g->prompt, (size_t)g->prompt_len * sizeof(int32_t));
+    memcpy(toks + g->prompt_len, g->greedy, 16 * sizeof(int32_t));
+    float *logits = malloc((size_t)n * (size_t)vocab * sizeof(float));
+    char err[256];
+    int seq = -1, first = 16;
+    CHECK_INT_EQ(kv_seq_create(kv, &seq, err, sizeof(err)), ST_OK);
+    struct model_batch_seq e = {
+        .seq = seq, .start_pos = 0, .n_tokens = n, .tokens = toks, .n_logits = n};
+    struct model_batch b = {&e, 1};
+    CHECK_INT_EQ(model_forward(m, kv, &b, logits, err, sizeof(err)), ST_OK);
+    for (int s = 0; s < 16; s++) {
+        const float *row = logits + (size_t)(g->prompt_len - 1 + s) * (size_t)vocab;
+        int top = argmax(row, vocab);
+        CHECK_MSG(row[g->greedy[s]] >= row[top] - 2 * golden_tol,
+                  "%s/%s: step %d: golden id %d is %g below the top logit", variant, g->name, s,
+                  g->greedy[s], (double)(row[top] - row[g->greedy[s]]));
+        if (top != g->greedy[s] && first == 16)
+            first = s;
+    }
+    kv_seq_free(kv, seq);
+    free(logits);
+    return first;
+}
+
+/* Checks one run's ids (the first n_ids of them; 0: the fixture's count)
+ * and recorded logits against a golden case. */
+static void check_against_golden(const char *variant, const char *mode, bool exact, int n_ids,
                                  const struct golden_case *g, const struct gen_seq *r, int vocab,
                                  double *worst)
 {
-    int n_ids = exact ? GOLD_NEW : 16;
+    if (n_ids == 0)
+        n_ids = exact ? GOLD_NEW : 16;
     int first_bad = -1;
     for (int i = 0; i < n_ids; i++)
         if (r->toks[g->prompt_len + i] != g->greedy[i] && first_bad < 0)
@@ -286,6 +328,7 @@ static void run_variant(const char *variant, bool exact, bool use_mmap, bool int
     int nc = load_golden(variant, cases, 2, vocab);
     CHECK_INT_EQ(nc, 2);
     double worst = 0.0;
+    int n_ids[2] = {0, 0};
     for (int i = 0; i < nc && kv; i++) {
         const struct golden_case *g = &cases[i];
         struct gen_seq whole, tok;
@@ -295,8 +338,9 @@ static void run_variant(const char *variant, bool exact, bool use_mmap, bool int
         CHECK_MSG(rc == ST_OK, "%s: forward: %s", variant, err);
         rc = gen_run(m, kv, &tok, 1, 1, err, sizeof(err));
         CHECK_MSG(rc == ST_OK, "%s: forward: %s", variant, err);
-        check_against_golden(variant, "prefill", exact, g, &whole, vocab, &worst);
-        check_against_golden(variant, "token-by-token", exact, g, &tok, vocab, &worst);
+        n_ids[i] = int8 ? int8_first_near_tie(m, kv, g, vocab, variant) : 0;
+        check_against_golden(variant, "prefill", exact, n_ids[i], g, &whole, vocab, &worst);
+        check_against_golden(variant, "token-by-token", exact, n_ids[i], g, &tok, vocab, &worst);
         /* the same ops in the same order per row: batching must not change a bit of it */
         CHECK(memcmp(whole.toks, tok.toks, sizeof(int32_t) * (size_t)(g->prompt_len + GOLD_NEW)) ==
               0);
@@ -312,13 +356,18 @@ static void run_variant(const char *variant, bool exact, bool use_mmap, bool int
         rc = gen_run(m, kv, both, 2, 3, err, sizeof(err));
         CHECK_MSG(rc == ST_OK, "%s: batched forward: %s", variant, err);
         for (int i = 0; i < 2; i++) {
-            check_against_golden(variant, "batched", exact, &cases[i], &both[i], vocab, &worst);
+            check_against_golden(variant, "batched", exact, n_ids[i], &cases[i], &both[i], vocab,
+                                 &worst);
             gen_free(&both[i]);
         }
         CHECK_INT_EQ(kv_cache_free_blocks(kv), 64);
     }
-    printf("     %s%s%s: max |logit - golden| = %.3g\n", variant, use_mmap ? " (mmap)" : "",
+    printf("     %s%s%s: max |logit - golden| = %.3g", variant, use_mmap ? " (mmap)" : "",
            int8 ? " (int8 activations)" : "", worst);
+    if (int8)
+        printf(" (greedy ids compared up to steps %d and %d: the golden's near-ties)", n_ids[0],
+               n_ids[1]);
+    printf("\n");
     for (int i = 0; i < nc; i++)
         free(cases[i].logits);
     kv_cache_free(kv);
@@ -359,7 +408,9 @@ static void test_golden_mlx_4bit(void)
 static void test_golden_mlx_8bit(void)
 {
     run_variant("aidreams-260k-mlx-8bit", false, true, false);
+    /* mapped weights stay row-major; read ones are packed (quant_packed.h) */
     run_variant("aidreams-260k-mlx-8bit", false, true, true);
+    run_variant("aidreams-260k-mlx-8bit", false, false, true);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -151,7 +151,7 @@ static void test_round_trip_all_bits_groups(void)
             char err[256] = "";
             CHECK_INT_EQ(quantize_affine(w, rows, cols, bits, gs, q, s, b, err, sizeof(err)),
                          ST_OK);
-            struct quant_matrix m = {rows, cols, bits, gs, DTYPE_F16, q, s, b};
+            struct quant_matrix m = {rows, cols, bits, gs, DTYPE_F16, q, s, b, false};
             quant_dequantize(&m, back);
             float n_bins = (float)((1 << bits) - 1);
             float worst = 0.0f;

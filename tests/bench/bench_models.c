@@ -31,6 +31,7 @@
 
 #include "../st_build.h"
 #include "kernels.h"
+#include "quant_packed.h"
 #include "model_internal.h"
 
 static double now(void)
@@ -140,6 +141,9 @@ static void bench_matvec(struct threadpool *pool, int nth)
                                         .scales = par,
                                         .biases = par + rows * cols / 64};
             bytes = rows * cols * (size_t)bits / 8 + rows * cols / 64 * 4;
+            /* the layout model_load gives read weights (the bytes are random anyway) */
+            if (quant_pack(&w.q, NULL, 0) != ST_OK)
+                fprintf(stderr, "bench_matvec: cannot pack the %d-bit matrix\n", bits);
         }
         float *scratch = malloc((kernel_matmul_scratch(&w, 1) + 1) * sizeof(float));
         double best = 1e9;

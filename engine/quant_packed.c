@@ -1,0 +1,281 @@
+/*
+ * quant_packed.c - packing MLX 4/8-bit matrices into 16-row bundles, and the
+ * integer-dot matmul over them (layout and arithmetic in quant_packed.h).
+ *
+ * The SIMD kernel takes one bundle and up to 8 tokens at a time: each 64-byte
+ * step of codes is loaded (and, for 4 bits, split into its two nibble
+ * halves) once and multiplied into every token's integer sums, so the
+ * per-token work is one vpdpbusd per 4 codes of 16 rows plus four vector
+ * operations per group.  Rows that are not in a whole bundle of the range
+ * take the scalar reference, which computes the same numbers.
+ */
+#include "quant_packed.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels_x86.h"
+
+#define STEP_BYTES 64 /* 4 bytes of each of the 16 rows */
+
+/* codes of one row per step */
+static size_t step_codes(int bits)
+{
+    return bits == 4 ? 8 : 4;
+}
+
+static size_t row_bytes(const struct quant_matrix *m)
+{
+    return quant_row_words(m->cols, m->bits) * 4;
+}
+
+bool quant_packable(const struct quant_matrix *m)
+{
+    return !m->packed && (m->bits == 4 || m->bits == 8) &&
+           quant_params_valid(m->bits, m->group_size) && m->rows >= QUANT_PACK_ROWS &&
+           m->cols % (size_t)m->group_size == 0;
+}
+
+/* Bundle b's codes, from its 16 row-major rows in src. */
+static void pack_codes(const struct quant_matrix *m, const uint8_t *src, uint8_t *dst)
+{
+    size_t rb = row_bytes(m), steps = m->cols / step_codes(m->bits);
+    for (size_t j = 0; j < QUANT_PACK_ROWS; j++)
+        for (size_t s = 0; s < steps; s++) {
+            uint32_t w;
+            memcpy(&w, src + j * rb + 4 * s, 4);
+            if (m->bits == 4) {
+                /* nibble i of w is code 8s+i: byte k gets codes k and 4+k */
+                uint32_t lo = w & 0x0000ffffu, hi = w >> 16, out = 0;
+                for (int k = 0; k < 4; k++)
+                    out |= (((lo >> (4 * k)) & 0xf) | ((hi >> (4 * k)) & 0xf) << 4) << (8 * k);
+                w = out;
+            }
+            memcpy(dst + s * STEP_BYTES + 4 * j, &w, 4);
+        }
+}
+
+/* Bundle b's scales or biases (16 rows x groups values of size psz). */
+static void pack_params(size_t groups, size_t psz, const uint8_t *src, uint8_t *dst)
+{
+    for (size_t j = 0; j < QUANT_PACK_ROWS; j++)
+        for (size_t g = 0; g < groups; g++)
+            memcpy(dst + (g * QUANT_PACK_ROWS + j) * psz, src + (j * groups + g) * psz, psz);
+}
+
+enum status quant_pack(struct quant_matrix *m, char *err, size_t errlen)
+{
+    if (!quant_packable(m))
+        return status_fail(err, errlen, ST_ERR_INVALID,
+                           "matrix cannot be packed (%d bits, %zu rows%s)", m->bits, m->rows,
+                           m->packed ? ", packed already" : "");
+    size_t rb = row_bytes(m), groups = m->cols / (size_t)m->group_size;
+    size_t psz = dtype_size(m->param_dtype), pbytes = QUANT_PACK_ROWS * groups * psz;
+    size_t cbytes = QUANT_PACK_ROWS * rb;
+    uint8_t *tmp = malloc(cbytes > pbytes ? cbytes : pbytes);
+    if (!tmp)
+        return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory packing a matrix");
+    /* the matrix is the caller's own memory (see quant_pack's contract) */
+    uint8_t *codes = (uint8_t *)(uintptr_t)m->q;
+    uint8_t *params[2] = {(uint8_t *)(uintptr_t)m->scales, (uint8_t *)(uintptr_t)m->biases};
+    for (size_t b = 0; b < m->rows / QUANT_PACK_ROWS; b++) {
+        memcpy(tmp, codes + b * cbytes, cbytes);
+        pack_codes(m, tmp, codes + b * cbytes);
+        for (int p = 0; p < 2; p++) {
+            memcpy(tmp, params[p] + b * pbytes, pbytes);
+            pack_params(groups, psz, tmp, params[p] + b * pbytes);
+        }
+    }
+    free(tmp);
+    m->packed = true;
+    return ST_OK;
+}
+
+/* true when row lies in a whole bundle (packed); false: a row-major tail row */
+static bool in_bundle(const struct quant_matrix *m, size_t row)
+{
+    return row < m->rows / QUANT_PACK_ROWS * QUANT_PACK_ROWS;
+}
+
+uint32_t quant_packed_code(const struct quant_matrix *m, size_t row, size_t k)
+{
+    size_t rb = row_bytes(m);
+    if (!in_bundle(m, row))
+        return quant_code(m->q + row * (rb / 4), k, m->bits);
+    const uint8_t *bundle = (const uint8_t *)m->q + row / QUANT_PACK_ROWS * QUANT_PACK_ROWS * rb;
+    size_t j = row % QUANT_PACK_ROWS, sc = step_codes(m->bits), s = k / sc, i = k % sc;
+    uint8_t byte = bundle[s * STEP_BYTES + 4 * j + (i & 3)];
+    if (m->bits == 8)
+        return byte;
+    return i < 4 ? byte & 0xfu : byte >> 4;
+}
+
+size_t quant_packed_param_index(const struct quant_matrix *m, size_t row, size_t g)
+{
+    size_t groups = m->cols / (size_t)m->group_size;
+    if (!in_bundle(m, row))
+        return row * groups + g;
+    size_t b = row / QUANT_PACK_ROWS;
+    return (b * groups + g) * QUANT_PACK_ROWS + row % QUANT_PACK_ROWS;
+}
+
+float quant_packed_dot_ref(const struct quant_matrix *m, size_t row, const int8_t *xq,
+                           const float *xd, const float *xsum)
+{
+    size_t gs = (size_t)m->group_size, groups = m->cols / gs;
+    float acc = 0.0f;
+    for (size_t g = 0; g < groups; g++) {
+        int32_t isum = 0;
+        for (size_t k = g * gs; k < (g + 1) * gs; k++)
+            isum += (int32_t)quant_packed_code(m, row, k) * xq[k];
+        size_t pi = quant_packed_param_index(m, row, g);
+        float s = dtype_load_f32(m->scales, m->param_dtype, pi);
+        float b = dtype_load_f32(m->biases, m->param_dtype, pi);
+        acc = fmaf((float)isum, s * xd[g], acc);
+        acc = fmaf(b, xsum[g], acc);
+    }
+    return acc;
+}
+
+#ifdef KERNELS_X86
+/* the 16 rows' scales or biases of group g of a bundle, as floats */
+TGT_AVX512 INLINE __m512 load_params16(const void *p, enum dtype dt, size_t i)
+{
+    if (dt == DTYPE_F32)
+        return _mm512_loadu_ps((const float *)p + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
+    if (dt == DTYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* 4 activation bytes at p, in every lane */
+TGT_AVX512 INLINE __m512i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* Activations of up to 8 tokens. */
+struct x8_block {
+    const int8_t *q[8];
+    const float *d[8];
+    const float *s[8];
+};
+
+/*
+ * One bundle (codes at wb, params from index pi0 = b * groups * 16) times nt
+ * tokens: acc[t] gets the 16 rows' dots of token t.
+ */
+TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, const uint8_t *wb, size_t pi0,
+                                   const struct x8_block *x, int nt, __m512 *acc)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    size_t gs = (size_t)m->group_size, groups = m->cols / gs;
+    size_t sc = step_codes(m->bits), steps = gs / sc;
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (size_t g = 0; g < groups; g++) {
+        __m512i is[8];
+        for (int t = 0; t < nt; t++)
+            is[t] = _mm512_setzero_si512();
+        const uint8_t *wg = wb + g * steps * STEP_BYTES;
+        size_t c0 = g * gs;
+        for (size_t s = 0; s < steps; s++) {
+            __m512i raw = _mm512_loadu_si512((const void *)(wg + s * STEP_BYTES));
+            if (m->bits == 4) {
+                __m512i lo = _mm512_and_si512(raw, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                for (int t = 0; t < nt; t++) {
+                    is[t] = _mm512_dpbusd_epi32(is[t], lo, bcast4(x->q[t] + c0 + 8 * s));
+                    is[t] = _mm512_dpbusd_epi32(is[t], hi, bcast4(x->q[t] + c0 + 8 * s + 4));
+                }
+            } else {
+                for (int t = 0; t < nt; t++)
+                    is[t] = _mm512_dpbusd_epi32(is[t], raw, bcast4(x->q[t] + c0 + 4 * s));
+            }
+        }
+        size_t pi = pi0 + g * QUANT_PACK_ROWS;
+        __m512 sv = load_params16(m->scales, m->param_dtype, pi);
+        __m512 bv = load_params16(m->biases, m->param_dtype, pi);
+        for (int t = 0; t < nt; t++) {
+            __m512 f = _mm512_mul_ps(sv, _mm512_set1_ps(x->d[t][g]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), f, acc[t]);
+            acc[t] = _mm512_fmadd_ps(bv, _mm512_set1_ps(x->s[t][g]), acc[t]);
+        }
+    }
+}
+
+/* bundle_dots with nt a constant, so its loops unroll */
+TGT_AVX512 static void bundle_dispatch(const struct quant_matrix *m, const uint8_t *wb, size_t pi0,
+                                       const struct x8_block *x, int nt, __m512 *acc)
+{
+    switch (nt) {
+    case 8: bundle_dots(m, wb, pi0, x, 8, acc); break;
+    case 7: bundle_dots(m, wb, pi0, x, 7, acc); break;
+    case 6: bundle_dots(m, wb, pi0, x, 6, acc); break;
+    case 5: bundle_dots(m, wb, pi0, x, 5, acc); break;
+    case 4: bundle_dots(m, wb, pi0, x, 4, acc); break;
+    case 3: bundle_dots(m, wb, pi0, x, 3, acc); break;
+    case 2: bundle_dots(m, wb, pi0, x, 2, acc); break;
+    default: bundle_dots(m, wb, pi0, x, 1, acc); break;
+    }
+}
+
+/* bundles [b0, b1) for tokens [t0, t1), 8 tokens per pass over a bundle */
+TGT_AVX512 static void bundles_avx512(const struct quant_matrix *m, const int8_t *xq,
+                                      const float *xd, const float *xsum, size_t t0, size_t t1,
+                                      size_t b0, size_t b1, float *y)
+{
+    size_t cols = m->cols, groups = cols / (size_t)m->group_size;
+    size_t bundle_bytes = QUANT_PACK_ROWS * row_bytes(m);
+    for (size_t b = b0; b < b1; b++) {
+        const uint8_t *wb = (const uint8_t *)m->q + b * bundle_bytes;
+        for (size_t t = t0; t < t1; t += 8) {
+            int nt = t1 - t >= 8 ? 8 : (int)(t1 - t);
+            struct x8_block x;
+            for (int k = 0; k < nt; k++) {
+                x.q[k] = xq + (t + (size_t)k) * cols;
+                x.d[k] = xd + (t + (size_t)k) * groups;
+                x.s[k] = xsum + (t + (size_t)k) * groups;
+            }
+            __m512 acc[8];
+            bundle_dispatch(m, wb, b * groups * QUANT_PACK_ROWS, &x, nt, acc);
+            for (int k = 0; k < nt; k++)
+                _mm512_storeu_ps(y + (t + (size_t)k) * m->rows + b * QUANT_PACK_ROWS, acc[k]);
+        }
+    }
+}
+#endif
+
+void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const float *xd,
+                       const float *xsum, size_t t0, size_t t1, size_t r0, size_t r1, float *y,
+                       bool simd)
+{
+    size_t cols = m->cols, groups = cols / (size_t)m->group_size;
+    /* whole bundles inside [r0, r1) */
+    size_t b0 = (r0 + QUANT_PACK_ROWS - 1) / QUANT_PACK_ROWS;
+    size_t b1 = r1 < m->rows / QUANT_PACK_ROWS * QUANT_PACK_ROWS ? r1 / QUANT_PACK_ROWS
+                                                                 : m->rows / QUANT_PACK_ROWS;
+    if (b1 < b0)
+        b1 = b0;
+    size_t fast0 = r0, fast1 = r0;
+#ifdef KERNELS_X86
+    if (simd && b0 < b1) {
+        bundles_avx512(m, xq, xd, xsum, t0, t1, b0, b1, y);
+        fast0 = b0 * QUANT_PACK_ROWS;
+        fast1 = b1 * QUANT_PACK_ROWS;
+    }
+#else
+    (void)simd;
+#endif
+    for (size_t r = r0; r < r1; r++) {
+        if (r >= fast0 && r < fast1)
+            continue;
+        for (size_t t = t0; t < t1; t++)
+            y[t * m->rows + r] =
+                quant_packed_dot_ref(m, r, xq + t * cols, xd + t * groups, xsum + t * groups);
+    }
+}
