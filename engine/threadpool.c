@@ -9,9 +9,9 @@
  * generation in its high half, so a worker waking late cannot claim a chunk
  * of a later job under the earlier one's function.
  *
- * Workers spin on the generation for a short while (a decode step issues a
- * job every few microseconds, and waking a sleeping thread costs tens of
- * them), then sleep on the condition variable.  A job is published with a
+ * Workers spin on the generation for SPIN_NS (a forward pass issues a job
+ * every few microseconds, and waking a sleeping thread costs tens of them),
+ * then sleep on the condition variable.  A job is published with a
  * sequentially consistent store of the generation followed by a read of the
  * sleeper count, and a worker goes to sleep by raising that count under the
  * mutex before re-reading the generation: one of the two always sees the
@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -36,7 +37,15 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* pause iterations before a worker sleeps: some tens of microseconds */
+/* how long an idle worker spins before it sleeps: longer than the gaps
+ * between the jobs of one forward pass (microseconds), shorter than the
+ * gap between two passes, in which sampling and the HTTP threads that
+ * deliver tokens need the cores (on a 2-core machine a spinning worker
+ * would take one from them) */
+#define SPIN_NS 50000
+/* pause iterations between two looks at the clock */
+#define SPIN_CHECK 64
+/* pause iterations the caller waits for running chunks before yielding */
 #define SPIN_ROUNDS 20000
 
 struct threadpool {
@@ -127,16 +136,26 @@ static void work(struct threadpool *p, unsigned gen)
     }
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void *worker_main(void *arg)
 {
     struct threadpool *p = arg;
     unsigned seen = 0; /* the generation before the first job */
     for (;;) {
         unsigned g;
-        int spins = 0;
-        while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->stop) &&
-               spins++ < SPIN_ROUNDS)
+        uint64_t until = now_ns() + SPIN_NS;
+        for (unsigned spins = 1; (g = atomic_load(&p->gen)) == seen && !atomic_load(&p->stop);
+             spins++) {
+            if (spins % SPIN_CHECK == 0 && now_ns() >= until)
+                break;
             cpu_relax();
+        }
         if (g == seen && !atomic_load(&p->stop)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
