@@ -343,6 +343,39 @@ static void open_gate(struct result *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+static void test_cancel_mid_batch_frees_blocks(void)
+{
+    struct engine_load_opts o = {.max_seqs = 6, .max_batch_tokens = 16};
+    struct engine_model *m = load(&o);
+    if (!m)
+        return;
+    struct job jobs[6];
+    struct result rs[6];
+    struct engine_request *reqs[6];
+    for (int i = 0; i < 6; i++) {
+        make_job(&jobs[i], i, 20, 100);
+        result_init(&rs[i]);
+        /* every other one parks the scheduler at its 3rd token until the
+         * cancel is in, so none can run to its end first */
+        rs[i].hold_at = i % 2 ? 0 : 3;
+        reqs[i] = submit(m, &jobs[i], &rs[i]);
+    }
+    for (int i = 0; i < 6; i += 2) {
+        wait_parked(&rs[i]);
+        engine_cancel(reqs[i]);
+        open_gate(&rs[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        if (reqs[i])
+            result_wait(&rs[i]);
+        CHECK_INT_EQ(rs[i].finish, i % 2 ? ENGINE_FINISH_LENGTH : ENGINE_FINISH_CANCELLED);
+        engine_request_release(reqs[i]);
+        result_destroy(&rs[i]);
+    }
+    check_idle(m);
+    engine_model_free(m);
+}
+
 /* The stats a parked callback sees are the previous step's.  A decoding
  * alone: after step k it holds 20 + k - 1 positions, so at its 5th token
  * 23 in two 16-slot blocks: 9 of 32 slots unused, nothing prefilling.  B's
@@ -393,39 +426,6 @@ static void test_stats_prefilling_and_waste(void)
     engine_model_stats(m, &s);
     CHECK_INT_EQ(s.n_prefilling, 0);
     CHECK(s.kv_waste == 0);
-    engine_model_free(m);
-}
-
-static void test_cancel_mid_batch_frees_blocks(void)
-{
-    struct engine_load_opts o = {.max_seqs = 6, .max_batch_tokens = 16};
-    struct engine_model *m = load(&o);
-    if (!m)
-        return;
-    struct job jobs[6];
-    struct result rs[6];
-    struct engine_request *reqs[6];
-    for (int i = 0; i < 6; i++) {
-        make_job(&jobs[i], i, 20, 100);
-        result_init(&rs[i]);
-        reqs[i] = submit(m, &jobs[i], &rs[i]);
-    }
-    /* cancel every other one once it has produced a few tokens */
-    for (int i = 0; i < 6; i += 2) {
-        pthread_mutex_lock(&rs[i].mu);
-        while (rs[i].n_ids < 3 && !rs[i].done)
-            pthread_cond_wait(&rs[i].cv, &rs[i].mu);
-        pthread_mutex_unlock(&rs[i].mu);
-        engine_cancel(reqs[i]);
-    }
-    for (int i = 0; i < 6; i++) {
-        if (reqs[i])
-            result_wait(&rs[i]);
-        CHECK_INT_EQ(rs[i].finish, i % 2 ? ENGINE_FINISH_LENGTH : ENGINE_FINISH_CANCELLED);
-        engine_request_release(reqs[i]);
-        result_destroy(&rs[i]);
-    }
-    check_idle(m);
     engine_model_free(m);
 }
 
