@@ -167,61 +167,92 @@ struct x8_block {
 
 /*
  * One bundle (codes at wb, params from index pi0 = b * groups * 16) times nt
- * tokens: acc[t] gets the 16 rows' dots of token t.
+ * tokens: acc[t] gets the 16 rows' dots of token t.  bits and nt are
+ * constants in every caller (bundle_dispatch), so the loops over tokens and
+ * accumulators unroll and the sums stay in registers.  A token's integer
+ * sums are split over nacc accumulators (added up exactly at the group's
+ * end) so its vpdpbusd do not wait on each other's latency when few tokens
+ * share a step.
  */
-TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, const uint8_t *wb, size_t pi0,
-                                   const struct x8_block *x, int nt, __m512 *acc)
+TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const uint8_t *wb,
+                                   size_t pi0, const struct x8_block *x, int nt, __m512 *acc)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const int nacc = nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
+    /* steps per unrolled iteration: one accumulator per dot product */
+    const int su = bits == 4 ? (nacc >= 2 ? nacc / 2 : 1) : nacc;
     size_t gs = (size_t)m->group_size, groups = m->cols / gs;
-    size_t sc = step_codes(m->bits), steps = gs / sc;
+    size_t sc = step_codes(bits), steps = gs / sc;
+#pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
     for (size_t g = 0; g < groups; g++) {
-        __m512i is[8];
+        __m512i is[8][4];
+#pragma GCC unroll 8
         for (int t = 0; t < nt; t++)
-            is[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int a = 0; a < nacc; a++)
+                is[t][a] = _mm512_setzero_si512();
         const uint8_t *wg = wb + g * steps * STEP_BYTES;
         size_t c0 = g * gs;
-        for (size_t s = 0; s < steps; s++) {
-            __m512i raw = _mm512_loadu_si512((const void *)(wg + s * STEP_BYTES));
-            if (m->bits == 4) {
-                __m512i lo = _mm512_and_si512(raw, m4);
-                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-                for (int t = 0; t < nt; t++) {
-                    is[t] = _mm512_dpbusd_epi32(is[t], lo, bcast4(x->q[t] + c0 + 8 * s));
-                    is[t] = _mm512_dpbusd_epi32(is[t], hi, bcast4(x->q[t] + c0 + 8 * s + 4));
+        for (size_t s0 = 0; s0 < steps; s0 += (size_t)su) {
+#pragma GCC unroll 4
+            for (int u = 0; u < su; u++) {
+                size_t s = s0 + (size_t)u;
+                __m512i raw = _mm512_loadu_si512((const void *)(wg + s * STEP_BYTES));
+                if (bits == 4) {
+                    __m512i lo = _mm512_and_si512(raw, m4);
+                    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+                    int a0 = (2 * u) % nacc, a1 = (2 * u + 1) % nacc;
+#pragma GCC unroll 8
+                    for (int t = 0; t < nt; t++) {
+                        is[t][a0] =
+                            _mm512_dpbusd_epi32(is[t][a0], lo, bcast4(x->q[t] + c0 + 8 * s));
+                        is[t][a1] =
+                            _mm512_dpbusd_epi32(is[t][a1], hi, bcast4(x->q[t] + c0 + 8 * s + 4));
+                    }
+                } else {
+#pragma GCC unroll 8
+                    for (int t = 0; t < nt; t++)
+                        is[t][u] = _mm512_dpbusd_epi32(is[t][u], raw, bcast4(x->q[t] + c0 + 4 * s));
                 }
-            } else {
-                for (int t = 0; t < nt; t++)
-                    is[t] = _mm512_dpbusd_epi32(is[t], raw, bcast4(x->q[t] + c0 + 4 * s));
             }
         }
         size_t pi = pi0 + g * QUANT_PACK_ROWS;
         __m512 sv = load_params16(m->scales, m->param_dtype, pi);
         __m512 bv = load_params16(m->biases, m->param_dtype, pi);
+#pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
+#pragma GCC unroll 4
+            for (int a = 1; a < nacc; a++)
+                is[t][0] = _mm512_add_epi32(is[t][0], is[t][a]);
             __m512 f = _mm512_mul_ps(sv, _mm512_set1_ps(x->d[t][g]));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), f, acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t][0]), f, acc[t]);
             acc[t] = _mm512_fmadd_ps(bv, _mm512_set1_ps(x->s[t][g]), acc[t]);
         }
     }
 }
 
-/* bundle_dots with nt a constant, so its loops unroll */
+#define BUNDLE_CASES(bits)                                                                         \
+    switch (nt) {                                                                                  \
+    case 8: bundle_dots(m, bits, wb, pi0, x, 8, acc); break;                                       \
+    case 7: bundle_dots(m, bits, wb, pi0, x, 7, acc); break;                                       \
+    case 6: bundle_dots(m, bits, wb, pi0, x, 6, acc); break;                                       \
+    case 5: bundle_dots(m, bits, wb, pi0, x, 5, acc); break;                                       \
+    case 4: bundle_dots(m, bits, wb, pi0, x, 4, acc); break;                                       \
+    case 3: bundle_dots(m, bits, wb, pi0, x, 3, acc); break;                                       \
+    case 2: bundle_dots(m, bits, wb, pi0, x, 2, acc); break;                                       \
+    default: bundle_dots(m, bits, wb, pi0, x, 1, acc); break;                                      \
+    }
+
+/* bundle_dots with bits and nt constants */
 TGT_AVX512 static void bundle_dispatch(const struct quant_matrix *m, const uint8_t *wb, size_t pi0,
                                        const struct x8_block *x, int nt, __m512 *acc)
 {
-    switch (nt) {
-    case 8: bundle_dots(m, wb, pi0, x, 8, acc); break;
-    case 7: bundle_dots(m, wb, pi0, x, 7, acc); break;
-    case 6: bundle_dots(m, wb, pi0, x, 6, acc); break;
-    case 5: bundle_dots(m, wb, pi0, x, 5, acc); break;
-    case 4: bundle_dots(m, wb, pi0, x, 4, acc); break;
-    case 3: bundle_dots(m, wb, pi0, x, 3, acc); break;
-    case 2: bundle_dots(m, wb, pi0, x, 2, acc); break;
-    default: bundle_dots(m, wb, pi0, x, 1, acc); break;
-    }
+    if (m->bits == 4)
+        BUNDLE_CASES(4)
+    else
+        BUNDLE_CASES(8)
 }
 
 /* bundles [b0, b1) for tokens [t0, t1), 8 tokens per pass over a bundle */
