@@ -415,6 +415,8 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
     const int nvr = nrows > 16 ? 2 : 1, nr4 = (nrows + 3) & ~3;
     _Alignas(64) int pos[KERNEL_ATTN_TILE_ROWS], start[KERNEL_ATTN_TILE_ROWS];
     int lo = INT32_MAX, hi = 0;
+    /* a one-row tile reads only its own q column and output row */
+    const int q_rows = nrows == 1 ? 1 : 16 * nvr, o_rows = nrows == 1 ? 1 : nr4;
     for (int r = 0; r < 16 * nvr; r++) {
         if (r < nrows) {
             int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
@@ -428,13 +430,15 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
         } else {
             pos[r] = -1; /* padding: sees nothing */
             start[r] = 0;
-            for (int d = 0; d < hd; d++)
-                st->qt[d][r] = 0.0f;
+            if (r < q_rows)
+                for (int d = 0; d < hd; d++)
+                    st->qt[d][r] = 0.0f;
         }
-        for (int d = hd; d < TILE_HD_MAX && d % 16; d++)
-            st->qt[d][r] = 0.0f;
+        if (r < q_rows)
+            for (int d = hd; d < TILE_HD_MAX && d % 16; d++)
+                st->qt[d][r] = 0.0f;
     }
-    for (int r = 0; r < nr4; r++)
+    for (int r = 0; r < o_rows; r++)
         for (int d = 0; d < hd; d++)
             st->o[r][d] = 0.0f;
     __m512i rpos[2], rstart[2];
