@@ -59,7 +59,7 @@ static void attn_run(void *ctx, int chunk)
         .k = kv_cache_block_k(j->kv, j->layer, 0),
         .v = kv_cache_block_v(j->kv, j->layer, 0),
         .block_stride = (size_t)kv_cache_block_tokens(j->kv) * kd,
-        .token_stride = kd,
+        .kv_dim = kd,
         .block_tokens = kv_cache_block_tokens(j->kv),
     };
     size_t lo, hi;

@@ -68,9 +68,13 @@ void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_bat
         int nb, pos = m->s.tok_pos[t];
         const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
         int blk = blocks[pos / bt];
-        size_t off = (size_t)(pos % bt) * kd;
-        memcpy(kv_cache_block_k(kv, layer, blk) + off, m->s.k + (size_t)t * kd, kd * sizeof(float));
-        memcpy(kv_cache_block_v(kv, layer, blk) + off, m->s.v + (size_t)t * kd, kd * sizeof(float));
+        /* K feature-major, V position-major (kv_cache.h) */
+        float *k = kv_cache_block_k(kv, layer, blk) + pos % bt;
+        const float *kt = m->s.k + (size_t)t * kd;
+        for (size_t f = 0; f < kd; f++)
+            k[f * (size_t)bt] = kt[f];
+        memcpy(kv_cache_block_v(kv, layer, blk) + (size_t)(pos % bt) * kd, m->s.v + (size_t)t * kd,
+               kd * sizeof(float));
     }
 }
 

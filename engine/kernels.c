@@ -146,10 +146,14 @@ void kernel_softmax_ref(float *x, size_t n)
         x[i] *= inv;
 }
 
-static const float *kv_at(const float *base, const struct kernel_kv_view *kv, int p)
+float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p, size_t head_off,
+                          int head_dim)
 {
-    int b = kv->blocks[p / kv->block_tokens];
-    return base + (size_t)b * kv->block_stride + (size_t)(p % kv->block_tokens) * kv->token_stride;
+    const float *k = kernel_kv_k(kv, p, head_off);
+    float acc = 0.0f;
+    for (int i = 0; i < head_dim; i++)
+        acc += q[i] * k[(size_t)i * (size_t)kv->block_tokens];
+    return acc;
 }
 
 void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_t head_off,
@@ -158,13 +162,12 @@ void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_
 {
     int n = n_ctx - ctx_start;
     for (int p = 0; p < n; p++)
-        att[p] =
-            dot_f32_ref(q, kv_at(kv->k, kv, ctx_start + p) + head_off, (size_t)head_dim) * scale;
+        att[p] = kernel_kv_score_ref(q, kv, ctx_start + p, head_off, head_dim) * scale;
     kernel_softmax_ref(att, (size_t)n);
     for (int i = 0; i < head_dim; i++)
         out[i] = 0.0f;
     for (int p = 0; p < n; p++) {
-        const float *v = kv_at(kv->v, kv, ctx_start + p) + head_off;
+        const float *v = kernel_kv_v(kv, ctx_start + p, head_off);
         float a = att[p];
         for (int i = 0; i < head_dim; i++)
             out[i] += a * v[i];

@@ -118,15 +118,39 @@ void kernel_silu_mul_ref(float *gate, const float *up, size_t n);
 /* In-place softmax over n > 0 values. */
 void kernel_softmax_ref(float *x, size_t n);
 
-/* K/V of one layer seen through a sequence's block table. */
+/*
+ * K/V of one layer seen through a sequence's block table.  Within a pool
+ * block K is feature-major, (kv_dim, block_tokens): one feature of the
+ * block's positions is contiguous, so decode attention loads the operands of
+ * 16 positions' scores as one vector; V is position-major, (block_tokens,
+ * kv_dim).  kernel_kv_k and kernel_kv_v locate elements.
+ */
 struct kernel_kv_view {
-    const float *k;      /* K of pool block 0 of this layer: blocks then (block_tokens, kv_dim) */
-    const float *v;      /* V, same layout */
-    size_t block_stride; /* floats from one pool block to the next */
-    size_t token_stride; /* floats from one position to the next (kv_dim) */
+    const float *k;      /* K of pool block 0 of this layer */
+    const float *v;      /* V of pool block 0 of this layer */
+    size_t block_stride; /* floats from one pool block to the next (block_tokens * kv_dim) */
+    size_t kv_dim;       /* floats of one position's K (or V), all KV heads */
     int block_tokens;
     const int *blocks; /* the sequence's block table */
 };
+
+/* K of position p, feature f; feature f + 1 is block_tokens floats on. */
+static inline const float *kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t f)
+{
+    return kv->k + (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
+           f * (size_t)kv->block_tokens + (size_t)(p % kv->block_tokens);
+}
+
+/* V of position p from feature f on (contiguous). */
+static inline const float *kernel_kv_v(const struct kernel_kv_view *kv, int p, size_t f)
+{
+    return kv->v + (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
+           (size_t)(p % kv->block_tokens) * kv->kv_dim + f;
+}
+
+/* q . K[p] over head_dim features from head_off, summed in feature order. */
+float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p, size_t head_off,
+                          int head_dim);
 
 /*
  * Causal attention of one query head over positions ctx_start..n_ctx-1:

@@ -6,12 +6,18 @@
  * (AVX-512; row by row through kernel_attention elsewhere).
  *
  * The tile kernel is flash attention on a CPU: steps of 16 positions at
- * absolute multiples of 16, scores with one lane per query row (q stored
- * transposed, each K element broadcast once to every row), a per-row online
- * softmax with a vector exp, then the weighted V added to each row's output
- * four rows at a time.  Since steps do not depend on the tile and every lane
- * does the same operations, a row's result is the same bit for bit whatever
- * tile it is computed in.  Scratch is one thread-local struct tile_state.
+ * absolute multiples of 16, a per-row online softmax with a vector exp, then
+ * the weighted V added to each row's output four rows at a time.  Scores are
+ * computed one of two ways.  Many rows (a prefill tile): one lane per query
+ * row, q stored transposed, each K element broadcast once to every row.
+ * Few rows (a decode step: one token times the GQA group): one lane per
+ * position, a vector of 16 positions of one K feature loaded straight from
+ * the feature-major block (kernels.h) and met by each row's broadcast q
+ * element.  Either way a score is the same chain of FMAs over the features
+ * in order, and every step does the same operations per row, so a row's
+ * result is the same bit for bit whatever tile it is computed in (prefill
+ * and token-by-token decode agree exactly).  Scratch is one thread-local
+ * struct tile_state.
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,12 +27,6 @@
 
 /* ---------------------------------------------------------------------- */
 /* attention                                                               */
-
-static const float *kv_pos(const float *base, const struct kernel_kv_view *kv, int p)
-{
-    int b = kv->blocks[p / kv->block_tokens];
-    return base + (size_t)b * kv->block_stride + (size_t)(p % kv->block_tokens) * kv->token_stride;
-}
 
 /* positions handled per softmax rescale */
 #define ATT_CHUNK 16
@@ -41,7 +41,7 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
         int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
         float mc = m;
         for (int j = 0; j < np; j++) {
-            s[j] = dot_f32_ref(q, kv_pos(kv->k, kv, p0 + j) + head_off, (size_t)hd) * scale;
+            s[j] = kernel_kv_score_ref(q, kv, p0 + j, head_off, hd) * scale;
             mc = s[j] > mc ? s[j] : mc;
         }
         float corr = expf(m - mc);
@@ -50,7 +50,7 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
             out[i] *= corr;
         for (int j = 0; j < np; j++) {
             float e = expf(s[j] - mc);
-            const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
+            const float *v = kernel_kv_v(kv, p0 + j, head_off);
             l += e;
             for (int i = 0; i < hd; i++)
                 out[i] += e * v[i];
@@ -65,50 +65,51 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
 #ifdef KERNELS_X86
 #define ATT_MAX_VEC 32 /* head_dim up to 256 */
 
+/* Scores of positions p .. p+n-1, which lie in one block, from the scaled
+ * q: eight positions per vector, one FMA per feature (K is feature-major). */
+TGT_AVX2 static void scores_avx2(const float *qs, const struct kernel_kv_view *kv, size_t head_off,
+                                 int hd, int p, int n, float *s)
+{
+    const float *k = kernel_kv_k(kv, p, head_off);
+    size_t ks = (size_t)kv->block_tokens;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(qs[d]), _mm256_loadu_ps(k + (size_t)d * ks + j),
+                                  acc);
+        _mm256_storeu_ps(s + j, acc);
+    }
+    for (; j < n; j++) {
+        float acc = 0.0f;
+        for (int d = 0; d < hd; d++)
+            acc = fmaf(qs[d], k[(size_t)d * ks + j], acc);
+        s[j] = acc;
+    }
+}
+
 TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view *kv,
                                     size_t head_off, int hd, int ctx_start, int n_ctx, float scale,
                                     float *out)
 {
-    int nv = hd / 8;
-    __m256 o[ATT_MAX_VEC], qv[ATT_MAX_VEC];
-    for (int i = 0; i < nv; i++) {
+    int nv = hd / 8, bt = kv->block_tokens;
+    __m256 o[ATT_MAX_VEC];
+    float qs[8 * ATT_MAX_VEC];
+    for (int i = 0; i < nv; i++)
         o[i] = _mm256_setzero_ps();
-        qv[i] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * i), _mm256_set1_ps(scale));
-    }
+    for (int d = 0; d < hd; d++)
+        qs[d] = q[d] * scale;
     float m = -INFINITY, l = 0.0f, s[ATT_CHUNK];
     for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
         int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
+        /* the chunk's positions, a run per block they touch */
+        for (int j = 0, run; j < np; j += run) {
+            int in = (p0 + j) % bt;
+            run = np - j < bt - in ? np - j : bt - in;
+            scores_avx2(qs, kv, head_off, hd, p0 + j, run, s + j);
+        }
         float mc = m;
-        int j = 0;
-        /* four positions at once: independent FMA chains */
-        for (; j + 4 <= np; j += 4) {
-            const float *k0 = kv_pos(kv->k, kv, p0 + j) + head_off;
-            const float *k1 = kv_pos(kv->k, kv, p0 + j + 1) + head_off;
-            const float *k2 = kv_pos(kv->k, kv, p0 + j + 2) + head_off;
-            const float *k3 = kv_pos(kv->k, kv, p0 + j + 3) + head_off;
-            __m256 a0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k0));
-            __m256 a1 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k1));
-            __m256 a2 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k2));
-            __m256 a3 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k3));
-            for (int i = 1; i < nv; i++) {
-                a0 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k0 + 8 * i), a0);
-                a1 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k1 + 8 * i), a1);
-                a2 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k2 + 8 * i), a2);
-                a3 = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k3 + 8 * i), a3);
-            }
-            s[j] = hsum8(a0);
-            s[j + 1] = hsum8(a1);
-            s[j + 2] = hsum8(a2);
-            s[j + 3] = hsum8(a3);
-        }
-        for (; j < np; j++) {
-            const float *k = kv_pos(kv->k, kv, p0 + j) + head_off;
-            __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
-            for (int i = 1; i < nv; i++)
-                a = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(k + 8 * i), a);
-            s[j] = hsum8(a);
-        }
-        for (j = 0; j < np; j++)
+        for (int j = 0; j < np; j++)
             mc = s[j] > mc ? s[j] : mc;
         if (mc > m) {
             __m256 corr = _mm256_set1_ps(expf(m - mc));
@@ -117,9 +118,9 @@ TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view 
                 o[i] = _mm256_mul_ps(o[i], corr);
             m = mc;
         }
-        for (j = 0; j < np; j++) {
+        for (int j = 0; j < np; j++) {
             float e = expf(s[j] - m);
-            const float *v = kv_pos(kv->v, kv, p0 + j) + head_off;
+            const float *v = kernel_kv_v(kv, p0 + j, head_off);
             __m256 ev = _mm256_set1_ps(e);
             l += e;
             for (int i = 0; i < nv; i++)
@@ -189,6 +190,9 @@ TGT_AVX512 INLINE __m512 exp16(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
+/* Rows up to which scores put positions in lanes (the few-rows path). */
+#define LANES_ROWS_MAX 8
+
 /* The tile's state: queries transposed (dimension-major, one lane per row)
  * so one broadcast K element meets 16 rows, and each row's running output. */
 struct tile_state {
@@ -196,7 +200,12 @@ struct tile_state {
     _Alignas(64) float o[KERNEL_ATTN_TILE_ROWS][TILE_HD_MAX];  /* unnormalized output */
     _Alignas(64) float e[TILE_POS][KERNEL_ATTN_TILE_ROWS];     /* scores, then weights */
     _Alignas(64) float corr[KERNEL_ATTN_TILE_ROWS];
-    const float *kp[TILE_POS], *vp[TILE_POS]; /* this step's positions (the last repeated) */
+    _Alignas(64) float sc[LANES_ROWS_MAX][TILE_POS]; /* few-rows scores, a lane per position */
+    _Alignas(64) float kt[TILE_HD_MAX][TILE_POS];    /* K of a step that spans blocks */
+    /* this step's positions (the last repeated): kp[j][d * kstride] is
+     * feature d of position j's K, vp[j][d] of its V */
+    const float *kp[TILE_POS], *vp[TILE_POS];
+    size_t kstride;
 };
 
 /* Points kp/vp at K and V of positions p0 .. p0+np-1, repeating the last
@@ -205,12 +214,12 @@ static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size
                     int np)
 {
     int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
+    st->kstride = (size_t)kv->block_tokens;
     for (int j = 0; j < TILE_POS; j++) {
         if (j < np) {
-            size_t off = (size_t)kv->blocks[blk] * kv->block_stride +
-                         (size_t)in * kv->token_stride + head_off;
-            st->kp[j] = kv->k + off;
-            st->vp[j] = kv->v + off;
+            size_t base = (size_t)kv->blocks[blk] * kv->block_stride;
+            st->kp[j] = kv->k + base + head_off * st->kstride + (size_t)in;
+            st->vp[j] = kv->v + base + (size_t)in * kv->kv_dim + head_off;
             if (++in == kv->block_tokens) {
                 in = 0;
                 blk++;
@@ -229,6 +238,7 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
                                    const __m512i *rpos, const __m512i *rstart, __m512 *mc,
                                    const int nvr)
 {
+    size_t ks = st->kstride;
     for (int j = 0; j < np; j += 4) {
         const float *kp[4];
 #pragma GCC unroll 4
@@ -247,7 +257,7 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
                 qv[v] = _mm512_load_ps(&st->qt[d][16 * v]);
 #pragma GCC unroll 4
             for (int u = 0; u < 4; u++) {
-                __m512 kb = _mm512_set1_ps(kp[u][d]);
+                __m512 kb = _mm512_set1_ps(kp[u][(size_t)d * ks]);
 #pragma GCC unroll 4
                 for (int v = 0; v < nvr; v++)
                     acc[u][v] = _mm512_fmadd_ps(qv[v], kb, acc[u][v]);
@@ -326,85 +336,160 @@ TGT_AVX512 static void tile_pv_rows(struct tile_state *st, int np, int r0, int h
     }
 }
 
-/* Transposes the 16 x 16 floats in r (row i = r[i]) in place. */
-TGT_AVX512 INLINE void transpose16(__m512 r[16])
+/* Steps of 16 positions whose scores one pass of the few-rows path
+ * computes: enough independent FMA chains (rows x steps) to hide the FMA
+ * latency.  Steps that span blocks (block_tokens not a multiple of 16) go
+ * one at a time through a copy. */
+#define LANES_STEPS_MAX 4
+
+static int lanes_steps(int nrows, int block_tokens)
 {
-    __m512 t[16], u[16];
+    if (block_tokens % TILE_POS || nrows >= LANES_STEPS_MAX)
+        return 1;
+    return LANES_STEPS_MAX / nrows;
+}
+
+/* K of the ns steps from p0 (16 positions each, the last ending at or past
+ * hi) as (hd, 16) each: kt[s] + d * *ks is feature d of step s's
+ * positions.  Straight from the blocks when block_tokens is a multiple of
+ * 16 (steps past hi repeat the last one); otherwise ns is 1 and the step is
+ * copied into st->kt. */
+static void lanes_kt(struct tile_state *st, const struct kernel_kv_view *kv, size_t head_off,
+                     int hd, int p0, int hi, int ns, const float **kt, size_t *ks)
+{
+    size_t bt = (size_t)kv->block_tokens;
+    if (bt % TILE_POS == 0) {
+        for (int s = 0; s < ns; s++) {
+            int p = p0 + TILE_POS * s < hi ? p0 + TILE_POS * s : p0 + TILE_POS * (s - 1);
+            if (p0 + TILE_POS * s >= hi)
+                kt[s] = kt[s - 1];
+            else
+                kt[s] = kernel_kv_k(kv, p, head_off);
+        }
+        *ks = bt;
+        return;
+    }
+    int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
+    kv_step(st, kv, head_off, p0, np);
+    for (int d = 0; d < hd; d++)
+        for (int j = 0; j < TILE_POS; j++)
+            st->kt[d][j] = st->kp[j][(size_t)d * bt];
+    kt[0] = &st->kt[0][0];
+    *ks = TILE_POS;
+}
+
+/* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into
+ * st->sc[s * nr + r]: per row the FMA chain over features that tile_scores
+ * runs in the row's lane.  Lanes past the positions hold garbage. */
+TGT_AVX512 INLINE void lanes_scores(struct tile_state *st, const float **kt, size_t ks, int hd,
+                                    const int nr, const int ns)
+{
+    __m512 acc[LANES_ROWS_MAX];
 #pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) {
-        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
+    for (int c = 0; c < nr * ns; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m512 k[LANES_STEPS_MAX];
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * k + 2]), d = _mm512_castps_pd(t[4 * k + 3]);
-        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* u[4k + c] holds column c + 4L of rows 4k..4k+3 in 128-bit lane L */
+        for (int s = 0; s < ns; s++)
+            k[s] = _mm512_loadu_ps(kt[s] + (size_t)d * ks);
 #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 x1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 y0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
-        __m512 y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
-        r[c] = _mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(2, 0, 2, 0));
-        r[c + 8] = _mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(3, 1, 3, 1));
-        r[c + 4] = _mm512_shuffle_f32x4(y0, y1, _MM_SHUFFLE(2, 0, 2, 0));
-        r[c + 12] = _mm512_shuffle_f32x4(y0, y1, _MM_SHUFFLE(3, 1, 3, 1));
+        for (int s = 0; s < ns; s++)
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++)
+                acc[s * nr + r] =
+                    _mm512_fmadd_ps(_mm512_set1_ps(st->qt[d][r]), k[s], acc[s * nr + r]);
     }
+#pragma GCC unroll 8
+    for (int c = 0; c < nr * ns; c++)
+        _mm512_store_ps(st->sc[c], acc[c]);
 }
 
 /*
- * One row alone (a decode step without GQA): the scores of 16 positions in
- * the 16 lanes, from K transposed 16 x 16 in registers, instead of one lane
- * of 16 used per position.  Every score, weight, sum and rescale is the same
- * operation in the same order as for a lane of tile_scores and the softmax
- * step of tile_avx512, so the row's result is bit for bit the same as
- * inside a larger tile.  Leaves the weights in e[j][0].
+ * Each row's softmax update for one step of 16 positions from its scores
+ * sc[r] (lanes = positions): the same operations in the same order as the
+ * row's lane in the softmax step of tile_avx512.  Leaves the weights in
+ * e[j][r] (0 for padding rows up to a multiple of 4) and rescales the rows'
+ * outputs; m and l are the rows' running maxima and sums.
  */
-TGT_AVX512 static void tile_one_row(struct tile_state *st, int hd, int p0, int np, int pos,
-                                    int start, float *m, float *l)
+TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TILE_POS], int hd,
+                                     int p0, int np, int nrows, const int *pos, const int *start,
+                                     float *m, float *l)
 {
-    __m512 acc = _mm512_setzero_ps();
-    for (int d0 = 0; d0 < hd; d0 += 16) {
-        int nd = hd - d0 < 16 ? hd - d0 : 16;
-        __mmask16 dm = (__mmask16)(nd == 16 ? 0xffff : (1u << nd) - 1);
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++)
-            r[j] = _mm512_maskz_loadu_ps(dm, st->kp[j] + d0);
-        transpose16(r);
-        /* past head_dim both q (zeroed) and K (masked) are 0: acc + 0 */
-#pragma GCC unroll 16
-        for (int d = 0; d < 16; d++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(st->qt[d0 + d][0]), r[d], acc);
-    }
     __m512i p =
         _mm512_add_epi32(_mm512_set1_epi32(p0),
                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos)) &
-                     _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start)) &
-                     (__mmask16)((1u << np) - 1);
-    __m512 sc = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), acc);
-    float mc = _mm512_reduce_max_ps(sc);
-    mc = mc > *m ? mc : *m;
-    float safe = mc == -INFINITY ? 0.0f : mc;
-    float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(*m - safe)));
-    _Alignas(64) float w[16];
-    _mm512_store_ps(w, exp16(_mm512_sub_ps(sc, _mm512_set1_ps(safe))));
-    *l *= corr;
-    for (int j = 0; j < np; j++) {
-        *l += w[j];
-        st->e[j][0] = w[j];
+    __mmask16 valid = (__mmask16)((1u << np) - 1);
+    for (int r = 0; r < nrows; r++) {
+        __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos[r])) &
+                         _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start[r])) & valid;
+        __m512 sv = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), _mm512_load_ps(sc[r]));
+        float mc = _mm512_reduce_max_ps(sv);
+        mc = mc > m[r] ? mc : m[r];
+        float safe = mc == -INFINITY ? 0.0f : mc;
+        float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[r] - safe)));
+        _Alignas(64) float w[TILE_POS];
+        _mm512_store_ps(w, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(safe))));
+        l[r] *= corr;
+        for (int j = 0; j < np; j++) {
+            l[r] += w[j];
+            st->e[j][r] = w[j];
+        }
+        if (corr != 1.0f)
+            for (int d = 0; d < hd; d++)
+                st->o[r][d] *= corr;
+        m[r] = mc;
     }
-    if (mc != *m && corr != 1.0f)
-        for (int d = 0; d < hd; d++)
-            st->o[0][d] *= corr;
-    *m = mc;
+    for (int r = nrows; nrows > 1 && r % 4; r++)
+        for (int j = 0; j < np; j++)
+            st->e[j][r] = 0.0f;
+}
+
+/*
+ * The few-rows path (at most LANES_ROWS_MAX rows, a decode step) over the
+ * steps from p0 up to hi: scores with positions in lanes, several steps per
+ * pass, then per step the softmax update and the weighted V.  Each row's
+ * sum goes to lsum[r].
+ */
+TGT_AVX512 static void tile_lanes(struct tile_state *st, const struct kernel_kv_view *kv,
+                                  size_t head_off, int hd, int p0, int hi, int nrows,
+                                  const int *pos, const int *start, float *lsum)
+{
+    float m[LANES_ROWS_MAX], l[LANES_ROWS_MAX];
+    for (int r = 0; r < nrows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    const int ns = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
+    for (; p0 < hi; p0 += TILE_POS * ns) {
+        const float *kt[LANES_STEPS_MAX];
+        size_t ks;
+        lanes_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks);
+        switch (nrows * 8 + ns) { /* (rows, steps) as lanes_steps pairs them */
+        case 1 * 8 + 4: lanes_scores(st, kt, ks, hd, 1, 4); break;
+        case 1 * 8 + 1: lanes_scores(st, kt, ks, hd, 1, 1); break;
+        case 2 * 8 + 2: lanes_scores(st, kt, ks, hd, 2, 2); break;
+        case 2 * 8 + 1: lanes_scores(st, kt, ks, hd, 2, 1); break;
+        case 3 * 8 + 1: lanes_scores(st, kt, ks, hd, 3, 1); break;
+        case 4 * 8 + 1: lanes_scores(st, kt, ks, hd, 4, 1); break;
+        case 5 * 8 + 1: lanes_scores(st, kt, ks, hd, 5, 1); break;
+        case 6 * 8 + 1: lanes_scores(st, kt, ks, hd, 6, 1); break;
+        case 7 * 8 + 1: lanes_scores(st, kt, ks, hd, 7, 1); break;
+        default: lanes_scores(st, kt, ks, hd, 8, 1); break;
+        }
+        for (int s = 0; s < ns && p0 + TILE_POS * s < hi; s++) {
+            int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
+            kv_step(st, kv, head_off, ps, np);
+            lanes_softmax(st, st->sc + s * nrows, hd, ps, np, nrows, pos, start, m, l);
+            if (nrows == 1)
+                tile_pv_rows(st, np, 0, hd, 1);
+            else
+                for (int r0 = 0; r0 < nr4; r0 += 4)
+                    tile_pv_rows(st, np, r0, hd, 4);
+        }
+    }
+    for (int r = 0; r < nrows; r++)
+        lsum[r] = l[r];
 }
 
 /* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile. */
@@ -415,8 +500,10 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
     const int nvr = nrows > 16 ? 2 : 1, nr4 = (nrows + 3) & ~3;
     _Alignas(64) int pos[KERNEL_ATTN_TILE_ROWS], start[KERNEL_ATTN_TILE_ROWS];
     int lo = INT32_MAX, hi = 0;
-    /* a one-row tile reads only its own q column and output row */
-    const int q_rows = nrows == 1 ? 1 : 16 * nvr, o_rows = nrows == 1 ? 1 : nr4;
+    /* the few-rows path reads only its rows' q columns, and one output row
+     * when it has one row */
+    const bool lanes = nrows <= LANES_ROWS_MAX;
+    const int q_rows = lanes ? nrows : 16 * nvr, o_rows = nrows == 1 ? 1 : nr4;
     for (int r = 0; r < 16 * nvr; r++) {
         if (r < nrows) {
             int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
@@ -434,30 +521,24 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
                 for (int d = 0; d < hd; d++)
                     st->qt[d][r] = 0.0f;
         }
-        if (r < q_rows)
-            for (int d = hd; d < TILE_HD_MAX && d % 16; d++)
-                st->qt[d][r] = 0.0f;
     }
     for (int r = 0; r < o_rows; r++)
         for (int d = 0; d < hd; d++)
             st->o[r][d] = 0.0f;
     __m512i rpos[2], rstart[2];
     __m512 m[2], l[2];
-    float m1 = -INFINITY, l1 = 0.0f; /* the row of a one-row tile */
     for (int v = 0; v < nvr; v++) {
         rpos[v] = _mm512_load_si512(pos + 16 * v);
         rstart[v] = _mm512_load_si512(start + 16 * v);
         m[v] = _mm512_set1_ps(-INFINITY);
         l[v] = _mm512_setzero_ps();
     }
-    for (int p0 = lo - lo % TILE_POS; p0 < hi; p0 += TILE_POS) {
+    _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
+    if (lanes)
+        tile_lanes(st, kv, head_off, hd, lo - lo % TILE_POS, hi, nrows, pos, start, lsum);
+    for (int p0 = lo - lo % TILE_POS; !lanes && p0 < hi; p0 += TILE_POS) {
         int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
         kv_step(st, kv, head_off, p0, np);
-        if (nrows == 1) {
-            tile_one_row(st, hd, p0, np, pos[0], start[0], &m1, &l1);
-            tile_pv_rows(st, np, 0, hd, 1);
-            continue;
-        }
         __m512 mc[2] = {m[0], m[nvr - 1]};
         if (nvr == 2)
             tile_scores(st, hd, p0, np, rpos, rstart, mc, 2);
@@ -488,11 +569,8 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
         for (int r0 = 0; r0 < nr4; r0 += 4)
             tile_pv_rows(st, np, r0, hd, 4);
     }
-    _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
-    for (int v = 0; v < nvr; v++)
+    for (int v = 0; !lanes && v < nvr; v++)
         _mm512_store_ps(lsum + 16 * v, l[v]);
-    if (nrows == 1)
-        lsum[0] = l1;
     for (int r = 0; r < nrows; r++) {
         int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
         float *out = t->out + (size_t)i * t->stride + (size_t)g * (size_t)hd, inv = 1.0f / lsum[r];

@@ -31,7 +31,7 @@ struct kv_cache {
     size_t n_blocks;
     int max_pos;        /* positions one sequence may hold */
     int max_seq_blocks; /* block table capacity */
-    float *k;           /* (n_layers, n_blocks, block_tokens, kv_dim) */
+    float *k;           /* (n_layers, n_blocks, kv_dim, block_tokens) */
     float *v;           /* (n_layers, n_blocks, block_tokens, kv_dim) */
     int *refs;          /* (n_blocks) reference counts */
     int *free_stack;    /* (n_blocks) ids of clean blocks; top at n_free - 1 */

@@ -112,8 +112,10 @@ int kv_cache_max_seqs(const struct kv_cache *kv);
 bool kv_cache_fits(const struct kv_cache *kv, const struct model_config *cfg);
 
 /*
- * Storage of one block for one layer: K and V each (block_tokens, n_kv_heads,
- * head_dim) fp32, contiguous.  No bounds checks (callers take block ids from a
+ * Storage of one block for one layer, fp32, contiguous: K feature-major,
+ * (n_kv_heads * head_dim, block_tokens), and V position-major,
+ * (block_tokens, n_kv_heads * head_dim) (struct kernel_kv_view in
+ * kernels.h says why).  No bounds checks (callers take block ids from a
  * block table).
  */
 float *kv_cache_block_k(struct kv_cache *kv, int layer, int block);

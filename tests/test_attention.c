@@ -53,7 +53,7 @@ static void cache_init(struct cache *c, int hd, int block_tokens, uint64_t *seed
     c->view = (struct kernel_kv_view){.k = c->k,
                                       .v = c->v,
                                       .block_stride = (size_t)block_tokens * kvd,
-                                      .token_stride = kvd,
+                                      .kv_dim = kvd,
                                       .block_tokens = block_tokens,
                                       .blocks = c->blocks};
 }
@@ -149,44 +149,51 @@ static void test_tile_shapes(void)
  * a 40-token tile against the same row as a one-token tile. */
 static void test_tile_row_independent(void)
 {
-    static const int groups[] = {1, 3};
+    /* one token alone: 1-8 rows take the positions-in-lanes path, more the
+     * rows-in-lanes one; block size 5 makes steps span blocks */
+    static const int groups[] = {1, 3, 4, 7, 12};
+    static const int block_sizes[] = {16, 32, 5};
     uint64_t seed = 29;
     int hd = 24, pos0 = 90, n_tokens = 40;
-    struct cache c;
-    cache_init(&c, hd, 16, &seed);
-    for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++)
-        for (size_t gi = 0; gi < 2; gi++)
-            for (int window = 0; window <= 30; window += 30) {
-                int group = groups[gi];
-                kernel_isa_set((enum kernel_isa)isa);
-                size_t stride = (size_t)group * (size_t)hd, n = (size_t)n_tokens * stride;
-                float *q = rand_floats(n, &seed, 2.0f), *all = malloc(n * sizeof(float));
-                float *one = malloc(stride * sizeof(float));
-                struct kernel_attn_tile t = {.q = q,
-                                             .out = all,
-                                             .stride = stride,
-                                             .n_tokens = n_tokens,
-                                             .n_group = group,
-                                             .pos0 = pos0,
-                                             .window = window};
-                kernel_attention_tile(&t, &c.view, 0, hd, 0.2f);
-                for (int i = 0; i < n_tokens; i++) {
-                    struct kernel_attn_tile t1 = t;
-                    t1.q = q + (size_t)i * stride;
-                    t1.out = one;
-                    t1.n_tokens = 1;
-                    t1.pos0 = pos0 + i;
-                    kernel_attention_tile(&t1, &c.view, 0, hd, 0.2f);
-                    CHECK_MSG(memcmp(one, all + (size_t)i * stride, stride * sizeof(float)) == 0,
-                              "isa %s group %d window %d token %d differs alone",
-                              kernel_isa_name((enum kernel_isa)isa), group, window, i);
+    for (size_t bs = 0; bs < sizeof(block_sizes) / sizeof(*block_sizes); bs++) {
+        struct cache c;
+        cache_init(&c, hd, block_sizes[bs], &seed);
+        for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++)
+            for (size_t gi = 0; gi < sizeof(groups) / sizeof(*groups); gi++)
+                for (int window = 0; window <= 30; window += 30) {
+                    int group = groups[gi];
+                    kernel_isa_set((enum kernel_isa)isa);
+                    size_t stride = (size_t)group * (size_t)hd, n = (size_t)n_tokens * stride;
+                    float *q = rand_floats(n, &seed, 2.0f), *all = malloc(n * sizeof(float));
+                    float *one = malloc(stride * sizeof(float));
+                    struct kernel_attn_tile t = {.q = q,
+                                                 .out = all,
+                                                 .stride = stride,
+                                                 .n_tokens = n_tokens,
+                                                 .n_group = group,
+                                                 .pos0 = pos0,
+                                                 .window = window};
+                    kernel_attention_tile(&t, &c.view, 0, hd, 0.2f);
+                    for (int i = 0; i < n_tokens; i++) {
+                        struct kernel_attn_tile t1 = t;
+                        t1.q = q + (size_t)i * stride;
+                        t1.out = one;
+                        t1.n_tokens = 1;
+                        t1.pos0 = pos0 + i;
+                        kernel_attention_tile(&t1, &c.view, 0, hd, 0.2f);
+                        CHECK_MSG(memcmp(one, all + (size_t)i * stride, stride * sizeof(float)) ==
+                                      0,
+                                  "isa %s group %d bt %d window %d token %d differs alone",
+                                  kernel_isa_name((enum kernel_isa)isa), group, block_sizes[bs],
+                                  window, i);
+                    }
+                    free(q);
+                    free(all);
+                    free(one);
                 }
-                free(q);
-                free(all);
-                free(one);
-            }
+        cache_free(&c);
+    }
     kernel_isa_set(KERNEL_ISA_AVX512);
-    cache_free(&c);
 }
 
 int main(void)

@@ -167,9 +167,10 @@ static void test_attention_block_table(void)
         for (size_t i = 0; i < kd; i++) {
             K[p][i] = stb_randf(&seed);
             V[p][i] = stb_randf(&seed);
-            size_t off = (size_t)table[p / BT] * BT * kd + (size_t)(p % BT) * kd + i;
-            pool_k[off] = K[p][i];
-            pool_v[off] = V[p][i];
+            /* K feature-major, V position-major within a block */
+            size_t blk = (size_t)table[p / BT] * BT * kd;
+            pool_k[blk + i * BT + (size_t)(p % BT)] = K[p][i];
+            pool_v[blk + (size_t)(p % BT) * kd + i] = V[p][i];
         }
     struct kernel_kv_view view = {pool_k, pool_v, BT * kd, kd, BT, table};
     float q[HD], out[HD], att[CTX];

@@ -326,7 +326,7 @@ static void test_attention_online(void)
     struct kernel_kv_view view = {.k = k,
                                   .v = v,
                                   .block_stride = BT * kvd,
-                                  .token_stride = kvd,
+                                  .kv_dim = kvd,
                                   .block_tokens = BT,
                                   .blocks = blocks};
     for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX2; isa++)

@@ -44,9 +44,10 @@ static void fill(struct kv_cache *kv, int seq, int n, int tag)
     const int *blocks = kv_seq_blocks(kv, seq, &nb);
     for (int p = len; p < len + n; p++)
         for (int l = 0; l < 2; l++) {
-            float *k = kv_cache_block_k(kv, l, blocks[p / BT]) + (p % BT) * 2;
+            /* K feature-major, V position-major (kv_cache.h) */
+            float *k = kv_cache_block_k(kv, l, blocks[p / BT]) + p % BT;
             float *v = kv_cache_block_v(kv, l, blocks[p / BT]) + (p % BT) * 2;
-            k[0] = k[1] = v[0] = v[1] = value(tag, p);
+            k[0] = k[BT] = v[0] = v[1] = value(tag, p);
         }
     kv_seq_set_len(kv, seq, len + n);
 }
@@ -55,7 +56,7 @@ static float at(struct kv_cache *kv, int seq, int pos)
 {
     int nb;
     const int *blocks = kv_seq_blocks(kv, seq, &nb);
-    return kv_cache_block_k(kv, 1, blocks[pos / BT])[(pos % BT) * 2];
+    return kv_cache_block_k(kv, 1, blocks[pos / BT])[pos % BT];
 }
 
 static void test_attach_shares_full_blocks(void)

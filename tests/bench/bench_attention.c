@@ -59,7 +59,7 @@ static void data_init(struct bench_data *d, const struct shape *s)
     d->view = (struct kernel_kv_view){.k = d->k,
                                       .v = d->v,
                                       .block_stride = BLOCK_TOKENS * kvd,
-                                      .token_stride = kvd,
+                                      .kv_dim = kvd,
                                       .block_tokens = BLOCK_TOKENS,
                                       .blocks = d->blocks};
 }
