@@ -532,6 +532,11 @@ TGT_AVX512BF16 INLINE __m512bh bf16_load(const uint16_t *p, size_t len)
     return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
 }
 
+/* bf16 weights ahead of the current step that bf16_block asks for, per
+ * row: a block reads 8 rows as 8 streams, which the hardware prefetcher
+ * alone served at 29-36 GB/s; 37-50 with this (2 threads, this machine). */
+#define BF16_PREFETCH 512
+
 /*
  * nr rows (from r) times nt tokens of x (cols floats apart), nr * nt <= 8:
  * a token's x is converted once per step for all nr rows.  x is rounded to
@@ -557,6 +562,8 @@ TGT_AVX512BF16 INLINE void bf16_block(const uint16_t *w, size_t cols, size_t r, 
         }
         for (int j = 0; j < nr; j++) {
             const uint16_t *row = w + (r + (size_t)j) * cols + i;
+            _mm_prefetch((const char *)(row + BF16_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + BF16_PREFETCH + 32), _MM_HINT_T0);
             __m512bh w0 = bf16_load(row, left);
             for (int t = 0; t < nt; t++)
                 a0[j * nt + t] = _mm512_dpbf16_ps(a0[j * nt + t], w0, x0[t]);

@@ -14,7 +14,8 @@
  * bytes per token), and resident memory during decode against weights + KV
  * + scratch.  The bandwidth is measured here with a STREAM-style read of a
  * 1 GiB buffer on the same threads.  Also a matvec micro-benchmark per
- * dtype (GB/s of weights streamed).  --quick: the 1B/32000 model in 4-bit
+ * dtype (GB/s of weights streamed, cycling through copies of the matrix
+ * that together outgrow the caches).  --quick: the 1B/32000 model in 4-bit
  * only, prefill 128 and decode 32 (also BENCH_QUICK=1 in the environment,
  * e.g. `make bench BENCH_QUICK=1`); --only SHAPE: one model shape (all
  * dtypes, full sizes); --dtype DTYPE (mlx-4bit, mlx-8bit or bf16): that
@@ -104,61 +105,71 @@ static double measure_bandwidth(struct threadpool *pool)
 
 /* --- kernel micro-benchmark ------------------------------------------------ */
 
+/* Bytes of weights the matvec micro-benchmark cycles through per dtype: a
+ * 16384 x 4096 4-bit matrix alone (33.5 MB) partly stays in this CPU's L3
+ * cache, so each call reads the next of several copies, as decode reads
+ * one layer's matrices after another's. */
+#define MATVEC_POOL_BYTES ((size_t)512 << 20)
+
 static void bench_matvec(struct threadpool *pool, int nth)
 {
-    size_t rows = 16384, cols = 4096;
+    size_t rows = 16384, cols = 4096, n_par = rows * cols / 64 * 2;
     uint64_t seed = 7;
-    void *data = malloc(rows * cols * 4);
-    uint16_t *par = malloc(rows * cols / 64 * 2 * sizeof(uint16_t));
+    uint8_t *data = malloc(MATVEC_POOL_BYTES);
     float *x = malloc(cols * sizeof(float)), *y = malloc(rows * sizeof(float));
-    for (size_t i = 0; i < rows * cols; i++)
-        ((uint8_t *)data)[i] = (uint8_t)(i * 2654435761u >> 13);
-    for (size_t i = 0; i < rows * cols / 64 * 2; i++)
-        par[i] = f32_to_f16(0.01f * stb_randf(&seed));
+    for (size_t i = 0; i < MATVEC_POOL_BYTES; i++)
+        data[i] = (uint8_t)(i * 2654435761u >> 13);
     for (size_t i = 0; i < cols; i++)
         x[i] = stb_randf(&seed);
     static const char *const names[] = {"f32", "f16", "bf16", "q4g64", "q8g64"};
     for (int k = 0; k < 5; k++) {
-        struct kernel_mat w = {.rows = rows, .cols = cols, .x8 = true};
-        size_t bytes;
-        if (k < 3) {
-            w.dtype = k == 0 ? DTYPE_F32 : k == 1 ? DTYPE_F16 : DTYPE_BF16;
-            w.data = data;
-            /* f16/bf16 from random bytes: keep the values finite */
-            if (k > 0)
-                for (size_t i = 0; i < rows * cols; i++)
-                    ((uint16_t *)data)[i] &= 0x3bff;
-            bytes = rows * cols * (k == 0 ? 4 : 2);
-        } else {
-            int bits = k == 3 ? 4 : 8;
-            w.quantized = true;
-            w.q = (struct quant_matrix){.rows = rows,
-                                        .cols = cols,
-                                        .bits = bits,
-                                        .group_size = 64,
-                                        .param_dtype = DTYPE_F16,
-                                        .q = data,
-                                        .scales = par,
-                                        .biases = par + rows * cols / 64};
-            bytes = rows * cols * (size_t)bits / 8 + rows * cols / 64 * 4;
+        int bits = k == 3 ? 4 : k == 4 ? 8 : 0;
+        size_t code_bytes = bits ? rows * cols * (size_t)bits / 8 : rows * cols * (k == 0 ? 4 : 2);
+        size_t copies = MATVEC_POOL_BYTES / code_bytes, bytes = code_bytes + (bits ? n_par * 2 : 0);
+        struct kernel_mat *w = calloc(copies, sizeof(*w));
+        uint16_t *par = bits ? malloc(copies * n_par * sizeof(uint16_t)) : NULL;
+        for (size_t i = 0; bits && i < copies * n_par; i++)
+            par[i] = f32_to_f16(0.01f * stb_randf(&seed));
+        /* f16/bf16 from random bytes: keep the values finite */
+        for (size_t i = 0; k == 1 || k == 2 ? i < MATVEC_POOL_BYTES / 2 : 0; i++)
+            ((uint16_t *)data)[i] &= 0x3bff;
+        for (size_t c = 0; c < copies; c++) {
+            w[c] = (struct kernel_mat){.rows = rows, .cols = cols, .x8 = true};
+            if (!bits) {
+                w[c].dtype = k == 0 ? DTYPE_F32 : k == 1 ? DTYPE_F16 : DTYPE_BF16;
+                w[c].data = data + c * code_bytes;
+                continue;
+            }
+            w[c].quantized = true;
+            w[c].q = (struct quant_matrix){.rows = rows,
+                                           .cols = cols,
+                                           .bits = bits,
+                                           .group_size = 64,
+                                           .param_dtype = DTYPE_F16,
+                                           .q = (const uint32_t *)(data + c * code_bytes),
+                                           .scales = par + c * n_par,
+                                           .biases = par + c * n_par + n_par / 2};
             /* the layout model_load gives read weights (the bytes are random anyway) */
-            if (quant_pack(&w.q, NULL, 0) != ST_OK)
+            if (quant_pack(&w[c].q, NULL, 0) != ST_OK)
                 fprintf(stderr, "bench_matvec: cannot pack the %d-bit matrix\n", bits);
         }
-        float *scratch = malloc((kernel_matmul_scratch(&w, 1) + 1) * sizeof(float));
+        float *scratch = malloc((kernel_matmul_scratch(&w[0], 1) + 1) * sizeof(float));
         double best = 1e9;
         for (int rep = 0; rep < 8; rep++) {
             double t0 = now();
-            kernel_matmul(pool, &w, x, 1, NULL, y, scratch);
-            double dt = now() - t0;
+            for (size_t c = 0; c < copies; c++)
+                kernel_matmul(pool, &w[c], x, 1, NULL, y, scratch);
+            double dt = (now() - t0) / (double)copies;
             best = dt < best ? dt : best;
         }
-        printf("  matvec %-6s %zux%zu, %d thread%s: %7.2f ms  %6.1f GB/s\n", names[k], rows, cols,
-               nth, nth > 1 ? "s" : " ", best * 1e3, (double)bytes / best / 1e9);
+        printf("  matvec %-6s %zux%zu, %d thread%s: %7.2f ms  %6.1f GB/s  (%zu copies)\n", names[k],
+               rows, cols, nth, nth > 1 ? "s" : " ", best * 1e3, (double)bytes / best / 1e9,
+               copies);
         free(scratch);
+        free(par);
+        free(w);
     }
     free(data);
-    free(par);
     free(x);
     free(y);
 }
