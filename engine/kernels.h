@@ -199,6 +199,11 @@ struct kernel_attn_tile {
 void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
                            size_t head_off, int head_dim, float scale);
 
+/* quant_x8_quantize (quant.h) with AVX-512 where the layout is natural and
+ * group_size a multiple of 16: the same bytes and floats, bit for bit. */
+void kernel_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
+                        float *xd, float *xsum);
+
 /* kernel_silu_mul_ref over n elements split over the pool. */
 void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n);
 

@@ -614,6 +614,50 @@ TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x,
 #endif /* KERNELS_X86 */
 
 /* ---------------------------------------------------------------------- */
+/* int8 activations                                                        */
+
+#ifdef KERNELS_X86
+/* quant_x8_quantize in natural order, group_size a multiple of 16: lane k
+ * of the running sum is partial sum k, folded as quant_x8_sum_lanes does;
+ * the max and the rounding (nearest even, like lrintf) are exact. */
+TGT_AVX512 static void x8_quantize_avx512(const float *x, size_t cols, size_t gs, int8_t *xq,
+                                          float *xd, float *xsum)
+{
+    for (size_t g = 0; g < cols / gs; g++) {
+        const float *xg = x + g * gs;
+        __m512 amax = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+        for (size_t k = 0; k < gs; k += 16) {
+            __m512 v = _mm512_loadu_ps(xg + k);
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+            sum = _mm512_add_ps(sum, v);
+        }
+        _Alignas(64) float part[QUANT_X8_SUM_LANES];
+        _mm512_store_ps(part, sum);
+        float m = _mm512_reduce_max_ps(amax), inv = m > 0.0f ? 127.0f / m : 0.0f;
+        xd[g] = m / 127.0f;
+        xsum[g] = quant_x8_sum_lanes(part);
+        __m512 iv = _mm512_set1_ps(inv);
+        for (size_t k = 0; k < gs; k += 16) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), iv));
+            _mm_storeu_si128((__m128i *)(xq + g * gs + k), _mm512_cvtsepi32_epi8(q));
+        }
+    }
+}
+#endif
+
+void kernel_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
+                        float *xd, float *xsum)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512 && !pair_order && group_size % 16 == 0) {
+        x8_quantize_avx512(x, cols, (size_t)group_size, xq, xd, xsum);
+        return;
+    }
+#endif
+    quant_x8_quantize(x, cols, group_size, pair_order, xq, xd, xsum);
+}
+
+/* ---------------------------------------------------------------------- */
 /* matmul: job split over the pool                                         */
 
 #ifndef QMAX_GROUPS
@@ -648,8 +692,8 @@ static void mm_prepare(void *ctx, int chunk)
     size_t cols = j->w->cols, gs = (size_t)j->w->q.group_size, ng = cols / gs;
     size_t t = (size_t)chunk;
     if (j->path == MM_X8)
-        quant_x8_quantize(j->x + t * cols, cols, (int)gs, j->pair_order, j->xq + t * cols,
-                          j->xd + t * ng, j->xs + t * ng);
+        kernel_x8_quantize(j->x + t * cols, cols, (int)gs, j->pair_order, j->xq + t * cols,
+                           j->xd + t * ng, j->xs + t * ng);
     else
         quant_group_sums(j->x + t * cols, cols, (int)gs, j->xs + t * ng);
 }

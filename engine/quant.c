@@ -197,21 +197,29 @@ size_t quant_x8_index(size_t k, size_t cols, bool pair_order)
     return base + (j & 1) * (span / 2) + j / 2;
 }
 
+float quant_x8_sum_lanes(float *part)
+{
+    for (int w = QUANT_X8_SUM_LANES / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++)
+            part[i] += part[i + w];
+    return part[0];
+}
+
 void quant_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
                        float *xd, float *xsum)
 {
     size_t gs = (size_t)group_size, ng = cols / gs;
     for (size_t g = 0; g < ng; g++) {
         const float *xg = x + g * gs;
-        float amax = 0.0f, sum = 0.0f;
+        float amax = 0.0f, part[QUANT_X8_SUM_LANES] = {0};
         for (size_t k = 0; k < gs; k++) {
             float a = fabsf(xg[k]);
             amax = a > amax ? a : amax;
-            sum += xg[k];
+            part[k % QUANT_X8_SUM_LANES] += xg[k];
         }
         float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         xd[g] = amax / 127.0f;
-        xsum[g] = sum;
+        xsum[g] = quant_x8_sum_lanes(part);
         for (size_t k = 0; k < gs; k++)
             xq[quant_x8_index(g * gs + k, cols, pair_order)] = (int8_t)lrintf(xg[k] * inv);
     }

@@ -111,7 +111,10 @@ void quant_matvec_ref(const struct quant_matrix *m, const float *x, float *xsum,
  * of int8 activations (about 0.4% of a group's largest |x| per element).
  *
  * quant_x8_quantize writes xq (cols bytes), xd and xsum (cols/group_size
- * each; xsum holds the exact float sums).  With pair_order the bytes are
+ * each; xsum holds the float sums of x, element k added into partial sum
+ * k mod QUANT_X8_SUM_LANES, the partials then folded by quant_x8_sum_lanes:
+ * the order a 16-lane vector sums in, so the SIMD version in
+ * kernel_x8_quantize gives the same bits).  With pair_order the bytes are
  * laid out for 4-bit codes, whose low nibbles hold the even elements: each
  * 128-element chunk becomes its 64 even elements then its 64 odd ones, and
  * what is left likewise in a 64- then a 32-element chunk.  Otherwise in
@@ -119,6 +122,13 @@ void quant_matvec_ref(const struct quant_matrix *m, const float *x, float *xsum,
  */
 void quant_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
                        float *xd, float *xsum);
+
+/* Partial sums per group in quant_x8_quantize's xsum. */
+#define QUANT_X8_SUM_LANES 16
+
+/* Folds QUANT_X8_SUM_LANES partial sums in halves (part[i] += part[i + w]
+ * for w = 8, 4, 2, 1) and returns the total; part is clobbered. */
+float quant_x8_sum_lanes(float *part);
 
 /* The byte index of element k of x in quant_x8_quantize's layout. */
 size_t quant_x8_index(size_t k, size_t cols, bool pair_order);

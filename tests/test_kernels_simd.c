@@ -351,6 +351,45 @@ static void test_attention_online(void)
     free(q);
 }
 
+/* kernel_x8_quantize gives quant_x8_quantize's bytes and floats bit for
+ * bit: groups 16-128, both layouts, an all-zero group, mixed scales. */
+static void test_x8_quantize(void)
+{
+    static const int groups[] = {16, 32, 64, 128};
+    static const size_t cols_of[] = {128, 256, 896, 2048};
+    uint64_t seed = 41;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++)
+        for (size_t gi = 0; gi < 4; gi++)
+            for (size_t ci = 0; ci < 4; ci++)
+                for (int pair = 0; pair < 2; pair++) {
+                    size_t cols = cols_of[ci], gs = (size_t)groups[gi], ng = cols / gs;
+                    float *x = rand_floats(cols, &seed, 3.0f);
+                    for (size_t k = 0; k < cols; k++)
+                        x[k] *= k % 5 == 0 ? 40.0f : 1.0f;
+                    for (size_t k = gs; k < 2 * gs && k < cols; k++)
+                        x[k] = 0.0f; /* a group of zeros: xd 0, codes 0 */
+                    int8_t *qa = malloc(cols), *qb = malloc(cols);
+                    float *da = malloc(ng * sizeof(float)), *db = malloc(ng * sizeof(float));
+                    float *sa = malloc(ng * sizeof(float)), *sb = malloc(ng * sizeof(float));
+                    kernel_isa_set((enum kernel_isa)isa);
+                    quant_x8_quantize(x, cols, (int)gs, pair, qa, da, sa);
+                    kernel_x8_quantize(x, cols, (int)gs, pair, qb, db, sb);
+                    CHECK_MSG(memcmp(qa, qb, cols) == 0 &&
+                                  memcmp(da, db, ng * sizeof(float)) == 0 &&
+                                  memcmp(sa, sb, ng * sizeof(float)) == 0,
+                              "isa %s cols %zu group %zu pair %d: differs",
+                              kernel_isa_name((enum kernel_isa)isa), cols, gs, pair);
+                    free(x);
+                    free(qa);
+                    free(qb);
+                    free(da);
+                    free(db);
+                    free(sa);
+                    free(sb);
+                }
+    kernel_isa_set(kernel_isa_detect());
+}
+
 struct count_job {
     atomic_int calls;
     atomic_long sum;
@@ -423,6 +462,7 @@ int main(void)
     RUN(test_matmul_bf16x);
     RUN(test_matmul_multi);
     RUN(test_attention_online);
+    RUN(test_x8_quantize);
     threadpool_free(pool1);
     threadpool_free(pool2);
     return harness_finish();
