@@ -14,6 +14,7 @@
 #include "model.h"
 #include "model_dir.h"
 #include "stop.h"
+#include "threadpool.h"
 
 /* Without a budget the KV pool is sized for max_seqs full contexts, but
  * never beyond this. */
@@ -50,6 +51,13 @@ struct engine_request {
     engine_event_fn on_event;
     void *user;
 
+    /* this step's sampling (scheduler thread, then one pool thread): the
+     * logits row, then the token drawn, or json_dead when the JSON
+     * constraint left no token */
+    float *step_logits;
+    struct sampler_result drawn;
+    bool json_dead;
+
     atomic_bool cancel;
     atomic_bool detached; /* released from the scheduler thread: no more events */
     atomic_bool done;     /* the scheduler will not touch the request again */
@@ -77,6 +85,7 @@ struct engine_model {
     int n_live;        /* admitted and not yet finished (running may still hold finished ones) */
     int prefill_chunk; /* prompt tokens per step beside decodes */
     int *batch_run;    /* (max_seqs) index into running of each batch entry */
+    int *sample_run;   /* (max_seqs) index into running of each request sampled this step */
     uint64_t steps;
     float *logits; /* (max_seqs, vocab) */
     /* counters behind engine_stats */
@@ -304,15 +313,17 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     m->running = calloc(s, sizeof(*m->running));
     m->batch = calloc(s, sizeof(*m->batch));
     m->batch_run = calloc(s, sizeof(*m->batch_run));
+    m->sample_run = calloc(s, sizeof(*m->sample_run));
     m->logits = malloc(s * v * sizeof(*m->logits));
-    if (!m->running || !m->batch || !m->batch_run || !m->logits) {
+    if (!m->running || !m->batch || !m->batch_run || !m->sample_run || !m->logits) {
         st = status_fail(err, errlen, ST_ERR_NOMEM, "out of memory for the scheduler");
         goto fail;
     }
     info->weight_bytes = model_weight_bytes(m->model);
     info->kv_bytes = kv_cache_bytes(m->kv);
     info->scratch_bytes = model_scratch_bytes(m->model) + s * v * sizeof(*m->logits) +
-                          s * (sizeof(*m->running) + sizeof(*m->batch) + sizeof(*m->batch_run));
+                          s * (sizeof(*m->running) + sizeof(*m->batch) + sizeof(*m->batch_run) +
+                               sizeof(*m->sample_run));
     info->total_bytes = info->weight_bytes + info->kv_bytes + info->scratch_bytes;
     m->stats.kv_free_blocks = kv_cache_free_blocks(m->kv);
 
@@ -338,6 +349,7 @@ fail:
     free(m->running);
     free(m->batch);
     free(m->batch_run);
+    free(m->sample_run);
     free(m->logits);
     free(m->tok_text);
     free(m->tok_off);
@@ -365,6 +377,7 @@ void engine_model_free(struct engine_model *m)
     free(m->running);
     free(m->batch);
     free(m->batch_run);
+    free(m->sample_run);
     free(m->logits);
     free(m->tok_text);
     free(m->tok_off);
@@ -982,19 +995,49 @@ static int json_mask(const struct engine_model *m, const struct engine_request *
     return allowed;
 }
 
-/* Samples one token from `logits` and delivers it.  Returns true when the
- * request has finished (request_finish was called). */
-static bool request_step(struct engine_model *m, struct engine_request *r, float *logits)
+/* Draws r's next token from r->step_logits into r->drawn, or sets
+ * r->json_dead.  Runs on a pool thread: touches only r, its sampler and
+ * logits row, and the model's read-only token texts. */
+static void request_sample(const struct engine_model *m, struct engine_request *r)
 {
+    float *logits = r->step_logits;
     /* Padding rows of the embedding have no text; never pick them. */
     for (int i = m->tok_vocab; i < m->info.vocab; i++)
         logits[i] = -INFINITY;
-    if (r->json && json_mask(m, r, logits) == 0) {
+    r->json_dead = r->json && json_mask(m, r, logits) == 0;
+    if (!r->json_dead)
+        sampler_sample(r->sampler, logits, &r->drawn);
+}
+
+static void sample_run(void *ctx, int chunk)
+{
+    struct engine_model *m = ctx;
+    request_sample(m, m->running[m->sample_run[chunk]]);
+}
+
+/* Samples the n requests of sample_run, over the model's pool when there
+ * are several: each has its own sampler and seed, so the tokens do not
+ * depend on the split. */
+static void sample_all(struct engine_model *m, int n)
+{
+    if (n == 1) {
+        request_sample(m, m->running[m->sample_run[0]]);
+        return;
+    }
+    pthread_mutex_lock(&m->forward_mu); /* the pool serves one caller at a time */
+    threadpool_run(model_threadpool(m->model), sample_run, m, n);
+    pthread_mutex_unlock(&m->forward_mu);
+}
+
+/* Delivers the token request_sample drew.  Returns true when the request
+ * has finished (request_finish was called). */
+static bool request_deliver(struct engine_model *m, struct engine_request *r)
+{
+    if (r->json_dead) {
         request_finish(m, r, ENGINE_FINISH_STOP, ST_OK, NULL);
         return true;
     }
-    struct sampler_result res;
-    sampler_sample(r->sampler, logits, &res);
+    struct sampler_result res = r->drawn;
     double t = now_s();
     if (r->n_gen == 0)
         r->t_first = t;
@@ -1256,7 +1299,7 @@ static void step(struct engine_model *m)
     enum status st = model_forward(m->model, m->kv, &b, m->logits, err, sizeof(err));
     pthread_mutex_unlock(&m->forward_mu);
     m->steps++;
-    int row = 0;
+    int row = 0, n_sample = 0;
     for (int j = 0; j < n; j++) {
         int i = m->batch_run[j];
         struct engine_request *r = m->running[i];
@@ -1268,14 +1311,19 @@ static void step(struct engine_model *m)
         kv_seq_publish(m->kv, r->seq, r->prompt);
         if (!m->batch[j].n_logits)
             continue;
-        float *logits = m->logits + (size_t)row++ * (size_t)m->info.vocab;
+        r->step_logits = m->logits + (size_t)row++ * (size_t)m->info.vocab;
         if (atomic_load(&r->cancel)) {
             request_finish(m, r, ENGINE_FINISH_CANCELLED, ST_OK, NULL);
             m->running[i] = NULL;
-        } else if (request_step(m, r, logits)) {
-            m->running[i] = NULL;
+        } else {
+            m->sample_run[n_sample++] = i;
         }
     }
+    if (n_sample)
+        sample_all(m, n_sample);
+    for (int k = 0; k < n_sample; k++)
+        if (request_deliver(m, m->running[m->sample_run[k]]))
+            m->running[m->sample_run[k]] = NULL;
     running_compact(m);
     publish_stats(m);
 }

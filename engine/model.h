@@ -134,6 +134,10 @@ size_t model_weight_bytes(const struct model *m);
 /* Bytes of scratch allocated for the forward pass. */
 size_t model_scratch_bytes(const struct model *m);
 
+/* The forward pass's compute pool.  Other work may run on it between
+ * forward passes, from the thread that runs them (threadpool.h). */
+struct threadpool *model_threadpool(struct model *m);
+
 /* The max_batch_tokens the model was loaded with. */
 int model_max_batch_tokens(const struct model *m);
 

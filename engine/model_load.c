@@ -628,6 +628,11 @@ size_t model_weight_bytes(const struct model *m)
     return m->weight_bytes;
 }
 
+struct threadpool *model_threadpool(struct model *m)
+{
+    return m->pool;
+}
+
 size_t model_scratch_bytes(const struct model *m)
 {
     return m->scratch_bytes;
