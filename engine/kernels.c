@@ -146,6 +146,22 @@ void kernel_softmax_ref(float *x, size_t n)
         x[i] *= inv;
 }
 
+float kernel_expf_ref(float x)
+{
+    x = fmaxf(fminf(x, KERNEL_EXP_HI), KERNEL_EXP_LO);
+    float n = nearbyintf(x * 1.44269504f);
+    float r = fmaf(-n, 0.693359375f, x);
+    r = fmaf(-n, -2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r + 1.0f);
+    return ldexpf(p, (int)n);
+}
+
 float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p, size_t head_off,
                           int head_dim)
 {

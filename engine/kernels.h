@@ -115,6 +115,21 @@ void kernel_rope_angles(float *cs, int head_dim, const float *inv_freq, int pos)
 /* gate[i] = silu(gate[i]) * up[i] for i < n. */
 void kernel_silu_mul_ref(float *gate, const float *up, size_t n);
 
+/*
+ * e^x as 2^n e^r (n = x log2(e) rounded to nearest, r = x - n ln2 in two
+ * steps, e^r by a degree-6 polynomial, every step one FMA or exact
+ * operation): within about 2 ulp of expf; x is clamped to [KERNEL_EXP_LO,
+ * KERNEL_EXP_HI], so -inf and anything below -150 give exactly 0 and NaN
+ * gives e^88.7.  Scalar reference; kernel_exp gives the same bits.
+ */
+#define KERNEL_EXP_LO (-150.0f)
+#define KERNEL_EXP_HI 88.7f
+float kernel_expf_ref(float x);
+
+/* y[i] = kernel_expf_ref(x[i]) for i < n, 16 at a time with AVX-512 (y may
+ * be x). */
+void kernel_exp(const float *x, float *y, size_t n);
+
 /* In-place softmax over n > 0 values. */
 void kernel_softmax_ref(float *x, size_t n);
 

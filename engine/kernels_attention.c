@@ -170,26 +170,6 @@ static void tile_by_rows(const struct kernel_attn_tile *t, const struct kernel_k
 #define TILE_HD_MAX 256 /* head_dim the tile kernel takes */
 #define TILE_POS 16     /* positions per softmax step, at multiples of 16 */
 
-/* e^x for 16 lanes: 2^n e^r with |r| <= ln2/2 and a degree-6 polynomial
- * (about 2 ulp); x below -150 gives exactly 0, so masked -inf scores
- * vanish. */
-TGT_AVX512 INLINE __m512 exp16(__m512 x)
-{
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-150.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 /* Rows up to which scores put positions in lanes (the few-rows path). */
 #define LANES_ROWS_MAX 8
 

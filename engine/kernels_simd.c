@@ -614,6 +614,34 @@ TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x,
 #endif /* KERNELS_X86 */
 
 /* ---------------------------------------------------------------------- */
+/* e^x                                                                     */
+
+#ifdef KERNELS_X86
+TGT_AVX512 static void exp_avx512(const float *x, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+#endif
+
+void kernel_exp(const float *x, float *y, size_t n)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        exp_avx512(x, y, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        y[i] = kernel_expf_ref(x[i]);
+}
+
+/* ---------------------------------------------------------------------- */
 /* int8 activations                                                        */
 
 #ifdef KERNELS_X86

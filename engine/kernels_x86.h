@@ -7,6 +7,8 @@
 #ifndef ENGINE_KERNELS_X86_H
 #define ENGINE_KERNELS_X86_H
 
+#include "kernels.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #define KERNELS_X86 1
 #include <cpuid.h>
@@ -26,6 +28,27 @@ TGT_AVX2 INLINE float hsum8(__m256 v)
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* e^x for 16 lanes: 2^n e^r with |r| <= ln2/2 and a degree-6 polynomial
+ * (about 2 ulp); x below -150 gives exactly 0, so masked -inf scores
+ * vanish.  Lane for lane the same bits as kernel_expf_ref (kernels.h). */
+TGT_AVX512 INLINE __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(KERNEL_EXP_HI)),
+                      _mm512_set1_ps(KERNEL_EXP_LO));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
 }
 #endif
 

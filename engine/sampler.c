@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
+
 /* seen[] flags: a token appeared in the prompt / was generated. */
 #define SEEN_PROMPT 1u
 #define SEEN_GEN 2u
@@ -316,19 +318,20 @@ static void apply_penalties(struct sampler *s, float *w)
             w[p->eos_ids[i]] = -INFINITY;
 }
 
-/* The draw with temperature only (no top_k, top_p or min_p): one pass
- * scales, exponentiates and sums by id, with no candidate list.  The same
- * operations in the same order as the filtered path, so the same token. */
+/* The draw with temperature only (no top_k, top_p or min_p): scales and
+ * exponentiates the whole vocabulary at once (kernel_exp, vectorized) and
+ * sums by id, with no candidate list.  The same operations in the same
+ * order as the filtered path, so the same token. */
 static int32_t draw_whole_vocab(struct sampler *s, float *w, float max, float inv_t)
 {
     int n = s->n_vocab;
     float *prob = s->prob;
     double total = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         w[i] = (w[i] - max) * inv_t;
-        prob[i] = expf(w[i]);
+    kernel_exp(w, prob, (size_t)n);
+    for (int i = 0; i < n; i++)
         total += prob[i];
-    }
     if (!(total > 0))
         return argmax(w, n);
     double r = rng_uniform(s->rng) * total, acc = 0;
@@ -371,7 +374,7 @@ static int32_t draw(struct sampler *s, float *w)
      * (its own is exp(0) = 1). */
     double total = 0;
     for (int j = 0; j < n; j++) {
-        prob[idx[j]] = expf(w[idx[j]]);
+        prob[idx[j]] = kernel_expf_ref(w[idx[j]]);
         total += prob[idx[j]];
     }
 

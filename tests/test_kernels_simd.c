@@ -390,6 +390,43 @@ static void test_x8_quantize(void)
     kernel_isa_set(kernel_isa_detect());
 }
 
+/* kernel_exp gives kernel_expf_ref's bits lane for lane (any length, the
+ * clamps, -inf, NaN, subnormal results), and within 3 ulp of e^x for x up
+ * to KERNEL_EXP_HI where the result is normal. */
+static void test_exp(void)
+{
+    enum { N = 20000 };
+    static const float special[] = {-INFINITY, INFINITY, NAN,    -0.0f, 0.0f,   -150.0f, -151.0f,
+                                    -149.9f,   -103.5f,  -87.4f, 88.7f, 88.71f, 100.0f,  1e-30f};
+    uint64_t seed = 43;
+    float *x = malloc((N + 14) * sizeof(float)), *y = malloc((N + 14) * sizeof(float));
+    for (int i = 0; i < N; i++)
+        x[i] = 150.0f * stb_randf(&seed) - 60.0f; /* about [-210, 90] */
+    memcpy(x + N, special, sizeof(special));
+    int bad_bits = 0, bad_ulp = 0;
+    for (size_t len = 1; len <= 33; len += 4) { /* tails of every length mod 16 */
+        kernel_exp(x, y, len);
+        for (size_t i = 0; i < len; i++) {
+            float want = kernel_expf_ref(x[i]);
+            bad_bits += memcmp(&want, &y[i], sizeof(float)) != 0;
+        }
+    }
+    kernel_exp(x, y, N + 14);
+    for (int i = 0; i < N + 14; i++) {
+        float want = kernel_expf_ref(x[i]);
+        bad_bits += memcmp(&want, &y[i], sizeof(float)) != 0;
+        double e = exp((double)x[i]);
+        if (x[i] <= KERNEL_EXP_HI && e >= 1.1754944e-38) /* clamped above */
+            bad_ulp += fabs(y[i] - e) > 3.0 * e * 5.96e-8;
+    }
+    CHECK_MSG(bad_bits == 0, "kernel_exp: %d results differ from kernel_expf_ref", bad_bits);
+    CHECK_MSG(bad_ulp == 0, "kernel_exp: %d results off by more than 3 ulp", bad_ulp);
+    CHECK(kernel_expf_ref(-INFINITY) == 0.0f && kernel_expf_ref(-151.0f) == 0.0f);
+    CHECK(kernel_expf_ref(0.0f) == 1.0f);
+    free(x);
+    free(y);
+}
+
 struct count_job {
     atomic_int calls;
     atomic_long sum;
@@ -463,6 +500,7 @@ int main(void)
     RUN(test_matmul_multi);
     RUN(test_attention_online);
     RUN(test_x8_quantize);
+    RUN(test_exp);
     threadpool_free(pool1);
     threadpool_free(pool2);
     return harness_finish();
