@@ -58,6 +58,7 @@ static void attn_run(void *ctx, int chunk)
     struct kernel_kv_view view = {
         .k = kv_cache_block_k(j->kv, j->layer, 0),
         .v = kv_cache_block_v(j->kv, j->layer, 0),
+        .dtype = kv_cache_dtype(j->kv),
         .block_stride = (size_t)kv_cache_block_tokens(j->kv) * kd,
         .kv_dim = kd,
         .block_tokens = kv_cache_block_tokens(j->kv),

@@ -219,6 +219,13 @@ static enum status load_generation_config(struct engine_model *m, char *err, siz
 
 static void *scheduler_main(void *arg);
 
+enum dtype engine_kv_dtype_of(const struct model_config *cfg, enum engine_kv_dtype pref)
+{
+    if (pref == ENGINE_KV_AUTO)
+        return cfg->quantized ? DTYPE_F16 : DTYPE_F32;
+    return pref == ENGINE_KV_F16 ? DTYPE_F16 : DTYPE_F32;
+}
+
 enum status engine_model_load(const char *path_or_id, const struct engine_load_opts *opts,
                               struct engine_model **out, char *err, size_t errlen)
 {
@@ -228,6 +235,9 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
         o = *opts;
     if (o.max_seqs < 0 || o.max_batch_tokens < 0 || o.block_tokens < 0 || o.prefill_chunk < 0)
         return status_fail(err, errlen, ST_ERR_INVALID, "negative engine load option");
+    if (o.kv_dtype != ENGINE_KV_AUTO && o.kv_dtype != ENGINE_KV_F32 && o.kv_dtype != ENGINE_KV_F16)
+        return status_fail(err, errlen, ST_ERR_INVALID, "unknown KV cache dtype %d",
+                           (int)o.kv_dtype);
     if (!o.max_seqs)
         o.max_seqs = 16;
     if (!o.max_batch_tokens)
@@ -293,18 +303,21 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     for (size_t i = 0; i < n_tok_eos; i++)
         add_eos(info, tok_eos[i]);
 
+    info->kv_dtype = engine_kv_dtype_of(cfg, o.kv_dtype);
     size_t budget = o.kv_bytes;
     if (!budget) {
-        size_t full = (size_t)o.max_seqs * (size_t)info->n_ctx * kv_cache_block_bytes(cfg, 1);
+        size_t full =
+            (size_t)o.max_seqs * (size_t)info->n_ctx * kv_cache_block_bytes(cfg, 1, info->kv_dtype);
         budget = full < KV_DEFAULT_CAP_BYTES ? full : KV_DEFAULT_CAP_BYTES;
     }
-    size_t n_blocks = kv_cache_blocks_for_budget(cfg, o.block_tokens, budget);
+    size_t n_blocks = kv_cache_blocks_for_budget(cfg, o.block_tokens, info->kv_dtype, budget);
     if (!n_blocks) {
         st = status_fail(err, errlen, ST_ERR_RANGE,
                          "a KV budget of %zu bytes holds not even one block", budget);
         goto fail;
     }
-    st = kv_cache_create(cfg, n_blocks, o.block_tokens, o.max_seqs, &m->kv, err, errlen);
+    st = kv_cache_create(cfg, n_blocks, o.block_tokens, info->kv_dtype, o.max_seqs, &m->kv, err,
+                         errlen);
     if (st != ST_OK)
         goto fail;
     info->kv_blocks = n_blocks;
@@ -781,8 +794,8 @@ enum status engine_embed(struct engine_model *m, const int32_t *ids, int n,
     struct kv_cache *kv = NULL;
     float *rows = malloc((size_t)chunk * h * sizeof(*rows));
     int seq;
-    enum status st = rows ? kv_cache_create(cfg, ((size_t)n + (size_t)bt - 1) / (size_t)bt, bt, 1,
-                                            &kv, err, errlen)
+    enum status st = rows ? kv_cache_create(cfg, ((size_t)n + (size_t)bt - 1) / (size_t)bt, bt,
+                                            m->info.kv_dtype, 1, &kv, err, errlen)
                           : status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
     if (st == ST_OK)
         st = kv_seq_create(kv, &seq, err, errlen);

@@ -46,6 +46,7 @@
 #include "chat_template.h"
 #include "sampler.h"
 #include "status.h"
+#include "tensor.h"
 #include "tokenizer.h"
 
 struct engine_model;
@@ -53,15 +54,29 @@ struct engine_request;
 
 /* ---- models ------------------------------------------------------------ */
 
+/* The element type of a model's KV cache (engine_load_opts.kv_dtype). */
+enum engine_kv_dtype {
+    ENGINE_KV_AUTO, /* F16 for quantized (MLX) models, F32 for float ones */
+    ENGINE_KV_F32,
+    ENGINE_KV_F16, /* half the memory and the attention's reads; K/V rounded to 11 bits */
+};
+
+struct model_config;
+
+/* DTYPE_F32 or DTYPE_F16: what a model of config cfg stores its K/V as for
+ * the choice pref. */
+enum dtype engine_kv_dtype_of(const struct model_config *cfg, enum engine_kv_dtype pref);
+
 struct engine_load_opts {
-    size_t kv_bytes;      /* KV pool budget; 0 = max_seqs full contexts, at most 2 GiB */
-    int max_seqs;         /* sequences running at once; 0 = 16 */
-    int max_batch_tokens; /* tokens per step (prefill chunk budget); 0 = 512 */
-    int prefill_chunk;    /* prompt tokens per step while other sequences decode, so their
-                             inter-token latency stays smooth; 0 = 64 */
-    int block_tokens;     /* KV block size; 0 = KV_BLOCK_TOKENS_DEFAULT */
-    bool use_mmap;        /* map weights instead of reading them (see DESIGN.md) */
-    int threads;          /* compute threads of the model's pool; 0 = physical cores */
+    size_t kv_bytes;               /* KV pool budget; 0 = max_seqs full contexts, at most 2 GiB */
+    int max_seqs;                  /* sequences running at once; 0 = 16 */
+    int max_batch_tokens;          /* tokens per step (prefill chunk budget); 0 = 512 */
+    int prefill_chunk;             /* prompt tokens per step while other sequences decode, so their
+                                      inter-token latency stays smooth; 0 = 64 */
+    int block_tokens;              /* KV block size; 0 = KV_BLOCK_TOKENS_DEFAULT */
+    enum engine_kv_dtype kv_dtype; /* of the KV cache; 0 = ENGINE_KV_AUTO */
+    bool use_mmap;                 /* map weights instead of reading them (see DESIGN.md) */
+    int threads;                   /* compute threads of the model's pool; 0 = physical cores */
 };
 
 /* generation_config.json sampling defaults; has_* says which were present. */
@@ -86,6 +101,7 @@ struct engine_model_info {
     int max_seqs, max_batch_tokens;
     size_t kv_blocks;                             /* blocks in the pool */
     int kv_block_tokens;                          /* positions per block */
+    enum dtype kv_dtype;                          /* DTYPE_F32 or DTYPE_F16 */
     size_t weight_bytes, kv_bytes, scratch_bytes; /* footprint, and its sum: */
     size_t total_bytes;
 };

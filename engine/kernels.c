@@ -165,10 +165,10 @@ float kernel_expf_ref(float x)
 float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p, size_t head_off,
                           int head_dim)
 {
-    const float *k = kernel_kv_k(kv, p, head_off);
+    size_t k = kernel_kv_k(kv, p, head_off);
     float acc = 0.0f;
     for (int i = 0; i < head_dim; i++)
-        acc += q[i] * k[(size_t)i * (size_t)kv->block_tokens];
+        acc += q[i] * kernel_kv_load(kv, kv->k, k + (size_t)i * (size_t)kv->block_tokens);
     return acc;
 }
 
@@ -183,9 +183,9 @@ void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_
     for (int i = 0; i < head_dim; i++)
         out[i] = 0.0f;
     for (int p = 0; p < n; p++) {
-        const float *v = kernel_kv_v(kv, ctx_start + p, head_off);
+        size_t v = kernel_kv_v(kv, ctx_start + p, head_off);
         float a = att[p];
         for (int i = 0; i < head_dim; i++)
-            out[i] += a * v[i];
+            out[i] += a * kernel_kv_load(kv, kv->v, v + (size_t)i);
     }
 }

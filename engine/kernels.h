@@ -134,33 +134,42 @@ void kernel_exp(const float *x, float *y, size_t n);
 void kernel_softmax_ref(float *x, size_t n);
 
 /*
- * K/V of one layer seen through a sequence's block table.  Within a pool
- * block K is feature-major, (kv_dim, block_tokens): one feature of the
- * block's positions is contiguous, so decode attention loads the operands of
- * 16 positions' scores as one vector; V is position-major, (block_tokens,
- * kv_dim).  kernel_kv_k and kernel_kv_v locate elements.
+ * K/V of one layer seen through a sequence's block table, elements F32 or
+ * F16.  Within a pool block K is feature-major, (kv_dim, block_tokens): one
+ * feature of the block's positions is contiguous, so decode attention loads
+ * the operands of 16 positions' scores as one vector; V is position-major,
+ * (block_tokens, kv_dim).  kernel_kv_k and kernel_kv_v give element
+ * indexes, kernel_kv_load an element.
  */
 struct kernel_kv_view {
-    const float *k;      /* K of pool block 0 of this layer */
-    const float *v;      /* V of pool block 0 of this layer */
-    size_t block_stride; /* floats from one pool block to the next (block_tokens * kv_dim) */
-    size_t kv_dim;       /* floats of one position's K (or V), all KV heads */
+    const void *k;       /* K of pool block 0 of this layer */
+    const void *v;       /* V of pool block 0 of this layer */
+    enum dtype dtype;    /* DTYPE_F32 or DTYPE_F16 */
+    size_t block_stride; /* elements from one pool block to the next (block_tokens * kv_dim) */
+    size_t kv_dim;       /* elements of one position's K (or V), all KV heads */
     int block_tokens;
     const int *blocks; /* the sequence's block table */
 };
 
-/* K of position p, feature f; feature f + 1 is block_tokens floats on. */
-static inline const float *kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t f)
+/* Index in k of position p, feature f; feature f + 1 is block_tokens on. */
+static inline size_t kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t f)
 {
-    return kv->k + (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
+    return (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
            f * (size_t)kv->block_tokens + (size_t)(p % kv->block_tokens);
 }
 
-/* V of position p from feature f on (contiguous). */
-static inline const float *kernel_kv_v(const struct kernel_kv_view *kv, int p, size_t f)
+/* Index in v of position p, feature f (features contiguous). */
+static inline size_t kernel_kv_v(const struct kernel_kv_view *kv, int p, size_t f)
 {
-    return kv->v + (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
+    return (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
            (size_t)(p % kv->block_tokens) * kv->kv_dim + f;
+}
+
+/* Element i of k or v as a float. */
+static inline float kernel_kv_load(const struct kernel_kv_view *kv, const void *base, size_t i)
+{
+    return kv->dtype == DTYPE_F16 ? f16_to_f32(((const uint16_t *)base)[i])
+                                  : ((const float *)base)[i];
 }
 
 /* q . K[p] over head_dim features from head_off, summed in feature order. */

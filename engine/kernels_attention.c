@@ -50,10 +50,10 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
             out[i] *= corr;
         for (int j = 0; j < np; j++) {
             float e = expf(s[j] - mc);
-            const float *v = kernel_kv_v(kv, p0 + j, head_off);
+            size_t v = kernel_kv_v(kv, p0 + j, head_off);
             l += e;
             for (int i = 0; i < hd; i++)
-                out[i] += e * v[i];
+                out[i] += e * kernel_kv_load(kv, kv->v, v + (size_t)i);
         }
         m = mc;
     }
@@ -65,25 +65,33 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
 #ifdef KERNELS_X86
 #define ATT_MAX_VEC 32 /* head_dim up to 256 */
 
+/* Eight K/V elements from index i of base, F32 or F16. */
+TGT_AVX2 INLINE __m256 kv_load8(const void *base, size_t i, bool f16)
+{
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
+    return _mm256_loadu_ps((const float *)base + i);
+}
+
 /* Scores of positions p .. p+n-1, which lie in one block, from the scaled
  * q: eight positions per vector, one FMA per feature (K is feature-major). */
 TGT_AVX2 static void scores_avx2(const float *qs, const struct kernel_kv_view *kv, size_t head_off,
                                  int hd, int p, int n, float *s)
 {
-    const float *k = kernel_kv_k(kv, p, head_off);
-    size_t ks = (size_t)kv->block_tokens;
+    size_t k = kernel_kv_k(kv, p, head_off), ks = (size_t)kv->block_tokens;
+    bool f16 = kv->dtype == DTYPE_F16;
     int j = 0;
     for (; j + 8 <= n; j += 8) {
         __m256 acc = _mm256_setzero_ps();
         for (int d = 0; d < hd; d++)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(qs[d]), _mm256_loadu_ps(k + (size_t)d * ks + j),
-                                  acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(qs[d]),
+                                  kv_load8(kv->k, k + (size_t)d * ks + (size_t)j, f16), acc);
         _mm256_storeu_ps(s + j, acc);
     }
     for (; j < n; j++) {
         float acc = 0.0f;
         for (int d = 0; d < hd; d++)
-            acc = fmaf(qs[d], k[(size_t)d * ks + j], acc);
+            acc = fmaf(qs[d], kernel_kv_load(kv, kv->k, k + (size_t)d * ks + (size_t)j), acc);
         s[j] = acc;
     }
 }
@@ -120,11 +128,12 @@ TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view 
         }
         for (int j = 0; j < np; j++) {
             float e = expf(s[j] - m);
-            const float *v = kernel_kv_v(kv, p0 + j, head_off);
+            size_t v = kernel_kv_v(kv, p0 + j, head_off);
             __m256 ev = _mm256_set1_ps(e);
             l += e;
             for (int i = 0; i < nv; i++)
-                o[i] = _mm256_fmadd_ps(ev, _mm256_loadu_ps(v + 8 * i), o[i]);
+                o[i] = _mm256_fmadd_ps(
+                    ev, kv_load8(kv->v, v + 8 * (size_t)i, kv->dtype == DTYPE_F16), o[i]);
         }
     }
     __m256 inv = _mm256_set1_ps(1.0f / l);
@@ -182,11 +191,31 @@ struct tile_state {
     _Alignas(64) float corr[KERNEL_ATTN_TILE_ROWS];
     _Alignas(64) float sc[LANES_ROWS_MAX][TILE_POS]; /* few-rows scores, a lane per position */
     _Alignas(64) float kt[TILE_HD_MAX][TILE_POS];    /* K of a step that spans blocks */
-    /* this step's positions (the last repeated): kp[j][d * kstride] is
-     * feature d of position j's K, vp[j][d] of its V */
-    const float *kp[TILE_POS], *vp[TILE_POS];
+    /* this step's positions (the last repeated): element d * kstride from
+     * kp[j] is feature d of position j's K, element d from vp[j] of its V */
+    const void *kp[TILE_POS], *vp[TILE_POS];
     size_t kstride;
 };
+
+/* Where element i of base is, F32 or F16. */
+static const void *kv_at(const void *base, size_t i, bool f16)
+{
+    return (const char *)base + i * (f16 ? 2 : 4);
+}
+
+/* Element i of p, F32 or F16, as a float. */
+TGT_AVX512 INLINE float kv_load1(const void *p, size_t i, const bool f16)
+{
+    return f16 ? _cvtsh_ss(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+/* Elements i .. i+15 of p (those of mask m; 0 elsewhere), F32 or F16. */
+TGT_AVX512 INLINE __m512 kv_load16(__mmask16 m, const void *p, size_t i, const bool f16)
+{
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+    return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+}
 
 /* Points kp/vp at K and V of positions p0 .. p0+np-1, repeating the last
  * up to TILE_POS: one division for the whole step. */
@@ -194,12 +223,13 @@ static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size
                     int np)
 {
     int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
+    bool f16 = kv->dtype == DTYPE_F16;
     st->kstride = (size_t)kv->block_tokens;
     for (int j = 0; j < TILE_POS; j++) {
         if (j < np) {
             size_t base = (size_t)kv->blocks[blk] * kv->block_stride;
-            st->kp[j] = kv->k + base + head_off * st->kstride + (size_t)in;
-            st->vp[j] = kv->v + base + (size_t)in * kv->kv_dim + head_off;
+            st->kp[j] = kv_at(kv->k, base + head_off * st->kstride + (size_t)in, f16);
+            st->vp[j] = kv_at(kv->v, base + (size_t)in * kv->kv_dim + head_off, f16);
             if (++in == kv->block_tokens) {
                 in = 0;
                 blk++;
@@ -216,11 +246,11 @@ static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size
  * Returns each row's largest score (per lane). */
 TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np,
                                    const __m512i *rpos, const __m512i *rstart, __m512 *mc,
-                                   const int nvr)
+                                   const int nvr, const bool f16)
 {
     size_t ks = st->kstride;
     for (int j = 0; j < np; j += 4) {
-        const float *kp[4];
+        const void *kp[4];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
             kp[u] = st->kp[j + u];
@@ -237,7 +267,7 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
                 qv[v] = _mm512_load_ps(&st->qt[d][16 * v]);
 #pragma GCC unroll 4
             for (int u = 0; u < 4; u++) {
-                __m512 kb = _mm512_set1_ps(kp[u][(size_t)d * ks]);
+                __m512 kb = _mm512_set1_ps(kv_load1(kp[u], (size_t)d * ks, f16));
 #pragma GCC unroll 4
                 for (int v = 0; v < nvr; v++)
                     acc[u][v] = _mm512_fmadd_ps(qv[v], kb, acc[u][v]);
@@ -263,7 +293,7 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
 /* o[r] += sum_j e[j][r] V[p0+j] for rows r0..r0+nr-1 (nr is 1 or 4), head
  * dims d0..d0+16*nv-1 (the last vector masked by tail). */
 TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __mmask16 tail,
-                               const int nr, const int nv)
+                               const int nr, const int nv, const bool f16)
 {
     __m512 acc[4][4];
 #pragma GCC unroll 4
@@ -272,11 +302,11 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __
         for (int i = 0; i < nv; i++)
             acc[r][i] = _mm512_load_ps(&st->o[r0 + r][d0 + 16 * i]);
     for (int j = 0; j < np; j++) {
-        const float *vp = st->vp[j] + d0;
         __m512 vv[4];
 #pragma GCC unroll 4
         for (int i = 0; i < nv; i++)
-            vv[i] = _mm512_maskz_loadu_ps(i == nv - 1 ? tail : (__mmask16)0xffff, vp + 16 * i);
+            vv[i] = kv_load16(i == nv - 1 ? tail : (__mmask16)0xffff, st->vp[j],
+                              (size_t)(d0 + 16 * i), f16);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             __m512 w = _mm512_set1_ps(st->e[j][r0 + r]);
@@ -294,24 +324,25 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __
 
 /* tile_pv over all hd dims of rows r0..r0+nr-1 (nr 1 or 4), 64 at a time,
  * with nr and the vector count known at compile time. */
-TGT_AVX512 static void tile_pv_rows(struct tile_state *st, int np, int r0, int hd, int nr)
+TGT_AVX512 INLINE void tile_pv_rows(struct tile_state *st, int np, int r0, int hd, int nr,
+                                    const bool f16)
 {
     for (int d0 = 0; d0 < hd; d0 += 64) {
         int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
         __mmask16 tail = (__mmask16)(left >= 16 * nv ? 0xffff : (1u << (left % 16)) - 1);
         if (nr == 1)
             switch (nv) {
-            case 4: tile_pv(st, np, r0, d0, tail, 1, 4); break;
-            case 3: tile_pv(st, np, r0, d0, tail, 1, 3); break;
-            case 2: tile_pv(st, np, r0, d0, tail, 1, 2); break;
-            default: tile_pv(st, np, r0, d0, tail, 1, 1); break;
+            case 4: tile_pv(st, np, r0, d0, tail, 1, 4, f16); break;
+            case 3: tile_pv(st, np, r0, d0, tail, 1, 3, f16); break;
+            case 2: tile_pv(st, np, r0, d0, tail, 1, 2, f16); break;
+            default: tile_pv(st, np, r0, d0, tail, 1, 1, f16); break;
             }
         else
             switch (nv) {
-            case 4: tile_pv(st, np, r0, d0, tail, 4, 4); break;
-            case 3: tile_pv(st, np, r0, d0, tail, 4, 3); break;
-            case 2: tile_pv(st, np, r0, d0, tail, 4, 2); break;
-            default: tile_pv(st, np, r0, d0, tail, 4, 1); break;
+            case 4: tile_pv(st, np, r0, d0, tail, 4, 4, f16); break;
+            case 3: tile_pv(st, np, r0, d0, tail, 4, 3, f16); break;
+            case 2: tile_pv(st, np, r0, d0, tail, 4, 2, f16); break;
+            default: tile_pv(st, np, r0, d0, tail, 4, 1, f16); break;
             }
     }
 }
@@ -330,39 +361,39 @@ static int lanes_steps(int nrows, int block_tokens)
 }
 
 /* K of the ns steps from p0 (16 positions each, the last ending at or past
- * hi) as (hd, 16) each: kt[s] + d * *ks is feature d of step s's
- * positions.  Straight from the blocks when block_tokens is a multiple of
- * 16 (steps past hi repeat the last one); otherwise ns is 1 and the step is
- * copied into st->kt. */
-static void lanes_kt(struct tile_state *st, const struct kernel_kv_view *kv, size_t head_off,
-                     int hd, int p0, int hi, int ns, const float **kt, size_t *ks)
+ * hi) as (hd, 16) each: element d * *ks from kt[s] is feature d of step s's
+ * positions.  Straight from the blocks, in the cache's dtype, when
+ * block_tokens is a multiple of 16 (steps past hi repeat the last one);
+ * otherwise ns is 1 and the step is copied into st->kt as floats.  Returns
+ * whether kt points at F16. */
+TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_view *kv,
+                                size_t head_off, int hd, int p0, int hi, int ns, const void **kt,
+                                size_t *ks, const bool f16)
 {
     size_t bt = (size_t)kv->block_tokens;
     if (bt % TILE_POS == 0) {
-        for (int s = 0; s < ns; s++) {
-            int p = p0 + TILE_POS * s < hi ? p0 + TILE_POS * s : p0 + TILE_POS * (s - 1);
-            if (p0 + TILE_POS * s >= hi)
-                kt[s] = kt[s - 1];
-            else
-                kt[s] = kernel_kv_k(kv, p, head_off);
-        }
+        for (int s = 0; s < ns; s++)
+            kt[s] = p0 + TILE_POS * s < hi
+                        ? kv_at(kv->k, kernel_kv_k(kv, p0 + TILE_POS * s, head_off), f16)
+                        : kt[s - 1];
         *ks = bt;
-        return;
+        return f16;
     }
     int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
     kv_step(st, kv, head_off, p0, np);
     for (int d = 0; d < hd; d++)
         for (int j = 0; j < TILE_POS; j++)
-            st->kt[d][j] = st->kp[j][(size_t)d * bt];
+            st->kt[d][j] = kv_load1(st->kp[j], (size_t)d * bt, f16);
     kt[0] = &st->kt[0][0];
     *ks = TILE_POS;
+    return false;
 }
 
 /* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into
  * st->sc[s * nr + r]: per row the FMA chain over features that tile_scores
  * runs in the row's lane.  Lanes past the positions hold garbage. */
-TGT_AVX512 INLINE void lanes_scores(struct tile_state *st, const float **kt, size_t ks, int hd,
-                                    const int nr, const int ns)
+TGT_AVX512 INLINE void lanes_scores(struct tile_state *st, const void **kt, size_t ks, int hd,
+                                    const int nr, const int ns, const bool f16)
 {
     __m512 acc[LANES_ROWS_MAX];
 #pragma GCC unroll 8
@@ -372,7 +403,7 @@ TGT_AVX512 INLINE void lanes_scores(struct tile_state *st, const float **kt, siz
         __m512 k[LANES_STEPS_MAX];
 #pragma GCC unroll 4
         for (int s = 0; s < ns; s++)
-            k[s] = _mm512_loadu_ps(kt[s] + (size_t)d * ks);
+            k[s] = kv_load16((__mmask16)0xffff, kt[s], (size_t)d * ks, f16);
 #pragma GCC unroll 4
         for (int s = 0; s < ns; s++)
 #pragma GCC unroll 8
@@ -431,9 +462,27 @@ TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TI
  * pass, then per step the softmax update and the weighted V.  Each row's
  * sum goes to lsum[r].
  */
-TGT_AVX512 static void tile_lanes(struct tile_state *st, const struct kernel_kv_view *kv,
+/* lanes_scores for the (rows, steps) pairs lanes_steps makes */
+TGT_AVX512 INLINE void lanes_scores_any(struct tile_state *st, const void **kt, size_t ks, int hd,
+                                        int nrows, int ns, const bool f16)
+{
+    switch (nrows * 8 + ns) {
+    case 1 * 8 + 4: lanes_scores(st, kt, ks, hd, 1, 4, f16); break;
+    case 1 * 8 + 1: lanes_scores(st, kt, ks, hd, 1, 1, f16); break;
+    case 2 * 8 + 2: lanes_scores(st, kt, ks, hd, 2, 2, f16); break;
+    case 2 * 8 + 1: lanes_scores(st, kt, ks, hd, 2, 1, f16); break;
+    case 3 * 8 + 1: lanes_scores(st, kt, ks, hd, 3, 1, f16); break;
+    case 4 * 8 + 1: lanes_scores(st, kt, ks, hd, 4, 1, f16); break;
+    case 5 * 8 + 1: lanes_scores(st, kt, ks, hd, 5, 1, f16); break;
+    case 6 * 8 + 1: lanes_scores(st, kt, ks, hd, 6, 1, f16); break;
+    case 7 * 8 + 1: lanes_scores(st, kt, ks, hd, 7, 1, f16); break;
+    default: lanes_scores(st, kt, ks, hd, 8, 1, f16); break;
+    }
+}
+
+TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_view *kv,
                                   size_t head_off, int hd, int p0, int hi, int nrows,
-                                  const int *pos, const int *start, float *lsum)
+                                  const int *pos, const int *start, float *lsum, const bool f16)
 {
     float m[LANES_ROWS_MAX], l[LANES_ROWS_MAX];
     for (int r = 0; r < nrows; r++) {
@@ -442,40 +491,33 @@ TGT_AVX512 static void tile_lanes(struct tile_state *st, const struct kernel_kv_
     }
     const int ns = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
     for (; p0 < hi; p0 += TILE_POS * ns) {
-        const float *kt[LANES_STEPS_MAX];
+        const void *kt[LANES_STEPS_MAX];
         size_t ks;
-        lanes_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks);
-        switch (nrows * 8 + ns) { /* (rows, steps) as lanes_steps pairs them */
-        case 1 * 8 + 4: lanes_scores(st, kt, ks, hd, 1, 4); break;
-        case 1 * 8 + 1: lanes_scores(st, kt, ks, hd, 1, 1); break;
-        case 2 * 8 + 2: lanes_scores(st, kt, ks, hd, 2, 2); break;
-        case 2 * 8 + 1: lanes_scores(st, kt, ks, hd, 2, 1); break;
-        case 3 * 8 + 1: lanes_scores(st, kt, ks, hd, 3, 1); break;
-        case 4 * 8 + 1: lanes_scores(st, kt, ks, hd, 4, 1); break;
-        case 5 * 8 + 1: lanes_scores(st, kt, ks, hd, 5, 1); break;
-        case 6 * 8 + 1: lanes_scores(st, kt, ks, hd, 6, 1); break;
-        case 7 * 8 + 1: lanes_scores(st, kt, ks, hd, 7, 1); break;
-        default: lanes_scores(st, kt, ks, hd, 8, 1); break;
-        }
+        if (lanes_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks, f16))
+            lanes_scores_any(st, kt, ks, hd, nrows, ns, true);
+        else
+            lanes_scores_any(st, kt, ks, hd, nrows, ns, false);
         for (int s = 0; s < ns && p0 + TILE_POS * s < hi; s++) {
             int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
             kv_step(st, kv, head_off, ps, np);
             lanes_softmax(st, st->sc + s * nrows, hd, ps, np, nrows, pos, start, m, l);
             if (nrows == 1)
-                tile_pv_rows(st, np, 0, hd, 1);
+                tile_pv_rows(st, np, 0, hd, 1, f16);
             else
                 for (int r0 = 0; r0 < nr4; r0 += 4)
-                    tile_pv_rows(st, np, r0, hd, 4);
+                    tile_pv_rows(st, np, r0, hd, 4, f16);
         }
     }
     for (int r = 0; r < nrows; r++)
         lsum[r] = l[r];
 }
 
-/* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile. */
-TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
+/* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile,
+ * K/V F16 or F32. */
+TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
                                    const struct kernel_kv_view *kv, size_t head_off, int hd,
-                                   float scale, int row0, int nrows, struct tile_state *st)
+                                   float scale, int row0, int nrows, struct tile_state *st,
+                                   const bool f16)
 {
     const int nvr = nrows > 16 ? 2 : 1, nr4 = (nrows + 3) & ~3;
     _Alignas(64) int pos[KERNEL_ATTN_TILE_ROWS], start[KERNEL_ATTN_TILE_ROWS];
@@ -515,15 +557,15 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
     }
     _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
     if (lanes)
-        tile_lanes(st, kv, head_off, hd, lo - lo % TILE_POS, hi, nrows, pos, start, lsum);
+        tile_lanes(st, kv, head_off, hd, lo - lo % TILE_POS, hi, nrows, pos, start, lsum, f16);
     for (int p0 = lo - lo % TILE_POS; !lanes && p0 < hi; p0 += TILE_POS) {
         int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
         kv_step(st, kv, head_off, p0, np);
         __m512 mc[2] = {m[0], m[nvr - 1]};
         if (nvr == 2)
-            tile_scores(st, hd, p0, np, rpos, rstart, mc, 2);
+            tile_scores(st, hd, p0, np, rpos, rstart, mc, 2, f16);
         else
-            tile_scores(st, hd, p0, np, rpos, rstart, mc, 1);
+            tile_scores(st, hd, p0, np, rpos, rstart, mc, 1, f16);
         bool rescale = false;
         for (int v = 0; v < nvr; v++) {
             /* rows that have seen nothing yet keep -inf; subtract 0 for them */
@@ -547,7 +589,7 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
                     for (int d = 0; d < hd; d++)
                         st->o[r][d] *= st->corr[r];
         for (int r0 = 0; r0 < nr4; r0 += 4)
-            tile_pv_rows(st, np, r0, hd, 4);
+            tile_pv_rows(st, np, r0, hd, 4, f16);
     }
     for (int v = 0; !lanes && v < nvr; v++)
         _mm512_store_ps(lsum + 16 * v, l[v]);
@@ -558,6 +600,19 @@ TGT_AVX512 static void tile_avx512(const struct kernel_attn_tile *t,
             out[d] = st->o[r][d] * inv;
     }
 }
+TGT_AVX512 static void tile_avx512_f32(const struct kernel_attn_tile *t,
+                                       const struct kernel_kv_view *kv, size_t head_off, int hd,
+                                       float scale, int row0, int nrows, struct tile_state *st)
+{
+    tile_avx512(t, kv, head_off, hd, scale, row0, nrows, st, false);
+}
+
+TGT_AVX512 static void tile_avx512_f16(const struct kernel_attn_tile *t,
+                                       const struct kernel_kv_view *kv, size_t head_off, int hd,
+                                       float scale, int row0, int nrows, struct tile_state *st)
+{
+    tile_avx512(t, kv, head_off, hd, scale, row0, nrows, st, true);
+}
 #endif
 
 void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
@@ -567,9 +622,13 @@ void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel
     if (kernel_isa_get() >= KERNEL_ISA_AVX512 && head_dim <= TILE_HD_MAX) {
         static _Thread_local struct tile_state st;
         int rows = t->n_tokens * t->n_group;
-        for (int r0 = 0; r0 < rows; r0 += KERNEL_ATTN_TILE_ROWS)
-            tile_avx512(t, kv, head_off, head_dim, scale, r0,
-                        rows - r0 < KERNEL_ATTN_TILE_ROWS ? rows - r0 : KERNEL_ATTN_TILE_ROWS, &st);
+        for (int r0 = 0; r0 < rows; r0 += KERNEL_ATTN_TILE_ROWS) {
+            int nr = rows - r0 < KERNEL_ATTN_TILE_ROWS ? rows - r0 : KERNEL_ATTN_TILE_ROWS;
+            if (kv->dtype == DTYPE_F16)
+                tile_avx512_f16(t, kv, head_off, head_dim, scale, r0, nr, &st);
+            else
+                tile_avx512_f32(t, kv, head_off, head_dim, scale, r0, nr, &st);
+        }
         return;
     }
 #endif

@@ -26,13 +26,15 @@ struct kv_seq {
 struct kv_cache {
     int n_layers;
     int block_tokens;
-    size_t kv_dim;       /* n_kv_heads * head_dim */
-    size_t block_floats; /* block_tokens * kv_dim: one block of one layer, K or V */
+    size_t kv_dim;      /* n_kv_heads * head_dim */
+    enum dtype dtype;   /* of the stored elements: DTYPE_F32 or DTYPE_F16 */
+    size_t elem;        /* bytes per element */
+    size_t block_elems; /* block_tokens * kv_dim: one block of one layer, K or V */
     size_t n_blocks;
     int max_pos;        /* positions one sequence may hold */
     int max_seq_blocks; /* block table capacity */
-    float *k;           /* (n_layers, n_blocks, kv_dim, block_tokens) */
-    float *v;           /* (n_layers, n_blocks, block_tokens, kv_dim) */
+    uint8_t *k;         /* (n_layers, n_blocks, kv_dim, block_tokens) elements */
+    uint8_t *v;         /* (n_layers, n_blocks, block_tokens, kv_dim) elements */
     int *refs;          /* (n_blocks) reference counts */
     int *free_stack;    /* (n_blocks) ids of clean blocks; top at n_free - 1 */
     size_t n_free;
@@ -55,27 +57,31 @@ struct kv_cache {
     int max_seqs;
 };
 
-size_t kv_cache_block_bytes(const struct model_config *cfg, int block_tokens)
+size_t kv_cache_block_bytes(const struct model_config *cfg, int block_tokens, enum dtype dt)
 {
     if (block_tokens <= 0)
         block_tokens = KV_BLOCK_TOKENS_DEFAULT;
     return 2 * (size_t)cfg->n_layers * (size_t)block_tokens * (size_t)cfg->n_kv_heads *
-           (size_t)cfg->head_dim * sizeof(float);
+           (size_t)cfg->head_dim * (dt == DTYPE_F16 ? 2 : 4);
 }
 
-size_t kv_cache_blocks_for_budget(const struct model_config *cfg, int block_tokens,
+size_t kv_cache_blocks_for_budget(const struct model_config *cfg, int block_tokens, enum dtype dt,
                                   size_t budget_bytes)
 {
-    size_t bb = kv_cache_block_bytes(cfg, block_tokens);
+    size_t bb = kv_cache_block_bytes(cfg, block_tokens, dt);
     return bb ? budget_bytes / bb : 0;
 }
 
 enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int block_tokens,
-                            int max_seqs, struct kv_cache **out, char *err, size_t errlen)
+                            enum dtype dt, int max_seqs, struct kv_cache **out, char *err,
+                            size_t errlen)
 {
     *out = NULL;
     if (block_tokens <= 0)
         block_tokens = KV_BLOCK_TOKENS_DEFAULT;
+    if (dt != DTYPE_F32 && dt != DTYPE_F16)
+        return status_fail(err, errlen, ST_ERR_INVALID, "kv cache: K/V must be F32 or F16, not %s",
+                           dtype_name(dt));
     if (n_blocks == 0 || max_seqs <= 0 || n_blocks > (size_t)1 << 30)
         return status_fail(err, errlen, ST_ERR_INVALID,
                            "kv cache: need 1..2^30 blocks and at least one sequence (got %zu "
@@ -90,17 +96,19 @@ enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int
     kv->n_layers = cfg->n_layers;
     kv->block_tokens = block_tokens;
     kv->kv_dim = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
-    kv->block_floats = (size_t)block_tokens * kv->kv_dim;
+    kv->dtype = dt;
+    kv->elem = dtype_size(dt);
+    kv->block_elems = (size_t)block_tokens * kv->kv_dim;
     kv->n_blocks = n_blocks;
     kv->max_pos = cfg->max_position_embeddings;
     size_t per_seq = ((size_t)kv->max_pos + (size_t)block_tokens - 1) / (size_t)block_tokens;
     kv->max_seq_blocks = (int)(per_seq < n_blocks ? per_seq : n_blocks);
     kv->max_seqs = max_seqs;
-    size_t total = (size_t)kv->n_layers * n_blocks * kv->block_floats;
-    if (total / n_blocks / kv->block_floats != (size_t)kv->n_layers)
+    size_t total = (size_t)kv->n_layers * n_blocks * kv->block_elems;
+    if (total / n_blocks / kv->block_elems != (size_t)kv->n_layers)
         goto nomem;
-    kv->k = calloc(total, sizeof(float));
-    kv->v = calloc(total, sizeof(float));
+    kv->k = calloc(total, kv->elem);
+    kv->v = calloc(total, kv->elem);
     kv->refs = calloc(n_blocks, sizeof(int));
     kv->free_stack = malloc(n_blocks * sizeof(int));
     kv->seqs = calloc((size_t)max_seqs, sizeof(*kv->seqs));
@@ -141,7 +149,7 @@ nomem:
     kv_cache_free(kv);
     return status_fail(err, errlen, ST_ERR_NOMEM,
                        "kv cache: cannot allocate %zu blocks of %zu bytes", n_blocks,
-                       kv_cache_block_bytes(cfg, block_tokens));
+                       kv_cache_block_bytes(cfg, block_tokens, dt));
 }
 
 void kv_cache_free(struct kv_cache *kv)
@@ -187,7 +195,7 @@ size_t kv_cache_free_blocks(const struct kv_cache *kv)
 
 static size_t block_bytes(const struct kv_cache *kv)
 {
-    return 2 * (size_t)kv->n_layers * kv->block_floats * sizeof(float);
+    return 2 * (size_t)kv->n_layers * kv->block_elems * kv->elem;
 }
 
 size_t kv_cache_bytes(const struct kv_cache *kv)
@@ -205,14 +213,19 @@ int kv_cache_max_seqs(const struct kv_cache *kv)
     return kv->max_seqs;
 }
 
-float *kv_cache_block_k(struct kv_cache *kv, int layer, int block)
+enum dtype kv_cache_dtype(const struct kv_cache *kv)
 {
-    return kv->k + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats;
+    return kv->dtype;
 }
 
-float *kv_cache_block_v(struct kv_cache *kv, int layer, int block)
+void *kv_cache_block_k(struct kv_cache *kv, int layer, int block)
 {
-    return kv->v + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_floats;
+    return kv->k + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_elems * kv->elem;
+}
+
+void *kv_cache_block_v(struct kv_cache *kv, int layer, int block)
+{
+    return kv->v + ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_elems * kv->elem;
 }
 
 int kv_cache_block_refs(const struct kv_cache *kv, int block)
@@ -304,9 +317,9 @@ static void block_copy(struct kv_cache *kv, int dst, int src)
 {
     for (int l = 0; l < kv->n_layers; l++) {
         memcpy(kv_cache_block_k(kv, l, dst), kv_cache_block_k(kv, l, src),
-               kv->block_floats * sizeof(float));
+               kv->block_elems * kv->elem);
         memcpy(kv_cache_block_v(kv, l, dst), kv_cache_block_v(kv, l, src),
-               kv->block_floats * sizeof(float));
+               kv->block_elems * kv->elem);
     }
 }
 

@@ -3,12 +3,12 @@
  *
  * Storage is a fixed pool of blocks allocated once at creation; a block holds
  * the K and V vectors of `block_tokens` consecutive positions of one sequence
- * for every layer (fp32).  Bookkeeping is separate from storage: each
- * sequence (an integer id in [0, max_seqs)) has a block table listing the
- * pool blocks that hold its positions in order, and every block carries a
- * reference count so several sequences can share blocks (kv_seq_fork; prefix
- * caching builds on this).  A shared block is copied before it is written
- * (copy-on-write in kv_seq_reserve).
+ * for every layer, as F32 or F16 (half the memory, and half the bytes
+ * attention reads per step, for K/V rounded to 11 significant bits).  Bookkeeping is separate from
+ * storage: each sequence (an integer id in [0, max_seqs)) has a block table listing the pool blocks
+ * that hold its positions in order, and every block carries a reference count so several sequences
+ * can share blocks (kv_seq_fork; prefix caching builds on this).  A shared block is copied before
+ * it is written (copy-on-write in kv_seq_reserve).
  *
  * Prefix cache: a full block can be published (kv_seq_publish) under a
  * chained hash of the token ids it holds and every block before it, so a
@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "status.h"
+#include "tensor.h"
 
 struct model_config;
 struct kv_cache;
@@ -45,25 +46,31 @@ struct kv_cache;
 /* Default tokens per block. */
 #define KV_BLOCK_TOKENS_DEFAULT 16
 
-/* Bytes one block takes for this model (K and V, all layers, fp32). */
-size_t kv_cache_block_bytes(const struct model_config *cfg, int block_tokens);
+/* Bytes one block takes for this model (K and V, all layers, elements of
+ * dt: DTYPE_F32 or DTYPE_F16). */
+size_t kv_cache_block_bytes(const struct model_config *cfg, int block_tokens, enum dtype dt);
 
 /*
  * How many blocks fit in `budget_bytes` (storage only; the per-sequence tables
  * are small and not counted).  Returns 0 when not even one fits.
  */
-size_t kv_cache_blocks_for_budget(const struct model_config *cfg, int block_tokens,
+size_t kv_cache_blocks_for_budget(const struct model_config *cfg, int block_tokens, enum dtype dt,
                                   size_t budget_bytes);
 
 /*
  * Creates a cache of n_blocks blocks of block_tokens positions (0 picks
- * KV_BLOCK_TOKENS_DEFAULT) for up to max_seqs live sequences.  One sequence
+ * KV_BLOCK_TOKENS_DEFAULT) storing K/V as dt (DTYPE_F32 or DTYPE_F16) for
+ * up to max_seqs live sequences.  One sequence
  * may hold at most cfg->max_position_embeddings positions.  Returns ST_OK and
- * *out, ST_ERR_INVALID for zero sizes, ST_ERR_NOMEM when the pool cannot be
+ * *out, ST_ERR_INVALID for zero sizes or another dt, ST_ERR_NOMEM when the pool cannot be
  * allocated.  cfg is copied; it need not outlive the cache.
  */
 enum status kv_cache_create(const struct model_config *cfg, size_t n_blocks, int block_tokens,
-                            int max_seqs, struct kv_cache **out, char *err, size_t errlen);
+                            enum dtype dt, int max_seqs, struct kv_cache **out, char *err,
+                            size_t errlen);
+
+/* The element type of the stored K/V. */
+enum dtype kv_cache_dtype(const struct kv_cache *kv);
 
 /* Frees the cache and every sequence in it.  kv_cache_free(NULL) is a no-op. */
 void kv_cache_free(struct kv_cache *kv);
@@ -112,14 +119,15 @@ int kv_cache_max_seqs(const struct kv_cache *kv);
 bool kv_cache_fits(const struct kv_cache *kv, const struct model_config *cfg);
 
 /*
- * Storage of one block for one layer, fp32, contiguous: K feature-major,
+ * Storage of one block for one layer, contiguous elements of
+ * kv_cache_dtype(): K feature-major,
  * (n_kv_heads * head_dim, block_tokens), and V position-major,
  * (block_tokens, n_kv_heads * head_dim) (struct kernel_kv_view in
  * kernels.h says why).  No bounds checks (callers take block ids from a
  * block table).
  */
-float *kv_cache_block_k(struct kv_cache *kv, int layer, int block);
-float *kv_cache_block_v(struct kv_cache *kv, int layer, int block);
+void *kv_cache_block_k(struct kv_cache *kv, int layer, int block);
+void *kv_cache_block_v(struct kv_cache *kv, int layer, int block);
 
 /* --- sequences -------------------------------------------------------- */
 

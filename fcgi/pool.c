@@ -316,7 +316,7 @@ static void pool_plan_make(const struct registry_model *rm, int max_seqs, int co
     pl->max_seqs = max_seqs;
     pl->context_length = context_length;
     pl->fixed = rm->weight_bytes + pool_scratch_estimate(c, max_seqs, POOL_BATCH_TOKENS);
-    size_t tok = kv_cache_block_bytes(c, 1);
+    size_t tok = kv_cache_block_bytes(c, 1, engine_kv_dtype_of(c, ENGINE_KV_AUTO));
     size_t min_tokens =
         (size_t)(context_length < POOL_KV_MIN_TOKENS ? context_length : POOL_KV_MIN_TOKENS);
     min_tokens = (min_tokens + KV_BLOCK_TOKENS_DEFAULT - 1) / KV_BLOCK_TOKENS_DEFAULT *
@@ -856,6 +856,7 @@ static void pool_entry_json(struct pool *p, struct pool_entry *e, double now, in
         cJSON_AddNumberToObject(mem, "scratch_bytes", (double)info->scratch_bytes);
         cJSON_AddNumberToObject(o, "kv_blocks_free", (double)st.kv_free_blocks);
         cJSON_AddNumberToObject(o, "kv_blocks_total", (double)info->kv_blocks);
+        cJSON_AddStringToObject(o, "kv_dtype", info->kv_dtype == DTYPE_F16 ? "f16" : "f32");
         /* The engine's own view: its queue sits behind the pool's leases. */
         cJSON *sch = cJSON_AddObjectToObject(o, "scheduler");
         cJSON_AddNumberToObject(sch, "running", st.n_running);

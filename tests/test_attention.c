@@ -42,16 +42,22 @@ struct cache {
     struct kernel_kv_view view;
 };
 
-static void cache_init(struct cache *c, int hd, int block_tokens, uint64_t *seed)
+/* dt F16 stores the same random values rounded, in the first half of k/v. */
+static void cache_init(struct cache *c, int hd, int block_tokens, enum dtype dt, uint64_t *seed)
 {
     int nblocks = (MAX_CTX + block_tokens - 1) / block_tokens;
     size_t kvd = (size_t)N_KV * (size_t)hd, n = (size_t)nblocks * (size_t)block_tokens * kvd;
     c->k = rand_floats(n, seed, 1.0f);
     c->v = rand_floats(n, seed, 1.0f);
+    for (size_t i = 0; dt == DTYPE_F16 && i < n; i++) {
+        ((uint16_t *)c->k)[i] = f32_to_f16(c->k[i]);
+        ((uint16_t *)c->v)[i] = f32_to_f16(c->v[i]);
+    }
     for (int i = 0; i < nblocks; i++)
         c->blocks[i] = (i * 7 + 3) % nblocks; /* a permutation: nblocks is prime to 7 */
     c->view = (struct kernel_kv_view){.k = c->k,
                                       .v = c->v,
+                                      .dtype = dt,
                                       .block_stride = (size_t)block_tokens * kvd,
                                       .kv_dim = kvd,
                                       .block_tokens = block_tokens,
@@ -113,34 +119,36 @@ static void test_tile_shapes(void)
     static const int groups[] = {1, 2, 4, 7};
     static const int block_sizes[] = {16, 5};
     uint64_t seed = 11;
-    for (size_t bs = 0; bs < sizeof(block_sizes) / sizeof(*block_sizes); bs++)
-        for (size_t d = 0; d < sizeof(dims) / sizeof(*dims); d++) {
-            int hd = dims[d];
-            struct cache c;
-            cache_init(&c, hd, block_sizes[bs], &seed);
-            for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++) {
-                kernel_isa_set((enum kernel_isa)isa);
-                for (size_t g = 0; g < sizeof(groups) / sizeof(*groups); g++) {
-                    int group = groups[g];
-                    /* (tokens, first position, window) */
-                    static const int shapes[][3] = {
-                        {1, 0, 0},   {1, 57, 0},  {3, 14, 0},    {16, 16, 0},
-                        {9, 31, 0},  {40, 0, 0},  {33, 150, 0},  {5, 100, 20},
-                        {12, 60, 7}, {1, 199, 1}, {20, 170, 50},
-                    };
-                    for (size_t s = 0; s < sizeof(shapes) / sizeof(*shapes); s++) {
-                        double e = check_tile(&c, hd, group, shapes[s][0], shapes[s][1],
-                                              shapes[s][2], &seed);
-                        CHECK_MSG(e < 1e-5,
-                                  "isa %s hd %d group %d bt %d tokens %d pos0 %d window %d: "
-                                  "error %g",
-                                  kernel_isa_name((enum kernel_isa)isa), hd, group, block_sizes[bs],
-                                  shapes[s][0], shapes[s][1], shapes[s][2], e);
+    for (int f16 = 0; f16 < 2; f16++)
+        for (size_t bs = 0; bs < sizeof(block_sizes) / sizeof(*block_sizes); bs++)
+            for (size_t d = 0; d < sizeof(dims) / sizeof(*dims); d++) {
+                int hd = dims[d];
+                struct cache c;
+                cache_init(&c, hd, block_sizes[bs], f16 ? DTYPE_F16 : DTYPE_F32, &seed);
+                for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++) {
+                    kernel_isa_set((enum kernel_isa)isa);
+                    for (size_t g = 0; g < sizeof(groups) / sizeof(*groups); g++) {
+                        int group = groups[g];
+                        /* (tokens, first position, window) */
+                        static const int shapes[][3] = {
+                            {1, 0, 0},   {1, 57, 0},  {3, 14, 0},    {16, 16, 0},
+                            {9, 31, 0},  {40, 0, 0},  {33, 150, 0},  {5, 100, 20},
+                            {12, 60, 7}, {1, 199, 1}, {20, 170, 50},
+                        };
+                        for (size_t s = 0; s < sizeof(shapes) / sizeof(*shapes); s++) {
+                            double e = check_tile(&c, hd, group, shapes[s][0], shapes[s][1],
+                                                  shapes[s][2], &seed);
+                            CHECK_MSG(e < 1e-5,
+                                      "%s isa %s hd %d group %d bt %d tokens %d pos0 %d window %d: "
+                                      "error %g",
+                                      f16 ? "F16" : "F32", kernel_isa_name((enum kernel_isa)isa),
+                                      hd, group, block_sizes[bs], shapes[s][0], shapes[s][1],
+                                      shapes[s][2], e);
+                        }
                     }
                 }
+                cache_free(&c);
             }
-            cache_free(&c);
-        }
     kernel_isa_set(KERNEL_ISA_AVX512);
 }
 
@@ -155,44 +163,45 @@ static void test_tile_row_independent(void)
     static const int block_sizes[] = {16, 32, 5};
     uint64_t seed = 29;
     int hd = 24, pos0 = 90, n_tokens = 40;
-    for (size_t bs = 0; bs < sizeof(block_sizes) / sizeof(*block_sizes); bs++) {
-        struct cache c;
-        cache_init(&c, hd, block_sizes[bs], &seed);
-        for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++)
-            for (size_t gi = 0; gi < sizeof(groups) / sizeof(*groups); gi++)
-                for (int window = 0; window <= 30; window += 30) {
-                    int group = groups[gi];
-                    kernel_isa_set((enum kernel_isa)isa);
-                    size_t stride = (size_t)group * (size_t)hd, n = (size_t)n_tokens * stride;
-                    float *q = rand_floats(n, &seed, 2.0f), *all = malloc(n * sizeof(float));
-                    float *one = malloc(stride * sizeof(float));
-                    struct kernel_attn_tile t = {.q = q,
-                                                 .out = all,
-                                                 .stride = stride,
-                                                 .n_tokens = n_tokens,
-                                                 .n_group = group,
-                                                 .pos0 = pos0,
-                                                 .window = window};
-                    kernel_attention_tile(&t, &c.view, 0, hd, 0.2f);
-                    for (int i = 0; i < n_tokens; i++) {
-                        struct kernel_attn_tile t1 = t;
-                        t1.q = q + (size_t)i * stride;
-                        t1.out = one;
-                        t1.n_tokens = 1;
-                        t1.pos0 = pos0 + i;
-                        kernel_attention_tile(&t1, &c.view, 0, hd, 0.2f);
-                        CHECK_MSG(memcmp(one, all + (size_t)i * stride, stride * sizeof(float)) ==
-                                      0,
-                                  "isa %s group %d bt %d window %d token %d differs alone",
-                                  kernel_isa_name((enum kernel_isa)isa), group, block_sizes[bs],
-                                  window, i);
+    for (int f16 = 0; f16 < 2; f16++)
+        for (size_t bs = 0; bs < sizeof(block_sizes) / sizeof(*block_sizes); bs++) {
+            struct cache c;
+            cache_init(&c, hd, block_sizes[bs], f16 ? DTYPE_F16 : DTYPE_F32, &seed);
+            for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX512; isa++)
+                for (size_t gi = 0; gi < sizeof(groups) / sizeof(*groups); gi++)
+                    for (int window = 0; window <= 30; window += 30) {
+                        int group = groups[gi];
+                        kernel_isa_set((enum kernel_isa)isa);
+                        size_t stride = (size_t)group * (size_t)hd, n = (size_t)n_tokens * stride;
+                        float *q = rand_floats(n, &seed, 2.0f), *all = malloc(n * sizeof(float));
+                        float *one = malloc(stride * sizeof(float));
+                        struct kernel_attn_tile t = {.q = q,
+                                                     .out = all,
+                                                     .stride = stride,
+                                                     .n_tokens = n_tokens,
+                                                     .n_group = group,
+                                                     .pos0 = pos0,
+                                                     .window = window};
+                        kernel_attention_tile(&t, &c.view, 0, hd, 0.2f);
+                        for (int i = 0; i < n_tokens; i++) {
+                            struct kernel_attn_tile t1 = t;
+                            t1.q = q + (size_t)i * stride;
+                            t1.out = one;
+                            t1.n_tokens = 1;
+                            t1.pos0 = pos0 + i;
+                            kernel_attention_tile(&t1, &c.view, 0, hd, 0.2f);
+                            CHECK_MSG(
+                                memcmp(one, all + (size_t)i * stride, stride * sizeof(float)) == 0,
+                                "%s isa %s group %d bt %d window %d token %d differs alone",
+                                f16 ? "F16" : "F32", kernel_isa_name((enum kernel_isa)isa), group,
+                                block_sizes[bs], window, i);
+                        }
+                        free(q);
+                        free(all);
+                        free(one);
                     }
-                    free(q);
-                    free(all);
-                    free(one);
-                }
-        cache_free(&c);
-    }
+            cache_free(&c);
+        }
     kernel_isa_set(KERNEL_ISA_AVX512);
 }
 

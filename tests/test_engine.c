@@ -147,6 +147,7 @@ static void test_greedy_golden(void)
     CHECK(info->n_eos >= 1 && info->eos_ids[0] == 2);
     CHECK(info->weight_bytes > 0 && info->kv_bytes > 0 && info->scratch_bytes > 0);
     CHECK(info->total_bytes == info->weight_bytes + info->kv_bytes + info->scratch_bytes);
+    CHECK_INT_EQ(info->kv_dtype, DTYPE_F32); /* a float model keeps exact K/V */
 
     int32_t bos[1] = {1};
     struct engine_request_desc d = {
@@ -585,10 +586,14 @@ static void test_threads_submit_cancel(void)
 
 static void test_errors(void)
 {
+    char err[512] = "";
+    struct engine_model *bad = NULL;
+    struct engine_load_opts bad_kv = {.kv_dtype = (enum engine_kv_dtype)7};
+    CHECK_INT_EQ(engine_model_load(model_dir, &bad_kv, &bad, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK(bad == NULL && strstr(err, "KV cache dtype") != NULL);
     struct engine_model *m = load(NULL);
     if (!m)
         return;
-    char err[512] = "";
     struct engine_request *r = NULL;
     struct collect c;
     collect_init(&c);

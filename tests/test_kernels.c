@@ -154,51 +154,71 @@ static void test_rope(void)
     CHECK(memcmp(x, orig, sizeof(x)) == 0);
 }
 
+/* kernel_attention_ref through a scrambled block table, K/V stored F32 and
+ * F16 in the cache's layout (K feature-major, V position-major), against
+ * attention computed in double from the (rounded) values. */
 static void test_attention_block_table(void)
 {
     enum { BT = 4, NB = 6, KVH = 2, HD = 8, CTX = 11 };
     size_t kd = KVH * HD;
-    float *pool_k = calloc(NB * BT * kd, sizeof(float)),
-          *pool_v = calloc(NB * BT * kd, sizeof(float));
-    float K[CTX][KVH * HD], V[CTX][KVH * HD];
-    int table[3] = {4, 0, 2}; /* scrambled on purpose */
-    uint64_t seed = 8;
-    for (int p = 0; p < CTX; p++)
-        for (size_t i = 0; i < kd; i++) {
-            K[p][i] = stb_randf(&seed);
-            V[p][i] = stb_randf(&seed);
-            /* K feature-major, V position-major within a block */
-            size_t blk = (size_t)table[p / BT] * BT * kd;
-            pool_k[blk + i * BT + (size_t)(p % BT)] = K[p][i];
-            pool_v[blk + (size_t)(p % BT) * kd + i] = V[p][i];
-        }
-    struct kernel_kv_view view = {pool_k, pool_v, BT * kd, kd, BT, table};
-    float q[HD], out[HD], att[CTX];
-    for (int i = 0; i < HD; i++)
-        q[i] = stb_randf(&seed);
-    float scale = 1.0f / sqrtf(HD);
-    for (int kvh = 0; kvh < KVH; kvh++) {
-        int lo = kvh == 1 ? 5 : 0; /* second head: a sliding window of 6 positions */
-        kernel_attention_ref(q, &view, (size_t)kvh * HD, HD, lo, CTX, scale, att, out);
-        double w[CTX] = {0}, mx = -1e300, sum = 0;
-        for (int p = lo; p < CTX; p++) {
-            double d = 0;
-            for (int i = 0; i < HD; i++)
-                d += (double)q[i] * K[p][kvh * HD + i];
-            w[p] = d * scale;
-            mx = w[p] > mx ? w[p] : mx;
-        }
-        for (int p = lo; p < CTX; p++)
-            sum += (w[p] = exp(w[p] - mx));
-        for (int i = 0; i < HD; i++) {
-            double want = 0;
+    for (int f16 = 0; f16 < 2; f16++) {
+        float *pool_k = calloc(NB * BT * kd, sizeof(float)),
+              *pool_v = calloc(NB * BT * kd, sizeof(float));
+        uint16_t *hk = (uint16_t *)pool_k, *hv = (uint16_t *)pool_v;
+        float K[CTX][KVH * HD], V[CTX][KVH * HD];
+        int table[3] = {4, 0, 2}; /* scrambled on purpose */
+        uint64_t seed = 8;
+        for (int p = 0; p < CTX; p++)
+            for (size_t i = 0; i < kd; i++) {
+                K[p][i] = stb_randf(&seed);
+                V[p][i] = stb_randf(&seed);
+                size_t blk = (size_t)table[p / BT] * BT * kd;
+                size_t ki = blk + i * BT + (size_t)(p % BT), vi = blk + (size_t)(p % BT) * kd + i;
+                if (f16) {
+                    hk[ki] = f32_to_f16(K[p][i]);
+                    hv[vi] = f32_to_f16(V[p][i]);
+                    K[p][i] = f16_to_f32(hk[ki]);
+                    V[p][i] = f16_to_f32(hv[vi]);
+                } else {
+                    pool_k[ki] = K[p][i];
+                    pool_v[vi] = V[p][i];
+                }
+            }
+        struct kernel_kv_view view = {.k = pool_k,
+                                      .v = pool_v,
+                                      .dtype = f16 ? DTYPE_F16 : DTYPE_F32,
+                                      .block_stride = BT * kd,
+                                      .kv_dim = kd,
+                                      .block_tokens = BT,
+                                      .blocks = table};
+        float q[HD], out[HD], att[CTX];
+        for (int i = 0; i < HD; i++)
+            q[i] = stb_randf(&seed);
+        float scale = 1.0f / sqrtf(HD);
+        for (int kvh = 0; kvh < KVH; kvh++) {
+            int lo = kvh == 1 ? 5 : 0; /* second head: a sliding window of 6 positions */
+            kernel_attention_ref(q, &view, (size_t)kvh * HD, HD, lo, CTX, scale, att, out);
+            double w[CTX] = {0}, mx = -1e300, sum = 0;
+            for (int p = lo; p < CTX; p++) {
+                double d = 0;
+                for (int i = 0; i < HD; i++)
+                    d += (double)q[i] * K[p][kvh * HD + i];
+                w[p] = d * scale;
+                mx = w[p] > mx ? w[p] : mx;
+            }
             for (int p = lo; p < CTX; p++)
-                want += w[p] / sum * V[p][kvh * HD + i];
-            CHECK_MSG(fabs(out[i] - want) < 1e-6, "head %d dim %d: %g vs %g", kvh, i, out[i], want);
+                sum += (w[p] = exp(w[p] - mx));
+            for (int i = 0; i < HD; i++) {
+                double want = 0;
+                for (int p = lo; p < CTX; p++)
+                    want += w[p] / sum * V[p][kvh * HD + i];
+                CHECK_MSG(fabs(out[i] - want) < 1e-6, "%s head %d dim %d: %g vs %g",
+                          f16 ? "F16" : "F32", kvh, i, out[i], want);
+            }
         }
+        free(pool_k);
+        free(pool_v);
     }
-    free(pool_k);
-    free(pool_v);
 }
 
 int main(void)

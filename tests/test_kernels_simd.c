@@ -325,26 +325,38 @@ static void test_attention_online(void)
     float *q = rand_floats(HDMAX, &seed, 2.0f), att[CTX], want[HDMAX], got[HDMAX];
     struct kernel_kv_view view = {.k = k,
                                   .v = v,
+                                  .dtype = DTYPE_F32,
                                   .block_stride = BT * kvd,
                                   .kv_dim = kvd,
                                   .block_tokens = BT,
                                   .blocks = blocks};
-    for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX2; isa++)
-        for (size_t d = 0; d < 3; d++)
-            for (int start = 0; start <= 20; start += 20)
-                for (int n_ctx = start + 1; n_ctx <= CTX; n_ctx += 11) {
-                    int hd = dims[d];
-                    kernel_isa_set((enum kernel_isa)isa);
-                    kernel_attention_ref(q, &view, (size_t)hd, hd, start, n_ctx, 0.3f, att, want);
-                    kernel_attention(q, &view, (size_t)hd, hd, start, n_ctx, 0.3f, got);
-                    double worst = 0;
-                    for (int i = 0; i < hd; i++) {
-                        double e = fabs(got[i] - want[i]) / (1.0 + fabs(want[i]));
-                        worst = e > worst || isnan(e) ? e : worst;
+    for (int f16 = 0; f16 < 2; f16++)
+        for (int isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AVX2; isa++)
+            for (size_t d = 0; d < 3; d++)
+                for (int start = 0; start <= 20; start += 20)
+                    for (int n_ctx = start + 1; n_ctx <= CTX; n_ctx += 11) {
+                        int hd = dims[d];
+                        if (f16 && view.dtype == DTYPE_F32) { /* the same values, rounded */
+                            size_t n = (size_t)nblocks * BT * kvd;
+                            for (size_t i = 0; i < n; i++) {
+                                ((uint16_t *)k)[i] = f32_to_f16(k[i]);
+                                ((uint16_t *)v)[i] = f32_to_f16(v[i]);
+                            }
+                            view.dtype = DTYPE_F16;
+                        }
+                        kernel_isa_set((enum kernel_isa)isa);
+                        kernel_attention_ref(q, &view, (size_t)hd, hd, start, n_ctx, 0.3f, att,
+                                             want);
+                        kernel_attention(q, &view, (size_t)hd, hd, start, n_ctx, 0.3f, got);
+                        double worst = 0;
+                        for (int i = 0; i < hd; i++) {
+                            double e = fabs(got[i] - want[i]) / (1.0 + fabs(want[i]));
+                            worst = e > worst || isnan(e) ? e : worst;
+                        }
+                        CHECK_MSG(worst < 1e-5, "attention %s hd %d ctx %d..%d isa %s: error %g",
+                                  f16 ? "F16" : "F32", hd, start, n_ctx,
+                                  kernel_isa_name((enum kernel_isa)isa), worst);
                     }
-                    CHECK_MSG(worst < 1e-5, "attention hd %d ctx %d..%d isa %s: error %g", hd,
-                              start, n_ctx, kernel_isa_name((enum kernel_isa)isa), worst);
-                }
     kernel_isa_set(KERNEL_ISA_AVX512);
     free(k);
     free(v);

@@ -157,7 +157,7 @@ static bool forward_is_finite(const char *dir)
     }
     const struct model_config *cfg = model_get_config(m);
     int seq = -1;
-    if (kv_cache_create(cfg, 8, 0, 1, &kv, err, sizeof(err)) == ST_OK &&
+    if (kv_cache_create(cfg, 8, 0, DTYPE_F32, 1, &kv, err, sizeof(err)) == ST_OK &&
         kv_seq_create(kv, &seq, err, sizeof(err)) == ST_OK &&
         (logits = malloc((size_t)cfg->vocab * sizeof(float))) != NULL) {
         int32_t toks[3] = {1, 42, 7};

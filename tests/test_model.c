@@ -322,7 +322,7 @@ static void run_variant(const char *variant, bool exact, bool use_mmap, bool int
     CHECK(c->tie_word_embeddings);
     int vocab = c->vocab;
     struct kv_cache *kv = NULL;
-    rc = kv_cache_create(c, 64, 4, 4, &kv, err, sizeof(err));
+    rc = kv_cache_create(c, 64, 4, DTYPE_F32, 4, &kv, err, sizeof(err));
     CHECK_MSG(rc == ST_OK, "kv: %s", err);
     struct golden_case cases[2];
     int nc = load_golden(variant, cases, 2, vocab);
@@ -432,11 +432,13 @@ static void test_kv_alloc_free(void)
     struct model_config c = tiny_cfg();
     struct kv_cache *kv = NULL;
     char err[256];
-    CHECK_INT_EQ(kv_cache_block_bytes(&c, 4), 2 * 2 * 4 * 2 * 4 * 4);
-    CHECK_INT_EQ(kv_cache_blocks_for_budget(&c, 4, 10 * kv_cache_block_bytes(&c, 4) + 5), 10);
-    CHECK_INT_EQ(kv_cache_create(&c, 0, 4, 2, &kv, err, sizeof(err)), ST_ERR_INVALID);
-    CHECK_INT_EQ(kv_cache_create(&c, 5, 4, 2, &kv, err, sizeof(err)), ST_OK);
-    CHECK_INT_EQ(kv_cache_bytes(kv), 5 * kv_cache_block_bytes(&c, 4));
+    CHECK_INT_EQ(kv_cache_block_bytes(&c, 4, DTYPE_F32), 2 * 2 * 4 * 2 * 4 * 4);
+    CHECK_INT_EQ(kv_cache_blocks_for_budget(&c, 4, DTYPE_F32,
+                                            10 * kv_cache_block_bytes(&c, 4, DTYPE_F32) + 5),
+                 10);
+    CHECK_INT_EQ(kv_cache_create(&c, 0, 4, DTYPE_F32, 2, &kv, err, sizeof(err)), ST_ERR_INVALID);
+    CHECK_INT_EQ(kv_cache_create(&c, 5, 4, DTYPE_F32, 2, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_bytes(kv), 5 * kv_cache_block_bytes(&c, 4, DTYPE_F32));
     int a, b, d;
     CHECK_INT_EQ(kv_seq_create(kv, &a, err, sizeof(err)), ST_OK);
     CHECK_INT_EQ(kv_seq_create(kv, &b, err, sizeof(err)), ST_OK);
@@ -444,7 +446,7 @@ static void test_kv_alloc_free(void)
     CHECK_INT_EQ(kv_seq_reserve(kv, a, 9, err, sizeof(err)), ST_OK); /* 3 blocks */
     CHECK_INT_EQ(kv_seq_capacity(kv, a), 12);
     CHECK_INT_EQ(kv_cache_free_blocks(kv), 2);
-    CHECK_INT_EQ(kv_cache_bytes_used(kv), 3 * kv_cache_block_bytes(&c, 4));
+    CHECK_INT_EQ(kv_cache_bytes_used(kv), 3 * kv_cache_block_bytes(&c, 4, DTYPE_F32));
     /* all or nothing: 3 more blocks do not fit, nothing is taken */
     CHECK_INT_EQ(kv_seq_reserve(kv, b, 9, err, sizeof(err)), ST_ERR_NOMEM);
     CHECK_INT_EQ(kv_cache_free_blocks(kv), 2);
@@ -463,7 +465,7 @@ static void test_kv_fork_refcounts(void)
     struct model_config c = tiny_cfg();
     struct kv_cache *kv = NULL;
     char err[256];
-    CHECK_INT_EQ(kv_cache_create(&c, 8, 4, 3, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_create(&c, 8, 4, DTYPE_F32, 3, &kv, err, sizeof(err)), ST_OK);
     int a, f;
     CHECK_INT_EQ(kv_seq_create(kv, &a, err, sizeof(err)), ST_OK);
     CHECK_INT_EQ(kv_seq_reserve(kv, a, 6, err, sizeof(err)), ST_OK);
@@ -471,7 +473,7 @@ static void test_kv_fork_refcounts(void)
     const int *blocks = kv_seq_blocks(kv, a, &n);
     CHECK_INT_EQ(n, 2);
     int b0 = blocks[0], b1 = blocks[1];
-    kv_cache_block_k(kv, 1, b1)[0] = 42.0f;
+    ((float *)kv_cache_block_k(kv, 1, b1))[0] = 42.0f;
     kv_seq_set_len(kv, a, 6);
     CHECK_INT_EQ(kv_seq_fork(kv, a, &f, err, sizeof(err)), ST_OK);
     CHECK_INT_EQ(kv_seq_len(kv, f), 6);
@@ -484,7 +486,7 @@ static void test_kv_fork_refcounts(void)
     CHECK_INT_EQ(n, 2);
     CHECK_INT_EQ(fb[0], b0);
     CHECK(fb[1] != b1);
-    CHECK(kv_cache_block_k(kv, 1, fb[1])[0] == 42.0f);
+    CHECK(((float *)kv_cache_block_k(kv, 1, fb[1]))[0] == 42.0f);
     CHECK_INT_EQ(kv_cache_block_refs(kv, b1), 1);
     CHECK_INT_EQ(kv_cache_block_refs(kv, b0), 2);
     kv_seq_free(kv, a);
@@ -504,7 +506,8 @@ static void test_kv_truncate_recompute(void)
     if (!m)
         return;
     struct kv_cache *kv = NULL;
-    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 8, 4, 1, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 8, 4, DTYPE_F32, 1, &kv, err, sizeof(err)),
+                 ST_OK);
     int s = -1;
     CHECK_INT_EQ(kv_seq_create(kv, &s, err, sizeof(err)), ST_OK);
     static const int32_t toks[] = {1, 388, 355, 260, 275, 319, 459, 300, 301, 302};
@@ -876,6 +879,10 @@ static void ref_forward(const struct rmodel *r, const int32_t *toks, int n, doub
  * models' default path) within `int8_tol` relative, batching bit-identical
  * either way.
  */
+/* What F16 K/V adds to the reference tolerance (relative to the largest
+ * logit): K and V rounded to 11 significant bits. */
+#define KV_F16_TOL 5e-3
+
 static void check_random_model_path(struct rmodel *r, uint64_t seed, bool int8, double int8_tol)
 {
     char dir[256], err[512] = "";
@@ -894,50 +901,60 @@ static void check_random_model_path(struct rmodel *r, uint64_t seed, bool int8, 
         CHECK_INT_EQ(c->qk_norm, r->qk_norm);
         CHECK_INT_EQ(c->n_eos, 2);
         CHECK_INT_EQ(c->eos_token_ids[1], 3);
-        struct kv_cache *kv = NULL;
-        CHECK_INT_EQ(kv_cache_create(c, 32, 4, 4, &kv, err, sizeof(err)), ST_OK);
-        static const int32_t p0[] = {5, 9, 17, 3, 22, 8, 1};
-        static const int32_t p1[] = {7, 30};
-        const int32_t *prompts[2] = {p0, p1};
-        int lens[2] = {7, 2}, n_new = 10;
-        struct gen_seq whole[2], tok[2], both[2];
-        for (int i = 0; i < 2; i++) {
-            int nrec = lens[i] + n_new - 1;
-            gen_init(&whole[i], prompts[i], lens[i], n_new, nrec, r->vocab);
-            gen_init(&tok[i], prompts[i], lens[i], n_new, nrec, r->vocab);
-            gen_init(&both[i], prompts[i], lens[i], n_new, nrec, r->vocab);
-            CHECK_INT_EQ(gen_run(m, kv, &whole[i], 1, 0, err, sizeof(err)), ST_OK);
-            CHECK_INT_EQ(gen_run(m, kv, &tok[i], 1, 1, err, sizeof(err)), ST_OK);
-        }
-        CHECK_INT_EQ(gen_run(m, kv, both, 2, 3, err, sizeof(err)), ST_OK);
-        for (int i = 0; i < 2; i++) {
-            int nrec = lens[i] + n_new - 1;
-            size_t nl = (size_t)nrec * (size_t)r->vocab;
-            bool finite = true;
-            for (size_t j = 0; j < nl; j++)
-                finite = finite && isfinite(whole[i].rec[j]);
-            CHECK_MSG(finite, "%s: non-finite logits", r->arch);
-            CHECK(max_abs_diff(whole[i].rec, tok[i].rec, nl) == 0.0);
-            CHECK(max_abs_diff(whole[i].rec, both[i].rec, nl) == 0.0);
-            double *ref = malloc(nl * sizeof(double));
-            ref_forward(r, whole[i].toks, nrec, ref);
-            double d = 0, mag = 0;
-            for (size_t j = 0; j < nl; j++) {
-                double e = fabs(ref[j] - whole[i].rec[j]);
-                d = e > d || isnan(e) ? e : d;
-                mag = fabs(ref[j]) > mag ? fabs(ref[j]) : mag;
+        /* F16 K/V: the same paths agree bit for bit; against the reference
+         * the rounding of K/V to 11 bits adds to the tolerance */
+        for (int f16 = 0; f16 < 2; f16++) {
+            struct kv_cache *kv = NULL;
+            double kv_tol = f16 ? KV_F16_TOL : 0.0;
+            CHECK_INT_EQ(
+                kv_cache_create(c, 32, 4, f16 ? DTYPE_F16 : DTYPE_F32, 4, &kv, err, sizeof(err)),
+                ST_OK);
+            static const int32_t p0[] = {5, 9, 17, 3, 22, 8, 1};
+            static const int32_t p1[] = {7, 30};
+            const int32_t *prompts[2] = {p0, p1};
+            int lens[2] = {7, 2}, n_new = 10;
+            struct gen_seq whole[2], tok[2], both[2];
+            for (int i = 0; i < 2; i++) {
+                int nrec = lens[i] + n_new - 1;
+                gen_init(&whole[i], prompts[i], lens[i], n_new, nrec, r->vocab);
+                gen_init(&tok[i], prompts[i], lens[i], n_new, nrec, r->vocab);
+                gen_init(&both[i], prompts[i], lens[i], n_new, nrec, r->vocab);
+                CHECK_INT_EQ(gen_run(m, kv, &whole[i], 1, 0, err, sizeof(err)), ST_OK);
+                CHECK_INT_EQ(gen_run(m, kv, &tok[i], 1, 1, err, sizeof(err)), ST_OK);
             }
-            CHECK_MSG(d <= tol * (1 + mag), "%s: seq %d: max |logit - reference| = %g", r->arch, i,
-                      d);
-            printf("     %s seq %d: max |logit - float64 reference| = %.3g (logits up to %.3g)\n",
-                   r->arch, i, d, mag);
-            free(ref);
-            gen_free(&whole[i]);
-            gen_free(&tok[i]);
-            gen_free(&both[i]);
+            CHECK_INT_EQ(gen_run(m, kv, both, 2, 3, err, sizeof(err)), ST_OK);
+            for (int i = 0; i < 2; i++) {
+                int nrec = lens[i] + n_new - 1;
+                size_t nl = (size_t)nrec * (size_t)r->vocab;
+                bool finite = true;
+                for (size_t j = 0; j < nl; j++)
+                    finite = finite && isfinite(whole[i].rec[j]);
+                CHECK_MSG(finite, "%s: non-finite logits", r->arch);
+                CHECK(max_abs_diff(whole[i].rec, tok[i].rec, nl) == 0.0);
+                CHECK(max_abs_diff(whole[i].rec, both[i].rec, nl) == 0.0);
+                double *ref = malloc(nl * sizeof(double));
+                ref_forward(r, whole[i].toks, nrec, ref);
+                double d = 0, mag = 0;
+                for (size_t j = 0; j < nl; j++) {
+                    double e = fabs(ref[j] - whole[i].rec[j]);
+                    d = e > d || isnan(e) ? e : d;
+                    mag = fabs(ref[j]) > mag ? fabs(ref[j]) : mag;
+                }
+                CHECK_MSG(d <= (tol + kv_tol) * (1 + mag),
+                          "%s: seq %d, %s K/V: max |logit - reference| = %g", r->arch, i,
+                          f16 ? "F16" : "F32", d);
+                printf(
+                    "     %s seq %d, %s K/V: max |logit - float64 reference| = %.3g (logits up to "
+                    "%.3g)\n",
+                    r->arch, i, f16 ? "F16" : "F32", d, mag);
+                free(ref);
+                gen_free(&whole[i]);
+                gen_free(&tok[i]);
+                gen_free(&both[i]);
+            }
+            CHECK_INT_EQ(kv_cache_free_blocks(kv), 32);
+            kv_cache_free(kv);
         }
-        CHECK_INT_EQ(kv_cache_free_blocks(kv), 32);
-        kv_cache_free(kv);
         model_free(m);
     }
     rm_free(r);
@@ -1096,7 +1113,8 @@ static void test_forward_hidden_output(void)
     if (!m)
         return;
     struct kv_cache *kv = NULL;
-    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 4, 16, 2, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 4, 16, DTYPE_F32, 2, &kv, err, sizeof(err)),
+                 ST_OK);
     int a = -1, b2 = -1;
     CHECK_INT_EQ(kv_seq_create(kv, &a, err, sizeof(err)), ST_OK);
     CHECK_INT_EQ(kv_seq_create(kv, &b2, err, sizeof(err)), ST_OK);
@@ -1145,7 +1163,8 @@ static void test_forward_rejects_bad_batches(void)
     if (!m)
         return;
     struct kv_cache *kv = NULL;
-    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 2, 4, 2, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 2, 4, DTYPE_F32, 2, &kv, err, sizeof(err)),
+                 ST_OK);
     int s = -1, s2 = -1;
     CHECK_INT_EQ(kv_seq_create(kv, &s, err, sizeof(err)), ST_OK);
     CHECK_INT_EQ(kv_seq_create(kv, &s2, err, sizeof(err)), ST_OK);
@@ -1182,7 +1201,7 @@ static void test_forward_rejects_bad_batches(void)
     struct model_config other = *model_get_config(m);
     other.n_layers = 3;
     struct kv_cache *kv3 = NULL;
-    CHECK_INT_EQ(kv_cache_create(&other, 4, 4, 1, &kv3, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_create(&other, 4, 4, DTYPE_F32, 1, &kv3, err, sizeof(err)), ST_OK);
     int s3 = -1;
     CHECK_INT_EQ(kv_seq_create(kv3, &s3, err, sizeof(err)), ST_OK);
     e.seq = s3;

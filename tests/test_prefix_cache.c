@@ -25,7 +25,7 @@ static struct kv_cache *make(size_t blocks, int seqs)
     struct model_config c = tiny_config();
     struct kv_cache *kv = NULL;
     char err[256] = "";
-    enum status st = kv_cache_create(&c, blocks, BT, seqs, &kv, err, sizeof(err));
+    enum status st = kv_cache_create(&c, blocks, BT, DTYPE_F32, seqs, &kv, err, sizeof(err));
     CHECK_MSG(st == ST_OK, "%s", err);
     return kv;
 }
@@ -45,8 +45,8 @@ static void fill(struct kv_cache *kv, int seq, int n, int tag)
     for (int p = len; p < len + n; p++)
         for (int l = 0; l < 2; l++) {
             /* K feature-major, V position-major (kv_cache.h) */
-            float *k = kv_cache_block_k(kv, l, blocks[p / BT]) + p % BT;
-            float *v = kv_cache_block_v(kv, l, blocks[p / BT]) + (p % BT) * 2;
+            float *k = (float *)kv_cache_block_k(kv, l, blocks[p / BT]) + p % BT;
+            float *v = (float *)kv_cache_block_v(kv, l, blocks[p / BT]) + (p % BT) * 2;
             k[0] = k[BT] = v[0] = v[1] = value(tag, p);
         }
     kv_seq_set_len(kv, seq, len + n);
@@ -56,7 +56,7 @@ static float at(struct kv_cache *kv, int seq, int pos)
 {
     int nb;
     const int *blocks = kv_seq_blocks(kv, seq, &nb);
-    return kv_cache_block_k(kv, 1, blocks[pos / BT])[pos % BT];
+    return ((float *)kv_cache_block_k(kv, 1, blocks[pos / BT]))[pos % BT];
 }
 
 static void test_attach_shares_full_blocks(void)

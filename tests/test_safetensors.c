@@ -382,7 +382,8 @@ static void last_logits(const char *dir, bool use_mmap, float *out)
         return;
     struct kv_cache *kv = NULL;
     int s = -1;
-    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 2, 16, 1, &kv, err, sizeof(err)), ST_OK);
+    CHECK_INT_EQ(kv_cache_create(model_get_config(m), 2, 16, DTYPE_F32, 1, &kv, err, sizeof(err)),
+                 ST_OK);
     CHECK_INT_EQ(kv_seq_create(kv, &s, err, sizeof(err)), ST_OK);
     static const int32_t toks[] = {1, 388, 355, 260, 275};
     struct model_batch_seq e = {.seq = s, .n_tokens = 5, .tokens = toks, .n_logits = 1};

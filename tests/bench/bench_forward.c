@@ -107,7 +107,7 @@ static void bench_model(const char *dir, const char *label)
     const struct model_config *c = model_get_config(m);
     struct kv_cache *kv = NULL;
     int seq = -1;
-    if (kv_cache_create(c, 16, 16, 1, &kv, err, sizeof(err)) != ST_OK ||
+    if (kv_cache_create(c, 16, 16, DTYPE_F32, 1, &kv, err, sizeof(err)) != ST_OK ||
         kv_seq_create(kv, &seq, err, sizeof(err)) != ST_OK) {
         printf("  %s: kv cache: %s\n", label, err);
         model_free(m);

@@ -106,6 +106,9 @@ try {
     d.memory.total_bytes === d.memory.weights_bytes + d.memory.kv_bytes + d.memory.scratch_bytes &&
     d.leases === 0 && d.queue_depth === 0 && d.requests_served === 0 && d.uptime_seconds >= 0 &&
     d.kv_blocks_free === d.kv_blocks_total && d.max_concurrency >= 1, st);
+  const tiny = st.models.find((m) => m.name === 'acme/tiny-chat');
+  check('K/V in f16 for the MLX 4-bit model, f32 for the f32 demo model',
+    tiny && tiny.kv_dtype === 'f16' && d.kv_dtype === 'f32', st);
   r = await request(U, 'GET', '/admin/memory');
   const mem = r.json || {};
   const used = st.models.reduce((a, m) => a + m.memory.total_bytes, 0);
