@@ -61,6 +61,7 @@ static void attn_run(void *ctx, int chunk)
         .dtype = kv_cache_dtype(j->kv),
         .block_stride = (size_t)kv_cache_block_tokens(j->kv) * kd,
         .kv_dim = kd,
+        .head_dim = c->head_dim,
         .block_tokens = kv_cache_block_tokens(j->kv),
     };
     size_t lo, hi;

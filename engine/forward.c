@@ -68,20 +68,22 @@ void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_bat
         int nb, pos = m->s.tok_pos[t];
         const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
         int blk = blocks[pos / bt];
-        /* K feature-major, V position-major (kv_cache.h) */
+        /* K feature-major, V head- then position-major (kv_cache.h):
+         * feature f = h * hd + d of V goes to (h, pos % bt, d) */
         const float *kt = m->s.k + (size_t)t * kd, *vt = m->s.v + (size_t)t * kd;
-        size_t k0 = (size_t)(pos % bt), v0 = (size_t)(pos % bt) * kd;
+        size_t in = (size_t)(pos % bt), hd = (size_t)m->cfg.head_dim;
         if (kv_cache_dtype(kv) == DTYPE_F16) {
             uint16_t *k = kv_cache_block_k(kv, layer, blk), *v = kv_cache_block_v(kv, layer, blk);
             for (size_t f = 0; f < kd; f++) {
-                k[k0 + f * (size_t)bt] = f32_to_f16(kt[f]);
-                v[v0 + f] = f32_to_f16(vt[f]);
+                k[in + f * (size_t)bt] = f32_to_f16(kt[f]);
+                v[(f - f % hd) * (size_t)bt + in * hd + f % hd] = f32_to_f16(vt[f]);
             }
         } else {
             float *k = kv_cache_block_k(kv, layer, blk), *v = kv_cache_block_v(kv, layer, blk);
             for (size_t f = 0; f < kd; f++)
-                k[k0 + f * (size_t)bt] = kt[f];
-            memcpy(v + v0, vt, kd * sizeof(float));
+                k[in + f * (size_t)bt] = kt[f];
+            for (size_t f = 0; f < kd; f += hd)
+                memcpy(v + f * (size_t)bt + in * hd, vt + f, hd * sizeof(float));
         }
     }
 }

@@ -137,9 +137,11 @@ void kernel_softmax_ref(float *x, size_t n);
  * K/V of one layer seen through a sequence's block table, elements F32 or
  * F16.  Within a pool block K is feature-major, (kv_dim, block_tokens): one
  * feature of the block's positions is contiguous, so decode attention loads
- * the operands of 16 positions' scores as one vector; V is position-major,
- * (block_tokens, kv_dim).  kernel_kv_k and kernel_kv_v give element
- * indexes, kernel_kv_load an element.
+ * the operands of 16 positions' scores as one vector; V is head-major then
+ * position-major, (n_kv_heads, block_tokens, head_dim).  Either way one
+ * head's K (or V) of a block is one contiguous piece, which decode streams
+ * through.  kernel_kv_k and kernel_kv_v give element indexes,
+ * kernel_kv_load an element.
  */
 struct kernel_kv_view {
     const void *k;       /* K of pool block 0 of this layer */
@@ -147,6 +149,7 @@ struct kernel_kv_view {
     enum dtype dtype;    /* DTYPE_F32 or DTYPE_F16 */
     size_t block_stride; /* elements from one pool block to the next (block_tokens * kv_dim) */
     size_t kv_dim;       /* elements of one position's K (or V), all KV heads */
+    int head_dim;
     int block_tokens;
     const int *blocks; /* the sequence's block table */
 };
@@ -158,11 +161,12 @@ static inline size_t kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t 
            f * (size_t)kv->block_tokens + (size_t)(p % kv->block_tokens);
 }
 
-/* Index in v of position p, feature f (features contiguous). */
+/* Index in v of position p, feature f (a head's features contiguous). */
 static inline size_t kernel_kv_v(const struct kernel_kv_view *kv, int p, size_t f)
 {
+    size_t hd = (size_t)kv->head_dim, d = f % hd;
     return (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
-           (size_t)(p % kv->block_tokens) * kv->kv_dim + f;
+           (f - d) * (size_t)kv->block_tokens + (size_t)(p % kv->block_tokens) * hd + d;
 }
 
 /* Element i of k or v as a float. */

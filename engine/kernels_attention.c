@@ -229,7 +229,8 @@ static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size
         if (j < np) {
             size_t base = (size_t)kv->blocks[blk] * kv->block_stride;
             st->kp[j] = kv_at(kv->k, base + head_off * st->kstride + (size_t)in, f16);
-            st->vp[j] = kv_at(kv->v, base + (size_t)in * kv->kv_dim + head_off, f16);
+            st->vp[j] = kv_at(
+                kv->v, base + head_off * st->kstride + (size_t)in * (size_t)kv->head_dim, f16);
             if (++in == kv->block_tokens) {
                 in = 0;
                 blk++;

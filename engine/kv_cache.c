@@ -34,7 +34,7 @@ struct kv_cache {
     int max_pos;        /* positions one sequence may hold */
     int max_seq_blocks; /* block table capacity */
     uint8_t *k;         /* (n_layers, n_blocks, kv_dim, block_tokens) elements */
-    uint8_t *v;         /* (n_layers, n_blocks, block_tokens, kv_dim) elements */
+    uint8_t *v;         /* (n_layers, n_blocks, n_kv_heads, block_tokens, head_dim) elements */
     int *refs;          /* (n_blocks) reference counts */
     int *free_stack;    /* (n_blocks) ids of clean blocks; top at n_free - 1 */
     size_t n_free;

@@ -121,9 +121,9 @@ bool kv_cache_fits(const struct kv_cache *kv, const struct model_config *cfg);
 /*
  * Storage of one block for one layer, contiguous elements of
  * kv_cache_dtype(): K feature-major,
- * (n_kv_heads * head_dim, block_tokens), and V position-major,
- * (block_tokens, n_kv_heads * head_dim) (struct kernel_kv_view in
- * kernels.h says why).  No bounds checks (callers take block ids from a
+ * (n_kv_heads * head_dim, block_tokens), and V head- then position-major,
+ * (n_kv_heads, block_tokens, head_dim) (struct kernel_kv_view in kernels.h
+ * says why).  No bounds checks (callers take block ids from a
  * block table).
  */
 void *kv_cache_block_k(struct kv_cache *kv, int layer, int block);

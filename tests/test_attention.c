@@ -60,6 +60,7 @@ static void cache_init(struct cache *c, int hd, int block_tokens, enum dtype dt,
                                       .dtype = dt,
                                       .block_stride = (size_t)block_tokens * kvd,
                                       .kv_dim = kvd,
+                                      .head_dim = hd,
                                       .block_tokens = block_tokens,
                                       .blocks = c->blocks};
 }

@@ -155,7 +155,7 @@ static void test_rope(void)
 }
 
 /* kernel_attention_ref through a scrambled block table, K/V stored F32 and
- * F16 in the cache's layout (K feature-major, V position-major), against
+ * F16 in the cache's layout (K feature-major, V head- then position-major), against
  * attention computed in double from the (rounded) values. */
 static void test_attention_block_table(void)
 {
@@ -173,7 +173,9 @@ static void test_attention_block_table(void)
                 K[p][i] = stb_randf(&seed);
                 V[p][i] = stb_randf(&seed);
                 size_t blk = (size_t)table[p / BT] * BT * kd;
-                size_t ki = blk + i * BT + (size_t)(p % BT), vi = blk + (size_t)(p % BT) * kd + i;
+                /* K (kd, BT); V (KVH, BT, HD) */
+                size_t ki = blk + i * BT + (size_t)(p % BT);
+                size_t vi = blk + (i - i % HD) * BT + (size_t)(p % BT) * HD + i % HD;
                 if (f16) {
                     hk[ki] = f32_to_f16(K[p][i]);
                     hv[vi] = f32_to_f16(V[p][i]);
@@ -189,6 +191,7 @@ static void test_attention_block_table(void)
                                       .dtype = f16 ? DTYPE_F16 : DTYPE_F32,
                                       .block_stride = BT * kd,
                                       .kv_dim = kd,
+                                      .head_dim = HD,
                                       .block_tokens = BT,
                                       .blocks = table};
         float q[HD], out[HD], att[CTX];

@@ -336,6 +336,7 @@ static void test_attention_online(void)
                 for (int start = 0; start <= 20; start += 20)
                     for (int n_ctx = start + 1; n_ctx <= CTX; n_ctx += 11) {
                         int hd = dims[d];
+                        view.head_dim = hd;
                         if (f16 && view.dtype == DTYPE_F32) { /* the same values, rounded */
                             size_t n = (size_t)nblocks * BT * kvd;
                             for (size_t i = 0; i < n; i++) {

@@ -44,7 +44,7 @@ static void fill(struct kv_cache *kv, int seq, int n, int tag)
     const int *blocks = kv_seq_blocks(kv, seq, &nb);
     for (int p = len; p < len + n; p++)
         for (int l = 0; l < 2; l++) {
-            /* K feature-major, V position-major (kv_cache.h) */
+            /* K feature-major, V head- then position-major (kv_cache.h; one head of 2 here) */
             float *k = (float *)kv_cache_block_k(kv, l, blocks[p / BT]) + p % BT;
             float *v = (float *)kv_cache_block_v(kv, l, blocks[p / BT]) + (p % BT) * 2;
             k[0] = k[BT] = v[0] = v[1] = value(tag, p);

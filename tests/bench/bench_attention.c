@@ -60,6 +60,7 @@ static void data_init(struct bench_data *d, const struct shape *s)
                                       .v = d->v,
                                       .block_stride = BLOCK_TOKENS * kvd,
                                       .kv_dim = kvd,
+                                      .head_dim = HEAD_DIM,
                                       .block_tokens = BLOCK_TOKENS,
                                       .blocks = d->blocks};
 }
