@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,7 +251,9 @@ long long hf_cache_kv_estimate(const cJSON *c, int context)
         return 0;
     long long nkv = hf_cache_json_int(c, "num_key_value_heads", (int)nh);
     long long hd = hf_cache_json_int(c, "head_dim", (int)(h / nh));
-    return 2 * l * nkv * hd * (long long)context * (long long)sizeof(float);
+    bool quantized = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "quantization")) ||
+                     cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "quantization_config"));
+    return 2 * l * nkv * hd * (long long)context * (quantized ? 2 : 4);
 }
 
 static cJSON *hf_cache_read_json(const char *path)

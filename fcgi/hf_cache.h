@@ -78,7 +78,9 @@ int hf_cache_delete(const char *models_dir, const char *id, char *err, size_t er
 long long hf_cache_params_estimate(const cJSON *config);
 
 /* Bytes of KV cache for `context` tokens of a model from its config.json
- * object (the engine keeps K and V in fp32); 0 when the config lacks sizes. */
+ * object (the engine keeps K and V in F16 for MLX-quantized models, those
+ * with a quantization object, and in F32 otherwise: ENGINE_KV_AUTO); 0 when
+ * the config lacks sizes. */
 long long hf_cache_kv_estimate(const cJSON *config, int context);
 
 #endif

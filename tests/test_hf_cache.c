@@ -189,6 +189,9 @@ static void test_estimates(void)
     long long p = hf_cache_params_estimate(c);
     CHECK_MSG(p > 550000000LL && p < 650000000LL, "%lld", p);
     CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000), 2LL * 28 * 8 * 128 * 4 * 1000);
+    /* MLX-quantized: the engine keeps K/V in F16 */
+    cJSON_AddItemToObject(c, "quantization", cJSON_Parse("{\"group_size\":64,\"bits\":4}"));
+    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000), 2LL * 28 * 8 * 128 * 2 * 1000);
     cJSON_Delete(c);
     c = cJSON_Parse("{\"hidden_size\":\"x\"}");
     CHECK_INT_EQ(hf_cache_params_estimate(c), 0);
