@@ -267,9 +267,10 @@ static int bench_model(const char *dir, const char *name, const char *dtype, int
     if (rc != ST_OK) {
         printf("  %s: forward failed: %s\n", name, err);
     } else {
-        /* K and V of the average context, read once per layer */
-        double kv_read = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float) *
-                         (n_prefill + n_decode / 2.0);
+        /* K and V of the average context, read once per layer, in the
+         * cache's dtype (F16 for quantized models, as the daemon keeps them) */
+        double kv_read = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim *
+                         (double)dtype_size(kv_cache_dtype(kv)) * (n_prefill + n_decode / 2.0);
         double bpt = (double)decode_weight_bytes(m) + kv_read;
         double need_mb =
             (double)(model_weight_bytes(m) + kv_cache_bytes(kv) + model_scratch_bytes(m)) /
