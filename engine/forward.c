@@ -74,10 +74,15 @@ void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_bat
         size_t in = (size_t)(pos % bt), hd = (size_t)m->cfg.head_dim;
         if (kv_cache_dtype(kv) == DTYPE_F16) {
             uint16_t *k = kv_cache_block_k(kv, layer, blk), *v = kv_cache_block_v(kv, layer, blk);
-            for (size_t f = 0; f < kd; f++) {
-                k[in + f * (size_t)bt] = f32_to_f16(kt[f]);
-                v[(f - f % hd) * (size_t)bt + in * hd + f % hd] = f32_to_f16(vt[f]);
+            uint16_t h[256];
+            for (size_t f0 = 0; f0 < kd; f0 += 256) {
+                size_t nf = kd - f0 < 256 ? kd - f0 : 256;
+                kernel_f32_to_f16(kt + f0, h, nf);
+                for (size_t f = 0; f < nf; f++)
+                    k[in + (f0 + f) * (size_t)bt] = h[f];
             }
+            for (size_t f = 0; f < kd; f += hd)
+                kernel_f32_to_f16(vt + f, v + f * (size_t)bt + in * hd, hd);
         } else {
             float *k = kv_cache_block_k(kv, layer, blk), *v = kv_cache_block_v(kv, layer, blk);
             for (size_t f = 0; f < kd; f++)

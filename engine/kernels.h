@@ -130,6 +130,10 @@ float kernel_expf_ref(float x);
  * be x). */
 void kernel_exp(const float *x, float *y, size_t n);
 
+/* y[i] = f32_to_f16(x[i]) for i < n (tensor.h), 16 at a time with AVX-512:
+ * the same bits for every non-NaN x. */
+void kernel_f32_to_f16(const float *x, uint16_t *y, size_t n);
+
 /* In-place softmax over n > 0 values. */
 void kernel_softmax_ref(float *x, size_t n);
 
@@ -232,7 +236,8 @@ void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel
 void kernel_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
                         float *xd, float *xsum);
 
-/* kernel_silu_mul_ref over n elements split over the pool. */
+/* kernel_silu_mul_ref over n elements split over the pool; with AVX-512
+ * through kernel_exp's exp (within 1e-5 relative of the reference). */
 void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n);
 
 #endif

@@ -642,6 +642,33 @@ void kernel_exp(const float *x, float *y, size_t n)
 }
 
 /* ---------------------------------------------------------------------- */
+/* F16 stores                                                              */
+
+#ifdef KERNELS_X86
+TGT_AVX512 static void f32_to_f16_avx512(const float *x, uint16_t *y, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(y + i, m, h);
+    }
+}
+#endif
+
+void kernel_f32_to_f16(const float *x, uint16_t *y, size_t n)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        f32_to_f16_avx512(x, y, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++)
+        y[i] = f32_to_f16(x[i]);
+}
+
+/* ---------------------------------------------------------------------- */
 /* int8 activations                                                        */
 
 #ifdef KERNELS_X86
@@ -659,11 +686,16 @@ TGT_AVX512 static void x8_quantize_avx512(const float *x, size_t cols, size_t gs
             amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
             sum = _mm512_add_ps(sum, v);
         }
-        _Alignas(64) float part[QUANT_X8_SUM_LANES];
-        _mm512_store_ps(part, sum);
+        /* quant_x8_sum_lanes's folds: lanes i + 8, i + 4, i + 2, i + 1 */
+        __m256 h =
+            _mm256_add_ps(_mm512_castps512_ps256(sum),
+                          _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sum), 1)));
+        __m128 f = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        f = _mm_add_ps(f, _mm_movehl_ps(f, f));
+        f = _mm_add_ss(f, _mm_movehdup_ps(f));
         float m = _mm512_reduce_max_ps(amax), inv = m > 0.0f ? 127.0f / m : 0.0f;
         xd[g] = m / 127.0f;
-        xsum[g] = quant_x8_sum_lanes(part);
+        xsum[g] = _mm_cvtss_f32(f);
         __m512 iv = _mm512_set1_ps(inv);
         for (size_t k = 0; k < gs; k += 16) {
             __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), iv));
@@ -880,6 +912,36 @@ void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const fl
 /* ---------------------------------------------------------------------- */
 /* element-wise                                                            */
 
+#ifdef KERNELS_X86
+/* kernel_silu_mul_ref with exp16 (kernels_x86.h): 16 at a time, the tail
+ * masked, every element the same operations wherever it falls. */
+TGT_AVX512 static void silu_mul_avx512(float *gate, const float *up, size_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        __m512 e = exp16(_mm512_sub_ps(zero, g));
+        __m512 y = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)),
+                                 _mm512_maskz_loadu_ps(m, up + i));
+        _mm512_mask_storeu_ps(gate + i, m, y);
+    }
+}
+#endif
+
+/* One element's arithmetic for every n and every split, so a token's
+ * result does not depend on its batch. */
+static void silu_mul_range(float *gate, const float *up, size_t n)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        silu_mul_avx512(gate, up, n);
+        return;
+    }
+#endif
+    kernel_silu_mul_ref(gate, up, n);
+}
+
 struct silu_job {
     float *gate;
     const float *up;
@@ -893,14 +955,14 @@ static void silu_run(void *ctx, int chunk)
     size_t lo, hi;
     threadpool_split(j->n, 64, chunk, j->n_chunks, &lo, &hi);
     if (lo < hi)
-        kernel_silu_mul_ref(j->gate + lo, j->up + lo, hi - lo);
+        silu_mul_range(j->gate + lo, j->up + lo, hi - lo);
 }
 
 void kernel_silu_mul(struct threadpool *pool, float *gate, const float *up, size_t n)
 {
     struct silu_job j = {gate, up, n, threadpool_chunks(pool, (n + 63) / 64)};
     if (n < 4096)
-        kernel_silu_mul_ref(gate, up, n);
+        silu_mul_range(gate, up, n);
     else
         threadpool_run(pool, silu_run, &j, j.n_chunks);
 }

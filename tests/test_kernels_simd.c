@@ -440,6 +440,80 @@ static void test_exp(void)
     free(y);
 }
 
+/* kernel_silu_mul within 1e-5 relative of the reference at every ISA, for
+ * lengths that do and do not split over the pool, large |x| included. */
+static void test_silu_mul(void)
+{
+    static const size_t lens[] = {1, 15, 17, 4095, 4096, 10000};
+    uint64_t seed = 47;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++)
+        for (size_t li = 0; li < 6; li++) {
+            size_t n = lens[li];
+            float *g = rand_floats(n, &seed, 12.0f), *u = rand_floats(n, &seed, 2.0f);
+            float *want = malloc(n * sizeof(float));
+            for (size_t i = 0; i < n; i += 97)
+                g[i] *= 10.0f; /* out to about +-120: exp(-x) overflows */
+            memcpy(want, g, n * sizeof(float));
+            kernel_silu_mul_ref(want, u, n);
+            kernel_isa_set((enum kernel_isa)isa);
+            kernel_silu_mul(pool2, g, u, n);
+            double worst = 0;
+            for (size_t i = 0; i < n; i++) {
+                double e = fabs(g[i] - want[i]) / (1.0 + fabs(want[i]));
+                worst = e > worst || isnan(e) ? e : worst;
+            }
+            CHECK_MSG(worst < 1e-5, "silu_mul isa %s n %zu: error %g",
+                      kernel_isa_name((enum kernel_isa)isa), n, worst);
+            free(g);
+            free(u);
+            free(want);
+        }
+    kernel_isa_set(kernel_isa_detect());
+}
+
+/* kernel_f32_to_f16 gives f32_to_f16's bits (any length; rounding ties,
+ * subnormal and overflowing results, infinities) at every ISA. */
+static void test_f32_to_f16(void)
+{
+    enum { N = 5000 };
+    static const float special[] = {0.0f,
+                                    -0.0f,
+                                    65504.0f,
+                                    65520.0f,
+                                    65519.99f,
+                                    1e9f,
+                                    -INFINITY,
+                                    INFINITY,
+                                    6e-8f,
+                                    3e-8f,
+                                    2.9e-8f,
+                                    1e-30f,
+                                    6.1e-5f,
+                                    -6.09e-5f,
+                                    1.0f + 1.0f / 2048,
+                                    1.0f + 3.0f / 2048};
+    uint64_t seed = 53;
+    float x[N];
+    uint16_t want[N], got[N];
+    for (int i = 0; i < N; i++) {
+        float r = stb_randf(&seed); /* magnitudes from 1e-9 to 1e6 */
+        x[i] = r * powf(10.0f, (float)(i % 16) - 9.0f);
+    }
+    memcpy(x, special, sizeof(special));
+    for (int i = 0; i < N; i++)
+        want[i] = f32_to_f16(x[i]);
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+        kernel_isa_set((enum kernel_isa)isa);
+        for (size_t len = 1; len <= N; len = len * 3 + 1) {
+            memset(got, 0, sizeof(got));
+            kernel_f32_to_f16(x, got, len);
+            CHECK_MSG(memcmp(got, want, len * sizeof(uint16_t)) == 0, "isa %s length %zu differs",
+                      kernel_isa_name((enum kernel_isa)isa), len);
+        }
+    }
+    kernel_isa_set(kernel_isa_detect());
+}
+
 struct count_job {
     atomic_int calls;
     atomic_long sum;
@@ -514,6 +588,8 @@ int main(void)
     RUN(test_attention_online);
     RUN(test_x8_quantize);
     RUN(test_exp);
+    RUN(test_silu_mul);
+    RUN(test_f32_to_f16);
     threadpool_free(pool1);
     threadpool_free(pool2);
     return harness_finish();
