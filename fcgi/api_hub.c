@@ -296,7 +296,9 @@ int api_hub_search(struct http_request *req)
         int ctx = (int)api_hub_num(config, "max_position_embeddings");
         if (ctx <= 0 || ctx > API_HUB_KV_TOKENS)
             ctx = API_HUB_KV_TOKENS;
-        long long kv = cJSON_IsObject(config) ? hf_cache_kv_estimate(config, ctx) : 0;
+        long long kv = cJSON_IsObject(config)
+                           ? hf_cache_kv_estimate(config, ctx, req->app->config.kv_cache_dtype)
+                           : 0;
         long long est = weights >= 0 ? weights + kv : -1;
         int fits = est >= 0 && (unsigned long long)est <= budget;
         if (max_gb > 0 && est >= 0 && (double)est > max_gb * 1024.0 * 1024.0 * 1024.0)

@@ -39,12 +39,15 @@ static void serve_usage(FILE *out)
 
 static void serve_print_config(const struct config *c)
 {
+    static const char *const kv_names[] = {"auto", "f16", "f32"};
     printf("listen: %s\nstate_dir: %s\nmodels_dir: %s\nworkers: %d\nthreads: %d\n"
+           "kv_cache_dtype: %s\n"
            "memory_limit_percent: %d\nmax_loaded_models: %d\nidle_unload_seconds: %d\n"
            "max_body_bytes: %lld\nlog_level: %s\nlog_format: %s\n"
            "log_file: \"%s\"\nhf_endpoint: %s\nhf_token: %s\n",
-           c->listen, c->state_dir, c->models_dir, c->workers, c->threads, c->memory_limit_percent,
-           c->max_loaded_models, c->idle_unload_seconds, c->max_body_bytes, c->log_level,
+           c->listen, c->state_dir, c->models_dir, c->workers, c->threads,
+           kv_names[c->kv_cache_dtype], c->memory_limit_percent, c->max_loaded_models,
+           c->idle_unload_seconds, c->max_body_bytes, c->log_level,
            c->log_format == CONFIG_LOG_FORMAT_JSON ? "json" : "text", c->log_file, c->hf_endpoint,
            *c->hf_token ? "(set)" : "\"\"");
 }

@@ -22,6 +22,7 @@ enum config_kind {
     CONFIG_KIND_LOG_LEVEL,
     CONFIG_KIND_LOG_FORMAT,
     CONFIG_KIND_BOOL,
+    CONFIG_KIND_KV_DTYPE,
 };
 
 struct config_key {
@@ -39,6 +40,7 @@ static const struct config_key config_keys[] = {
     {"models_dir", CONFIG_KIND_STRING, CONFIG_FIELD(models_dir), 0, 0},
     {"workers", CONFIG_KIND_INT, CONFIG_FIELD(workers), 1, 256},
     {"threads", CONFIG_KIND_INT, CONFIG_FIELD(threads), 0, 256},
+    {"kv_cache_dtype", CONFIG_KIND_KV_DTYPE, CONFIG_FIELD(kv_cache_dtype), 0, 0},
     {"memory_limit_percent", CONFIG_KIND_INT, CONFIG_FIELD(memory_limit_percent), 10, 100},
     {"max_loaded_models", CONFIG_KIND_INT, CONFIG_FIELD(max_loaded_models), 1, 64},
     {"idle_unload_seconds", CONFIG_KIND_INT, CONFIG_FIELD(idle_unload_seconds), 0, 7 * 24 * 3600},
@@ -81,6 +83,7 @@ int config_defaults(struct config *cfg)
     rc |= config_set_string(&cfg->models_dir, buf);
     cfg->workers = 32;
     cfg->threads = 0;
+    cfg->kv_cache_dtype = CONFIG_KV_AUTO;
     cfg->memory_limit_percent = 90;
     cfg->max_loaded_models = 4;
     cfg->idle_unload_seconds = 0;
@@ -189,6 +192,18 @@ static int config_set_key(struct config *cfg, const struct config_key *k, const 
             *(enum config_log_format *)field = CONFIG_LOG_FORMAT_TEXT;
         } else {
             snprintf(problem, plen, "%s: expected json or text, got '%s'", k->name, value);
+            return -1;
+        }
+        return 0;
+    case CONFIG_KIND_KV_DTYPE:
+        if (!strcmp(value, "auto")) {
+            *(enum config_kv_dtype *)field = CONFIG_KV_AUTO;
+        } else if (!strcmp(value, "f16")) {
+            *(enum config_kv_dtype *)field = CONFIG_KV_F16;
+        } else if (!strcmp(value, "f32")) {
+            *(enum config_kv_dtype *)field = CONFIG_KV_F32;
+        } else {
+            snprintf(problem, plen, "%s: expected auto, f16 or f32, got '%s'", k->name, value);
             return -1;
         }
         return 0;

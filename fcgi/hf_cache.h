@@ -18,6 +18,8 @@
 #include <cJSON.h>
 #include <stddef.h>
 
+#include "config.h"
+
 /*
  * 1 when `id` is "ORG/NAME" where both parts are 1..96 characters of
  * [A-Za-z0-9._-], neither starts with '.', and neither contains "..";
@@ -78,9 +80,9 @@ int hf_cache_delete(const char *models_dir, const char *id, char *err, size_t er
 long long hf_cache_params_estimate(const cJSON *config);
 
 /* Bytes of KV cache for `context` tokens of a model from its config.json
- * object (the engine keeps K and V in F16 for MLX-quantized models, those
- * with a quantization object, and in F32 otherwise: ENGINE_KV_AUTO); 0 when
- * the config lacks sizes. */
-long long hf_cache_kv_estimate(const cJSON *config, int context);
+ * object, K and V stored as the kv_cache_dtype setting says (auto: F16 for
+ * MLX-quantized models, those with a quantization object, F32 otherwise);
+ * 0 when the config lacks sizes. */
+long long hf_cache_kv_estimate(const cJSON *config, int context, enum config_kv_dtype kv);
 
 #endif

@@ -309,14 +309,25 @@ struct pool_plan {
     size_t fixed, kv_want, kv_min, kv;
 };
 
+/* The engine's KV cache choice for the kv_cache_dtype setting. */
+static enum engine_kv_dtype pool_kv_choice(const struct config *cfg)
+{
+    switch (cfg->kv_cache_dtype) {
+    case CONFIG_KV_F16: return ENGINE_KV_F16;
+    case CONFIG_KV_F32: return ENGINE_KV_F32;
+    default: return ENGINE_KV_AUTO;
+    }
+}
+
 static void pool_plan_make(const struct registry_model *rm, int max_seqs, int context_length,
-                           unsigned long long budget, struct pool_plan *pl)
+                           enum engine_kv_dtype kv_choice, unsigned long long budget,
+                           struct pool_plan *pl)
 {
     const struct model_config *c = &rm->cfg;
     pl->max_seqs = max_seqs;
     pl->context_length = context_length;
     pl->fixed = rm->weight_bytes + pool_scratch_estimate(c, max_seqs, POOL_BATCH_TOKENS);
-    size_t tok = kv_cache_block_bytes(c, 1, engine_kv_dtype_of(c, ENGINE_KV_AUTO));
+    size_t tok = kv_cache_block_bytes(c, 1, engine_kv_dtype_of(c, kv_choice));
     size_t min_tokens =
         (size_t)(context_length < POOL_KV_MIN_TOKENS ? context_length : POOL_KV_MIN_TOKENS);
     min_tokens = (min_tokens + KV_BLOCK_TOKENS_DEFAULT - 1) / KV_BLOCK_TOKENS_DEFAULT *
@@ -469,7 +480,8 @@ static int pool_load_entry(struct pool *p, struct pool_entry *e, const struct re
     if (rm->profile)
         max_seqs = e->max_concurrency < POOL_MAX_SEQS ? e->max_concurrency : POOL_MAX_SEQS;
     struct pool_plan pl = {0};
-    pool_plan_make(rm, max_seqs, pool_profile_context(rm), pool_budget_locked(p), &pl);
+    enum engine_kv_dtype kv_choice = pool_kv_choice(&p->app->config);
+    pool_plan_make(rm, max_seqs, pool_profile_context(rm), kv_choice, pool_budget_locked(p), &pl);
     int rc = pool_admit_locked(p, e, &pl, err);
     if (rc == 0) {
         struct engine_load_opts o = {
@@ -477,6 +489,7 @@ static int pool_load_entry(struct pool *p, struct pool_entry *e, const struct re
             .max_seqs = max_seqs,
             .max_batch_tokens = POOL_BATCH_TOKENS > max_seqs ? POOL_BATCH_TOKENS : max_seqs,
             .threads = p->app->config.threads,
+            .kv_dtype = kv_choice,
         };
         pthread_mutex_unlock(&p->mu);
         log_msg(LOG_LEVEL_INFO, "loading model %s from %s (KV %.1f MiB, %d sequences)", e->name,

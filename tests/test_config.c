@@ -16,6 +16,7 @@ static void test_config_defaults(void)
     CHECK_INT_EQ(c.memory_limit_percent, 90);
     CHECK_STR_EQ(c.log_level, "info");
     CHECK(c.log_format == CONFIG_LOG_FORMAT_JSON);
+    CHECK(c.kv_cache_dtype == CONFIG_KV_AUTO);
     CHECK_STR_EQ(c.hf_endpoint, "https://huggingface.co");
     CHECK(strstr(c.models_dir, "huggingface/hub") != NULL);
     config_free(&c);
@@ -32,6 +33,7 @@ static void test_config_valid_file(void)
                        "max_body_bytes: 2m\n"
                        "log_level: debug\n"
                        "log_format: text\n"
+                       "kv_cache_dtype: f32\n"
                        "hf_endpoint: \"http://127.0.0.1:5000\"\n";
     CHECK_MSG(load(&c, yaml, err, sizeof(err)) == 0, "%s", err);
     CHECK_STR_EQ(c.listen, "127.0.0.1:9000");
@@ -40,6 +42,7 @@ static void test_config_valid_file(void)
     CHECK_INT_EQ(c.max_body_bytes, 2 * 1024 * 1024);
     CHECK_STR_EQ(c.log_level, "debug");
     CHECK(c.log_format == CONFIG_LOG_FORMAT_TEXT);
+    CHECK(c.kv_cache_dtype == CONFIG_KV_F32);
     CHECK_STR_EQ(c.hf_endpoint, "http://127.0.0.1:5000");
     config_free(&c);
 }
@@ -78,6 +81,7 @@ static void test_config_bad_files(void)
     expect_error("max_body_bytes: 12q\n", "test.yaml:1:", "max_body_bytes");
     expect_error("log_level: loud\n", "test.yaml:1:", "debug, info, warn or error");
     expect_error("log_format: xml\n", "test.yaml:1:", "json or text");
+    expect_error("kv_cache_dtype: bf16\n", "test.yaml:1:", "auto, f16 or f32");
     expect_error("\n\nworkers: [1, 2]\n", "test.yaml:3:", "lists are not allowed");
     expect_error("workers:\n  nested: 1\n", "test.yaml:2:", "nested");
     expect_error("log_file: \"unterminated\n", "test.yaml:", "YAML syntax error");

@@ -282,6 +282,19 @@ try {
   const reports = sanitizerReports(srv.runDir);
   check('no sanitizer reports', reports.length === 0, reports.slice(0, 5).join('\n'));
   srv.cleanup();
+}
+
+// ---- kv_cache_dtype: f32 keeps even a quantized model's K/V in f32 ----------
+const srv2 = await startServer(`models_dir: ${hub}\nworkers: 4\nkv_cache_dtype: f32\n`);
+try {
+  const r = await request(srv2.url, 'POST', '/admin/models/load', { model: 'acme/tiny-chat' });
+  const st = await status(srv2.url);
+  const tiny = (st.models || []).find((m) => m.name === 'acme/tiny-chat');
+  check('kv_cache_dtype: f32 applies to the MLX 4-bit model', r.status === 200 && tiny &&
+    tiny.kv_dtype === 'f32', st);
+} finally {
+  srv2.stop();
+  srv2.cleanup();
   fs.rmSync(tmp, { recursive: true, force: true });
   finish();
 }
