@@ -338,6 +338,18 @@ int main(int argc, char **argv)
             snprintf(models, sizeof(models), "%s", argv[++i]);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc)
             snprintf(json, sizeof(json), "%s", argv[++i]);
+        else {
+            /* --help, or an option it does not know: usage, not a benchmark */
+            bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            if (!help)
+                fprintf(stderr, "bench_models: unknown option or missing value: %s\n", argv[i]);
+            fprintf(help ? stdout : stderr,
+                    "usage: bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]\n"
+                    "                    [--prefill N] [--decode N] [--models DIR] [--json FILE]\n"
+                    "SHAPE: llama-1b-32k, llama-3.2-1b or qwen2.5-0.5b; "
+                    "DTYPE: mlx-4bit, mlx-8bit or bf16\n");
+            return help ? 0 : 2;
+        }
     }
     mkdir(models, 0777);
     char err[256];
