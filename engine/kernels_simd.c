@@ -189,16 +189,6 @@ TGT_AVX2 static void float_rows_bf16(const struct kernel_mat *w, const float *x,
     float_rows(w, DTYPE_BF16, x, t0, t1, r0, r1, y);
 }
 
-TGT_AVX512 INLINE __m512 load16(const void *p, enum dtype dt, size_t i)
-{
-    if (dt == DTYPE_F32)
-        return _mm512_loadu_ps((const float *)p + i);
-    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
-    if (dt == DTYPE_F16)
-        return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 /*
  * float_block on 512-bit vectors: two 16-lane accumulators over 32-element
  * steps, one more 16-step into the first, a scalar tail.
@@ -619,11 +609,8 @@ TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x,
 #ifdef KERNELS_X86
 TGT_AVX512 static void exp_avx512(const float *x, float *y, size_t n)
 {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i);
         _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
@@ -648,7 +635,7 @@ void kernel_exp(const float *x, float *y, size_t n)
 TGT_AVX512 static void f32_to_f16_avx512(const float *x, uint16_t *y, size_t n)
 {
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = mask16(n - i);
         __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         _mm256_mask_storeu_epi16(y + i, m, h);
@@ -919,7 +906,7 @@ TGT_AVX512 static void silu_mul_avx512(float *gate, const float *up, size_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = mask16(n - i);
         __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
         __m512 e = exp16(_mm512_sub_ps(zero, g));
         __m512 y = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)),

@@ -30,6 +30,23 @@ TGT_AVX2 INLINE float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Elements i .. i+15 of p, stored as dt (F32, F16 or BF16), as floats. */
+TGT_AVX512 INLINE __m512 load16(const void *p, enum dtype dt, size_t i)
+{
+    if (dt == DTYPE_F32)
+        return _mm512_loadu_ps((const float *)p + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
+    if (dt == DTYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* The lanes of a 16-wide step with `left` elements still to do. */
+INLINE __mmask16 mask16(size_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
 /* e^x for 16 lanes: 2^n e^r with |r| <= ln2/2 and a degree-6 polynomial
  * (about 2 ulp); x below -150 gives exactly 0, so masked -inf scores
  * vanish.  Lane for lane the same bits as kernel_expf_ref (kernels.h). */

@@ -139,16 +139,6 @@ float quant_packed_dot_ref(const struct quant_matrix *m, size_t row, const int8_
 }
 
 #ifdef KERNELS_X86
-/* the 16 rows' scales or biases of group g of a bundle, as floats */
-TGT_AVX512 INLINE __m512 load_params16(const void *p, enum dtype dt, size_t i)
-{
-    if (dt == DTYPE_F32)
-        return _mm512_loadu_ps((const float *)p + i);
-    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
-    if (dt == DTYPE_F16)
-        return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
 
 /* 4 activation bytes at p, in every lane */
 TGT_AVX512 INLINE __m512i bcast4(const int8_t *p)
@@ -227,8 +217,8 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
             }
         }
         size_t pi = pi0 + g * QUANT_PACK_ROWS;
-        __m512 sv = load_params16(m->scales, m->param_dtype, pi);
-        __m512 bv = load_params16(m->biases, m->param_dtype, pi);
+        __m512 sv = load16(m->scales, m->param_dtype, pi);
+        __m512 bv = load16(m->biases, m->param_dtype, pi);
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
 #pragma GCC unroll 4
