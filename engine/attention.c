@@ -20,9 +20,18 @@ static size_t qdim(const struct model *m)
     return (size_t)m->cfg.n_heads * (size_t)m->cfg.head_dim;
 }
 
-static size_t kvdim(const struct model *m)
+struct kernel_kv_view layer_kv_view(struct kv_cache *kv, const struct model_config *c, int layer)
 {
-    return (size_t)m->cfg.n_kv_heads * (size_t)m->cfg.head_dim;
+    size_t kd = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    return (struct kernel_kv_view){
+        .k = kv_cache_block_k(kv, layer, 0),
+        .v = kv_cache_block_v(kv, layer, 0),
+        .dtype = kv_cache_dtype(kv),
+        .block_stride = (size_t)kv_cache_block_tokens(kv) * kd,
+        .kv_dim = kd,
+        .head_dim = c->head_dim,
+        .block_tokens = kv_cache_block_tokens(kv),
+    };
 }
 
 struct attn_job {
@@ -52,18 +61,10 @@ static void attn_run(void *ctx, int chunk)
     struct model *m = j->m;
     const struct model_config *c = &m->cfg;
     struct model_scratch *s = &m->s;
-    size_t hd = (size_t)c->head_dim, qd = qdim(m), kd = kvdim(m);
+    size_t hd = (size_t)c->head_dim, qd = qdim(m);
     int group = c->n_heads / c->n_kv_heads;
     bool windowed = c->sliding_window > 0 && j->layer >= c->sliding_window_from_layer;
-    struct kernel_kv_view view = {
-        .k = kv_cache_block_k(j->kv, j->layer, 0),
-        .v = kv_cache_block_v(j->kv, j->layer, 0),
-        .dtype = kv_cache_dtype(j->kv),
-        .block_stride = (size_t)kv_cache_block_tokens(j->kv) * kd,
-        .kv_dim = kd,
-        .head_dim = c->head_dim,
-        .block_tokens = kv_cache_block_tokens(j->kv),
-    };
+    struct kernel_kv_view view = layer_kv_view(j->kv, c, j->layer);
     size_t lo, hi;
     threadpool_split(units_of(j), 1, chunk, j->n_chunks, &lo, &hi);
     /* find the sequence of unit lo; units run (sequence, KV head, tile) */

@@ -62,33 +62,34 @@ void block_rope(struct model *m, int n)
 void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
                     int n)
 {
-    int bt = kv_cache_block_tokens(kv);
-    size_t kd = kvdim(m);
+    /* indexes as the attention kernels read them: K feature-major (feature
+     * f + 1 a block's width on), each head's V features contiguous */
+    struct kernel_kv_view view = layer_kv_view(kv, &m->cfg, layer);
+    int bt = view.block_tokens;
+    size_t kd = view.kv_dim, hd = (size_t)view.head_dim;
+    void *kbase = kv_cache_block_k(kv, layer, 0), *vbase = kv_cache_block_v(kv, layer, 0);
     for (int t = 0; t < n; t++) {
         int nb, pos = m->s.tok_pos[t];
         const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
-        int blk = blocks[pos / bt];
-        /* K feature-major, V head- then position-major (kv_cache.h):
-         * feature f = h * hd + d of V goes to (h, pos % bt, d) */
+        int blk = blocks[pos / bt], in = pos % bt;
         const float *kt = m->s.k + (size_t)t * kd, *vt = m->s.v + (size_t)t * kd;
-        size_t in = (size_t)(pos % bt), hd = (size_t)m->cfg.head_dim;
-        if (kv_cache_dtype(kv) == DTYPE_F16) {
-            uint16_t *k = kv_cache_block_k(kv, layer, blk), *v = kv_cache_block_v(kv, layer, blk);
-            uint16_t h[256];
+        size_t k0 = kernel_kv_k_at(&view, blk, in, 0);
+        if (view.dtype == DTYPE_F16) {
+            uint16_t *k = (uint16_t *)kbase + k0, *v = vbase, h[256];
             for (size_t f0 = 0; f0 < kd; f0 += 256) {
                 size_t nf = kd - f0 < 256 ? kd - f0 : 256;
                 kernel_f32_to_f16(kt + f0, h, nf);
                 for (size_t f = 0; f < nf; f++)
-                    k[in + (f0 + f) * (size_t)bt] = h[f];
+                    k[(f0 + f) * (size_t)bt] = h[f];
             }
             for (size_t f = 0; f < kd; f += hd)
-                kernel_f32_to_f16(vt + f, v + f * (size_t)bt + in * hd, hd);
+                kernel_f32_to_f16(vt + f, v + kernel_kv_v_at(&view, blk, in, f), hd);
         } else {
-            float *k = kv_cache_block_k(kv, layer, blk), *v = kv_cache_block_v(kv, layer, blk);
+            float *k = (float *)kbase + k0, *v = vbase;
             for (size_t f = 0; f < kd; f++)
-                k[in + f * (size_t)bt] = kt[f];
+                k[f * (size_t)bt] = kt[f];
             for (size_t f = 0; f < kd; f += hd)
-                memcpy(v + f * (size_t)bt + in * hd, vt + f, hd * sizeof(float));
+                memcpy(v + kernel_kv_v_at(&view, blk, in, f), vt + f, hd * sizeof(float));
         }
     }
 }

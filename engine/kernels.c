@@ -168,7 +168,7 @@ float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p
     size_t k = kernel_kv_k(kv, p, head_off);
     float acc = 0.0f;
     for (int i = 0; i < head_dim; i++)
-        acc += q[i] * kernel_kv_load(kv, kv->k, k + (size_t)i * (size_t)kv->block_tokens);
+        acc += q[i] * dtype_load_f32(kv->k, kv->dtype, k + (size_t)i * (size_t)kv->block_tokens);
     return acc;
 }
 
@@ -186,6 +186,6 @@ void kernel_attention_ref(const float *q, const struct kernel_kv_view *kv, size_
         size_t v = kernel_kv_v(kv, ctx_start + p, head_off);
         float a = att[p];
         for (int i = 0; i < head_dim; i++)
-            out[i] += a * kernel_kv_load(kv, kv->v, v + (size_t)i);
+            out[i] += a * dtype_load_f32(kv->v, kv->dtype, v + (size_t)i);
     }
 }

@@ -144,8 +144,9 @@ void kernel_softmax_ref(float *x, size_t n);
  * the operands of 16 positions' scores as one vector; V is head-major then
  * position-major, (n_kv_heads, block_tokens, head_dim).  Either way one
  * head's K (or V) of a block is one contiguous piece, which decode streams
- * through.  kernel_kv_k and kernel_kv_v give element indexes,
- * kernel_kv_load an element.
+ * through.  kernel_kv_k and kernel_kv_v give element indexes (the _at forms
+ * from a pool block and the position within it); dtype_load_f32 (tensor.h)
+ * reads an element.
  */
 struct kernel_kv_view {
     const void *k;       /* K of pool block 0 of this layer */
@@ -158,26 +159,31 @@ struct kernel_kv_view {
     const int *blocks; /* the sequence's block table */
 };
 
-/* Index in k of position p, feature f; feature f + 1 is block_tokens on. */
-static inline size_t kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t f)
+/* Index in k of pool block `block`, slot `in`, feature f; feature f + 1 is
+ * block_tokens on. */
+static inline size_t kernel_kv_k_at(const struct kernel_kv_view *kv, int block, int in, size_t f)
 {
-    return (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
-           f * (size_t)kv->block_tokens + (size_t)(p % kv->block_tokens);
+    return (size_t)block * kv->block_stride + f * (size_t)kv->block_tokens + (size_t)in;
 }
 
-/* Index in v of position p, feature f (a head's features contiguous). */
-static inline size_t kernel_kv_v(const struct kernel_kv_view *kv, int p, size_t f)
+/* Index in v of pool block `block`, slot `in`, feature f (a head's
+ * features contiguous). */
+static inline size_t kernel_kv_v_at(const struct kernel_kv_view *kv, int block, int in, size_t f)
 {
     size_t hd = (size_t)kv->head_dim, d = f % hd;
-    return (size_t)kv->blocks[p / kv->block_tokens] * kv->block_stride +
-           (f - d) * (size_t)kv->block_tokens + (size_t)(p % kv->block_tokens) * hd + d;
+    return (size_t)block * kv->block_stride + (f - d) * (size_t)kv->block_tokens + (size_t)in * hd +
+           d;
 }
 
-/* Element i of k or v as a float. */
-static inline float kernel_kv_load(const struct kernel_kv_view *kv, const void *base, size_t i)
+/* The same for position p of the sequence. */
+static inline size_t kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t f)
 {
-    return kv->dtype == DTYPE_F16 ? f16_to_f32(((const uint16_t *)base)[i])
-                                  : ((const float *)base)[i];
+    return kernel_kv_k_at(kv, kv->blocks[p / kv->block_tokens], p % kv->block_tokens, f);
+}
+
+static inline size_t kernel_kv_v(const struct kernel_kv_view *kv, int p, size_t f)
+{
+    return kernel_kv_v_at(kv, kv->blocks[p / kv->block_tokens], p % kv->block_tokens, f);
 }
 
 /* q . K[p] over head_dim features from head_off, summed in feature order. */

@@ -53,7 +53,7 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
             size_t v = kernel_kv_v(kv, p0 + j, head_off);
             l += e;
             for (int i = 0; i < hd; i++)
-                out[i] += e * kernel_kv_load(kv, kv->v, v + (size_t)i);
+                out[i] += e * dtype_load_f32(kv->v, kv->dtype, v + (size_t)i);
         }
         m = mc;
     }
@@ -91,7 +91,8 @@ TGT_AVX2 static void scores_avx2(const float *qs, const struct kernel_kv_view *k
     for (; j < n; j++) {
         float acc = 0.0f;
         for (int d = 0; d < hd; d++)
-            acc = fmaf(qs[d], kernel_kv_load(kv, kv->k, k + (size_t)d * ks + (size_t)j), acc);
+            acc =
+                fmaf(qs[d], dtype_load_f32(kv->k, kv->dtype, k + (size_t)d * ks + (size_t)j), acc);
         s[j] = acc;
     }
 }
@@ -227,10 +228,8 @@ static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size
     st->kstride = (size_t)kv->block_tokens;
     for (int j = 0; j < TILE_POS; j++) {
         if (j < np) {
-            size_t base = (size_t)kv->blocks[blk] * kv->block_stride;
-            st->kp[j] = kv_at(kv->k, base + head_off * st->kstride + (size_t)in, f16);
-            st->vp[j] = kv_at(
-                kv->v, base + head_off * st->kstride + (size_t)in * (size_t)kv->head_dim, f16);
+            st->kp[j] = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], in, head_off), f16);
+            st->vp[j] = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], in, head_off), f16);
             if (++in == kv->block_tokens) {
                 in = 0;
                 blk++;

@@ -64,7 +64,7 @@ size_t kv_cache_block_bytes(const struct model_config *cfg, int block_tokens, en
     if (block_tokens <= 0)
         block_tokens = KV_BLOCK_TOKENS_DEFAULT;
     return 2 * (size_t)cfg->n_layers * (size_t)block_tokens * (size_t)cfg->n_kv_heads *
-           (size_t)cfg->head_dim * (dt == DTYPE_F16 ? 2 : 4);
+           (size_t)cfg->head_dim * dtype_size(dt);
 }
 
 size_t kv_cache_blocks_for_budget(const struct model_config *cfg, int block_tokens, enum dtype dt,

@@ -107,6 +107,10 @@ void block_qk_norm(struct model *m, int layer, int n);
 /* RoPE on q and k at each token's position. */
 void block_rope(struct model *m, int n);
 
+/* Layer `layer` of the cache as the attention kernels see it (without a
+ * block table): the one description of where a K/V element is stored. */
+struct kernel_kv_view layer_kv_view(struct kv_cache *kv, const struct model_config *c, int layer);
+
 /* Writes k, v of each token into its sequence's cache slot. */
 void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
                     int n);
