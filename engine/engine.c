@@ -219,10 +219,10 @@ static enum status load_generation_config(struct engine_model *m, char *err, siz
 
 static void *scheduler_main(void *arg);
 
-enum dtype engine_kv_dtype_of(const struct model_config *cfg, enum engine_kv_dtype pref)
+enum dtype engine_kv_dtype_of(bool quantized, enum engine_kv_dtype pref)
 {
     if (pref == ENGINE_KV_AUTO)
-        return cfg->quantized ? DTYPE_F16 : DTYPE_F32;
+        return quantized ? DTYPE_F16 : DTYPE_F32;
     return pref == ENGINE_KV_F16 ? DTYPE_F16 : DTYPE_F32;
 }
 
@@ -303,7 +303,7 @@ enum status engine_model_load(const char *path_or_id, const struct engine_load_o
     for (size_t i = 0; i < n_tok_eos; i++)
         add_eos(info, tok_eos[i]);
 
-    info->kv_dtype = engine_kv_dtype_of(cfg, o.kv_dtype);
+    info->kv_dtype = engine_kv_dtype_of(cfg->quantized, o.kv_dtype);
     size_t budget = o.kv_bytes;
     if (!budget) {
         size_t full =

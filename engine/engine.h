@@ -61,11 +61,10 @@ enum engine_kv_dtype {
     ENGINE_KV_F16, /* half the memory and the attention's reads; K/V rounded to 11 bits */
 };
 
-struct model_config;
-
-/* DTYPE_F32 or DTYPE_F16: what a model of config cfg stores its K/V as for
- * the choice pref. */
-enum dtype engine_kv_dtype_of(const struct model_config *cfg, enum engine_kv_dtype pref);
+/* DTYPE_F32 or DTYPE_F16: what a model stores its K/V as for the choice
+ * pref, given whether its weights are MLX-quantized (the one place the
+ * ENGINE_KV_AUTO rule is written; the daemon's estimates use it too). */
+enum dtype engine_kv_dtype_of(bool quantized, enum engine_kv_dtype pref);
 
 struct engine_load_opts {
     size_t kv_bytes;               /* KV pool budget; 0 = max_seqs full contexts, at most 2 GiB */

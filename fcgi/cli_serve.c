@@ -39,7 +39,8 @@ static void serve_usage(FILE *out)
 
 static void serve_print_config(const struct config *c)
 {
-    static const char *const kv_names[] = {"auto", "f16", "f32"};
+    static const char *const kv_names[] = {
+        [ENGINE_KV_AUTO] = "auto", [ENGINE_KV_F32] = "f32", [ENGINE_KV_F16] = "f16"};
     printf("listen: %s\nstate_dir: %s\nmodels_dir: %s\nworkers: %d\nthreads: %d\n"
            "kv_cache_dtype: %s\n"
            "memory_limit_percent: %d\nmax_loaded_models: %d\nidle_unload_seconds: %d\n"

@@ -83,7 +83,7 @@ int config_defaults(struct config *cfg)
     rc |= config_set_string(&cfg->models_dir, buf);
     cfg->workers = 32;
     cfg->threads = 0;
-    cfg->kv_cache_dtype = CONFIG_KV_AUTO;
+    cfg->kv_cache_dtype = ENGINE_KV_AUTO;
     cfg->memory_limit_percent = 90;
     cfg->max_loaded_models = 4;
     cfg->idle_unload_seconds = 0;
@@ -197,11 +197,11 @@ static int config_set_key(struct config *cfg, const struct config_key *k, const 
         return 0;
     case CONFIG_KIND_KV_DTYPE:
         if (!strcmp(value, "auto")) {
-            *(enum config_kv_dtype *)field = CONFIG_KV_AUTO;
+            *(enum engine_kv_dtype *)field = ENGINE_KV_AUTO;
         } else if (!strcmp(value, "f16")) {
-            *(enum config_kv_dtype *)field = CONFIG_KV_F16;
+            *(enum engine_kv_dtype *)field = ENGINE_KV_F16;
         } else if (!strcmp(value, "f32")) {
-            *(enum config_kv_dtype *)field = CONFIG_KV_F32;
+            *(enum engine_kv_dtype *)field = ENGINE_KV_F32;
         } else {
             snprintf(problem, plen, "%s: expected auto, f16 or f32, got '%s'", k->name, value);
             return -1;

@@ -15,30 +15,25 @@
 
 #include <stddef.h>
 
+#include "engine.h"
+
 enum config_log_format {
     CONFIG_LOG_FORMAT_JSON,
     CONFIG_LOG_FORMAT_TEXT,
 };
 
-/* What loaded models keep their K/V cache as. */
-enum config_kv_dtype {
-    CONFIG_KV_AUTO, /* F16 for MLX-quantized models, F32 for float ones */
-    CONFIG_KV_F16,
-    CONFIG_KV_F32,
-};
-
 struct config {
-    char *listen;     /* unix socket path or host:port for TCP */
-    char *state_dir;  /* SQLite database and other daemon state */
-    char *models_dir; /* Hugging Face hub cache (models--org--name/...) */
-    int workers;      /* FastCGI worker threads */
-    int threads;      /* compute threads per model; 0 = physical cores */
-    enum config_kv_dtype kv_cache_dtype;
-    int memory_limit_percent; /* share of RAM for weights + KV + scratch */
-    int max_loaded_models;    /* models kept loaded at once */
-    int idle_unload_seconds;  /* unload a model idle this long; 0 = never */
-    long long max_body_bytes; /* largest accepted request body */
-    char *log_level;          /* debug | info | warn | error */
+    char *listen;                        /* unix socket path or host:port for TCP */
+    char *state_dir;                     /* SQLite database and other daemon state */
+    char *models_dir;                    /* Hugging Face hub cache (models--org--name/...) */
+    int workers;                         /* FastCGI worker threads */
+    int threads;                         /* compute threads per model; 0 = physical cores */
+    enum engine_kv_dtype kv_cache_dtype; /* what loaded models keep their K/V as */
+    int memory_limit_percent;            /* share of RAM for weights + KV + scratch */
+    int max_loaded_models;               /* models kept loaded at once */
+    int idle_unload_seconds;             /* unload a model idle this long; 0 = never */
+    long long max_body_bytes;            /* largest accepted request body */
+    char *log_level;                     /* debug | info | warn | error */
     enum config_log_format log_format;
     char *log_file;             /* "" = stderr */
     char *hf_endpoint;          /* Hugging Face Hub base URL */

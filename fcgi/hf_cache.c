@@ -242,7 +242,7 @@ long long hf_cache_params_estimate(const cJSON *c)
     return vocab * h + l * per_layer + h + head;
 }
 
-long long hf_cache_kv_estimate(const cJSON *c, int context, enum config_kv_dtype kv)
+long long hf_cache_kv_estimate(const cJSON *c, int context, enum engine_kv_dtype kv)
 {
     long long l = hf_cache_json_int(c, "num_hidden_layers", 0);
     long long h = hf_cache_json_int(c, "hidden_size", 0);
@@ -253,8 +253,8 @@ long long hf_cache_kv_estimate(const cJSON *c, int context, enum config_kv_dtype
     long long hd = hf_cache_json_int(c, "head_dim", (int)(h / nh));
     bool quantized = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "quantization")) ||
                      cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "quantization_config"));
-    bool f16 = kv == CONFIG_KV_F16 || (kv == CONFIG_KV_AUTO && quantized);
-    return 2 * l * nkv * hd * (long long)context * (f16 ? 2 : 4);
+    return 2 * l * nkv * hd * (long long)context *
+           (long long)dtype_size(engine_kv_dtype_of(quantized, kv));
 }
 
 static cJSON *hf_cache_read_json(const char *path)

@@ -83,6 +83,6 @@ long long hf_cache_params_estimate(const cJSON *config);
  * object, K and V stored as the kv_cache_dtype setting says (auto: F16 for
  * MLX-quantized models, those with a quantization object, F32 otherwise);
  * 0 when the config lacks sizes. */
-long long hf_cache_kv_estimate(const cJSON *config, int context, enum config_kv_dtype kv);
+long long hf_cache_kv_estimate(const cJSON *config, int context, enum engine_kv_dtype kv);
 
 #endif

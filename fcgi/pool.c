@@ -309,16 +309,6 @@ struct pool_plan {
     size_t fixed, kv_want, kv_min, kv;
 };
 
-/* The engine's KV cache choice for the kv_cache_dtype setting. */
-static enum engine_kv_dtype pool_kv_choice(const struct config *cfg)
-{
-    switch (cfg->kv_cache_dtype) {
-    case CONFIG_KV_F16: return ENGINE_KV_F16;
-    case CONFIG_KV_F32: return ENGINE_KV_F32;
-    default: return ENGINE_KV_AUTO;
-    }
-}
-
 static void pool_plan_make(const struct registry_model *rm, int max_seqs, int context_length,
                            enum engine_kv_dtype kv_choice, unsigned long long budget,
                            struct pool_plan *pl)
@@ -327,7 +317,7 @@ static void pool_plan_make(const struct registry_model *rm, int max_seqs, int co
     pl->max_seqs = max_seqs;
     pl->context_length = context_length;
     pl->fixed = rm->weight_bytes + pool_scratch_estimate(c, max_seqs, POOL_BATCH_TOKENS);
-    size_t tok = kv_cache_block_bytes(c, 1, engine_kv_dtype_of(c, kv_choice));
+    size_t tok = kv_cache_block_bytes(c, 1, engine_kv_dtype_of(c->quantized, kv_choice));
     size_t min_tokens =
         (size_t)(context_length < POOL_KV_MIN_TOKENS ? context_length : POOL_KV_MIN_TOKENS);
     min_tokens = (min_tokens + KV_BLOCK_TOKENS_DEFAULT - 1) / KV_BLOCK_TOKENS_DEFAULT *
@@ -480,7 +470,7 @@ static int pool_load_entry(struct pool *p, struct pool_entry *e, const struct re
     if (rm->profile)
         max_seqs = e->max_concurrency < POOL_MAX_SEQS ? e->max_concurrency : POOL_MAX_SEQS;
     struct pool_plan pl = {0};
-    enum engine_kv_dtype kv_choice = pool_kv_choice(&p->app->config);
+    enum engine_kv_dtype kv_choice = p->app->config.kv_cache_dtype;
     pool_plan_make(rm, max_seqs, pool_profile_context(rm), kv_choice, pool_budget_locked(p), &pl);
     int rc = pool_admit_locked(p, e, &pl, err);
     if (rc == 0) {

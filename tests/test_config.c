@@ -16,7 +16,7 @@ static void test_config_defaults(void)
     CHECK_INT_EQ(c.memory_limit_percent, 90);
     CHECK_STR_EQ(c.log_level, "info");
     CHECK(c.log_format == CONFIG_LOG_FORMAT_JSON);
-    CHECK(c.kv_cache_dtype == CONFIG_KV_AUTO);
+    CHECK(c.kv_cache_dtype == ENGINE_KV_AUTO);
     CHECK_STR_EQ(c.hf_endpoint, "https://huggingface.co");
     CHECK(strstr(c.models_dir, "huggingface/hub") != NULL);
     config_free(&c);
@@ -42,7 +42,7 @@ static void test_config_valid_file(void)
     CHECK_INT_EQ(c.max_body_bytes, 2 * 1024 * 1024);
     CHECK_STR_EQ(c.log_level, "debug");
     CHECK(c.log_format == CONFIG_LOG_FORMAT_TEXT);
-    CHECK(c.kv_cache_dtype == CONFIG_KV_F32);
+    CHECK(c.kv_cache_dtype == ENGINE_KV_F32);
     CHECK_STR_EQ(c.hf_endpoint, "http://127.0.0.1:5000");
     config_free(&c);
 }

@@ -188,16 +188,16 @@ static void test_estimates(void)
     /* Qwen3-0.6B: 0.6 billion parameters, KV 2*28*8*128*4 bytes per token. */
     long long p = hf_cache_params_estimate(c);
     CHECK_MSG(p > 550000000LL && p < 650000000LL, "%lld", p);
-    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, CONFIG_KV_AUTO), 2LL * 28 * 8 * 128 * 4 * 1000);
-    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, CONFIG_KV_F16), 2LL * 28 * 8 * 128 * 2 * 1000);
+    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, ENGINE_KV_AUTO), 2LL * 28 * 8 * 128 * 4 * 1000);
+    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, ENGINE_KV_F16), 2LL * 28 * 8 * 128 * 2 * 1000);
     /* MLX-quantized: auto keeps K/V in F16, f32 says otherwise */
     cJSON_AddItemToObject(c, "quantization", cJSON_Parse("{\"group_size\":64,\"bits\":4}"));
-    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, CONFIG_KV_AUTO), 2LL * 28 * 8 * 128 * 2 * 1000);
-    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, CONFIG_KV_F32), 2LL * 28 * 8 * 128 * 4 * 1000);
+    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, ENGINE_KV_AUTO), 2LL * 28 * 8 * 128 * 2 * 1000);
+    CHECK_INT_EQ(hf_cache_kv_estimate(c, 1000, ENGINE_KV_F32), 2LL * 28 * 8 * 128 * 4 * 1000);
     cJSON_Delete(c);
     c = cJSON_Parse("{\"hidden_size\":\"x\"}");
     CHECK_INT_EQ(hf_cache_params_estimate(c), 0);
-    CHECK_INT_EQ(hf_cache_kv_estimate(c, 10, CONFIG_KV_AUTO), 0);
+    CHECK_INT_EQ(hf_cache_kv_estimate(c, 10, ENGINE_KV_AUTO), 0);
     cJSON_Delete(c);
 }
 

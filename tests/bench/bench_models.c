@@ -234,8 +234,9 @@ static int bench_model(const char *dir, const char *name, const char *dtype, int
     const struct model_config *c = model_get_config(m);
     struct kv_cache *kv = NULL;
     int seq = -1, ctx = n_prefill + n_decode;
-    if (kv_cache_create(c, (size_t)(ctx + 15) / 16, 16, engine_kv_dtype_of(c, ENGINE_KV_AUTO), 1,
-                        &kv, err, sizeof(err)) != ST_OK ||
+    if (kv_cache_create(c, (size_t)(ctx + 15) / 16, 16,
+                        engine_kv_dtype_of(c->quantized, ENGINE_KV_AUTO), 1, &kv, err,
+                        sizeof(err)) != ST_OK ||
         kv_seq_create(kv, &seq, err, sizeof(err)) != ST_OK) {
         printf("  %s: kv cache: %s\n", name, err);
         kv_cache_free(kv);
