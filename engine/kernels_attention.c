@@ -379,11 +379,12 @@ TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_vi
         *ks = bt;
         return f16;
     }
-    int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
-    kv_step(st, kv, head_off, p0, np);
-    for (int d = 0; d < hd; d++)
-        for (int j = 0; j < TILE_POS; j++)
-            st->kt[d][j] = kv_load1(st->kp[j], (size_t)d * bt, f16);
+    for (int j = 0; j < TILE_POS; j++) {
+        /* positions past hi repeat the last one, as in kv_step */
+        const void *k = kv_at(kv->k, kernel_kv_k(kv, p0 + j < hi ? p0 + j : hi - 1, head_off), f16);
+        for (int d = 0; d < hd; d++)
+            st->kt[d][j] = kv_load1(k, (size_t)d * bt, f16);
+    }
     kt[0] = &st->kt[0][0];
     *ks = TILE_POS;
     return false;
