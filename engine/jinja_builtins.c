@@ -848,8 +848,7 @@ static enum status f_list(struct jrender *r, size_t pos, struct jval v, const st
         return st;
     if (!(c = jv_list_new(r->a, l->n)))
         return nomem(r, pos);
-    memcpy(c->v, l->v, l->n * sizeof(*c->v));
-    c->n = l->n;
+    jv_list_extend(c, l);
     *out = jv_list_val(c);
     return ST_OK;
 }

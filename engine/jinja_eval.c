@@ -444,9 +444,8 @@ static enum status arith(struct jrender *r, size_t pos, int op, struct jval a, s
             struct jlist *l = jv_list_new(r->a, a.u.l->n + b.u.l->n);
             if (!l)
                 return nomem(r, pos);
-            memcpy(l->v, a.u.l->v, a.u.l->n * sizeof(*l->v));
-            memcpy(l->v + a.u.l->n, b.u.l->v, b.u.l->n * sizeof(*l->v));
-            l->n = a.u.l->n + b.u.l->n;
+            jv_list_extend(l, a.u.l);
+            jv_list_extend(l, b.u.l);
             l->is_tuple = a.u.l->is_tuple;
             *out = jv_list_val(l);
             return jinja_charge(r, pos, l->n);

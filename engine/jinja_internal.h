@@ -247,6 +247,9 @@ struct jval jv_str(const char *p, size_t n);
 struct jval jv_cstr(const char *p);
 struct jlist *jv_list_new(struct arena *a, size_t cap);
 int jv_list_push(struct arena *a, struct jlist *l, struct jval v); /* 0 ok, -1 nomem */
+/* Appends src's items to dst, which has room for them (an empty list has
+ * no item array: nothing is copied from or to NULL). */
+void jv_list_extend(struct jlist *dst, const struct jlist *src);
 struct jdict *jv_dict_new(struct arena *a, size_t cap);
 int jv_dict_set(struct arena *a, struct jdict *d, struct jval k, struct jval v);
 struct jval *jv_dict_get(const struct jdict *d, const char *key, size_t klen);

@@ -86,6 +86,14 @@ struct jlist *jv_list_new(struct arena *a, size_t cap)
     return l;
 }
 
+void jv_list_extend(struct jlist *dst, const struct jlist *src)
+{
+    if (!src->n)
+        return;
+    memcpy(dst->v + dst->n, src->v, src->n * sizeof(*dst->v));
+    dst->n += src->n;
+}
+
 int jv_list_push(struct arena *a, struct jlist *l, struct jval v)
 {
     if (l->n == l->cap) {

@@ -348,6 +348,9 @@ static void test_if_and_operators(void)
         "|z|True|b|");
     CHECK_RENDER("{{ not x is defined }} {{ x is not defined }} {{ 1 + 1 is number }}", NULL,
                  "True True 2");
+    /* empty lists have no item array (fuzz_template found `tools + []`) */
+    CHECK_RENDER("{{ [] + [] }} {{ tools + [] }} {{ [1] + tools }} {{ tools | list }}",
+                 "{\"tools\":[]}", "[] [] [1] []");
 }
 
 static void test_for_loops(void)
