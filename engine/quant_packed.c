@@ -169,11 +169,11 @@ struct x8_block {
 #define PREFETCH8_BYTES 1024
 #define PREFETCH4_BYTES 4096
 
-/* Asks for the scales and biases at index pi into L2 (past the end of the
- * matrix it asks for nothing that faults: prefetches never do). */
-TGT_AVX512 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi)
+/* Asks for the scales and biases at index pi (of psz bytes each) into L2
+ * (past the end of the matrix it asks for nothing that faults: prefetches
+ * never do). */
+TGT_AVX512 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi, size_t psz)
 {
-    size_t psz = dtype_size(m->param_dtype);
     _mm_prefetch((const char *)m->scales + pi * psz, _MM_HINT_T1);
     _mm_prefetch((const char *)m->biases + pi * psz, _MM_HINT_T1);
 }
@@ -195,7 +195,7 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
     /* steps per unrolled iteration: one accumulator per dot product */
     const int su = bits == 4 ? (nacc >= 2 ? nacc / 2 : 1) : nacc;
     size_t gs = (size_t)m->group_size, groups = m->cols / gs;
-    size_t sc = step_codes(bits), steps = gs / sc;
+    size_t sc = step_codes(bits), steps = gs / sc, psz = dtype_size(m->param_dtype);
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
@@ -211,7 +211,8 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
         if (bits == 4) {
             for (size_t s = 0; s < steps; s++)
                 _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
-            prefetch_params(m, pi0 + (g + PREFETCH4_BYTES / (steps * STEP_BYTES)) * QUANT_PACK_ROWS);
+            prefetch_params(m, pi0 + (g + PREFETCH4_BYTES / (steps * STEP_BYTES)) * QUANT_PACK_ROWS,
+                            psz);
         } else {
             for (size_t s = 0; s < steps; s++)
                 _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
