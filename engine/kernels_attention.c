@@ -390,17 +390,56 @@ TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_vi
     return false;
 }
 
+/* How far ahead of the pass being computed the few-rows path asks for the
+ * K and V of a block: a decode step reads each KV head's blocks (16 KB
+ * apart in the layer-major cache) in order, which the hardware prefetcher
+ * does not follow (a 1B model's decode attention at 1024 positions: 1.3-1.6x
+ * faster with this). */
+#define LANES_PREFETCH_POS 16
+
+/* One head's K and V of a block to ask for, `lines` cache lines each, a
+ * few per feature while lanes_scores runs (64 prefetches at once stalled on
+ * the core's miss buffers). */
+struct kv_prefetch {
+    const char *k, *v;
+    int lines; /* 0: nothing to ask for */
+};
+
+/* The K and V of the block holding position p, one head. */
+static struct kv_prefetch kv_prefetch_of(const struct kernel_kv_view *kv, size_t head_off, int hd,
+                                         int p, bool f16)
+{
+    int in = p % kv->block_tokens;
+    return (struct kv_prefetch){
+        .k = kv_at(kv->k, kernel_kv_k(kv, p - in, head_off), f16),
+        .v = kv_at(kv->v, kernel_kv_v(kv, p - in, head_off), f16),
+        .lines = (int)(((size_t)hd * (size_t)kv->block_tokens * (f16 ? 2 : 4) + 63) / 64),
+    };
+}
+
+/* lanes_scores' share of pf for feature d of hd */
+TGT_AVX512 INLINE void kv_prefetch_step(const struct kv_prefetch *pf, int d, int hd)
+{
+    int per = (pf->lines + hd - 1) / hd;
+    for (int l = d * per; l < (d + 1) * per && l < pf->lines; l++) {
+        _mm_prefetch(pf->k + 64 * (size_t)l, _MM_HINT_T0);
+        _mm_prefetch(pf->v + 64 * (size_t)l, _MM_HINT_T0);
+    }
+}
+
 /* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into
  * st->sc[s * nr + r]: per row the FMA chain over features that tile_scores
  * runs in the row's lane.  Lanes past the positions hold garbage. */
 TGT_AVX512 INLINE void lanes_scores(struct tile_state *st, const void **kt, size_t ks, int hd,
-                                    const int nr, const int ns, const bool f16)
+                                    const struct kv_prefetch *pf, const int nr, const int ns,
+                                    const bool f16)
 {
     __m512 acc[LANES_ROWS_MAX];
 #pragma GCC unroll 8
     for (int c = 0; c < nr * ns; c++)
         acc[c] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
+        kv_prefetch_step(pf, d, hd);
         __m512 k[LANES_STEPS_MAX];
 #pragma GCC unroll 4
         for (int s = 0; s < ns; s++)
@@ -465,19 +504,20 @@ TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TI
  */
 /* lanes_scores for the (rows, steps) pairs lanes_steps makes */
 TGT_AVX512 INLINE void lanes_scores_any(struct tile_state *st, const void **kt, size_t ks, int hd,
-                                        int nrows, int ns, const bool f16)
+                                        const struct kv_prefetch *pf, int nrows, int ns,
+                                        const bool f16)
 {
     switch (nrows * 8 + ns) {
-    case 1 * 8 + 4: lanes_scores(st, kt, ks, hd, 1, 4, f16); break;
-    case 1 * 8 + 1: lanes_scores(st, kt, ks, hd, 1, 1, f16); break;
-    case 2 * 8 + 2: lanes_scores(st, kt, ks, hd, 2, 2, f16); break;
-    case 2 * 8 + 1: lanes_scores(st, kt, ks, hd, 2, 1, f16); break;
-    case 3 * 8 + 1: lanes_scores(st, kt, ks, hd, 3, 1, f16); break;
-    case 4 * 8 + 1: lanes_scores(st, kt, ks, hd, 4, 1, f16); break;
-    case 5 * 8 + 1: lanes_scores(st, kt, ks, hd, 5, 1, f16); break;
-    case 6 * 8 + 1: lanes_scores(st, kt, ks, hd, 6, 1, f16); break;
-    case 7 * 8 + 1: lanes_scores(st, kt, ks, hd, 7, 1, f16); break;
-    default: lanes_scores(st, kt, ks, hd, 8, 1, f16); break;
+    case 1 * 8 + 4: lanes_scores(st, kt, ks, hd, pf, 1, 4, f16); break;
+    case 1 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 1, 1, f16); break;
+    case 2 * 8 + 2: lanes_scores(st, kt, ks, hd, pf, 2, 2, f16); break;
+    case 2 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 2, 1, f16); break;
+    case 3 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 3, 1, f16); break;
+    case 4 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 4, 1, f16); break;
+    case 5 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 5, 1, f16); break;
+    case 6 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 6, 1, f16); break;
+    case 7 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 7, 1, f16); break;
+    default: lanes_scores(st, kt, ks, hd, pf, 8, 1, f16); break;
     }
 }
 
@@ -492,12 +532,18 @@ TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_
     }
     const int ns = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
     for (; p0 < hi; p0 += TILE_POS * ns) {
+        /* the pass starting a block LANES_PREFETCH_POS ahead asks for it */
+        int ahead = p0 + LANES_PREFETCH_POS;
+        struct kv_prefetch pf = {0};
+        if (ahead < hi && kv->block_tokens % TILE_POS == 0 &&
+            ahead % kv->block_tokens < TILE_POS * ns)
+            pf = kv_prefetch_of(kv, head_off, hd, ahead, f16);
         const void *kt[LANES_STEPS_MAX];
         size_t ks;
         if (lanes_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks, f16))
-            lanes_scores_any(st, kt, ks, hd, nrows, ns, true);
+            lanes_scores_any(st, kt, ks, hd, &pf, nrows, ns, true);
         else
-            lanes_scores_any(st, kt, ks, hd, nrows, ns, false);
+            lanes_scores_any(st, kt, ks, hd, &pf, nrows, ns, false);
         for (int s = 0; s < ns && p0 + TILE_POS * s < hi; s++) {
             int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
             kv_step(st, kv, head_off, ps, np);
