@@ -175,6 +175,20 @@ static inline size_t kernel_kv_v_at(const struct kernel_kv_view *kv, int block, 
            d;
 }
 
+/* Elements from slot in to slot in + 1 of the same feature and block:
+ * kernel_kv_k_at(kv, b, in, f) = kernel_kv_k_at(kv, b, 0, f) + in * kernel_kv_k_slot(kv),
+ * and the same for V. */
+static inline size_t kernel_kv_k_slot(const struct kernel_kv_view *kv)
+{
+    (void)kv;
+    return 1;
+}
+
+static inline size_t kernel_kv_v_slot(const struct kernel_kv_view *kv)
+{
+    return (size_t)kv->head_dim;
+}
+
 /* The same for position p of the sequence. */
 static inline size_t kernel_kv_k(const struct kernel_kv_view *kv, int p, size_t f)
 {

@@ -219,20 +219,27 @@ TGT_AVX512 INLINE __m512 kv_load16(__mmask16 m, const void *p, size_t i, const b
 }
 
 /* Points kp/vp at K and V of positions p0 .. p0+np-1, repeating the last
- * up to TILE_POS: one division for the whole step. */
+ * up to TILE_POS: one division for the whole step, the index arithmetic
+ * once per block. */
 static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size_t head_off, int p0,
                     int np)
 {
     int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
     bool f16 = kv->dtype == DTYPE_F16;
+    size_t ks = kernel_kv_k_slot(kv), vs = kernel_kv_v_slot(kv);
+    const char *k0 = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off), f16);
+    const char *v0 = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off), f16);
+    size_t esz = f16 ? 2 : 4;
     st->kstride = (size_t)kv->block_tokens;
     for (int j = 0; j < TILE_POS; j++) {
         if (j < np) {
-            st->kp[j] = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], in, head_off), f16);
-            st->vp[j] = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], in, head_off), f16);
-            if (++in == kv->block_tokens) {
+            st->kp[j] = k0 + (size_t)in * ks * esz;
+            st->vp[j] = v0 + (size_t)in * vs * esz;
+            if (++in == kv->block_tokens && j + 1 < np) {
                 in = 0;
                 blk++;
+                k0 = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off), f16);
+                v0 = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off), f16);
             }
         } else {
             st->kp[j] = st->kp[np - 1];
@@ -481,11 +488,14 @@ TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TI
         float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[r] - safe)));
         _Alignas(64) float w[TILE_POS];
         _mm512_store_ps(w, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(safe))));
-        l[r] *= corr;
+        /* the running sum in a register: through l[r] (which e might
+         * alias) every add waited on the store before it */
+        float lr = l[r] * corr;
         for (int j = 0; j < np; j++) {
-            l[r] += w[j];
+            lr += w[j];
             st->e[j][r] = w[j];
         }
+        l[r] = lr;
         if (corr != 1.0f)
             for (int d = 0; d < hd; d++)
                 st->o[r][d] *= corr;
