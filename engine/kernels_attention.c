@@ -397,41 +397,46 @@ TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_vi
     return false;
 }
 
-/* How far ahead of the pass being computed the few-rows path asks for the
- * K and V of a block: a decode step reads each KV head's blocks (16 KB
+/* The few-rows path asks for the K and V of the blocks of the pass after
+ * the one it computes: a decode step reads each KV head's blocks (16 KB
  * apart in the layer-major cache) in order, which the hardware prefetcher
  * does not follow (a 1B model's decode attention at 1024 positions: 1.3-1.6x
- * faster with this). */
-#define LANES_PREFETCH_POS 16
-
-/* One head's K and V of a block to ask for, `lines` cache lines each, a
- * few per feature while lanes_scores runs (64 prefetches at once stalled on
- * the core's miss buffers). */
+ * faster with this).  The requests are spread over lanes_scores' features
+ * (64 prefetches at once stalled on the core's miss buffers). */
 struct kv_prefetch {
-    const char *k, *v;
-    int lines; /* 0: nothing to ask for */
+    const char *k[LANES_STEPS_MAX], *v[LANES_STEPS_MAX]; /* the blocks' K and V, one head */
+    int n_blocks;                                        /* 0: nothing to ask for */
+    int lines;                                           /* cache lines of each */
+    int per_feature;                                     /* lines of each per feature */
 };
 
-/* The K and V of the block holding position p, one head. */
+/* The blocks that start within the ns steps from p (< hi), one head. */
 static struct kv_prefetch kv_prefetch_of(const struct kernel_kv_view *kv, size_t head_off, int hd,
-                                         int p, bool f16)
+                                         int p, int hi, int ns, bool f16)
 {
-    int in = p % kv->block_tokens;
-    return (struct kv_prefetch){
-        .k = kv_at(kv->k, kernel_kv_k(kv, p - in, head_off), f16),
-        .v = kv_at(kv->v, kernel_kv_v(kv, p - in, head_off), f16),
-        .lines = (int)(((size_t)hd * (size_t)kv->block_tokens * (f16 ? 2 : 4) + 63) / 64),
-    };
+    struct kv_prefetch pf = {.n_blocks = 0};
+    for (int s = 0; s < ns && p + TILE_POS * s < hi; s++) {
+        int q = p + TILE_POS * s;
+        if (q % kv->block_tokens >= TILE_POS)
+            continue; /* its block started in an earlier step */
+        pf.k[pf.n_blocks] = kv_at(kv->k, kernel_kv_k(kv, q, head_off), f16);
+        pf.v[pf.n_blocks++] = kv_at(kv->v, kernel_kv_v(kv, q, head_off), f16);
+    }
+    pf.lines = (int)(((size_t)hd * (size_t)kv->block_tokens * (f16 ? 2 : 4) + 63) / 64);
+    pf.per_feature = (pf.lines + hd - 1) / hd;
+    return pf;
 }
 
-/* lanes_scores' share of pf for feature d of hd */
-TGT_AVX512 INLINE void kv_prefetch_step(const struct kv_prefetch *pf, int d, int hd)
+/* lanes_scores' share of pf for feature d */
+TGT_AVX512 INLINE void kv_prefetch_step(const struct kv_prefetch *pf, int d)
 {
-    int per = (pf->lines + hd - 1) / hd;
-    for (int l = d * per; l < (d + 1) * per && l < pf->lines; l++) {
-        _mm_prefetch(pf->k + 64 * (size_t)l, _MM_HINT_T0);
-        _mm_prefetch(pf->v + 64 * (size_t)l, _MM_HINT_T0);
-    }
+    int l0 = d * pf->per_feature,
+        l1 = l0 + pf->per_feature < pf->lines ? l0 + pf->per_feature : pf->lines;
+    for (int b = 0; b < pf->n_blocks; b++)
+        for (int l = l0; l < l1; l++) {
+            _mm_prefetch(pf->k[b] + 64 * (size_t)l, _MM_HINT_T0);
+            _mm_prefetch(pf->v[b] + 64 * (size_t)l, _MM_HINT_T0);
+        }
 }
 
 /* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into
@@ -446,7 +451,7 @@ TGT_AVX512 INLINE void lanes_scores(struct tile_state *st, const void **kt, size
     for (int c = 0; c < nr * ns; c++)
         acc[c] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
-        kv_prefetch_step(pf, d, hd);
+        kv_prefetch_step(pf, d);
         __m512 k[LANES_STEPS_MAX];
 #pragma GCC unroll 4
         for (int s = 0; s < ns; s++)
@@ -542,12 +547,9 @@ TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_
     }
     const int ns = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
     for (; p0 < hi; p0 += TILE_POS * ns) {
-        /* the pass starting a block LANES_PREFETCH_POS ahead asks for it */
-        int ahead = p0 + LANES_PREFETCH_POS;
-        struct kv_prefetch pf = {0};
-        if (ahead < hi && kv->block_tokens % TILE_POS == 0 &&
-            ahead % kv->block_tokens < TILE_POS * ns)
-            pf = kv_prefetch_of(kv, head_off, hd, ahead, f16);
+        struct kv_prefetch pf = {.n_blocks = 0};
+        if (kv->block_tokens % TILE_POS == 0)
+            pf = kv_prefetch_of(kv, head_off, hd, p0 + TILE_POS * ns, hi, ns, f16);
         const void *kt[LANES_STEPS_MAX];
         size_t ks;
         if (lanes_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks, f16))
