@@ -30,8 +30,8 @@ void block_qkv(struct model *m, int layer, int n)
     struct model_scratch *s = &m->s;
     size_t h = (size_t)m->cfg.hidden;
     for (int t = 0; t < n; t++)
-        kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->attn_norm, h,
-                           m->cfg.rms_norm_eps);
+        kernel_rmsnorm(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->attn_norm, h,
+                       m->cfg.rms_norm_eps);
     const struct kernel_mat *w[3] = {&lw->wq, &lw->wk, &lw->wv};
     const float *bias[3] = {lw->bq, lw->bk, lw->bv};
     float *y[3] = {s->q, s->k, s->v};
@@ -44,9 +44,9 @@ void block_qk_norm(struct model *m, int layer, int n)
     size_t hd = (size_t)m->cfg.head_dim;
     size_t nq = (size_t)n * (size_t)m->cfg.n_heads, nk = (size_t)n * (size_t)m->cfg.n_kv_heads;
     for (size_t i = 0; i < nq; i++)
-        kernel_rmsnorm_ref(m->s.q + i * hd, m->s.q + i * hd, lw->q_norm, hd, m->cfg.rms_norm_eps);
+        kernel_rmsnorm(m->s.q + i * hd, m->s.q + i * hd, lw->q_norm, hd, m->cfg.rms_norm_eps);
     for (size_t i = 0; i < nk; i++)
-        kernel_rmsnorm_ref(m->s.k + i * hd, m->s.k + i * hd, lw->k_norm, hd, m->cfg.rms_norm_eps);
+        kernel_rmsnorm(m->s.k + i * hd, m->s.k + i * hd, lw->k_norm, hd, m->cfg.rms_norm_eps);
 }
 
 void block_rope(struct model *m, int n)
@@ -100,8 +100,8 @@ void block_mlp(struct model *m, int layer, int n)
     struct model_scratch *s = &m->s;
     size_t h = (size_t)m->cfg.hidden, f = (size_t)m->cfg.ffn;
     for (int t = 0; t < n; t++)
-        kernel_rmsnorm_ref(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->ffn_norm, h,
-                           m->cfg.rms_norm_eps);
+        kernel_rmsnorm(s->xb + (size_t)t * h, s->x + (size_t)t * h, lw->ffn_norm, h,
+                       m->cfg.rms_norm_eps);
     const struct kernel_mat *w[2] = {&lw->w_gate, &lw->w_up};
     const float *bias[2] = {NULL, NULL};
     float *y[2] = {s->hb, s->hb2};
@@ -213,8 +213,8 @@ static enum status forward_rows(struct model *m, struct kv_cache *kv, const stru
         const struct model_batch_seq *e = &b->seqs[i];
         for (int j = 0; j < e->n_tokens; j++, t++)
             if (j >= e->n_tokens - e->n_logits)
-                kernel_rmsnorm_ref(s->xb + (size_t)rows++ * h, s->x + (size_t)t * h, m->w.norm, h,
-                                   c->rms_norm_eps);
+                kernel_rmsnorm(s->xb + (size_t)rows++ * h, s->x + (size_t)t * h, m->w.norm, h,
+                               c->rms_norm_eps);
     }
     *rows_out = rows;
     return ST_OK;

@@ -906,6 +906,35 @@ void kernel_matmul(struct threadpool *pool, const struct kernel_mat *w, const fl
 /* element-wise                                                            */
 
 #ifdef KERNELS_X86
+TGT_AVX512 static void rmsnorm_avx512(float *out, const float *x, const float *weight, size_t n,
+                                      float eps)
+{
+    __m512 ss = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(mask16(n - i), x + i);
+        ss = _mm512_fmadd_ps(v, v, ss);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(ss) / (float)n + eps));
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, weight + i)));
+    }
+}
+#endif
+
+void kernel_rmsnorm(float *out, const float *x, const float *weight, size_t n, float eps)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        rmsnorm_avx512(out, x, weight, n, eps);
+        return;
+    }
+#endif
+    kernel_rmsnorm_ref(out, x, weight, n, eps);
+}
+
+#ifdef KERNELS_X86
 /* kernel_silu_mul_ref with exp16 (kernels_x86.h): 16 at a time, the tail
  * masked, every element the same operations wherever it falls. */
 TGT_AVX512 static void silu_mul_avx512(float *gate, const float *up, size_t n)
