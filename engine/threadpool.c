@@ -228,7 +228,7 @@ int threadpool_size(const struct threadpool *p)
 
 int threadpool_chunks(const struct threadpool *p, size_t units)
 {
-    size_t want = p && p->n > 1 ? 4 * (size_t)p->n : 1;
+    size_t want = p && p->n > 1 ? 2 * (size_t)p->n : 1;
     want = want < units ? want : units;
     return want > 0 ? (int)want : 1;
 }
