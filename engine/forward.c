@@ -54,8 +54,8 @@ void block_rope(struct model *m, int n)
     int hd = m->cfg.head_dim;
     for (int t = 0; t < n; t++) {
         const float *cs = m->s.rope + (size_t)t * (size_t)hd;
-        kernel_rope_ref(m->s.q + (size_t)t * qdim(m), m->cfg.n_heads, hd, cs);
-        kernel_rope_ref(m->s.k + (size_t)t * kvdim(m), m->cfg.n_kv_heads, hd, cs);
+        kernel_rope(m->s.q + (size_t)t * qdim(m), m->cfg.n_heads, hd, cs);
+        kernel_rope(m->s.k + (size_t)t * kvdim(m), m->cfg.n_kv_heads, hd, cs);
     }
 }
 

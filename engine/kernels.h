@@ -114,6 +114,10 @@ void kernel_rmsnorm(float *out, const float *x, const float *weight, size_t n, f
  */
 void kernel_rope_ref(float *x, int n_heads, int head_dim, const float *cs);
 
+/* kernel_rope_ref 16 pairs at a time with AVX-512: the same operations per
+ * element, so the same bits. */
+void kernel_rope(float *x, int n_heads, int head_dim, const float *cs);
+
 /* Fills cs (2, head_dim/2) with cos and sin of pos * inv_freq[i]. */
 void kernel_rope_angles(float *cs, int head_dim, const float *inv_freq, int pos);
 

@@ -929,6 +929,38 @@ TGT_AVX512 static void rmsnorm_avx512(float *out, const float *x, const float *w
 }
 #endif
 
+#ifdef KERNELS_X86
+TGT_AVX512 static void rope_avx512(float *x, int n_heads, int head_dim, const float *cs)
+{
+    size_t half = (size_t)head_dim / 2;
+    const float *c = cs, *s = cs + half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
+        for (size_t i = 0; i < half; i += 16) {
+            __mmask16 m = mask16(half - i);
+            __m512 a = _mm512_maskz_loadu_ps(m, v + i), b = _mm512_maskz_loadu_ps(m, v + half + i);
+            __m512 cv = _mm512_maskz_loadu_ps(m, c + i), sv = _mm512_maskz_loadu_ps(m, s + i);
+            /* two roundings each, as the reference (no contraction) */
+            _mm512_mask_storeu_ps(v + i, m,
+                                  _mm512_sub_ps(_mm512_mul_ps(a, cv), _mm512_mul_ps(b, sv)));
+            _mm512_mask_storeu_ps(v + half + i, m,
+                                  _mm512_add_ps(_mm512_mul_ps(b, cv), _mm512_mul_ps(a, sv)));
+        }
+    }
+}
+#endif
+
+void kernel_rope(float *x, int n_heads, int head_dim, const float *cs)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        rope_avx512(x, n_heads, head_dim, cs);
+        return;
+    }
+#endif
+    kernel_rope_ref(x, n_heads, head_dim, cs);
+}
+
 void kernel_rmsnorm(float *out, const float *x, const float *weight, size_t n, float eps)
 {
 #ifdef KERNELS_X86

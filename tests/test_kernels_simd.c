@@ -502,6 +502,36 @@ static void test_rmsnorm(void)
     kernel_isa_set(kernel_isa_detect());
 }
 
+/* kernel_rope gives kernel_rope_ref's bits at every ISA, for head sizes
+ * whose half is and is not a multiple of 16. */
+static void test_rope(void)
+{
+    static const int dims[] = {8, 34, 64, 128, 256};
+    uint64_t seed = 59;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++)
+        for (int di = 0; di < 5; di++) {
+            int hd = dims[di], heads = 3;
+            size_t n = (size_t)heads * (size_t)hd;
+            float *x = rand_floats(n, &seed, 4.0f), *want = malloc(n * sizeof(float));
+            float *inv_freq = malloc((size_t)hd / 2 * sizeof(float)),
+                  *cs = malloc((size_t)hd * sizeof(float));
+            for (int i = 0; i < hd / 2; i++)
+                inv_freq[i] = powf(10000.0f, -2.0f * (float)i / (float)hd);
+            kernel_rope_angles(cs, hd, inv_freq, 1234);
+            memcpy(want, x, n * sizeof(float));
+            kernel_rope_ref(want, heads, hd, cs);
+            kernel_isa_set((enum kernel_isa)isa);
+            kernel_rope(x, heads, hd, cs);
+            CHECK_MSG(memcmp(x, want, n * sizeof(float)) == 0, "rope isa %s head_dim %d differs",
+                      kernel_isa_name((enum kernel_isa)isa), hd);
+            free(x);
+            free(want);
+            free(inv_freq);
+            free(cs);
+        }
+    kernel_isa_set(kernel_isa_detect());
+}
+
 /* kernel_f32_to_f16 gives f32_to_f16's bits (any length; rounding ties,
  * subnormal and overflowing results, infinities) at every ISA. */
 static void test_f32_to_f16(void)
@@ -621,6 +651,7 @@ int main(void)
     RUN(test_exp);
     RUN(test_silu_mul);
     RUN(test_rmsnorm);
+    RUN(test_rope);
     RUN(test_f32_to_f16);
     threadpool_free(pool1);
     threadpool_free(pool2);
