@@ -65,27 +65,18 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
 #ifdef KERNELS_X86
 #define ATT_MAX_VEC 32 /* head_dim up to 256 */
 
-/* Eight K/V elements from index i of base, F32 or F16. */
-TGT_AVX2 INLINE __m256 kv_load8(const void *base, size_t i, bool f16)
-{
-    if (f16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
-    return _mm256_loadu_ps((const float *)base + i);
-}
-
 /* Scores of positions p .. p+n-1, which lie in one block, from the scaled
  * q: eight positions per vector, one FMA per feature (K is feature-major). */
 TGT_AVX2 static void scores_avx2(const float *qs, const struct kernel_kv_view *kv, size_t head_off,
                                  int hd, int p, int n, float *s)
 {
     size_t k = kernel_kv_k(kv, p, head_off), ks = (size_t)kv->block_tokens;
-    bool f16 = kv->dtype == DTYPE_F16;
     int j = 0;
     for (; j + 8 <= n; j += 8) {
         __m256 acc = _mm256_setzero_ps();
         for (int d = 0; d < hd; d++)
             acc = _mm256_fmadd_ps(_mm256_set1_ps(qs[d]),
-                                  kv_load8(kv->k, k + (size_t)d * ks + (size_t)j, f16), acc);
+                                  load8(kv->k, kv->dtype, k + (size_t)d * ks + (size_t)j), acc);
         _mm256_storeu_ps(s + j, acc);
     }
     for (; j < n; j++) {
@@ -133,8 +124,7 @@ TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view 
             __m256 ev = _mm256_set1_ps(e);
             l += e;
             for (int i = 0; i < nv; i++)
-                o[i] = _mm256_fmadd_ps(
-                    ev, kv_load8(kv->v, v + 8 * (size_t)i, kv->dtype == DTYPE_F16), o[i]);
+                o[i] = _mm256_fmadd_ps(ev, load8(kv->v, kv->dtype, v + 8 * (size_t)i), o[i]);
         }
     }
     __m256 inv = _mm256_set1_ps(1.0f / l);

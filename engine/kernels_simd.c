@@ -92,16 +92,6 @@ static float dot_mat_scalar(const struct kernel_mat *w, size_t r, const float *x
 
 #ifdef KERNELS_X86
 
-TGT_AVX2 INLINE __m256 load8(const void *p, enum dtype dt, size_t i)
-{
-    if (dt == DTYPE_F32)
-        return _mm256_loadu_ps((const float *)p + i);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-    if (dt == DTYPE_F16)
-        return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
 /*
  * nr rows (from r) times nt tokens, nr * nt <= 4.  Per dot: two 8-lane
  * accumulators over 16-element steps, one more 8-step into the first, a

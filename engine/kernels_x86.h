@@ -30,6 +30,17 @@ TGT_AVX2 INLINE float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Elements i .. i+7 of p, stored as dt (F32, F16 or BF16), as floats. */
+TGT_AVX2 INLINE __m256 load8(const void *p, enum dtype dt, size_t i)
+{
+    if (dt == DTYPE_F32)
+        return _mm256_loadu_ps((const float *)p + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+    if (dt == DTYPE_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
 /* Elements i .. i+15 of p, stored as dt (F32, F16 or BF16), as floats. */
 TGT_AVX512 INLINE __m512 load16(const void *p, enum dtype dt, size_t i)
 {
