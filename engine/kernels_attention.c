@@ -217,19 +217,18 @@ static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size
     int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
     bool f16 = kv->dtype == DTYPE_F16;
     size_t ks = kernel_kv_k_slot(kv), vs = kernel_kv_v_slot(kv);
-    const char *k0 = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off), f16);
-    const char *v0 = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off), f16);
-    size_t esz = f16 ? 2 : 4;
+    size_t k0 = kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off);
+    size_t v0 = kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off);
     st->kstride = (size_t)kv->block_tokens;
     for (int j = 0; j < TILE_POS; j++) {
         if (j < np) {
-            st->kp[j] = k0 + (size_t)in * ks * esz;
-            st->vp[j] = v0 + (size_t)in * vs * esz;
+            st->kp[j] = kv_at(kv->k, k0 + (size_t)in * ks, f16);
+            st->vp[j] = kv_at(kv->v, v0 + (size_t)in * vs, f16);
             if (++in == kv->block_tokens && j + 1 < np) {
                 in = 0;
                 blk++;
-                k0 = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off), f16);
-                v0 = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off), f16);
+                k0 = kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off);
+                v0 = kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off);
             }
         } else {
             st->kp[j] = st->kp[np - 1];
