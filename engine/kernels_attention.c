@@ -351,16 +351,20 @@ TGT_AVX512 INLINE void tile_pv_rows(struct tile_state *st, int np, int r0, int h
 }
 
 /* Steps of 16 positions whose scores one pass of the few-rows path
- * computes: enough independent FMA chains (rows x steps) to hide the FMA
- * latency.  Steps that span blocks (block_tokens not a multiple of 16) go
- * one at a time through a copy. */
+ * computes: up to LANES_ROWS_MAX independent FMA chains (rows x steps) to
+ * hide the FMA latency (a GQA group of 4 rows takes 2 steps a pass: its
+ * decode attention 11 % faster than with 1, past the caches; 8 steps for
+ * one row were slower than 4, more steps to repeat past the end).  Steps
+ * that span blocks (block_tokens not a multiple of 16) go one at a time
+ * through a copy. */
 #define LANES_STEPS_MAX 4
 
 static int lanes_steps(int nrows, int block_tokens)
 {
-    if (block_tokens % TILE_POS || nrows >= LANES_STEPS_MAX)
+    if (block_tokens % TILE_POS)
         return 1;
-    return LANES_STEPS_MAX / nrows;
+    int ns = LANES_ROWS_MAX / nrows;
+    return ns < LANES_STEPS_MAX ? ns : LANES_STEPS_MAX;
 }
 
 /* K of the ns steps from p0 (16 positions each, the last ending at or past
@@ -405,7 +409,8 @@ struct kv_prefetch {
     const char *k[LANES_STEPS_MAX], *v[LANES_STEPS_MAX]; /* the blocks' K and V, one head */
     int n_blocks;                                        /* 0: nothing to ask for */
     int lines;                                           /* cache lines of each */
-    int per_feature;                                     /* lines of each per feature */
+    size_t feature_bytes;                                /* of one K feature in a block */
+    int per_position; /* V lines to ask for per position of the weighted sums */
 };
 
 /* The blocks that start within the ns steps from p (< hi), one head. */
@@ -421,18 +426,19 @@ static struct kv_prefetch kv_prefetch_of(const struct kernel_kv_view *kv, size_t
         pf.v[pf.n_blocks++] = kv_at(kv->v, kernel_kv_v(kv, q, head_off), f16);
     }
     pf.lines = (int)(((size_t)hd * (size_t)kv->block_tokens * (f16 ? 2 : 4) + 63) / 64);
-    pf.per_feature = (pf.lines + hd - 1) / hd;
+    pf.feature_bytes = (size_t)kv->block_tokens * (f16 ? 2 : 4);
+    pf.per_position = (pf.lines + TILE_POS - 1) / TILE_POS;
     return pf;
 }
 
-/* lanes_scores' share of pf's K lines for feature d */
+/* lanes_scores' share of pf's K for feature d: the feature's own bytes,
+ * which are contiguous (K is feature-major), so the requests need no
+ * bookkeeping (a line asked for twice costs one instruction). */
 TGT_AVX512 INLINE void kv_prefetch_step(const struct kv_prefetch *pf, int d)
 {
-    int l0 = d * pf->per_feature,
-        l1 = l0 + pf->per_feature < pf->lines ? l0 + pf->per_feature : pf->lines;
     for (int b = 0; b < pf->n_blocks; b++)
-        for (int l = l0; l < l1; l++)
-            _mm_prefetch(pf->k[b] + 64 * (size_t)l, _MM_HINT_T0);
+        for (size_t o = 0; o < pf->feature_bytes; o += 64)
+            _mm_prefetch(pf->k[b] + (size_t)d * pf->feature_bytes + o, _MM_HINT_T0);
 }
 
 /* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into
@@ -521,9 +527,11 @@ TGT_AVX512 INLINE void lanes_scores_any(struct tile_state *st, const void **kt, 
     switch (nrows * 8 + ns) {
     case 1 * 8 + 4: lanes_scores(st, kt, ks, hd, pf, 1, 4, f16); break;
     case 1 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 1, 1, f16); break;
-    case 2 * 8 + 2: lanes_scores(st, kt, ks, hd, pf, 2, 2, f16); break;
+    case 2 * 8 + 4: lanes_scores(st, kt, ks, hd, pf, 2, 4, f16); break;
     case 2 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 2, 1, f16); break;
+    case 3 * 8 + 2: lanes_scores(st, kt, ks, hd, pf, 3, 2, f16); break;
     case 3 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 3, 1, f16); break;
+    case 4 * 8 + 2: lanes_scores(st, kt, ks, hd, pf, 4, 2, f16); break;
     case 4 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 4, 1, f16); break;
     case 5 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 5, 1, f16); break;
     case 6 * 8 + 1: lanes_scores(st, kt, ks, hd, pf, 6, 1, f16); break;
@@ -556,14 +564,13 @@ TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_
             int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
             kv_step(st, kv, head_off, ps, np);
             lanes_softmax(st, st->sc + s * nrows, hd, ps, np, nrows, pos, start, m, l);
-            /* V of the next pass's block s, two lines a position */
+            /* V of the next pass's block s, spread over this step's positions */
             const char *pfv = s < pf.n_blocks ? pf.v[s] : NULL;
-            int pf_per = (pf.lines + TILE_POS - 1) / TILE_POS;
             if (nrows == 1)
-                tile_pv_rows(st, np, 0, hd, 1, pfv, pf_per, f16);
+                tile_pv_rows(st, np, 0, hd, 1, pfv, pf.per_position, f16);
             else
                 for (int r0 = 0; r0 < nr4; r0 += 4, pfv = NULL)
-                    tile_pv_rows(st, np, r0, hd, 4, pfv, pf_per, f16);
+                    tile_pv_rows(st, np, r0, hd, 4, pfv, pf.per_position, f16);
         }
     }
     for (int r = 0; r < nrows; r++)
