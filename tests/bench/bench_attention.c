@@ -9,14 +9,24 @@
  *            block_attention cuts them
  * The KV cache holds random fp32 K/V in 16-token blocks.  Best of 3, in
  * thread CPU time (less disturbed by other processes than wall time).
+ *
+ * Then a decode step as the forward pass runs it: F16 K/V of 16 layers in
+ * hugepage-backed memory, each layer's attention split over KV heads on a
+ * two-thread pool, with 36 MB of other memory (a 1B model's layer of 4-bit
+ * weights) streamed by the same pool between layers, so K/V come from DRAM.
+ * Only the attention is timed, in wall time; mean of 10 runs of 20 steps.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "../st_build.h"
 #include "kernels.h"
+#include "tensor.h"
+#include "threadpool.h"
 
 enum { BLOCK_TOKENS = 16, HEAD_DIM = 64 };
 
@@ -131,6 +141,151 @@ static void bench(const char *label, const struct shape *s, int reps)
     data_free(&d);
 }
 
+/* ---- a decode step past the caches ------------------------------------ */
+
+enum { COLD_LAYERS = 16, COLD_STEPS = 20, COLD_RUNS = 10 };
+#define COLD_OTHER_BYTES ((size_t)36 << 20) /* streamed between layers */
+#define COLD_OTHER_POOL ((size_t)600 << 20) /* where it comes from (a 1B 4-bit model) */
+
+struct cold {
+    struct shape s;
+    uint16_t *k, *v; /* COLD_LAYERS layers of F16 K/V, consecutive blocks */
+    float *q, *out;
+    int *blocks;
+    size_t layer_elems;
+    int layer, n_chunks;
+    uint64_t *other; /* COLD_OTHER_POOL bytes */
+    size_t other_at; /* where the next layer's stream starts, in words */
+    volatile uint64_t sink;
+};
+
+static void *huge_alloc(size_t bytes)
+{
+    void *p = aligned_alloc((size_t)2 << 20, bytes);
+    if (p)
+        madvise(p, bytes, MADV_HUGEPAGE); /* as the KV cache and weights ask */
+    return p;
+}
+
+static void cold_attention(void *ctx, int chunk)
+{
+    struct cold *c = ctx;
+    const struct shape *s = &c->s;
+    int group = s->n_heads / s->n_kv_heads;
+    size_t kvd = (size_t)s->n_kv_heads * HEAD_DIM, qd = (size_t)s->n_heads * HEAD_DIM;
+    struct kernel_kv_view view = {.k = c->k + (size_t)c->layer * c->layer_elems,
+                                  .v = c->v + (size_t)c->layer * c->layer_elems,
+                                  .dtype = DTYPE_F16,
+                                  .block_stride = BLOCK_TOKENS * kvd,
+                                  .kv_dim = kvd,
+                                  .head_dim = HEAD_DIM,
+                                  .block_tokens = BLOCK_TOKENS,
+                                  .blocks = c->blocks};
+    size_t lo, hi;
+    threadpool_split((size_t)s->n_kv_heads, 1, chunk, c->n_chunks, &lo, &hi);
+    for (size_t kvh = lo; kvh < hi; kvh++) {
+        size_t off = kvh * (size_t)group * HEAD_DIM;
+        struct kernel_attn_tile t = {.q = c->q + off,
+                                     .out = c->out + off,
+                                     .stride = qd,
+                                     .n_tokens = 1,
+                                     .n_group = group,
+                                     .pos0 = s->ctx - 1};
+        kernel_attention_tile(&t, &view, kvh * HEAD_DIM, HEAD_DIM, 1.0f / sqrtf(HEAD_DIM));
+    }
+}
+
+static void cold_other(void *ctx, int chunk)
+{
+    struct cold *c = ctx;
+    size_t words = COLD_OTHER_BYTES / 8, pool = COLD_OTHER_POOL / 8, lo, hi;
+    threadpool_split(words, 8, chunk, c->n_chunks, &lo, &hi);
+    uint64_t acc = 0;
+    for (size_t i = lo; i < hi; i += 8) /* a word per cache line */
+        acc += c->other[(c->other_at + i) % pool];
+    c->sink = acc;
+}
+
+static void bench_cold(struct threadpool *pool, const char *label, const struct shape *s,
+                       uint64_t *other)
+{
+    int nb = (s->ctx + BLOCK_TOKENS - 1) / BLOCK_TOKENS;
+    struct cold c = {.s = *s, .other = other, .n_chunks = threadpool_size(pool)};
+    c.layer_elems = (size_t)nb * BLOCK_TOKENS * (size_t)s->n_kv_heads * HEAD_DIM;
+    size_t kv_bytes = (size_t)COLD_LAYERS * c.layer_elems * sizeof(uint16_t);
+    size_t qd = (size_t)s->n_heads * HEAD_DIM;
+    c.k = huge_alloc(kv_bytes);
+    c.v = huge_alloc(kv_bytes);
+    c.q = malloc(qd * sizeof(float));
+    c.out = malloc(qd * sizeof(float));
+    c.blocks = malloc((size_t)nb * sizeof(int));
+    if (!c.k || !c.v || !c.q || !c.out || !c.blocks) {
+        printf("  %-28s out of memory\n", label);
+        goto out;
+    }
+    uint64_t seed = 9;
+    for (size_t i = 0; i < (size_t)COLD_LAYERS * c.layer_elems; i++) {
+        c.k[i] = f32_to_f16(stb_randf(&seed));
+        c.v[i] = f32_to_f16(stb_randf(&seed));
+    }
+    for (size_t i = 0; i < qd; i++)
+        c.q[i] = stb_randf(&seed);
+    for (int i = 0; i < nb; i++)
+        c.blocks[i] = i;
+    double total = 0;
+    for (int run = 0; run < COLD_RUNS; run++)
+        for (int step = 0; step < COLD_STEPS; step++)
+            for (c.layer = 0; c.layer < COLD_LAYERS; c.layer++) {
+                threadpool_run(pool, cold_other, &c, c.n_chunks);
+                c.other_at = (c.other_at + COLD_OTHER_BYTES / 8) % (COLD_OTHER_POOL / 8);
+                struct timespec a, b;
+                clock_gettime(CLOCK_MONOTONIC, &a);
+                threadpool_run(pool, cold_attention, &c, c.n_chunks);
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                total += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+            }
+    double step_s = total / (COLD_RUNS * COLD_STEPS);
+    double read = 2.0 * (double)s->ctx * (double)s->n_kv_heads * HEAD_DIM * 2 * COLD_LAYERS;
+    printf("  %-28s %7.3f ms a token (%d layers), K/V read at %.1f GB/s\n", label, step_s * 1e3,
+           COLD_LAYERS, read / step_s / 1e9);
+out:
+    free(c.k);
+    free(c.v);
+    free(c.q);
+    free(c.out);
+    free(c.blocks);
+}
+
+static void bench_decode_cold(void)
+{
+    struct threadpool *pool;
+    char err[128];
+    if (threadpool_create(2, &pool, err, sizeof(err)) != ST_OK) {
+        printf("thread pool: %s\n", err);
+        return;
+    }
+    uint64_t *other = huge_alloc(COLD_OTHER_POOL);
+    if (!other) {
+        printf("out of memory\n");
+        threadpool_free(pool);
+        return;
+    }
+    memset(other, 1, COLD_OTHER_POOL);
+    printf("decode attention, %d layers of F16 K/V past the caches, 2 threads (mean)\n",
+           COLD_LAYERS);
+    static const int ctxs[] = {64, 512, 1024};
+    for (int i = 0; i < 3; i++) {
+        char label[64];
+        struct shape gqa = {32, 8, ctxs[i], 1}, mha = {12, 12, ctxs[i], 1};
+        snprintf(label, sizeof(label), "at %d, 32q/8kv x64", ctxs[i]);
+        bench_cold(pool, label, &gqa, other);
+        snprintf(label, sizeof(label), "at %d, 12x64", ctxs[i]);
+        bench_cold(pool, label, &mha, other);
+    }
+    free(other);
+    threadpool_free(pool);
+}
+
 int main(void)
 {
     printf("attention, one layer, one thread, isa %s (best of 3)\n",
@@ -145,5 +300,6 @@ int main(void)
     struct shape dec = {32, 8, 3400, 1}, dec_mha = {12, 12, 3400, 1};
     bench("decode at 3400, 32q/8kv x64", &dec, 20);
     bench("decode at 3400, 12x64", &dec_mha, 20);
+    bench_decode_cold();
     return 0;
 }
