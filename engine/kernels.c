@@ -162,6 +162,39 @@ float kernel_expf_ref(float x)
     return ldexpf(p, (int)n);
 }
 
+void kernel_shift_scale_ref(float *x, float shift, float scale, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = x[i] - shift; /* rounded before the multiplication */
+        x[i] = d * scale;
+    }
+}
+
+int kernel_argmax_ref(const float *x, int n)
+{
+    int best = -1;
+    float max = 0.0f;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i]) && (best < 0 || x[i] > max)) {
+            best = i;
+            max = x[i];
+        }
+    return best < 0 ? 0 : best;
+}
+
+void kernel_block_sums16_ref(const float *x, size_t n, double *out)
+{
+    for (size_t b = 0; b * 16 < n; b++) {
+        double v[16];
+        for (size_t k = 0; k < 16; k++)
+            v[k] = b * 16 + k < n ? (double)x[b * 16 + k] : 0.0;
+        for (size_t half = 8; half > 0; half /= 2)
+            for (size_t k = 0; k < half; k++)
+                v[k] += v[k + half];
+        out[b] = v[0];
+    }
+}
+
 float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p, size_t head_off,
                           int head_dim)
 {

@@ -139,6 +139,29 @@ float kernel_expf_ref(float x);
  * be x). */
 void kernel_exp(const float *x, float *y, size_t n);
 
+/* x[i] = (x[i] - shift) * scale for i < n: a subtraction then a
+ * multiplication, rounded each (no FMA).  Scalar reference;
+ * kernel_shift_scale gives the same bits, 16 at a time with AVX-512 (a
+ * sampler's logits over its temperature). */
+void kernel_shift_scale_ref(float *x, float shift, float scale, size_t n);
+void kernel_shift_scale(float *x, float shift, float scale, size_t n);
+
+/* The lowest index of the largest of x[0..n-1] (n >= 1), NaN ignored; 0
+ * when every element is NaN.  Scalar reference; kernel_argmax gives the
+ * same index, 16 elements at a time with AVX-512 (a vocabulary's logits:
+ * the scalar loop's compare and branch per element took 10 us of a 32000
+ * token sampling step). */
+int kernel_argmax_ref(const float *x, int n);
+int kernel_argmax(const float *x, int n);
+
+/* out[b] = the sum, in double, of x[16b .. 16b+15] (0 past n) added as a
+ * tree: x[k] + x[k+8] for k < 8, then halves onto halves (4, 2, 1), so the
+ * same bits however it is computed, and four adds deep instead of sixteen
+ * (a sampler's running sum over its vocabulary).  Scalar reference;
+ * kernel_block_sums16 gives the same bits with AVX-512. */
+void kernel_block_sums16_ref(const float *x, size_t n, double *out);
+void kernel_block_sums16(const float *x, size_t n, double *out);
+
 /* y[i] = f32_to_f16(x[i]) for i < n (tensor.h), 16 at a time with AVX-512:
  * the same bits for every non-NaN x. */
 void kernel_f32_to_f16(const float *x, uint16_t *y, size_t n);

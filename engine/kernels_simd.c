@@ -625,6 +625,115 @@ void kernel_exp(const float *x, float *y, size_t n)
 }
 
 /* ---------------------------------------------------------------------- */
+/* shift and scale                                                         */
+
+#ifdef KERNELS_X86
+TGT_AVX512 static void shift_scale_avx512(float *x, float shift, float scale, size_t n)
+{
+    const __m512 sh = _mm512_set1_ps(shift), sc = _mm512_set1_ps(scale);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_sub_ps(v, sh), sc));
+    }
+}
+#endif
+
+void kernel_shift_scale(float *x, float shift, float scale, size_t n)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        shift_scale_avx512(x, shift, scale, n);
+        return;
+    }
+#endif
+    kernel_shift_scale_ref(x, shift, scale, n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* argmax                                                                  */
+
+#ifdef KERNELS_X86
+/* Two sets of 16 lanes over alternate vectors; a lane keeps the first
+ * largest of its elements (strictly greater replaces; NaN never does),
+ * then the 32 meet: the largest value, the lowest index among equals.
+ * When no lane took anything (every element -inf or NaN) the reference
+ * settles it. */
+TGT_AVX512 static int argmax_avx512(const float *x, int n)
+{
+    __m512 best[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
+    __m512i at[2] = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (int i = 0; i < n; i += 16) {
+        int s = (i / 16) & 1;
+        __mmask16 m = mask16((size_t)(n - i));
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __mmask16 take = _mm512_mask_cmp_ps_mask(m, v, best[s], _CMP_GT_OQ);
+        best[s] = _mm512_mask_mov_ps(best[s], take, v);
+        at[s] = _mm512_mask_mov_epi32(at[s], take, idx);
+        idx = _mm512_add_epi32(idx, step);
+    }
+    _Alignas(64) float lane_max[32];
+    _Alignas(64) int32_t lane_at[32];
+    for (int s = 0; s < 2; s++) {
+        _mm512_store_ps(lane_max + 16 * s, best[s]);
+        _mm512_store_si512(lane_at + 16 * s, at[s]);
+    }
+    int r = -1;
+    float max = 0.0f;
+    for (int l = 0; l < 32; l++)
+        if (lane_at[l] >= 0 &&
+            (r < 0 || lane_max[l] > max || (lane_max[l] == max && lane_at[l] < r))) {
+            r = lane_at[l];
+            max = lane_max[l];
+        }
+    return r < 0 ? kernel_argmax_ref(x, n) : r;
+}
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* sums of blocks of 16                                                    */
+
+#ifdef KERNELS_X86
+/* The reference's tree, a level per step: the block's halves as doubles
+ * added lane for lane, then each vector's halves. */
+TGT_AVX512 static void block_sums16_avx512(const float *x, size_t n, double *out)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512d a = _mm512_add_pd(
+            _mm512_cvtps_pd(_mm512_castps512_ps256(v)),
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+        __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+        __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+        out[i / 16] = _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+    }
+}
+#endif
+
+void kernel_block_sums16(const float *x, size_t n, double *out)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        block_sums16_avx512(x, n, out);
+        return;
+    }
+#endif
+    kernel_block_sums16_ref(x, n, out);
+}
+
+int kernel_argmax(const float *x, int n)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512)
+        return argmax_avx512(x, n);
+#endif
+    return kernel_argmax_ref(x, n);
+}
+
+/* ---------------------------------------------------------------------- */
 /* F16 stores                                                              */
 
 #ifdef KERNELS_X86

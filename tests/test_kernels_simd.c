@@ -440,6 +440,123 @@ static void test_exp(void)
     free(y);
 }
 
+/* kernel_shift_scale gives kernel_shift_scale_ref's bits at every ISA
+ * (every tail length, infinities and NaN included). */
+static void test_shift_scale(void)
+{
+    enum { N = 32003 };
+    float *x = malloc(N * sizeof(float)), *want = malloc(N * sizeof(float));
+    float *got = malloc(N * sizeof(float));
+    uint64_t seed = 59;
+    for (int i = 0; i < N; i++)
+        x[i] = 40.0f * stb_randf(&seed);
+    x[3] = INFINITY;
+    x[7] = -INFINITY;
+    x[11] = NAN;
+    int bad = 0;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+        kernel_isa_set((enum kernel_isa)isa);
+        for (size_t n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+            memcpy(want, x, n * sizeof(float));
+            memcpy(got, x, n * sizeof(float));
+            kernel_shift_scale_ref(want, 12.5f, 1.0f / 0.7f, n);
+            kernel_shift_scale(got, 12.5f, 1.0f / 0.7f, n);
+            bad += memcmp(want, got, n * sizeof(float)) != 0;
+        }
+    }
+    kernel_isa_set(kernel_isa_detect());
+    CHECK_MSG(bad == 0, "kernel_shift_scale: %d lengths differ from the reference", bad);
+    float one[2] = {5.0f, -INFINITY};
+    kernel_shift_scale_ref(one, 1.0f, 0.5f, 2);
+    CHECK(one[0] == 2.0f && one[1] == -INFINITY);
+    free(x);
+    free(want);
+    free(got);
+}
+
+/* kernel_block_sums16 gives kernel_block_sums16_ref's bits at every ISA
+ * for every tail length and a vocabulary's; and the reference adds as the
+ * tree it promises (x[0] + x[8] first). */
+static void test_block_sums16(void)
+{
+    enum { N = 32003 };
+    float *x = malloc(N * sizeof(float));
+    double *want = malloc((N / 16 + 1) * sizeof(double)),
+           *got = malloc((N / 16 + 1) * sizeof(double));
+    uint64_t seed = 61;
+    for (int i = 0; i < N; i++) /* magnitudes far apart: the order shows */
+        x[i] = ldexpf(stb_randf(&seed), (int)(60.0f * stb_randf(&seed)));
+    int bad = 0;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+        kernel_isa_set((enum kernel_isa)isa);
+        for (size_t n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+            size_t nb = (n + 15) / 16;
+            kernel_block_sums16_ref(x, n, want);
+            kernel_block_sums16(x, n, got);
+            bad += memcmp(want, got, nb * sizeof(double)) != 0;
+        }
+    }
+    kernel_isa_set(kernel_isa_detect());
+    CHECK_MSG(bad == 0, "kernel_block_sums16: %d lengths differ from the reference", bad);
+    /* in order, 2^53 + 1 would round back to 2^53 and the block sum to 0 */
+    float tree[16] = {0};
+    tree[0] = 9007199254740992.0f;
+    tree[8] = -9007199254740992.0f;
+    tree[1] = 1.0f;
+    double one;
+    kernel_block_sums16_ref(tree, 16, &one);
+    CHECK(one == 1.0);
+    free(x);
+    free(want);
+    free(got);
+}
+
+/* kernel_argmax gives kernel_argmax_ref's index at every ISA: lengths of
+ * every tail mod 16 and a vocabulary's, values with many ties (the lowest
+ * index wins), NaN anywhere, -inf everywhere; and the reference itself on
+ * cases worked by hand. */
+static void test_argmax(void)
+{
+    enum { N = 32003 };
+    float *x = malloc(N * sizeof(float));
+    uint64_t seed = 53;
+    static const float hand[][5] = {
+        {NAN, 1.0f, 3.0f, 3.0f, 2.0f},
+        {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
+        {NAN, NAN, NAN, NAN, NAN},
+        {-0.0f, 0.0f, -1.0f, NAN, -0.0f},
+        {1.0f, NAN, INFINITY, 5.0f, INFINITY},
+    };
+    static const int want[] = {2, 0, 0, 0, 2};
+    for (int h = 0; h < 5; h++)
+        CHECK_MSG(kernel_argmax_ref(hand[h], 5) == want[h], "hand case %d: %d", h,
+                  kernel_argmax_ref(hand[h], 5));
+    int bad = 0, cases = 0;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+        kernel_isa_set((enum kernel_isa)isa);
+        for (int h = 0; h < 5; h++)
+            bad += kernel_argmax(hand[h], 5) != want[h];
+        for (int kind = 0; kind < 4; kind++)
+            for (int n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+                for (int i = 0; i < n; i++) {
+                    float r = stb_randf(&seed);
+                    /* kind 0: distinct; 1: eight values, ties everywhere;
+                     * 2: NaN sprinkled; 3: -inf but a few */
+                    x[i] = kind == 1   ? (float)(int)(8.0f * r)
+                           : kind == 3 ? (r > 0.97f ? r : -INFINITY)
+                                       : r;
+                    if (kind == 2 && stb_randf(&seed) > 0.7f)
+                        x[i] = NAN;
+                }
+                cases++;
+                bad += kernel_argmax(x, n) != kernel_argmax_ref(x, n);
+            }
+    }
+    kernel_isa_set(kernel_isa_detect());
+    CHECK_MSG(bad == 0, "kernel_argmax: %d of %d cases differ from the reference", bad, cases);
+    free(x);
+}
+
 /* kernel_silu_mul within 1e-5 relative of the reference at every ISA, for
  * lengths that do and do not split over the pool, large |x| included. */
 static void test_silu_mul(void)
@@ -649,6 +766,9 @@ int main(void)
     RUN(test_attention_online);
     RUN(test_x8_quantize);
     RUN(test_exp);
+    RUN(test_argmax);
+    RUN(test_shift_scale);
+    RUN(test_block_sums16);
     RUN(test_silu_mul);
     RUN(test_rmsnorm);
     RUN(test_rope);
