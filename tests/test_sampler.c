@@ -387,6 +387,41 @@ static void test_distribution(void)
                   counts[i] / 10000.0, sqrt(want[i]) / z);
 }
 
+/* Mass in five tokens of a 1,001-token vocabulary, weights 1 : 1 : 2 : 1 : 1
+ * (one in the first block, three together in a middle one, one alone in
+ * the short last block), none anywhere else: the draw steps over the empty
+ * blocks, walks within a block from the mass before it, never lands on a
+ * token without mass, and follows the weights, through the
+ * whole-vocabulary path and the filtered one. */
+static void test_draw_over_blocks(void)
+{
+    enum { V = 1001, N = 12000 };
+    static const int ids[] = {5, 300, 301, 302, 1000};
+    static const double want[] = {1 / 6.0, 1 / 6.0, 2 / 6.0, 1 / 6.0, 1 / 6.0};
+    static float l[V];
+    static int counts[V];
+    for (int i = 0; i < V; i++)
+        l[i] = -INFINITY;
+    for (int k = 0; k < 5; k++)
+        l[ids[k]] = k == 2 ? logf(2.0f) : 0.0f;
+    struct sampler_params p;
+    sampler_params_default(&p);
+    p.temperature = 1.0f;
+    p.seed = 17;
+    for (int filtered = 0; filtered < 2; filtered++) {
+        p.top_k = filtered ? 50 : 0; /* 45 of the 50 without mass */
+        histogram(V, &p, l, N, counts);
+        int sum = 0;
+        for (int k = 0; k < 5; k++) {
+            sum += counts[ids[k]];
+            CHECK_MSG(fabs(counts[ids[k]] / (double)N - want[k]) < 0.025,
+                      "%s path: id %d drawn %d times of %d",
+                      filtered ? "filtered" : "whole-vocabulary", ids[k], counts[ids[k]], N);
+        }
+        CHECK_INT_EQ(sum, N);
+    }
+}
+
 static void test_logprobs(void)
 {
     /* raw log-softmax of {ln 0.5, ln 0.25, ln 0.25}: -0.693, -1.386, -1.386,
@@ -617,6 +652,7 @@ int main(void)
     RUN(test_seed_determinism);
     RUN(test_temperature_only_equals_filtered_path);
     RUN(test_distribution);
+    RUN(test_draw_over_blocks);
     RUN(test_logprobs);
     RUN(test_invalid_params);
     RUN(test_stop_across_tokens);
