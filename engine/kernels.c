@@ -182,6 +182,15 @@ int kernel_argmax_ref(const float *x, int n)
     return best < 0 ? 0 : best;
 }
 
+int kernel_select_ge_ref(const float *x, int n, float t, int32_t *out)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        if (x[i] >= t)
+            out[c++] = i;
+    return c;
+}
+
 void kernel_block_sums16_ref(const float *x, size_t n, double *out)
 {
     for (size_t b = 0; b * 16 < n; b++) {

@@ -154,6 +154,13 @@ void kernel_shift_scale(float *x, float shift, float scale, size_t n);
 int kernel_argmax_ref(const float *x, int n);
 int kernel_argmax(const float *x, int n);
 
+/* Writes the indexes i < n with x[i] >= t (NaN never is), ascending, to
+ * out and returns how many.  Scalar reference; kernel_select_ge gives the
+ * same list, 16 elements a compare with AVX-512 (a sampler's candidates
+ * above a threshold, out of a whole vocabulary). */
+int kernel_select_ge_ref(const float *x, int n, float t, int32_t *out);
+int kernel_select_ge(const float *x, int n, float t, int32_t *out);
+
 /* out[b] = the sum, in double, of x[16b .. 16b+15] (0 past n) added as a
  * tree: x[k] + x[k+8] for k < 8, then halves onto halves (4, 2, 1), so the
  * same bits however it is computed, and four adds deep instead of sixteen

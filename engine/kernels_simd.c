@@ -693,6 +693,43 @@ TGT_AVX512 static int argmax_avx512(const float *x, int n)
 #endif
 
 /* ---------------------------------------------------------------------- */
+/* indexes at or above a threshold                                         */
+
+#ifdef KERNELS_X86
+/* Compressed in a register and stored under a mask (a compressing store
+ * to memory is microcoded and slow on some cores); most vectors of a
+ * vocabulary have no index to keep. */
+TGT_AVX512 static int select_ge_avx512(const float *x, int n, float t, int32_t *out)
+{
+    const __m512 tv = _mm512_set1_ps(t);
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int c = 0;
+    for (int i = 0; i < n; i += 16, idx = _mm512_add_epi32(idx, step)) {
+        __mmask16 m = mask16((size_t)(n - i));
+        __mmask16 keep =
+            _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, x + i), tv, _CMP_GE_OQ);
+        if (!keep)
+            continue;
+        int k = __builtin_popcount(keep);
+        _mm512_mask_storeu_epi32(out + c, (__mmask16)((1u << k) - 1),
+                                 _mm512_maskz_compress_epi32(keep, idx));
+        c += k;
+    }
+    return c;
+}
+#endif
+
+int kernel_select_ge(const float *x, int n, float t, int32_t *out)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512)
+        return select_ge_avx512(x, n, t, out);
+#endif
+    return kernel_select_ge_ref(x, n, t, out);
+}
+
+/* ---------------------------------------------------------------------- */
 /* sums of blocks of 16                                                    */
 
 #ifdef KERNELS_X86

@@ -474,6 +474,46 @@ static void test_shift_scale(void)
     free(got);
 }
 
+/* kernel_select_ge lists what kernel_select_ge_ref lists at every ISA
+ * (every tail length, thresholds keeping none, some, all; NaN and
+ * infinities in x and as the threshold), and writes nothing past its
+ * count. */
+static void test_select_ge(void)
+{
+    enum { N = 32003 };
+    float *x = malloc(N * sizeof(float));
+    int32_t *want = malloc(N * sizeof(int32_t)), *got = malloc((N + 1) * sizeof(int32_t));
+    uint64_t seed = 67;
+    for (int i = 0; i < N; i++)
+        x[i] = stb_randf(&seed);
+    x[2] = NAN;
+    x[9] = INFINITY;
+    x[17] = -INFINITY;
+    static const float ts[] = {2.0f, 0.999f, 0.5f, 0.0f, -1.0f, -INFINITY, INFINITY, NAN};
+    int bad = 0;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+        kernel_isa_set((enum kernel_isa)isa);
+        for (int ti = 0; ti < 8; ti++)
+            for (int n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+                int cw = kernel_select_ge_ref(x, n, ts[ti], want);
+                for (int i = 0; i <= n; i++)
+                    got[i] = -7;
+                int cg = kernel_select_ge(x, n, ts[ti], got);
+                bad += cw != cg || memcmp(want, got, (size_t)cw * sizeof(int32_t)) != 0 ||
+                       got[cg] != -7;
+            }
+    }
+    kernel_isa_set(kernel_isa_detect());
+    CHECK_MSG(bad == 0, "kernel_select_ge: %d cases differ from the reference", bad);
+    float hand[5] = {0.5f, NAN, 0.7f, 0.5f, 0.1f};
+    int32_t list[5];
+    CHECK_INT_EQ(kernel_select_ge_ref(hand, 5, 0.5f, list), 3);
+    CHECK(list[0] == 0 && list[1] == 2 && list[2] == 3);
+    free(x);
+    free(want);
+    free(got);
+}
+
 /* kernel_block_sums16 gives kernel_block_sums16_ref's bits at every ISA
  * for every tail length and a vocabulary's; and the reference adds as the
  * tree it promises (x[0] + x[8] first). */
@@ -769,6 +809,7 @@ int main(void)
     RUN(test_argmax);
     RUN(test_shift_scale);
     RUN(test_block_sums16);
+    RUN(test_select_ge);
     RUN(test_silu_mul);
     RUN(test_rmsnorm);
     RUN(test_rope);
