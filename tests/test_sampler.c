@@ -145,6 +145,51 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? -1 : 1;
 }
 
+/* top_k 25 of 20000 tokens (the sampled-threshold path), logits with many
+ * ties at the boundary: at a temperature that makes the survivors nearly
+ * equal, exactly the 25 best by logit, lower id first among equals, come
+ * out, every one of them; the same with NaN among the logits. */
+static void test_top_k_large_vocab(void)
+{
+    enum { V = 20000, K = 25, N = 6000 };
+    static float l[V];
+    static int32_t order[V];
+    static int counts[V];
+    uint64_t x = 5;
+    for (int with_nan = 0; with_nan < 2; with_nan++) {
+        for (int i = 0; i < V; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            l[i] = (float)((x >> 40) % 2000) / 100.0f; /* 0 .. 19.99: ~10 of each */
+            if (with_nan && i % 1000 == 7)
+                l[i] = NAN;
+            order[i] = i;
+        }
+        for (int i = 0; i < V; i++)
+            if (isnan(l[i]))
+                l[i] = -INFINITY; /* the reference ranks NaN last; the sampler never keeps it */
+        cmp_logits = l;
+        qsort(order, V, sizeof(order[0]), cmp_desc);
+        for (int i = 0; i < V; i++)
+            if (with_nan && i % 1000 == 7)
+                l[i] = NAN;
+        struct sampler_params p;
+        sampler_params_default(&p);
+        p.temperature = 1000.0f;
+        p.top_k = K;
+        p.seed = 23;
+        histogram(V, &p, l, N, counts);
+        int inside = 0, missing = 0;
+        for (int i = 0; i < K; i++) {
+            inside += counts[order[i]];
+            missing += counts[order[i]] == 0;
+        }
+        CHECK_MSG(inside == N, "%s: %d of %d draws outside the top %d", with_nan ? "NaN" : "plain",
+                  N - inside, N, K);
+        CHECK_MSG(missing == 0, "%s: %d of the top %d never drawn", with_nan ? "NaN" : "plain",
+                  missing, K);
+    }
+}
+
 /* top_p on random logits against a nucleus computed by sorting: nothing
  * outside it is ever drawn, and the boundary token is inside. */
 static void test_top_p_vs_sorted_reference(void)
@@ -641,6 +686,7 @@ int main(void)
     RUN(test_greedy_and_ties);
     RUN(test_temperature_to_zero_is_greedy);
     RUN(test_top_k);
+    RUN(test_top_k_large_vocab);
     RUN(test_top_p);
     RUN(test_top_p_large_vocab);
     RUN(test_top_p_vs_sorted_reference);
