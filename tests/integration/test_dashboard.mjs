@@ -200,20 +200,26 @@ try {
       await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 400, uploadThroughput: -1 });
       await page.getByLabel('Max tokens').fill('2000');
       // A random-weight model may end its answer (EOS) before Stop can be
-      // pressed; then ask again, a few times at most.
+      // pressed, even before any text; then ask again, a few times at most.
+      // Streaming has begun once the answer shows any text, whatever
+      // Markdown the random tokens make of it.
       const stopButton = page.getByRole('button', { name: 'Stop' });
+      const ended = () => answer.evaluate((el) => !!el.dataset.outcome);
       for (let attempt = 0; attempt < 4; attempt++) {
         await page.getByLabel('Message').fill(`Tell me a long story, take ${attempt + 1}`);
         await page.getByRole('button', { name: 'Send' }).click();
-        await answer.locator('.content :is(p,pre,ul,ol,h3,h4,h5,h6)').first().waitFor({ timeout: 30000 });
+        const begun = await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome ||
+          el.querySelector('.content').textContent.trim().length > 0), 30000, 100);
+        if (!begun) throw new Error('the answer showed no text and did not end within 30 s');
+        if (await ended()) continue;
         try {
           await stopButton.click({ timeout: 5000 });
           break;
         } catch {
-          await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
+          await waitFor(ended, 10000);
         }
       }
-      await waitFor(() => answer.evaluate((el) => !!el.dataset.outcome), 10000);
+      await waitFor(ended, 10000);
     } finally {
       await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
       await cdp.detach();
