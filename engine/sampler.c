@@ -379,11 +379,22 @@ static int select_nucleus(struct sampler *s, const float *w, double want)
 
 /* ---- the step ---------------------------------------------------------- */
 
+/* Whether apply_penalties would change any logit this step. */
+static bool penalties_apply(const struct sampler *s)
+{
+    const struct sampler_params *p = &s->p;
+    return p->repetition_penalty != 1.0f || p->presence_penalty != 0.0f ||
+           p->frequency_penalty != 0.0f || p->n_logit_bias > 0 ||
+           (s->n_generated < p->min_tokens && p->n_eos_ids > 0);
+}
+
 static void apply_penalties(struct sampler *s, float *w)
 {
     const struct sampler_params *p = &s->p;
     float rep = p->repetition_penalty;
-    for (int i = 0; i < s->n_seen; i++) {
+    bool seen_penalties =
+        rep != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f;
+    for (int i = 0; seen_penalties && i < s->n_seen; i++) {
         int32_t id = s->seen_list[i];
         if (rep != 1.0f)
             w[id] = w[id] > 0 ? w[id] / rep : w[id] * rep;
@@ -574,9 +585,13 @@ static void fill_logprobs(const struct sampler *s, const float *logits, struct s
 void sampler_sample(struct sampler *s, const float *logits, struct sampler_result *out)
 {
     float *w = s->work;
-    memcpy(w, logits, (size_t)s->n_vocab * sizeof(*w));
-    apply_penalties(s, w);
-    out->id = s->p.temperature == 0.0f ? kernel_argmax(w, s->n_vocab) : draw(s, w);
+    if (s->p.temperature == 0.0f && !penalties_apply(s)) {
+        out->id = kernel_argmax(logits, s->n_vocab); /* plain greedy: no copy to transform */
+    } else {
+        memcpy(w, logits, (size_t)s->n_vocab * sizeof(*w));
+        apply_penalties(s, w);
+        out->id = s->p.temperature == 0.0f ? kernel_argmax(w, s->n_vocab) : draw(s, w);
+    }
     out->logprob = 0;
     out->n_top = 0;
     if (s->p.logprobs)
