@@ -528,22 +528,28 @@ TGT_AVX512BF16 INLINE __m512bh bf16_load(const uint16_t *p, size_t len)
  * block, so the rounding never depends on n).  Per dot: 64-element steps
  * over two accumulators (the first 32 into a0, the next into a1), a last
  * partial step by masked loads, then a0 + a1 summed across lanes: one order
- * whatever nr and nt.
+ * whatever nr and nt.  The loops over rows and tokens are unrolled so the
+ * accumulators stay in registers (GCC -O2 kept them on the stack, a load
+ * and a store around every vdpbf16ps: the 1B shape's bf16 prefill went
+ * from 32 to 50 tok/s with this, decode 5-12 % faster).
  */
 TGT_AVX512BF16 INLINE void bf16_block(const uint16_t *w, size_t cols, size_t r, int nr,
                                       const float *x, int nt, size_t ldy, float *y)
 {
     __m512 a0[8], a1[8];
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++)
         a0[k] = a1[k] = _mm512_setzero_ps();
     for (size_t i = 0; i < cols; i += 64) {
         size_t left = cols - i;
         __m512bh x0[4], x1[4];
+#pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             x0[t] = bf16_from_f32(x + (size_t)t * cols + i, left);
             /* masked to nothing (no load) when the step ends within 32 */
             x1[t] = bf16_from_f32(x + (size_t)t * cols + i + 32, left > 32 ? left - 32 : 0);
         }
+#pragma GCC unroll 8
         for (int j = 0; j < nr; j++) {
             const uint16_t *row = w + (r + (size_t)j) * cols + i;
             _mm_prefetch((const char *)(row + BF16_PREFETCH), _MM_HINT_T0);
@@ -551,10 +557,12 @@ TGT_AVX512BF16 INLINE void bf16_block(const uint16_t *w, size_t cols, size_t r, 
             _mm_prefetch((const char *)(row + (size_t)nr * cols), _MM_HINT_T1);
             _mm_prefetch((const char *)(row + (size_t)nr * cols + 32), _MM_HINT_T1);
             __m512bh w0 = bf16_load(row, left);
+#pragma GCC unroll 4
             for (int t = 0; t < nt; t++)
                 a0[j * nt + t] = _mm512_dpbf16_ps(a0[j * nt + t], w0, x0[t]);
             if (left > 32) {
                 __m512bh w1 = bf16_load(row + 32, left - 32);
+#pragma GCC unroll 4
                 for (int t = 0; t < nt; t++)
                     a1[j * nt + t] = _mm512_dpbf16_ps(a1[j * nt + t], w1, x1[t]);
             }
