@@ -379,12 +379,18 @@ static int select_nucleus(struct sampler *s, const float *w, double want)
 
 /* ---- the step ---------------------------------------------------------- */
 
+/* Whether a penalty applies to the tokens already seen. */
+static bool seen_penalties(const struct sampler_params *p)
+{
+    return p->repetition_penalty != 1.0f || p->presence_penalty != 0.0f ||
+           p->frequency_penalty != 0.0f;
+}
+
 /* Whether apply_penalties would change any logit this step. */
 static bool penalties_apply(const struct sampler *s)
 {
     const struct sampler_params *p = &s->p;
-    return p->repetition_penalty != 1.0f || p->presence_penalty != 0.0f ||
-           p->frequency_penalty != 0.0f || p->n_logit_bias > 0 ||
+    return seen_penalties(p) || p->n_logit_bias > 0 ||
            (s->n_generated < p->min_tokens && p->n_eos_ids > 0);
 }
 
@@ -392,9 +398,7 @@ static void apply_penalties(struct sampler *s, float *w)
 {
     const struct sampler_params *p = &s->p;
     float rep = p->repetition_penalty;
-    bool seen_penalties =
-        rep != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f;
-    for (int i = 0; seen_penalties && i < s->n_seen; i++) {
+    for (int i = 0; seen_penalties(p) && i < s->n_seen; i++) {
         int32_t id = s->seen_list[i];
         if (rep != 1.0f)
             w[id] = w[id] > 0 ? w[id] / rep : w[id] * rep;
@@ -434,19 +438,10 @@ static int draw_in_block(const float *prob, const int32_t *idx, int n, int b, do
     return last;
 }
 
-/*
- * Draws one of n candidates with probability proportional to its prob and
- * returns its id, or -1 (the RNG untouched) when the mass is not positive.
- * The running sum is kept per block of DRAW_BLOCK candidates (a block's
- * mass from kernel_block_sums16: the same bits for a candidate list as for
- * the whole vocabulary), the blocks' masses then added in order.  The
- * blocks are independent, so their sums overlap in the pipeline instead of
- * making one chain of dependent adds as long as the vocabulary, and the
- * walk steps over whole blocks.  The same candidates in the same order give
- * the same draw whichever path made them (32000 tokens: 20 us a draw, was
- * 75-100 with one running sum and a scalar argmax and scaling).
- */
-static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *idx, int n)
+/* Fills s->block_sum with the masses of the n candidates' blocks of
+ * DRAW_BLOCK (kernel_block_sums16: the same bits for a candidate list as
+ * for the whole vocabulary) and returns their sum, added in block order. */
+static double block_masses(struct sampler *s, const float *prob, const int32_t *idx, int n)
 {
     double *bsum = s->block_sum, total = 0;
     int nb = blocks_of(n);
@@ -461,6 +456,23 @@ static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *id
     }
     for (int b = 0; b < nb; b++)
         total += bsum[b];
+    return total;
+}
+
+/*
+ * Draws one of n candidates with probability proportional to its prob and
+ * returns its id, or -1 (the RNG untouched) when the mass is not positive.
+ * The running sum is kept per block of DRAW_BLOCK candidates
+ * (block_masses).  The blocks are independent, so their sums overlap in the pipeline instead of
+ * making one chain of dependent adds as long as the vocabulary, and the
+ * walk steps over whole blocks.  The same candidates in the same order give
+ * the same draw whichever path made them (32000 tokens: 20 us a draw, was
+ * 75-100 with one running sum and a scalar argmax and scaling).
+ */
+static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *idx, int n)
+{
+    double *bsum = s->block_sum, total = block_masses(s, prob, idx, n);
+    int nb = blocks_of(n);
     if (!(total > 0))
         return -1;
     double r = rng_uniform(s->rng) * total, acc = 0;
@@ -517,11 +529,8 @@ static int32_t draw(struct sampler *s, float *w)
     double total = 0;
     if (whole) {
         kernel_exp(w, prob, (size_t)n);
-        if (p->top_p < 1.0f) {
-            kernel_block_sums16(prob, (size_t)n, s->block_sum);
-            for (int b = 0; b < blocks_of(n); b++)
-                total += s->block_sum[b];
-        }
+        if (p->top_p < 1.0f)
+            total = block_masses(s, prob, NULL, n);
     } else {
         select_top_k(s, w, p->top_k);
         n = p->top_k;
