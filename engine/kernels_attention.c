@@ -408,7 +408,6 @@ TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_vi
 struct kv_prefetch {
     const char *k[LANES_STEPS_MAX], *v[LANES_STEPS_MAX]; /* the blocks' K and V, one head */
     int n_blocks;                                        /* 0: nothing to ask for */
-    int lines;                                           /* cache lines of each */
     size_t feature_bytes;                                /* of one K feature in a block */
     int per_position; /* V lines to ask for per position of the weighted sums */
 };
@@ -425,9 +424,9 @@ static struct kv_prefetch kv_prefetch_of(const struct kernel_kv_view *kv, size_t
         pf.k[pf.n_blocks] = kv_at(kv->k, kernel_kv_k(kv, q, head_off), f16);
         pf.v[pf.n_blocks++] = kv_at(kv->v, kernel_kv_v(kv, q, head_off), f16);
     }
-    pf.lines = (int)(((size_t)hd * (size_t)kv->block_tokens * (f16 ? 2 : 4) + 63) / 64);
     pf.feature_bytes = (size_t)kv->block_tokens * (f16 ? 2 : 4);
-    pf.per_position = (pf.lines + TILE_POS - 1) / TILE_POS;
+    int lines = (int)(((size_t)hd * pf.feature_bytes + 63) / 64); /* of a block's V, one head */
+    pf.per_position = (lines + TILE_POS - 1) / TILE_POS;
     return pf;
 }
 
