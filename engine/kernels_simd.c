@@ -713,6 +713,15 @@ TGT_AVX512 static int argmax_avx512(const float *x, int n)
 }
 #endif
 
+int kernel_argmax(const float *x, int n)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512)
+        return argmax_avx512(x, n);
+#endif
+    return kernel_argmax_ref(x, n);
+}
+
 /* ---------------------------------------------------------------------- */
 /* indexes at or above a threshold                                         */
 
@@ -780,15 +789,6 @@ void kernel_block_sums16(const float *x, size_t n, double *out)
     }
 #endif
     kernel_block_sums16_ref(x, n, out);
-}
-
-int kernel_argmax(const float *x, int n)
-{
-#ifdef KERNELS_X86
-    if (kernel_isa_get() >= KERNEL_ISA_AVX512)
-        return argmax_avx512(x, n);
-#endif
-    return kernel_argmax_ref(x, n);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1086,6 +1086,17 @@ TGT_AVX512 static void rmsnorm_avx512(float *out, const float *x, const float *w
 }
 #endif
 
+void kernel_rmsnorm(float *out, const float *x, const float *weight, size_t n, float eps)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        rmsnorm_avx512(out, x, weight, n, eps);
+        return;
+    }
+#endif
+    kernel_rmsnorm_ref(out, x, weight, n, eps);
+}
+
 #ifdef KERNELS_X86
 TGT_AVX512 static void rope_avx512(float *x, int n_heads, int head_dim, const float *cs)
 {
@@ -1116,17 +1127,6 @@ void kernel_rope(float *x, int n_heads, int head_dim, const float *cs)
     }
 #endif
     kernel_rope_ref(x, n_heads, head_dim, cs);
-}
-
-void kernel_rmsnorm(float *out, const float *x, const float *weight, size_t n, float eps)
-{
-#ifdef KERNELS_X86
-    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
-        rmsnorm_avx512(out, x, weight, n, eps);
-        return;
-    }
-#endif
-    kernel_rmsnorm_ref(out, x, weight, n, eps);
 }
 
 #ifdef KERNELS_X86
