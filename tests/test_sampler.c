@@ -145,6 +145,15 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? -1 : 1;
 }
 
+/* order[0, n) = the ids of l best first (ties: lower id first). */
+static void sort_by_logit(const float *l, int32_t *order, int n)
+{
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    cmp_logits = l;
+    qsort(order, (size_t)n, sizeof(order[0]), cmp_desc);
+}
+
 /* top_k 25 of 20000 tokens (the sampled-threshold path), logits with many
  * ties at the boundary: at a temperature that makes the survivors nearly
  * equal, exactly the 25 best by logit, lower id first among equals, come
@@ -161,16 +170,11 @@ static void test_top_k_large_vocab(void)
             x = x * 6364136223846793005ull + 1442695040888963407ull;
             l[i] = (float)((x >> 40) % 2000) / 100.0f; /* 0 .. 19.99: ~10 of each */
             if (with_nan && i % 1000 == 7)
-                l[i] = NAN;
-            order[i] = i;
+                l[i] = -INFINITY; /* ranked last here; NaN below, which the sampler never keeps */
         }
-        for (int i = 0; i < V; i++)
-            if (isnan(l[i]))
-                l[i] = -INFINITY; /* the reference ranks NaN last; the sampler never keeps it */
-        cmp_logits = l;
-        qsort(order, V, sizeof(order[0]), cmp_desc);
-        for (int i = 0; i < V; i++)
-            if (with_nan && i % 1000 == 7)
+        sort_by_logit(l, order, V);
+        for (int i = 0; with_nan && i < V; i++)
+            if (isinf(l[i]))
                 l[i] = NAN;
         struct sampler_params p;
         sampler_params_default(&p);
@@ -203,10 +207,8 @@ static void test_top_p_vs_sorted_reference(void)
         for (int i = 0; i < V; i++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
             l[i] = (float)((x >> 40) % 1000) / 250.0f; /* 0 .. 4, with ties */
-            order[i] = i;
         }
-        cmp_logits = l;
-        qsort(order, V, sizeof(order[0]), cmp_desc);
+        sort_by_logit(l, order, V);
         double total = 0, cum = 0;
         for (int i = 0; i < V; i++)
             total += exp(l[i] - l[order[0]]);
