@@ -6,22 +6,25 @@
  *                [--prefill N] [--decode N] [--models DIR] [--json FILE]
  *
  * Models are made once with `mlx-manager mkmodel` under DIR (default
- * $BUILD/bench-models) and reused: Llama-3.2-1B (vocab 128256), Qwen2.5-0.5B
- * and the classic 1B Llama shape with a 32000 vocabulary, each in MLX 4-bit
- * g64, MLX 8-bit g64 and BF16.  Per run: prefill tokens/s over 512 tokens,
- * decode tokens/s over 128 tokens, weight (+ KV) bytes read per decoded
- * token, the decode speed as a share of the bandwidth roofline (bandwidth /
- * bytes per token), and resident memory during decode against weights + KV
- * + scratch.  The bandwidth is measured here with a STREAM-style read of a
- * 1 GiB buffer on the same threads.  Also a matvec micro-benchmark per
- * dtype (GB/s of weights streamed, cycling through copies of the matrix
- * that together outgrow the caches).  --quick: the 1B/32000 model in 4-bit
- * only, prefill 128 and decode 32 (also BENCH_QUICK=1 in the environment,
- * e.g. `make bench BENCH_QUICK=1`); --only SHAPE: one model shape (all
- * dtypes, full sizes); --dtype DTYPE (mlx-4bit, mlx-8bit or bf16): that
- * dtype only; --threads N (1 or 2): that thread count only; --prefill N and
- * --decode N: other token counts (e.g. a short prefill to profile decode).  Results also go
- * to FILE (default $BUILD/bench.json).
+ * $BUILD/bench-models) and reused: Llama-3.2-1B (vocab 128256), Qwen2.5-0.5B,
+ * the classic 1B Llama shape with a 32000 vocabulary and the serving
+ * benchmark's 110M Llama shape, each in MLX 4-bit g64, MLX 8-bit g64 and
+ * BF16.  Per run: prefill tokens/s over 512 tokens, decode tokens/s over 128
+ * tokens, weight (+ KV) bytes read per decoded token, the decode speed as a
+ * share of the bandwidth roofline (bandwidth / bytes per token), and
+ * resident memory during decode against weights + KV + scratch.  Then
+ * batched decode, engine only: the time of one decode step carrying 1, 2,
+ * 4, 8 or 16 sequences (bench_batch).  The bandwidth is measured here with
+ * a STREAM-style read of a 1 GiB buffer on the same threads.  Also a matvec
+ * micro-benchmark per dtype (GB/s of weights streamed, cycling through
+ * copies of the matrix that together outgrow the caches).  --quick: the
+ * 1B/32000 model in 4-bit only, prefill 128 and decode 32 (also
+ * BENCH_QUICK=1 in the environment, e.g. `make bench BENCH_QUICK=1`);
+ * --only SHAPE: one model shape (all dtypes, full sizes); --dtype DTYPE
+ * (mlx-4bit, mlx-8bit or bf16): that dtype only; --threads N (1 or 2): that
+ * thread count only; --prefill N and --decode N: other token counts (e.g. a
+ * short prefill to profile decode).  Results also go to FILE (default
+ * $BUILD/bench.json).
  */
 #include <immintrin.h>
 #include <stdio.h>
@@ -187,6 +190,8 @@ static const struct shape shapes[] = {
                      "--vocab 32000 --no-tie"},
     {"llama-3.2-1b", "--arch llama --preset llama-3.2-1b"},
     {"qwen2.5-0.5b", "--arch qwen2 --preset qwen2.5-0.5b"},
+    /* the serving benchmark's small shape, for the batched decode section */
+    {"llama-110m", "--arch llama --hidden 768 --layers 12 --heads 12 --ffn 2048 --vocab 32000"},
 };
 static const char *const dtypes[] = {"mlx-4bit", "mlx-8bit", "bf16"};
 
@@ -296,6 +301,112 @@ static int bench_model(const char *dir, const char *name, const char *dtype, int
     return rc == ST_OK ? 0 : -1;
 }
 
+/* --- batched decode ------------------------------------------------------- */
+
+/* Sequences a batched decode step carries in the batch section. */
+static const int batch_sizes[] = {1, 2, 4, 8, 16};
+#define BATCH_MAX 16
+/* Context of each sequence in the batch section: about a short chat's
+ * prompt and answer, as in the serving benchmark. */
+#define BATCH_CTX 64
+/* Runs per batch size; the fastest is printed (on a shared machine a slow
+ * run is someone else's load, as in the serving benchmark). */
+#define BATCH_REPEAT 3
+
+/* One line of the batch section, for the JSON file. */
+struct batch_run {
+    char model[64];
+    int threads, seqs;
+    double ms_per_step;
+};
+
+/*
+ * The engine's own batching gain, without HTTP or sampling: BATCH_MAX
+ * sequences are prefilled with ctx tokens each (different tokens, so no
+ * two share K/V), then for each batch size n, steps decode steps of n
+ * sequences at once are timed (after one untimed step) and the sequences
+ * are cut back to ctx positions, BATCH_REPEAT times.  Prints the best run's
+ * ms per step, tokens/s and ratio to one sequence (the serving benchmark's
+ * 8-client target is 4x) and stores them in out; returns how many.
+ */
+static int bench_batch(const char *dir, const char *name, int nth, int ctx, int steps,
+                       struct batch_run *out)
+{
+    int nout = 0;
+    char err[512];
+    struct model *m = NULL;
+    struct model_load_opts opts = {.max_batch_tokens = ctx > BATCH_MAX ? ctx : BATCH_MAX,
+                                   .n_threads = nth};
+    if (model_load(dir, &opts, &m, err, sizeof(err)) != ST_OK) {
+        printf("  %s: load failed: %s\n", name, err);
+        return 0;
+    }
+    const struct model_config *c = model_get_config(m);
+    int per_seq = (ctx + steps + 2 + 15) / 16;
+    struct kv_cache *kv = NULL;
+    int seqs[BATCH_MAX];
+    enum status rc = kv_cache_create(c, (size_t)(per_seq * BATCH_MAX), 16,
+                                     engine_kv_dtype_of(c->quantized, ENGINE_KV_AUTO), BATCH_MAX,
+                                     &kv, err, sizeof(err));
+    int32_t *toks = malloc((size_t)(ctx + BATCH_MAX) * sizeof(int32_t));
+    float *logits = malloc((size_t)BATCH_MAX * (size_t)c->vocab * sizeof(float));
+    struct model_batch_seq e[BATCH_MAX];
+    for (int i = 0; i < BATCH_MAX && rc == ST_OK; i++) {
+        rc = kv_seq_create(kv, &seqs[i], err, sizeof(err));
+        for (int t = 0; t < ctx; t++)
+            toks[t] = (int32_t)(((long)t * 7919 + (long)i * 104729 + 13) % c->vocab);
+        e[0] = (struct model_batch_seq){
+            .seq = seqs[i], .start_pos = 0, .n_tokens = ctx, .tokens = toks, .n_logits = 1};
+        struct model_batch b = {e, 1};
+        if (rc == ST_OK)
+            rc = model_forward(m, kv, &b, logits, err, sizeof(err));
+    }
+    double base = 0;
+    for (size_t k = 0; k < sizeof(batch_sizes) / sizeof(batch_sizes[0]) && rc == ST_OK; k++) {
+        int n = batch_sizes[k];
+        double ms = 1e30;
+        for (int rep = 0; rep < BATCH_REPEAT && rc == ST_OK; rep++) {
+            double t0 = 0;
+            for (int s = 0; s <= steps && rc == ST_OK; s++) {
+                if (s == 1)
+                    t0 = now();
+                for (int i = 0; i < n; i++) {
+                    toks[i] = (int32_t)(((long)s * 31 + (long)i * 17 + 7) % c->vocab);
+                    e[i] = (struct model_batch_seq){.seq = seqs[i],
+                                                    .start_pos = ctx + s,
+                                                    .n_tokens = 1,
+                                                    .tokens = &toks[i],
+                                                    .n_logits = 1};
+                }
+                struct model_batch b = {e, n};
+                rc = model_forward(m, kv, &b, logits, err, sizeof(err));
+            }
+            double t = (now() - t0) / steps * 1e3;
+            ms = t < ms ? t : ms;
+            for (int i = 0; i < n && rc == ST_OK; i++)
+                rc = kv_seq_truncate(kv, seqs[i], ctx, err, sizeof(err));
+        }
+        if (rc != ST_OK)
+            break;
+        if (n == 1)
+            base = ms;
+        printf("  %-13s %d thr  %2d seq: %7.2f ms/step  %7.1f tok/s  (%.2fx one sequence)\n", name,
+               nth, n, ms, n * 1e3 / ms, n * base / ms);
+        snprintf(out[nout].model, sizeof(out[nout].model), "%s", name);
+        out[nout].threads = nth;
+        out[nout].seqs = n;
+        out[nout++].ms_per_step = ms;
+    }
+    if (rc != ST_OK)
+        printf("  %s: batched decode failed: %s\n", name, err);
+    fflush(stdout);
+    free(toks);
+    free(logits);
+    kv_cache_free(kv);
+    model_free(m);
+    return nout;
+}
+
 static int ensure_model(const char *root, const char *build, const struct shape *s,
                         const char *dtype, char *dir, size_t dirlen)
 {
@@ -347,7 +458,7 @@ int main(int argc, char **argv)
             fprintf(help ? stdout : stderr,
                     "usage: bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]\n"
                     "                    [--prefill N] [--decode N] [--models DIR] [--json FILE]\n"
-                    "SHAPE: llama-1b-32k, llama-3.2-1b or qwen2.5-0.5b; "
+                    "SHAPE: llama-1b-32k, llama-3.2-1b, qwen2.5-0.5b or llama-110m; "
                     "DTYPE: mlx-4bit, mlx-8bit or bf16\n");
             return help ? 0 : 2;
         }
@@ -395,6 +506,22 @@ int main(int argc, char **argv)
                                 &runs[nr]) == 0)
                     nr++;
         }
+    /* batched decode: MLX 4-bit (or the --dtype asked for), on the most
+     * threads asked for */
+    int batch_threads = only_threads ? only_threads : 2;
+    const char *batch_dtype = only_dtype ? only_dtype : dtypes[0];
+    printf("batched decode, engine only (%d-token contexts, %d steps):\n", BATCH_CTX,
+           quick ? 4 : 16);
+    struct batch_run batch[64];
+    int nb = 0;
+    for (size_t s = 0; s < n_shapes; s++) {
+        char dir[1100];
+        if ((only && strcmp(only, shapes[s].name) != 0) ||
+            ensure_model(models, build, &shapes[s], batch_dtype, dir, sizeof(dir)) != 0)
+            continue;
+        nb +=
+            bench_batch(dir, shapes[s].name, batch_threads, BATCH_CTX, quick ? 4 : 16, &batch[nb]);
+    }
     FILE *f = fopen(json, "w");
     if (f) {
         fprintf(f, "{\"bandwidth_gbs\":%.2f,\"bandwidth_gbs_1thread\":%.2f,\"runs\":[", bw[2],
@@ -406,6 +533,11 @@ int main(int argc, char **argv)
                     i ? "," : "", runs[i].model, runs[i].dtype, runs[i].threads,
                     runs[i].prefill_tps, runs[i].decode_tps, runs[i].bytes_per_token,
                     runs[i].roofline_pct);
+        fprintf(f, "],\"batch\":[");
+        for (int i = 0; i < nb; i++)
+            fprintf(f, "%s{\"model\":\"%s\",\"threads\":%d,\"seqs\":%d,\"ms_per_step\":%.3f}",
+                    i ? "," : "", batch[i].model, batch[i].threads, batch[i].seqs,
+                    batch[i].ms_per_step);
         fprintf(f, "]}\n");
         fclose(f);
         printf("wrote %s\n", json);
