@@ -204,6 +204,16 @@ void kernel_block_sums16_ref(const float *x, size_t n, double *out)
     }
 }
 
+void kernel_scaled_exp_sums16_ref(const float *x, float shift, float scale, float *y, size_t n,
+                                  double *sums)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = x[i] - shift; /* rounded before the multiplication */
+        y[i] = kernel_expf_ref(d * scale);
+    }
+    kernel_block_sums16_ref(y, n, sums);
+}
+
 float kernel_kv_score_ref(const float *q, const struct kernel_kv_view *kv, int p, size_t head_off,
                           int head_dim)
 {

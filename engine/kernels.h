@@ -169,6 +169,19 @@ int kernel_select_ge(const float *x, int n, float t, int32_t *out);
 void kernel_block_sums16_ref(const float *x, size_t n, double *out);
 void kernel_block_sums16(const float *x, size_t n, double *out);
 
+/* y[i] = kernel_expf_ref((x[i] - shift) * scale) for i < n (the
+ * subtraction and the multiplication rounded each, as kernel_shift_scale)
+ * and sums[b] = kernel_block_sums16 of y: a sampler's unnormalized
+ * probabilities over a whole vocabulary and their block masses in one pass
+ * over the logits, instead of a copy and three passes (128256 tokens: a
+ * draw at temperature took 82 us, most of it moving the vocabulary in and
+ * out of the caches).  x is left as it is.  Scalar reference;
+ * kernel_scaled_exp_sums16 gives the same bits with AVX-512. */
+void kernel_scaled_exp_sums16_ref(const float *x, float shift, float scale, float *y, size_t n,
+                                  double *sums);
+void kernel_scaled_exp_sums16(const float *x, float shift, float scale, float *y, size_t n,
+                              double *sums);
+
 /* y[i] = f32_to_f16(x[i]) for i < n (tensor.h), 16 at a time with AVX-512:
  * the same bits for every non-NaN x. */
 void kernel_f32_to_f16(const float *x, uint16_t *y, size_t n);

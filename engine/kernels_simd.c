@@ -675,6 +675,15 @@ void kernel_shift_scale(float *x, float shift, float scale, size_t n)
 /* argmax                                                                  */
 
 #ifdef KERNELS_X86
+/* One vector's step: lanes of m where v beats best strictly take v and
+ * its indexes. */
+TGT_AVX512 INLINE void argmax_take(__m512 v, __mmask16 m, __m512i idx, __m512 *best, __m512i *at)
+{
+    __mmask16 take = _mm512_mask_cmp_ps_mask(m, v, *best, _CMP_GT_OQ);
+    *best = _mm512_mask_mov_ps(*best, take, v);
+    *at = _mm512_mask_mov_epi32(*at, take, idx);
+}
+
 /* Two sets of 16 lanes over alternate vectors; a lane keeps the first
  * largest of its elements (strictly greater replaces; NaN never does),
  * then the 32 meet: the largest value, the lowest index among equals.
@@ -682,19 +691,27 @@ void kernel_shift_scale(float *x, float shift, float scale, size_t n)
  * settles it. */
 TGT_AVX512 static int argmax_avx512(const float *x, int n)
 {
-    __m512 best[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
-    __m512i at[2] = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};
+    /* the sets in named registers: indexed by the vector's parity, GCC kept
+     * them on the stack, a load and a store every step (3x slower) */
+    __m512 best0 = _mm512_set1_ps(-INFINITY), best1 = best0;
+    __m512i at0 = _mm512_set1_epi32(-1), at1 = at0;
     __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i step = _mm512_set1_epi32(16);
-    for (int i = 0; i < n; i += 16) {
-        int s = (i / 16) & 1;
+    const __m512i step = _mm512_set1_epi32(16), step2 = _mm512_set1_epi32(32);
+    int i = 0;
+    for (; i + 32 <= n; i += 32, idx = _mm512_add_epi32(idx, step2)) {
+        argmax_take(_mm512_loadu_ps(x + i), 0xffff, idx, &best0, &at0);
+        argmax_take(_mm512_loadu_ps(x + i + 16), 0xffff, _mm512_add_epi32(idx, step), &best1, &at1);
+    }
+    for (; i < n; i += 16, idx = _mm512_add_epi32(idx, step)) {
         __mmask16 m = mask16((size_t)(n - i));
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __mmask16 take = _mm512_mask_cmp_ps_mask(m, v, best[s], _CMP_GT_OQ);
-        best[s] = _mm512_mask_mov_ps(best[s], take, v);
-        at[s] = _mm512_mask_mov_epi32(at[s], take, idx);
-        idx = _mm512_add_epi32(idx, step);
+        if ((i / 16) & 1)
+            argmax_take(v, m, idx, &best1, &at1);
+        else
+            argmax_take(v, m, idx, &best0, &at0);
     }
+    __m512 best[2] = {best0, best1};
+    __m512i at[2] = {at0, at1};
     _Alignas(64) float lane_max[32];
     _Alignas(64) int32_t lane_at[32];
     for (int s = 0; s < 2; s++) {
@@ -763,19 +780,36 @@ int kernel_select_ge(const float *x, int n, float t, int32_t *out)
 /* sums of blocks of 16                                                    */
 
 #ifdef KERNELS_X86
-/* The reference's tree, a level per step: the block's halves as doubles
- * added lane for lane, then each vector's halves. */
+/* The reference's tree over one block, a level per step: the block's
+ * halves as doubles added lane for lane, then each vector's halves. */
+TGT_AVX512 INLINE double block_sum16(__m512 v)
+{
+    __m512d a = _mm512_add_pd(
+        _mm512_cvtps_pd(_mm512_castps512_ps256(v)),
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+    __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+}
+
 TGT_AVX512 static void block_sums16_avx512(const float *x, size_t n, double *out)
 {
+    for (size_t i = 0; i < n; i += 16)
+        out[i / 16] = block_sum16(_mm512_maskz_loadu_ps(mask16(n - i), x + i));
+}
+
+/* Lanes past n are zeroed before the block sum, as the reference reads 0
+ * there (e^0 would add 1). */
+TGT_AVX512 static void scaled_exp_sums16_avx512(const float *x, float shift, float scale, float *y,
+                                                size_t n, double *sums)
+{
+    const __m512 sh = _mm512_set1_ps(shift), sc = _mm512_set1_ps(scale);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = mask16(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512d a = _mm512_add_pd(
-            _mm512_cvtps_pd(_mm512_castps512_ps256(v)),
-            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-        __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
-        __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
-        out[i / 16] = _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh);
+        __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_mul_ps(d, sc)));
+        _mm512_mask_storeu_ps(y + i, m, e);
+        sums[i / 16] = block_sum16(e);
     }
 }
 #endif
@@ -789,6 +823,18 @@ void kernel_block_sums16(const float *x, size_t n, double *out)
     }
 #endif
     kernel_block_sums16_ref(x, n, out);
+}
+
+void kernel_scaled_exp_sums16(const float *x, float shift, float scale, float *y, size_t n,
+                              double *sums)
+{
+#ifdef KERNELS_X86
+    if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
+        scaled_exp_sums16_avx512(x, shift, scale, y, n, sums);
+        return;
+    }
+#endif
+    kernel_scaled_exp_sums16_ref(x, shift, scale, y, n, sums);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -438,40 +438,49 @@ static int draw_in_block(const float *prob, const int32_t *idx, int n, int b, do
     return last;
 }
 
+/* The sum of the n candidates' block masses in s->block_sum, added in
+ * block order. */
+static double blocks_total(const struct sampler *s, int n)
+{
+    double total = 0;
+    for (int b = 0; b < blocks_of(n); b++)
+        total += s->block_sum[b];
+    return total;
+}
+
 /* Fills s->block_sum with the masses of the n candidates' blocks of
  * DRAW_BLOCK (kernel_block_sums16: the same bits for a candidate list as
- * for the whole vocabulary) and returns their sum, added in block order. */
+ * for the whole vocabulary) and returns their sum (blocks_total). */
 static double block_masses(struct sampler *s, const float *prob, const int32_t *idx, int n)
 {
-    double *bsum = s->block_sum, total = 0;
-    int nb = blocks_of(n);
+    double *bsum = s->block_sum;
     if (!idx)
         kernel_block_sums16(prob, (size_t)n, bsum);
-    for (int b = 0; idx && b < nb; b++) {
+    for (int b = 0; idx && b < blocks_of(n); b++) {
         float block[DRAW_BLOCK];
         int j0 = b * DRAW_BLOCK, len = n - j0 < DRAW_BLOCK ? n - j0 : DRAW_BLOCK;
         for (int k = 0; k < len; k++)
             block[k] = prob[idx[j0 + k]];
         kernel_block_sums16_ref(block, (size_t)len, &bsum[b]);
     }
-    for (int b = 0; b < nb; b++)
-        total += bsum[b];
-    return total;
+    return blocks_total(s, n);
 }
 
 /*
  * Draws one of n candidates with probability proportional to its prob and
- * returns its id, or -1 (the RNG untouched) when the mass is not positive.
- * The running sum is kept per block of DRAW_BLOCK candidates
- * (block_masses).  The blocks are independent, so their sums overlap in the pipeline instead of
- * making one chain of dependent adds as long as the vocabulary, and the
- * walk steps over whole blocks.  The same candidates in the same order give
- * the same draw whichever path made them (32000 tokens: 20 us a draw, was
- * 75-100 with one running sum and a scalar argmax and scaling).
+ * returns its id, or -1 (the RNG untouched) when the mass is not positive;
+ * s->block_sum holds the masses of their blocks of DRAW_BLOCK and total
+ * their sum (block_masses).  The blocks are independent, so their sums
+ * overlap in the pipeline instead of making one chain of dependent adds as
+ * long as the vocabulary, and the walk steps over whole blocks.  The same
+ * candidates in the same order give the same draw whichever path made them
+ * (32000 tokens: 20 us a draw, was 75-100 with one running sum and a scalar
+ * argmax and scaling).
  */
-static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *idx, int n)
+static int32_t draw_in_blocks(struct sampler *s, const float *prob, const int32_t *idx, int n,
+                              double total)
 {
-    double *bsum = s->block_sum, total = block_masses(s, prob, idx, n);
+    const double *bsum = s->block_sum;
     int nb = blocks_of(n);
     if (!(total > 0))
         return -1;
@@ -490,38 +499,64 @@ static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *id
     return idx ? idx[j] : j;
 }
 
-/* The draw with temperature only (no top_k, top_p or min_p): scales and
- * exponentiates the whole vocabulary at once (kernel_exp, vectorized),
- * with no candidate list.  The same operations as the filtered path, so
- * the same token. */
-static int32_t draw_whole_vocab(struct sampler *s, float *w, float max, float inv_t)
+/* draw_in_blocks over the masses block_masses gives the candidates. */
+static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *idx, int n)
 {
-    int n = s->n_vocab;
-    kernel_shift_scale(w, max, inv_t, (size_t)n);
-    kernel_exp(w, s->prob, (size_t)n);
-    int32_t id = draw_from(s, s->prob, NULL, n);
-    return id >= 0 ? id : kernel_argmax(w, n);
+    return draw_in_blocks(s, prob, idx, n, block_masses(s, prob, idx, n));
 }
 
-/* Temperature, top_k, top_p, min_p, then a draw.  Returns the token. */
+/* Whether top_k, top_p or min_p narrows the candidates. */
+static bool filtered(const struct sampler *s)
+{
+    const struct sampler_params *p = &s->p;
+    return (p->top_k > 0 && p->top_k < s->n_vocab) || p->top_p < 1.0f || p->min_p > 0.0f;
+}
+
+/* The best token of w and 1 / temperature for a draw over w; false when
+ * the draw is the best token outright: every token banned or an infinite
+ * bias (the maximum is not finite), or a temperature whose inverse
+ * overflows. */
+static bool draw_scale(const struct sampler *s, const float *w, int32_t *best, float *inv_t)
+{
+    *best = kernel_argmax(w, s->n_vocab);
+    *inv_t = 1.0f / s->p.temperature;
+    return isfinite(w[*best]) && isfinite(*inv_t);
+}
+
+/* The draw with temperature only (no top_k, top_p or min_p): w is read in
+ * place, so without penalties the model's logits need no copy, and one
+ * pass (kernel_scaled_exp_sums16) gives the probabilities and their block
+ * masses.  The best token is shifted to 0 before scaling: a tiny
+ * temperature then sends everything else to -inf instead of overflowing to
+ * +inf.  The same operations as the filtered path, so the same token. */
+static int32_t draw_unfiltered(struct sampler *s, const float *w)
+{
+    int32_t best;
+    float inv_t;
+    if (!draw_scale(s, w, &best, &inv_t))
+        return best;
+    int n = s->n_vocab;
+    kernel_scaled_exp_sums16(w, w[best], inv_t, s->prob, (size_t)n, s->block_sum);
+    /* the best token's own mass is e^0 = 1, so the draw always finds one */
+    int32_t id = draw_in_blocks(s, s->prob, NULL, n, blocks_total(s, n));
+    return id >= 0 ? id : best;
+}
+
+/* Temperature, top_k, top_p, min_p, then a draw, over w (scratch: the
+ * filtered path transforms it).  Returns the token. */
 static int32_t draw(struct sampler *s, float *w)
 {
+    if (!filtered(s))
+        return draw_unfiltered(s, w);
     const struct sampler_params *p = &s->p;
     int n = s->n_vocab;
     int32_t *idx = s->idx;
     float *prob = s->prob;
-
-    /* Shift by the maximum before scaling: a tiny temperature then sends
-     * everything but the best token to -inf instead of overflowing to +inf. */
-    int32_t best = kernel_argmax(w, n);
-    float max = w[best];
-    if (!isfinite(max))
-        return best; /* everything banned, or an infinite bias */
-    float inv_t = 1.0f / p->temperature;
-    if (!isfinite(inv_t))
+    int32_t best;
+    float inv_t;
+    if (!draw_scale(s, w, &best, &inv_t))
         return best;
-    if ((p->top_k <= 0 || p->top_k >= n) && p->top_p >= 1.0f && p->min_p <= 0.0f)
-        return draw_whole_vocab(s, w, max, inv_t);
+    float max = w[best];
     kernel_shift_scale(w, max, inv_t, (size_t)n);
     /* The best token survives top_k, so probabilities are relative to it
      * (its own is exp(0) = 1). */
@@ -596,6 +631,8 @@ void sampler_sample(struct sampler *s, const float *logits, struct sampler_resul
     float *w = s->work;
     if (s->p.temperature == 0.0f && !penalties_apply(s)) {
         out->id = kernel_argmax(logits, s->n_vocab); /* plain greedy: no copy to transform */
+    } else if (!penalties_apply(s) && !filtered(s)) {
+        out->id = draw_unfiltered(s, logits); /* temperature alone: read in place */
     } else {
         memcpy(w, logits, (size_t)s->n_vocab * sizeof(*w));
         apply_penalties(s, w);

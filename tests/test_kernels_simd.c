@@ -551,6 +551,58 @@ static void test_block_sums16(void)
     free(got);
 }
 
+/* kernel_scaled_exp_sums16 gives its reference's values and block sums
+ * bit for bit at every ISA (every tail length and a vocabulary's; the
+ * maximum, -inf, +inf and NaN among the logits), the reference is
+ * kernel_shift_scale then kernel_exp then kernel_block_sums16, and x is
+ * left as it was. */
+static void test_scaled_exp_sums16(void)
+{
+    enum { N = 32003 };
+    float *x = malloc(N * sizeof(float)), *want = malloc(N * sizeof(float));
+    float *got = malloc(N * sizeof(float)), *x0 = malloc(N * sizeof(float));
+    double *wsum = malloc((N / 16 + 1) * sizeof(double)),
+           *gsum = malloc((N / 16 + 1) * sizeof(double));
+    uint64_t seed = 71;
+    for (int i = 0; i < N; i++)
+        x[i] = 30.0f * stb_randf(&seed) - 10.0f;
+    x[5] = 20.0f; /* the shift: e^0 */
+    x[6] = -INFINITY;
+    x[13] = INFINITY;
+    x[21] = NAN;
+    memcpy(x0, x, N * sizeof(float));
+    const float shift = 20.0f, scale = 1.0f / 0.8f;
+    int bad = 0;
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+        kernel_isa_set((enum kernel_isa)isa);
+        for (size_t n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+            size_t nb = (n + 15) / 16;
+            kernel_scaled_exp_sums16_ref(x, shift, scale, want, n, wsum);
+            kernel_scaled_exp_sums16(x, shift, scale, got, n, gsum);
+            bad += memcmp(want, got, n * sizeof(float)) != 0 ||
+                   memcmp(wsum, gsum, nb * sizeof(double)) != 0;
+        }
+    }
+    kernel_isa_set(kernel_isa_detect());
+    CHECK_MSG(bad == 0, "kernel_scaled_exp_sums16: %d lengths differ from the reference", bad);
+    CHECK(memcmp(x, x0, N * sizeof(float)) == 0);
+    /* the reference against the three kernels it fuses */
+    memcpy(got, x, N * sizeof(float));
+    kernel_shift_scale_ref(got, shift, scale, N);
+    kernel_exp(got, got, N);
+    kernel_block_sums16_ref(got, N, gsum);
+    kernel_scaled_exp_sums16_ref(x, shift, scale, want, N, wsum);
+    CHECK(memcmp(want, got, N * sizeof(float)) == 0);
+    CHECK(memcmp(wsum, gsum, (N / 16 + 1) * sizeof(double)) == 0);
+    CHECK(want[5] == 1.0f && want[6] == 0.0f);
+    free(x);
+    free(x0);
+    free(want);
+    free(got);
+    free(wsum);
+    free(gsum);
+}
+
 /* kernel_argmax gives kernel_argmax_ref's index at every ISA: lengths of
  * every tail mod 16 and a vocabulary's, values with many ties (the lowest
  * index wins), NaN anywhere, -inf everywhere; and the reference itself on
@@ -809,6 +861,7 @@ int main(void)
     RUN(test_argmax);
     RUN(test_shift_scale);
     RUN(test_block_sums16);
+    RUN(test_scaled_exp_sums16);
     RUN(test_select_ge);
     RUN(test_silu_mul);
     RUN(test_rmsnorm);
