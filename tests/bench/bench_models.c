@@ -27,6 +27,7 @@
  * $BUILD/bench.json).
  */
 #include <immintrin.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,9 @@ static int bench_model(const char *dir, const char *name, const char *dtype, int
 {
     char err[512];
     struct model *m = NULL;
+    /* the pages an earlier run freed go back to the system first: reused,
+     * they would not show in this run's resident set */
+    malloc_trim(0);
     long rss0 = rss_kb();
     struct model_load_opts opts = {.max_batch_tokens = n_prefill, .n_threads = nth};
     if (model_load(dir, &opts, &m, err, sizeof(err)) != ST_OK) {
