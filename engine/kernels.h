@@ -173,10 +173,11 @@ void kernel_block_sums16(const float *x, size_t n, double *out);
  * subtraction and the multiplication rounded each, as kernel_shift_scale)
  * and sums[b] = kernel_block_sums16 of y: a sampler's unnormalized
  * probabilities over a whole vocabulary and their block masses in one pass
- * over the logits, instead of a copy and three passes (128256 tokens: a
- * draw at temperature took 82 us, most of it moving the vocabulary in and
- * out of the caches).  x is left as it is.  Scalar reference;
- * kernel_scaled_exp_sums16 gives the same bits with AVX-512. */
+ * over the logits, instead of a copy and three passes (in a daemon with 8
+ * streams of a 151936-token model, where the vocabulary leaves the caches
+ * between steps, those had cost about 220 us a token).  x is left as it
+ * is.  Scalar reference; kernel_scaled_exp_sums16 gives the same bits with
+ * AVX-512. */
 void kernel_scaled_exp_sums16_ref(const float *x, float shift, float scale, float *y, size_t n,
                                   double *sums);
 void kernel_scaled_exp_sums16(const float *x, float shift, float scale, float *y, size_t n,

@@ -692,7 +692,8 @@ TGT_AVX512 INLINE void argmax_take(__m512 v, __mmask16 m, __m512i idx, __m512 *b
 TGT_AVX512 static int argmax_avx512(const float *x, int n)
 {
     /* the sets in named registers: indexed by the vector's parity, GCC kept
-     * them on the stack, a load and a store every step (3x slower) */
+     * them on the stack, a load and a store every step (greedy over 128256
+     * tokens took 24 us instead of 10) */
     __m512 best0 = _mm512_set1_ps(-INFINITY), best1 = best0;
     __m512i at0 = _mm512_set1_epi32(-1), at1 = at0;
     __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);

@@ -537,9 +537,9 @@ static int32_t draw_unfiltered(struct sampler *s, const float *w)
         return best;
     int n = s->n_vocab;
     kernel_scaled_exp_sums16(w, w[best], inv_t, s->prob, (size_t)n, s->block_sum);
-    /* the best token's own mass is e^0 = 1, so the draw always finds one */
-    int32_t id = draw_in_blocks(s, s->prob, NULL, n, blocks_total(s, n));
-    return id >= 0 ? id : best;
+    /* the best token's own mass is e^0 = 1 (and exp clamps NaN to a finite
+     * value), so the total is positive and the draw always picks a token */
+    return draw_in_blocks(s, s->prob, NULL, n, blocks_total(s, n));
 }
 
 /* Temperature, top_k, top_p, min_p, then a draw, over w (scratch: the
