@@ -23,6 +23,7 @@ const tokIdx = args.indexOf('--tokens');
 const TOKENS = tokIdx >= 0 ? Number(args[tokIdx + 1]) : quick ? 24 : 64;
 // each client count runs REPEAT times and the best run is printed: the
 // numbers are for a shared machine, where a slow run is someone else's load
+// (the paired ratio, per repeat, is printed too)
 const repIdx = args.indexOf('--repeat');
 const REPEAT = repIdx >= 0 ? Number(args[repIdx + 1]) : 3;
 const CLIENTS = quick ? [1, 2, 4, 8] : [1, 2, 4, 8, 16];
@@ -95,36 +96,44 @@ async function benchShape(shape) {
     // warm-up: pages in weights, first-call costs
     await streamChat(U, { model, max_tokens: 4, ignore_eos: true, messages: [{ role: 'user', content: 'warm up' }] });
     console.log('clients  total tok/s  all-decoding tok/s  per-client tok/s  median ITL ms  p90 ITL ms  wall s');
-    let single = 0, singleSteady = 0;
+    // One round of n streaming clients.
+    const measure = async (n) => {
+      const t0 = now();
+      const runs = await Promise.all([...Array(n).keys()].map((i) => streamChat(U, {
+        model, max_tokens: TOKENS, ignore_eos: true, temperature: 0.8, seed: i,
+        messages: [{ role: 'user', content: `Client ${i}: ${words(8, i + 1)}` }],
+      })));
+      const wall = now() - t0;
+      // decode throughput: tokens after each client's first, over the span
+      // in which they arrived
+      const firsts = runs.map((r) => r.times[0]);
+      const lasts = runs.map((r) => r.times[r.times.length - 1]);
+      const decTokens = runs.reduce((a, r) => a + r.times.length - 1, 0);
+      const total = decTokens / (Math.max(...lasts) - Math.min(...firsts));
+      // the same while every client decodes: from the last first token to
+      // the first last one, without the ramp (later clients' prompts
+      // prefilled beside the first ones' decodes) and the tail (fewer left)
+      const from = Math.max(...firsts), to = Math.min(...lasts);
+      const inWindow = runs.reduce((a, r) => a + r.times.filter((t) => t > from && t <= to).length, 0);
+      const steady = to > from ? inWindow / (to - from) : 0;
+      return { total, steady, wall, runs };
+    };
+    // Each repeat runs every client count once, back to back: the machine's
+    // speed drifts over minutes, so a ratio is also taken within each repeat
+    // ("paired": the median over repeats of n clients' total over one
+    // client's), beside the ratio of the best runs.
+    const rounds = new Map(CLIENTS.map((n) => [n, []]));
+    for (let rep = 0; rep < REPEAT; rep++)
+      for (const n of CLIENTS) rounds.get(n).push(await measure(n));
+    const bestOf = (n) => rounds.get(n).reduce((a, b) => (b.total > a.total ? b : a));
+    const single = bestOf(1);
     for (const n of CLIENTS) {
-      let best = null;
-      for (let rep = 0; rep < REPEAT; rep++) {
-        const t0 = now();
-        const runs = await Promise.all([...Array(n).keys()].map((i) => streamChat(U, {
-          model, max_tokens: TOKENS, ignore_eos: true, temperature: 0.8, seed: i,
-          messages: [{ role: 'user', content: `Client ${i}: ${words(8, i + 1)}` }],
-        })));
-        const wall = now() - t0;
-        // decode throughput: tokens after each client's first, over the span
-        // in which they arrived
-        const firsts = runs.map((r) => r.times[0]);
-        const lasts = runs.map((r) => r.times[r.times.length - 1]);
-        const decTokens = runs.reduce((a, r) => a + r.times.length - 1, 0);
-        const total = decTokens / (Math.max(...lasts) - Math.min(...firsts));
-        // the same while every client decodes: from the last first token to
-        // the first last one, without the ramp (later clients' prompts
-        // prefilled beside the first ones' decodes) and the tail (fewer left)
-        const from = Math.max(...firsts), to = Math.min(...lasts);
-        const inWindow = runs.reduce((a, r) => a + r.times.filter((t) => t > from && t <= to).length, 0);
-        const steady = to > from ? inWindow / (to - from) : 0;
-        if (!best || total > best.total) best = { total, steady, wall, runs };
-      }
-      const { total, steady, wall, runs } = best;
+      const { total, steady, wall, runs } = bestOf(n);
       const gaps = runs.flatMap((r) => r.times.slice(1).map((t, k) => (t - r.times[k]) * 1000));
       const sorted = [...gaps].sort((a, b) => a - b);
-      if (n === 1) [single, singleSteady] = [total, steady];
+      const paired = median(rounds.get(n).map((r, k) => r.total / rounds.get(1)[k].total));
       console.log(`${String(n).padStart(7)}  ${p(total).padStart(11)}  ${p(steady).padStart(18)}  ${p(total / n).padStart(16)}  ${p(median(gaps)).padStart(13)}  ${p(sorted[Math.floor(sorted.length * 0.9)] || 0).padStart(10)}  ${p(wall, 2).padStart(6)}` +
-        (n > 1 ? `   (${p(total / single, 2)}x single; all decoding ${p(steady / singleSteady, 2)}x)` : ''));
+        (n > 1 ? `   (${p(total / single.total, 2)}x single; paired ${p(paired, 2)}x; all decoding ${p(steady / single.steady, 2)}x)` : ''));
     }
 
     // KV waste: 16 sequences of mixed lengths (prompts of ~30 to ~1,500
