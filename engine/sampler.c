@@ -505,11 +505,16 @@ static int32_t draw_from(struct sampler *s, const float *prob, const int32_t *id
     return draw_in_blocks(s, prob, idx, n, block_masses(s, prob, idx, n));
 }
 
+/* Whether top_k keeps fewer tokens than the vocabulary. */
+static bool top_k_narrows(const struct sampler *s)
+{
+    return s->p.top_k > 0 && s->p.top_k < s->n_vocab;
+}
+
 /* Whether top_k, top_p or min_p narrows the candidates. */
 static bool filtered(const struct sampler *s)
 {
-    const struct sampler_params *p = &s->p;
-    return (p->top_k > 0 && p->top_k < s->n_vocab) || p->top_p < 1.0f || p->min_p > 0.0f;
+    return top_k_narrows(s) || s->p.top_p < 1.0f || s->p.min_p > 0.0f;
 }
 
 /* The best token of w and 1 / temperature for a draw over w; false when
@@ -560,7 +565,7 @@ static int32_t draw(struct sampler *s, float *w)
     kernel_shift_scale(w, max, inv_t, (size_t)n);
     /* The best token survives top_k, so probabilities are relative to it
      * (its own is exp(0) = 1). */
-    bool whole = p->top_k <= 0 || p->top_k >= n; /* the candidates: every token */
+    bool whole = !top_k_narrows(s); /* the candidates: every token */
     double total = 0;
     if (whole) {
         kernel_exp(w, prob, (size_t)n);
@@ -629,9 +634,10 @@ static void fill_logprobs(const struct sampler *s, const float *logits, struct s
 void sampler_sample(struct sampler *s, const float *logits, struct sampler_result *out)
 {
     float *w = s->work;
-    if (s->p.temperature == 0.0f && !penalties_apply(s)) {
+    bool penalized = penalties_apply(s);
+    if (s->p.temperature == 0.0f && !penalized) {
         out->id = kernel_argmax(logits, s->n_vocab); /* plain greedy: no copy to transform */
-    } else if (!penalties_apply(s) && !filtered(s)) {
+    } else if (!penalized && !filtered(s)) {
         out->id = draw_unfiltered(s, logits); /* temperature alone: read in place */
     } else {
         memcpy(w, logits, (size_t)s->n_vocab * sizeof(*w));
