@@ -162,12 +162,19 @@ float kernel_expf_ref(float x)
     return ldexpf(p, (int)n);
 }
 
+/* (x - shift) * scale, the difference rounded before the multiplication:
+ * the one step kernel_shift_scale_ref and kernel_scaled_exp_sums16_ref
+ * share. */
+static float shifted_scaled(float x, float shift, float scale)
+{
+    float d = x - shift;
+    return d * scale;
+}
+
 void kernel_shift_scale_ref(float *x, float shift, float scale, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        float d = x[i] - shift; /* rounded before the multiplication */
-        x[i] = d * scale;
-    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = shifted_scaled(x[i], shift, scale);
 }
 
 int kernel_argmax_ref(const float *x, int n)
@@ -207,10 +214,8 @@ void kernel_block_sums16_ref(const float *x, size_t n, double *out)
 void kernel_scaled_exp_sums16_ref(const float *x, float shift, float scale, float *y, size_t n,
                                   double *sums)
 {
-    for (size_t i = 0; i < n; i++) {
-        float d = x[i] - shift; /* rounded before the multiplication */
-        y[i] = kernel_expf_ref(d * scale);
-    }
+    for (size_t i = 0; i < n; i++)
+        y[i] = kernel_expf_ref(shifted_scaled(x[i], shift, scale));
     kernel_block_sums16_ref(y, n, sums);
 }
 

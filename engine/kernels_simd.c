@@ -649,13 +649,19 @@ void kernel_exp(const float *x, float *y, size_t n)
 /* shift and scale                                                         */
 
 #ifdef KERNELS_X86
+/* (v - sh) * sc, rounded after each (no FMA): kernel_shift_scale's and
+ * kernel_scaled_exp_sums16's step. */
+TGT_AVX512 INLINE __m512 shifted_scaled16(__m512 v, __m512 sh, __m512 sc)
+{
+    return _mm512_mul_ps(_mm512_sub_ps(v, sh), sc);
+}
+
 TGT_AVX512 static void shift_scale_avx512(float *x, float shift, float scale, size_t n)
 {
     const __m512 sh = _mm512_set1_ps(shift), sc = _mm512_set1_ps(scale);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = mask16(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_sub_ps(v, sh), sc));
+        _mm512_mask_storeu_ps(x + i, m, shifted_scaled16(_mm512_maskz_loadu_ps(m, x + i), sh, sc));
     }
 }
 #endif
@@ -711,14 +717,12 @@ TGT_AVX512 static int argmax_avx512(const float *x, int n)
         else
             argmax_take(v, m, idx, &best0, &at0);
     }
-    __m512 best[2] = {best0, best1};
-    __m512i at[2] = {at0, at1};
     _Alignas(64) float lane_max[32];
     _Alignas(64) int32_t lane_at[32];
-    for (int s = 0; s < 2; s++) {
-        _mm512_store_ps(lane_max + 16 * s, best[s]);
-        _mm512_store_si512(lane_at + 16 * s, at[s]);
-    }
+    _mm512_store_ps(lane_max, best0);
+    _mm512_store_ps(lane_max + 16, best1);
+    _mm512_store_si512(lane_at, at0);
+    _mm512_store_si512(lane_at + 16, at1);
     int r = -1;
     float max = 0.0f;
     for (int l = 0; l < 32; l++)
@@ -807,8 +811,8 @@ TGT_AVX512 static void scaled_exp_sums16_avx512(const float *x, float shift, flo
     const __m512 sh = _mm512_set1_ps(shift), sc = _mm512_set1_ps(scale);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = mask16(n - i);
-        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh);
-        __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_mul_ps(d, sc)));
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = _mm512_maskz_mov_ps(m, exp16(shifted_scaled16(v, sh, sc)));
         _mm512_mask_storeu_ps(y + i, m, e);
         sums[i / 16] = block_sum16(e);
     }
