@@ -440,6 +440,14 @@ static void test_exp(void)
     free(y);
 }
 
+/* The lengths the whole-vocabulary kernels' tests try, after n (starting
+ * at 1): every length to 40 (each tail mod 16, over two and a half
+ * vectors), then `last`, a vocabulary's; past last it returns last + 1. */
+static int next_length(int n, int last)
+{
+    return n < 40 ? n + 1 : n == last ? last + 1 : last;
+}
+
 /* kernel_shift_scale gives kernel_shift_scale_ref's bits at every ISA
  * (every tail length, infinities and NaN included). */
 static void test_shift_scale(void)
@@ -456,7 +464,7 @@ static void test_shift_scale(void)
     int bad = 0;
     for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
         kernel_isa_set((enum kernel_isa)isa);
-        for (size_t n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+        for (size_t n = 1; n <= N; n = (size_t)next_length((int)n, N)) {
             memcpy(want, x, n * sizeof(float));
             memcpy(got, x, n * sizeof(float));
             kernel_shift_scale_ref(want, 12.5f, 1.0f / 0.7f, n);
@@ -494,7 +502,7 @@ static void test_select_ge(void)
     for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
         kernel_isa_set((enum kernel_isa)isa);
         for (int ti = 0; ti < 8; ti++)
-            for (int n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+            for (int n = 1; n <= N; n = next_length(n, N)) {
                 int cw = kernel_select_ge_ref(x, n, ts[ti], want);
                 for (int i = 0; i <= n; i++)
                     got[i] = -7;
@@ -529,7 +537,7 @@ static void test_block_sums16(void)
     int bad = 0;
     for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
         kernel_isa_set((enum kernel_isa)isa);
-        for (size_t n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+        for (size_t n = 1; n <= N; n = (size_t)next_length((int)n, N)) {
             size_t nb = (n + 15) / 16;
             kernel_block_sums16_ref(x, n, want);
             kernel_block_sums16(x, n, got);
@@ -575,7 +583,7 @@ static void test_scaled_exp_sums16(void)
     int bad = 0;
     for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
         kernel_isa_set((enum kernel_isa)isa);
-        for (size_t n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+        for (size_t n = 1; n <= N; n = (size_t)next_length((int)n, N)) {
             size_t nb = (n + 15) / 16;
             kernel_scaled_exp_sums16_ref(x, shift, scale, want, n, wsum);
             kernel_scaled_exp_sums16(x, shift, scale, got, n, gsum);
@@ -629,7 +637,7 @@ static void test_argmax(void)
         for (int h = 0; h < 5; h++)
             bad += kernel_argmax(hand[h], 5) != want[h];
         for (int kind = 0; kind < 4; kind++)
-            for (int n = 1; n <= N; n = n < 40 ? n + 1 : n == N ? N + 1 : N) {
+            for (int n = 1; n <= N; n = next_length(n, N)) {
                 for (int i = 0; i < n; i++) {
                     float r = stb_randf(&seed);
                     /* kind 0: distinct; 1: eight values, ties everywhere;

@@ -6,6 +6,14 @@
 #include "sampler.h"
 #include "stop.h"
 
+/* The next of a 64-bit LCG's states (Knuth's MMIX constants), for the
+ * tests' reproducible random logits and texts. */
+static uint64_t lcg_next(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x;
+}
+
 static struct sampler *make(int n_vocab, const struct sampler_params *p)
 {
     struct sampler *s = NULL;
@@ -167,8 +175,7 @@ static void test_top_k_large_vocab(void)
     uint64_t x = 5;
     for (int with_nan = 0; with_nan < 2; with_nan++) {
         for (int i = 0; i < V; i++) {
-            x = x * 6364136223846793005ull + 1442695040888963407ull;
-            l[i] = (float)((x >> 40) % 2000) / 100.0f; /* 0 .. 19.99: ~10 of each */
+            l[i] = (float)((lcg_next(&x) >> 40) % 2000) / 100.0f; /* 0 .. 19.99: ~10 of each */
             if (with_nan && i % 1000 == 7)
                 l[i] = -INFINITY; /* ranked last here; NaN below, which the sampler never keeps */
         }
@@ -205,8 +212,7 @@ static void test_top_p_vs_sorted_reference(void)
     uint64_t x = 99;
     for (int trial = 0; trial < 20; trial++) {
         for (int i = 0; i < V; i++) {
-            x = x * 6364136223846793005ull + 1442695040888963407ull;
-            l[i] = (float)((x >> 40) % 1000) / 250.0f; /* 0 .. 4, with ties */
+            l[i] = (float)((lcg_next(&x) >> 40) % 1000) / 250.0f; /* 0 .. 4, with ties */
         }
         sort_by_logit(l, order, V);
         double total = 0, cum = 0;
@@ -633,15 +639,12 @@ static void test_stop_random_vs_reference(void)
         size_t text_len = 0, out_len = 0;
         bool stopped = false, want_stop = false;
         size_t want_len = 0;
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        int n_pieces = 1 + (int)((x >> 33) % 8);
+        int n_pieces = 1 + (int)((lcg_next(&x) >> 33) % 8);
         for (int piece = 0; piece < n_pieces && !stopped; piece++) {
             char buf[5];
-            x = x * 6364136223846793005ull + 1442695040888963407ull;
-            int n = (int)((x >> 33) % 5);
+            int n = (int)((lcg_next(&x) >> 33) % 5);
             for (int i = 0; i < n; i++) {
-                x = x * 6364136223846793005ull + 1442695040888963407ull;
-                buf[i] = "ab#"[(x >> 33) % 3];
+                buf[i] = "ab#"[(lcg_next(&x) >> 33) % 3];
             }
             memcpy(text + text_len, buf, (size_t)n);
             text_len += (size_t)n;
