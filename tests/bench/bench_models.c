@@ -346,7 +346,8 @@ static int bench_batch(const char *dir, const char *name, int nth, int ctx, int 
         return 0;
     }
     const struct model_config *c = model_get_config(m);
-    int per_seq = (ctx + steps + 2 + 15) / 16;
+    /* a sequence holds ctx positions and the steps + 1 written after them */
+    int per_seq = (ctx + steps + 1 + 15) / 16;
     struct kv_cache *kv = NULL;
     int seqs[BATCH_MAX];
     enum status rc = kv_cache_create(c, (size_t)(per_seq * BATCH_MAX), 16,
@@ -354,6 +355,8 @@ static int bench_batch(const char *dir, const char *name, int nth, int ctx, int 
                                      &kv, err, sizeof(err));
     int32_t *toks = malloc((size_t)(ctx + BATCH_MAX) * sizeof(int32_t));
     float *logits = malloc((size_t)BATCH_MAX * (size_t)c->vocab * sizeof(float));
+    if (rc == ST_OK && (!toks || !logits))
+        rc = status_fail(err, sizeof(err), ST_ERR_NOMEM, "out of memory");
     struct model_batch_seq e[BATCH_MAX];
     for (int i = 0; i < BATCH_MAX && rc == ST_OK; i++) {
         rc = kv_seq_create(kv, &seqs[i], err, sizeof(err));
