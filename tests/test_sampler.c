@@ -211,9 +211,8 @@ static void test_top_p_vs_sorted_reference(void)
     static int counts[V];
     uint64_t x = 99;
     for (int trial = 0; trial < 20; trial++) {
-        for (int i = 0; i < V; i++) {
+        for (int i = 0; i < V; i++)
             l[i] = (float)((lcg_next(&x) >> 40) % 1000) / 250.0f; /* 0 .. 4, with ties */
-        }
         sort_by_logit(l, order, V);
         double total = 0, cum = 0;
         for (int i = 0; i < V; i++)
