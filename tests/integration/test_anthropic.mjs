@@ -323,13 +323,19 @@ try {
   const ac2 = new AbortController();
   const t0 = Date.now();
   const pending = client.messages.create({ ...base, max_tokens: 6000, messages: user('Tell me a long story') }, { signal: ac2.signal }).catch(() => null);
-  // abort once it decodes (its prompt is in, so it has tokens to its name),
-  // however long a busy machine took to get it there
-  // (the model is loaded more than once by now: any of its entries)
+  // abort once it has decoded: running with its prompt in, and two more
+  // scheduler steps since (its prompt can be all prefix-cache hits, so
+  // "prompt in" alone may come before its first token), however long a busy
+  // machine took to get it there (the model is loaded more than once by
+  // now: whichever entry runs it)
+  let stepsAtDecode = null;
   const decoding = await waitFor(async () => {
     const st = await status();
-    return (Array.isArray(st) ? st : st?.models || []).some((x) => x.dir === MODEL &&
+    const e = (Array.isArray(st) ? st : st?.models || []).find((x) => x.dir === MODEL &&
       x.scheduler && x.scheduler.running > 0 && x.scheduler.prefilling === 0);
+    if (!e) return false;
+    if (stepsAtDecode === null) stepsAtDecode = e.scheduler.steps;
+    return e.scheduler.steps >= stepsAtDecode + 2;
   }, 20000, 10);
   ac2.abort();
   await pending;
