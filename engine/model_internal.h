@@ -78,12 +78,19 @@ extern const struct model_family model_family_llama;
 extern const struct model_family model_family_qwen2;
 extern const struct model_family model_family_qwen3;
 
+/* One buffer of weights a model owns: from malloc (mapped_len 0, freed with
+ * free) or its own anonymous mapping (unmapped with munmap). */
+struct weight_buf {
+    void *p;
+    size_t mapped_len;
+};
+
 struct model {
     struct model_config cfg;
     const struct model_family *family;
     struct model_weights w;
-    float *inv_freq; /* (head_dim/2) RoPE inverse frequencies, scaling applied */
-    void **allocs;   /* buffers holding weights, freed with the model */
+    float *inv_freq;           /* (head_dim/2) RoPE inverse frequencies, scaling applied */
+    struct weight_buf *allocs; /* buffers holding weights, freed with the model */
     size_t n_allocs, cap_allocs;
     struct safetensors_set *files; /* kept open while mapped */
     size_t weight_bytes;

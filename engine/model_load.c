@@ -28,19 +28,28 @@ struct loader {
     size_t errlen;
 };
 
-static enum status track(struct model *m, void *p, char *err, size_t errlen)
+static void weight_buf_free(struct weight_buf b)
+{
+    if (b.mapped_len)
+        munmap(b.p, b.mapped_len);
+    else
+        free(b.p);
+}
+
+/* Hands b to the model (freed with it); on failure frees b. */
+static enum status track(struct model *m, struct weight_buf b, char *err, size_t errlen)
 {
     if (m->n_allocs == m->cap_allocs) {
         size_t cap = m->cap_allocs ? 2 * m->cap_allocs : 64;
-        void **na = realloc(m->allocs, cap * sizeof(*na));
+        struct weight_buf *na = realloc(m->allocs, cap * sizeof(*na));
         if (!na) {
-            free(p);
+            weight_buf_free(b);
             return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
         }
         m->allocs = na;
         m->cap_allocs = cap;
     }
-    m->allocs[m->n_allocs++] = p;
+    m->allocs[m->n_allocs++] = b;
     return ST_OK;
 }
 
@@ -48,18 +57,35 @@ static enum status track(struct model *m, void *p, char *err, size_t errlen)
 
 /*
  * Memory for one tensor, 64-byte aligned with 64 bytes of slack for vector
- * over-reads.  Large tensors are 2 MiB aligned and advised into transparent
- * huge pages: fewer TLB misses when decode streams every weight each step.
+ * over-reads.  Large tensors get their own 2 MiB-aligned anonymous mapping,
+ * whose whole huge pages are advised into transparent huge pages: fewer TLB
+ * misses when decode streams every weight each step.  Two things keep the
+ * advice to the tensor's own bytes, so the resident set stays the weights:
+ * - the partial page at the end (the slack, or the tensor's last bytes) is
+ *   not advised: the kernel would back it with a whole huge page on the
+ *   first touch or when khugepaged collapses it;
+ * - the mapping is unmapped when the model is freed.  Advice given to
+ *   malloc'd memory outlived it: the heap kept the flag, and the next
+ *   model's small buffers landing there were backed by huge pages they
+ *   mostly did not use (a 1B model in 8 bits, loaded after another model
+ *   was freed, read 50-66 MB over its weights + KV + scratch).
  */
-static void *weight_alloc(size_t len)
+static struct weight_buf weight_alloc(size_t len)
 {
     if (len < 2 * HUGE_PAGE)
-        return aligned_alloc(64, (len + 63) / 64 * 64 + 64);
-    size_t size = (len + 64 + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    void *p = aligned_alloc(HUGE_PAGE, size);
-    if (p)
-        madvise(p, size, MADV_HUGEPAGE); /* advisory: failure only costs speed */
-    return p;
+        return (struct weight_buf){aligned_alloc(64, (len + 63) / 64 * 64 + 64), 0};
+    size_t size = (len + 64 + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE, span = size + HUGE_PAGE;
+    char *map = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return (struct weight_buf){NULL, 0};
+    /* keep the aligned size bytes, give back the rest of the span */
+    char *p = map + (HUGE_PAGE - (uintptr_t)map % HUGE_PAGE) % HUGE_PAGE;
+    if (p > map)
+        munmap(map, (size_t)(p - map));
+    if (p + size < map + span)
+        munmap(p + size, (size_t)(map + span - (p + size)));
+    madvise(p, len / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); /* advisory: failure costs speed */
+    return (struct weight_buf){p, size};
 }
 
 /* Returns the tensor's bytes: inside the mapping, or a fresh aligned copy. */
@@ -75,18 +101,18 @@ static enum status tensor_bytes(struct loader *ld, struct safetensors *f,
             return ST_OK;
         }
     }
-    void *buf = weight_alloc(len);
-    if (!buf)
+    struct weight_buf buf = weight_alloc(len);
+    if (!buf.p)
         return status_fail(ld->err, ld->errlen, ST_ERR_NOMEM,
                            "%s: tensor '%s': cannot allocate %zu bytes", safetensors_path(f),
                            t->name, len);
     enum status rc = track(ld->m, buf, ld->err, ld->errlen);
     if (rc == ST_OK)
-        rc = safetensors_read(f, t, buf, ld->err, ld->errlen);
+        rc = safetensors_read(f, t, buf.p, ld->err, ld->errlen);
     if (rc != ST_OK)
         return rc;
     ld->m->weight_bytes += len;
-    *out = buf;
+    *out = buf.p;
     return ST_OK;
 }
 
@@ -149,7 +175,7 @@ static enum status load_vec(struct loader *ld, const char *name, int n, bool req
     if (!v || !raw) {
         free(v);
         rc = status_fail(ld->err, ld->errlen, ST_ERR_NOMEM, "out of memory");
-    } else if ((rc = track(ld->m, v, ld->err, ld->errlen)) == ST_OK &&
+    } else if ((rc = track(ld->m, (struct weight_buf){v, 0}, ld->err, ld->errlen)) == ST_OK &&
                (rc = safetensors_read(f, t, raw, ld->err, ld->errlen)) == ST_OK) {
         for (int i = 0; i < n; i++)
             v[i] = dtype_load_f32(raw, t->dtype, (size_t)i);
@@ -603,7 +629,7 @@ void model_free(struct model *m)
     if (!m)
         return;
     for (size_t i = 0; i < m->n_allocs; i++)
-        free(m->allocs[i]);
+        weight_buf_free(m->allocs[i]);
     free(m->allocs);
     safetensors_set_close(m->files);
     threadpool_free(m->pool);

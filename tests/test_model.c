@@ -6,6 +6,7 @@
  */
 #include <cJSON.h>
 #include <math.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "kv_cache.h"
@@ -987,6 +988,71 @@ static void test_random_qwen2(void)
     check_random_model(&r, 11);
 }
 
+/* Bytes of this process's mappings advised into transparent huge pages
+ * (the "hg" flag in /proc/self/smaps). */
+static size_t advised_huge_bytes(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    size_t total = 0, size_kb = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "Size: %zu kB", &size_kb) == 1)
+            continue;
+        if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg"))
+            total += size_kb * 1024;
+    }
+    if (f)
+        fclose(f);
+    return total;
+}
+
+/* Huge-page advice covers only whole huge pages of the weights, and goes
+ * with the model: none is left on memory the next model's small buffers
+ * could reuse.  Three rounds, as glibc serves later large allocations from
+ * its heap once an earlier one was freed. */
+static void test_huge_page_advice_released(void)
+{
+    /* embed and lm_head, 5 MB each, take the huge-page path */
+    struct rmodel r = {.arch = "Qwen2ForCausalLM",
+                       .model_type = "qwen2",
+                       .dtype = "F32",
+                       .hidden = 32,
+                       .layers = 1,
+                       .heads = 4,
+                       .kv_heads = 2,
+                       .head_dim = 8,
+                       .ffn = 48,
+                       .vocab = 40000,
+                       .max_pos = 64,
+                       .bias = true, /* Qwen2 has q/k/v biases */
+                       .theta = 10000.0,
+                       .eps = 1e-6};
+    char dir[256], err[512] = "";
+    CHECK(stb_tmpdir(dir, sizeof(dir)) == 0);
+    CHECK(rm_write(&r, dir, 5) == 0);
+    bool thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+    size_t base = advised_huge_bytes();
+    for (int round = 0; round < 3; round++) {
+        struct model *m = NULL;
+        enum status rc = model_load(dir, NULL, &m, err, sizeof(err));
+        CHECK_MSG(rc == ST_OK, "round %d: load: %s", round, err);
+        if (rc != ST_OK)
+            break;
+        size_t advised = advised_huge_bytes() - base;
+        CHECK_MSG(advised <= model_weight_bytes(m),
+                  "round %d: %zu bytes advised for %zu bytes of weights", round, advised,
+                  model_weight_bytes(m));
+        if (thp) /* the two 5 MB tensors' first two huge pages each */
+            CHECK_MSG(advised == (size_t)8 << 20, "round %d: %zu bytes advised, not 8 MiB", round,
+                      advised);
+        model_free(m);
+        CHECK_MSG(advised_huge_bytes() == base, "round %d: %zu advised bytes outlive the model",
+                  round, advised_huge_bytes() - base);
+    }
+    rm_free(&r);
+    stb_rmdir(dir);
+}
+
 static void test_random_qwen3(void)
 {
     struct rmodel r = {.arch = "Qwen3ForCausalLM",
@@ -1226,6 +1292,7 @@ int main(void)
     RUN(test_kv_truncate_recompute);
     RUN(test_random_qwen2);
     RUN(test_random_qwen3);
+    RUN(test_huge_page_advice_released);
     RUN(test_random_llama31_scaled);
     RUN(test_random_mistral_window);
     RUN(test_random_mlx_mixed_quant);
