@@ -122,6 +122,13 @@ static void bench_matvec(struct threadpool *pool, int nth)
     uint64_t seed = 7;
     uint8_t *data = malloc(MATVEC_POOL_BYTES);
     float *x = malloc(cols * sizeof(float)), *y = malloc(rows * sizeof(float));
+    if (!data || !x || !y) {
+        printf("  matvec: out of memory\n");
+        free(data);
+        free(x);
+        free(y);
+        return;
+    }
     for (size_t i = 0; i < MATVEC_POOL_BYTES; i++)
         data[i] = (uint8_t)(i * 2654435761u >> 13);
     for (size_t i = 0; i < cols; i++)
@@ -133,6 +140,12 @@ static void bench_matvec(struct threadpool *pool, int nth)
         size_t copies = MATVEC_POOL_BYTES / code_bytes, bytes = code_bytes + (bits ? n_par * 2 : 0);
         struct kernel_mat *w = calloc(copies, sizeof(*w));
         uint16_t *par = bits ? malloc(copies * n_par * sizeof(uint16_t)) : NULL;
+        if (!w || (bits && !par)) {
+            printf("  matvec %s: out of memory\n", names[k]);
+            free(w);
+            free(par);
+            continue;
+        }
         for (size_t i = 0; bits && i < copies * n_par; i++)
             par[i] = f32_to_f16(0.01f * stb_randf(&seed));
         /* f16/bf16 from random bytes: keep the values finite */
@@ -160,16 +173,19 @@ static void bench_matvec(struct threadpool *pool, int nth)
         }
         float *scratch = malloc((kernel_matmul_scratch(&w[0], 1) + 1) * sizeof(float));
         double best = 1e9;
-        for (int rep = 0; rep < 8; rep++) {
+        for (int rep = 0; rep < 8 && scratch; rep++) {
             double t0 = now();
             for (size_t c = 0; c < copies; c++)
                 kernel_matmul(pool, &w[c], x, 1, NULL, y, scratch);
             double dt = (now() - t0) / (double)copies;
             best = dt < best ? dt : best;
         }
-        printf("  matvec %-6s %zux%zu, %d thread%s: %7.2f ms  %6.1f GB/s  (%zu copies)\n", names[k],
-               rows, cols, nth, nth > 1 ? "s" : " ", best * 1e3, (double)bytes / best / 1e9,
-               copies);
+        if (scratch)
+            printf("  matvec %-6s %zux%zu, %d thread%s: %7.2f ms  %6.1f GB/s  (%zu copies)\n",
+                   names[k], rows, cols, nth, nth > 1 ? "s" : " ", best * 1e3,
+                   (double)bytes / best / 1e9, copies);
+        else
+            printf("  matvec %s: out of memory\n", names[k]);
         free(scratch);
         free(par);
         free(w);
@@ -253,9 +269,17 @@ static int bench_model(const char *dir, const char *name, const char *dtype, int
         return -1;
     }
     int32_t *toks = malloc((size_t)n_prefill * sizeof(int32_t));
+    float *logits = malloc((size_t)c->vocab * sizeof(float));
+    if (!toks || !logits) {
+        printf("  %s: out of memory\n", name);
+        free(toks);
+        free(logits);
+        kv_cache_free(kv);
+        model_free(m);
+        return -1;
+    }
     for (int i = 0; i < n_prefill; i++)
         toks[i] = (i * 7919 + 13) % c->vocab;
-    float *logits = malloc((size_t)c->vocab * sizeof(float));
     struct model_batch_seq e = {
         .seq = seq, .start_pos = 0, .n_tokens = n_prefill, .tokens = toks, .n_logits = 1};
     struct model_batch b = {&e, 1};
