@@ -38,29 +38,30 @@ void block_qkv(struct model *m, int layer, int n)
     kernel_matmul_multi(m->pool, 3, w, s->xb, (size_t)n, bias, y, s->mm);
 }
 
-void block_qk_norm(struct model *m, int layer, int n)
+/* Per-head RMSNorm of token t's q and k with q_norm / k_norm (Qwen3). */
+static void qk_norm_token(struct model *m, int layer, int t)
 {
     const struct layer_weights *lw = &m->w.layers[layer];
     size_t hd = (size_t)m->cfg.head_dim;
-    size_t nq = (size_t)n * (size_t)m->cfg.n_heads, nk = (size_t)n * (size_t)m->cfg.n_kv_heads;
-    for (size_t i = 0; i < nq; i++)
-        kernel_rmsnorm(m->s.q + i * hd, m->s.q + i * hd, lw->q_norm, hd, m->cfg.rms_norm_eps);
-    for (size_t i = 0; i < nk; i++)
-        kernel_rmsnorm(m->s.k + i * hd, m->s.k + i * hd, lw->k_norm, hd, m->cfg.rms_norm_eps);
+    float *q = m->s.q + (size_t)t * qdim(m), *k = m->s.k + (size_t)t * kvdim(m);
+    for (int h = 0; h < m->cfg.n_heads; h++)
+        kernel_rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, lw->q_norm, hd, m->cfg.rms_norm_eps);
+    for (int h = 0; h < m->cfg.n_kv_heads; h++)
+        kernel_rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, lw->k_norm, hd, m->cfg.rms_norm_eps);
 }
 
-void block_rope(struct model *m, int n)
+/* RoPE on token t's q and k at its position. */
+static void rope_token(struct model *m, int t)
 {
     int hd = m->cfg.head_dim;
-    for (int t = 0; t < n; t++) {
-        const float *cs = m->s.rope + (size_t)t * (size_t)hd;
-        kernel_rope(m->s.q + (size_t)t * qdim(m), m->cfg.n_heads, hd, cs);
-        kernel_rope(m->s.k + (size_t)t * kvdim(m), m->cfg.n_kv_heads, hd, cs);
-    }
+    const float *cs = m->s.rope + (size_t)t * (size_t)hd;
+    kernel_rope(m->s.q + (size_t)t * qdim(m), m->cfg.n_heads, hd, cs);
+    kernel_rope(m->s.k + (size_t)t * kvdim(m), m->cfg.n_kv_heads, hd, cs);
 }
 
-void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_batch *b, int layer,
-                    int n)
+/* Writes token t's k and v into its sequence's cache slot. */
+static void kv_store_token(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                           int layer, int t)
 {
     /* indexes as the attention kernels read them: K feature-major (feature
      * f + 1 a block's width on), each head's V features contiguous */
@@ -68,30 +69,56 @@ void block_kv_store(struct model *m, struct kv_cache *kv, const struct model_bat
     int bt = view.block_tokens;
     size_t kd = view.kv_dim, hd = (size_t)view.head_dim;
     void *kbase = kv_cache_block_k(kv, layer, 0), *vbase = kv_cache_block_v(kv, layer, 0);
-    for (int t = 0; t < n; t++) {
-        int nb, pos = m->s.tok_pos[t];
-        const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
-        int blk = blocks[pos / bt], in = pos % bt;
-        const float *kt = m->s.k + (size_t)t * kd, *vt = m->s.v + (size_t)t * kd;
-        size_t k0 = kernel_kv_k_at(&view, blk, in, 0);
-        if (view.dtype == DTYPE_F16) {
-            uint16_t *k = (uint16_t *)kbase + k0, *v = vbase, h[256];
-            for (size_t f0 = 0; f0 < kd; f0 += 256) {
-                size_t nf = kd - f0 < 256 ? kd - f0 : 256;
-                kernel_f32_to_f16(kt + f0, h, nf);
-                for (size_t f = 0; f < nf; f++)
-                    k[(f0 + f) * (size_t)bt] = h[f];
-            }
-            for (size_t f = 0; f < kd; f += hd)
-                kernel_f32_to_f16(vt + f, v + kernel_kv_v_at(&view, blk, in, f), hd);
-        } else {
-            float *k = (float *)kbase + k0, *v = vbase;
-            for (size_t f = 0; f < kd; f++)
-                k[f * (size_t)bt] = kt[f];
-            for (size_t f = 0; f < kd; f += hd)
-                memcpy(v + kernel_kv_v_at(&view, blk, in, f), vt + f, hd * sizeof(float));
+    int nb, pos = m->s.tok_pos[t];
+    const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
+    int blk = blocks[pos / bt], in = pos % bt;
+    const float *kt = m->s.k + (size_t)t * kd, *vt = m->s.v + (size_t)t * kd;
+    size_t k0 = kernel_kv_k_at(&view, blk, in, 0);
+    if (view.dtype == DTYPE_F16) {
+        uint16_t *k = (uint16_t *)kbase + k0, *v = vbase, h[256];
+        for (size_t f0 = 0; f0 < kd; f0 += 256) {
+            size_t nf = kd - f0 < 256 ? kd - f0 : 256;
+            kernel_f32_to_f16(kt + f0, h, nf);
+            for (size_t f = 0; f < nf; f++)
+                k[(f0 + f) * (size_t)bt] = h[f];
         }
+        for (size_t f = 0; f < kd; f += hd)
+            kernel_f32_to_f16(vt + f, v + kernel_kv_v_at(&view, blk, in, f), hd);
+    } else {
+        float *k = (float *)kbase + k0, *v = vbase;
+        for (size_t f = 0; f < kd; f++)
+            k[f * (size_t)bt] = kt[f];
+        for (size_t f = 0; f < kd; f += hd)
+            memcpy(v + kernel_kv_v_at(&view, blk, in, f), vt + f, hd * sizeof(float));
     }
+}
+
+struct qk_job {
+    struct model *m;
+    struct kv_cache *kv;
+    const struct model_batch *b;
+    int layer, n, n_chunks;
+};
+
+static void qk_run(void *ctx, int chunk)
+{
+    const struct qk_job *j = ctx;
+    size_t lo, hi;
+    threadpool_split((size_t)j->n, 1, chunk, j->n_chunks, &lo, &hi);
+    for (int t = (int)lo; t < (int)hi; t++) {
+        if (j->m->cfg.qk_norm)
+            qk_norm_token(j->m, j->layer, t);
+        rope_token(j->m, t);
+        kv_store_token(j->m, j->kv, j->b, j->layer, t);
+    }
+}
+
+void block_qk_rope_store(struct model *m, struct kv_cache *kv, const struct model_batch *b,
+                         int layer, int n)
+{
+    struct qk_job j = {.m = m, .kv = kv, .b = b, .layer = layer, .n = n};
+    j.n_chunks = threadpool_chunks(m->pool, (size_t)n);
+    threadpool_run(m->pool, qk_run, &j, j.n_chunks);
 }
 
 void block_mlp(struct model *m, int layer, int n)

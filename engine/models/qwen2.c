@@ -26,8 +26,7 @@ static void qwen2_layer_forward(struct model *m, struct kv_cache *kv, const stru
                                 int layer, int n)
 {
     block_qkv(m, layer, n); /* adds bq, bk, bv */
-    block_rope(m, n);
-    block_kv_store(m, kv, b, layer, n);
+    block_qk_rope_store(m, kv, b, layer, n);
     block_attention(m, kv, b, layer, n);
     block_mlp(m, layer, n);
 }

@@ -27,9 +27,7 @@ static void qwen3_layer_forward(struct model *m, struct kv_cache *kv, const stru
                                 int layer, int n)
 {
     block_qkv(m, layer, n);
-    block_qk_norm(m, layer, n);
-    block_rope(m, n);
-    block_kv_store(m, kv, b, layer, n);
+    block_qk_rope_store(m, kv, b, layer, n);
     block_attention(m, kv, b, layer, n);
     block_mlp(m, layer, n);
 }
