@@ -160,7 +160,7 @@ static void test_tile_row_independent(void)
 {
     /* one token alone: 1-8 rows take the positions-in-lanes path, more the
      * rows-in-lanes one; block size 5 makes steps span blocks */
-    static const int groups[] = {1, 3, 4, 7, 12};
+    static const int groups[] = {1, 2, 3, 4, 7, 12};
     static const int block_sizes[] = {16, 32, 5};
     uint64_t seed = 29;
     int hd = 24, pos0 = 90, n_tokens = 40;
