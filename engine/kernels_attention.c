@@ -553,15 +553,77 @@ TGT_AVX512 INLINE void lanes_scores_any(struct tile_state *st, const void **kt, 
     }
 }
 
-TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_view *kv,
-                                  size_t head_off, int hd, int p0, int hi, int nrows,
-                                  const int *pos, const int *start, float *lsum, const bool f16)
+/*
+ * One row's step in registers (tile_lanes with one_nv): lanes_softmax's
+ * update for row 0, then tile_pv's weighted sum of V, with the output's
+ * one_nv vectors kept in o instead of st->o.  The same operations in the
+ * same order, so the same results; what changes is the dependency chain.
+ * Through st->o each step's rescale waited on the previous step's stores
+ * and the next step's sums on the rescale's; in registers the running sum
+ * l, the maximum and the output are separate chains that overlap.
+ */
+TGT_AVX512 INLINE void lanes_step_one(struct tile_state *st, const float *sc, int hd, int p0,
+                                      int np, int pos, int start, float *m, float *l, __m512 *o,
+                                      const char *pfv, int pf_per, const int nv, const bool f16)
+{
+    __m512i p =
+        _mm512_add_epi32(_mm512_set1_epi32(p0),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos)) &
+                     _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start)) &
+                     (__mmask16)((1u << np) - 1);
+    __m512 sv = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), _mm512_load_ps(sc));
+    float mc = _mm512_reduce_max_ps(sv);
+    mc = mc > *m ? mc : *m;
+    float safe = mc == -INFINITY ? 0.0f : mc;
+    float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(*m - safe)));
+    _Alignas(64) float w[TILE_POS];
+    _mm512_store_ps(w, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(safe))));
+    float lr = *l * corr;
+    for (int j = 0; j < np; j++)
+        lr += w[j];
+    *l = lr;
+    *m = mc;
+    if (corr != 1.0f)
+#pragma GCC unroll 8
+        for (int i = 0; i < nv; i++)
+            o[i] = _mm512_mul_ps(o[i], _mm512_set1_ps(corr));
+    __mmask16 tail = (__mmask16)(hd % 16 ? (1u << (hd % 16)) - 1 : 0xffff);
+    for (int j = 0; j < np; j++) {
+        for (int k = 0; pfv && k < pf_per; k++)
+            _mm_prefetch(pfv + 64 * (size_t)(j * pf_per + k), _MM_HINT_T0);
+        __m512 wj = _mm512_set1_ps(w[j]);
+#pragma GCC unroll 8
+        for (int i = 0; i < nv; i++)
+            o[i] = _mm512_fmadd_ps(
+                wj,
+                kv_load16(i == nv - 1 ? tail : (__mmask16)0xffff, st->vp[j], (size_t)(16 * i), f16),
+                o[i]);
+    }
+}
+
+/*
+ * The few-rows path (nrows <= LANES_ROWS_MAX) over positions p0 .. hi:
+ * passes of up to ns_max steps whose scores lanes_scores computes together,
+ * then per step the softmax update and the weighted V.  With one_nv (1-8,
+ * a single row of head_dim <= 16 * one_nv, a decode step without GQA) the
+ * row's output stays in registers (lanes_step_one); 0: st->o.  The row
+ * sums go to lsum.
+ */
+TGT_AVX512 INLINE void tile_lanes_impl(struct tile_state *st, const struct kernel_kv_view *kv,
+                                       size_t head_off, int hd, int p0, int hi, int nrows,
+                                       const int *pos, const int *start, float *lsum,
+                                       const int one_nv, const bool f16)
 {
     float m[LANES_ROWS_MAX], l[LANES_ROWS_MAX];
     for (int r = 0; r < nrows; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
     }
+    __m512 o[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < one_nv; i++)
+        o[i] = _mm512_setzero_ps();
     const int ns_max = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
     for (int ns = ns_max; p0 < hi; p0 += TILE_POS * ns) {
         /* the last pass scores only the steps left: a decode head at 72
@@ -582,9 +644,14 @@ TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_
         for (int s = 0; s < ns && p0 + TILE_POS * s < hi; s++) {
             int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
             kv_step(st, kv, head_off, ps, np);
-            lanes_softmax(st, st->sc + s * nrows, hd, ps, np, nrows, pos, start, m, l);
             /* V of the next pass's block s, spread over this step's positions */
             const char *pfv = s < pf.n_blocks ? pf.v[s] : NULL;
+            if (one_nv) {
+                lanes_step_one(st, st->sc[s], hd, ps, np, pos[0], start[0], &m[0], &l[0], o, pfv,
+                               pf.per_position, one_nv, f16);
+                continue;
+            }
+            lanes_softmax(st, st->sc + s * nrows, hd, ps, np, nrows, pos, start, m, l);
             if (nrows == 1)
                 tile_pv_rows(st, np, 0, hd, 1, pfv, pf.per_position, f16);
             else
@@ -592,8 +659,30 @@ TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_
                     tile_pv_rows(st, np, r0, hd, 4, pfv, pf.per_position, f16);
         }
     }
+#pragma GCC unroll 8
+    for (int i = 0; i < one_nv; i++)
+        _mm512_store_ps(&st->o[0][16 * i], o[i]);
     for (int r = 0; r < nrows; r++)
         lsum[r] = l[r];
+}
+
+TGT_AVX512 INLINE void tile_lanes(struct tile_state *st, const struct kernel_kv_view *kv,
+                                  size_t head_off, int hd, int p0, int hi, int nrows,
+                                  const int *pos, const int *start, float *lsum, const bool f16)
+{
+#define LANES_ONE(nv) tile_lanes_impl(st, kv, head_off, hd, p0, hi, 1, pos, start, lsum, nv, f16)
+    switch (nrows == 1 ? (hd + 15) / 16 : 0) {
+    case 1: LANES_ONE(1); break;
+    case 2: LANES_ONE(2); break;
+    case 3: LANES_ONE(3); break;
+    case 4: LANES_ONE(4); break;
+    case 5: LANES_ONE(5); break;
+    case 6: LANES_ONE(6); break;
+    case 7: LANES_ONE(7); break;
+    case 8: LANES_ONE(8); break;
+    default: tile_lanes_impl(st, kv, head_off, hd, p0, hi, nrows, pos, start, lsum, 0, f16); break;
+    }
+#undef LANES_ONE
 }
 
 /* Rows row0 .. row0+nrows-1 (nrows <= KERNEL_ATTN_TILE_ROWS) of the tile,
