@@ -967,24 +967,30 @@ static void check_random_model(struct rmodel *r, uint64_t seed)
     check_random_model_path(r, seed, false, 0.0);
 }
 
+/* A small Qwen2 with a large vocabulary: embed and lm_head (5 MB each)
+ * take the huge-page allocation path. */
+static struct rmodel qwen2_large_vocab(void)
+{
+    return (struct rmodel){.arch = "Qwen2ForCausalLM",
+                           .model_type = "qwen2",
+                           .dtype = "F32",
+                           .hidden = 32,
+                           .layers = 2,
+                           .heads = 4,
+                           .kv_heads = 2,
+                           .head_dim = 8,
+                           .ffn = 48,
+                           .vocab = 40000,
+                           .max_pos = 64,
+                           .bias = true,
+                           .tie = false,
+                           .theta = 1000000.0,
+                           .eps = 1e-6};
+}
+
 static void test_random_qwen2(void)
 {
-    /* the large vocab makes embed and lm_head (5 MB each) take the huge-page allocation path */
-    struct rmodel r = {.arch = "Qwen2ForCausalLM",
-                       .model_type = "qwen2",
-                       .dtype = "F32",
-                       .hidden = 32,
-                       .layers = 2,
-                       .heads = 4,
-                       .kv_heads = 2,
-                       .head_dim = 8,
-                       .ffn = 48,
-                       .vocab = 40000,
-                       .max_pos = 64,
-                       .bias = true,
-                       .tie = false,
-                       .theta = 1000000.0,
-                       .eps = 1e-6};
+    struct rmodel r = qwen2_large_vocab();
     check_random_model(&r, 11);
 }
 
@@ -1012,21 +1018,7 @@ static size_t advised_huge_bytes(void)
  * its heap once an earlier one was freed. */
 static void test_huge_page_advice_released(void)
 {
-    /* embed and lm_head, 5 MB each, take the huge-page path */
-    struct rmodel r = {.arch = "Qwen2ForCausalLM",
-                       .model_type = "qwen2",
-                       .dtype = "F32",
-                       .hidden = 32,
-                       .layers = 1,
-                       .heads = 4,
-                       .kv_heads = 2,
-                       .head_dim = 8,
-                       .ffn = 48,
-                       .vocab = 40000,
-                       .max_pos = 64,
-                       .bias = true, /* Qwen2 has q/k/v biases */
-                       .theta = 10000.0,
-                       .eps = 1e-6};
+    struct rmodel r = qwen2_large_vocab();
     char dir[256], err[512] = "";
     CHECK(stb_tmpdir(dir, sizeof(dir)) == 0);
     CHECK(rm_write(&r, dir, 5) == 0);
