@@ -115,8 +115,8 @@ struct kernel_kv_view layer_kv_view(struct kv_cache *kv, const struct model_conf
 /* Per token, split over the pool: the per-head RMSNorm of q and k with
  * q_norm / k_norm (when cfg.qk_norm, Qwen3), RoPE on q and k at the token's
  * position, and k, v written into its sequence's cache slot.  (Done by the
- * calling thread alone, these took a sixth of an 8-sequence decode step of
- * the 110M shape, with the other thread idle.) */
+ * calling thread alone, RoPE and the store took 7 % of an 8-sequence decode
+ * step of the 110M shape, with the other thread spinning.) */
 void block_qk_rope_store(struct model *m, struct kv_cache *kv, const struct model_batch *b,
                          int layer, int n);
 
