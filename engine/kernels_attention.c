@@ -481,41 +481,55 @@ TGT_AVX512 INLINE void scale_row(float *o, int hd, float c)
 }
 
 /*
- * Each row's softmax update for one step of 16 positions from its scores
- * sc[r] (lanes = positions): the same operations in the same order as the
- * row's lane in the softmax step of tile_avx512.  Leaves the weights in
- * e[j][r] (0 for padding rows up to a multiple of 4) and rescales the rows'
- * outputs; m and l are the rows' running maxima and sums.
+ * One row's softmax update for one step of 16 positions from its scores sc
+ * (lanes = positions; np of them valid, the row sees pos and those from
+ * start on): the same operations in the same order as the row's lane in the
+ * softmax step of tile_avx512.  Updates the row's running maximum *m and
+ * sum *l, leaves the step's weights in w and returns the factor the row's
+ * output must be scaled by.  The sum is kept in a register: through l
+ * (which the caller's weights might alias) every add waited on the store
+ * before it.
+ */
+TGT_AVX512 INLINE float row_softmax_step(const float *sc, int p0, int np, int pos, int start,
+                                         float *m, float *l, float *w)
+{
+    __m512i p =
+        _mm512_add_epi32(_mm512_set1_epi32(p0),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos)) &
+                     _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start)) &
+                     (__mmask16)((1u << np) - 1);
+    __m512 sv = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), _mm512_load_ps(sc));
+    float mc = _mm512_reduce_max_ps(sv);
+    mc = mc > *m ? mc : *m;
+    float safe = mc == -INFINITY ? 0.0f : mc;
+    float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(*m - safe)));
+    _mm512_store_ps(w, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(safe))));
+    float lr = *l * corr;
+    for (int j = 0; j < np; j++)
+        lr += w[j];
+    *l = lr;
+    *m = mc;
+    return corr;
+}
+
+/*
+ * Each row's softmax update for one step (row_softmax_step on sc[r]).
+ * Leaves the weights in e[j][r] (0 for padding rows up to a multiple of 4)
+ * and rescales the rows' outputs; m and l are the rows' running maxima and
+ * sums.
  */
 TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TILE_POS], int hd,
                                      int p0, int np, int nrows, const int *pos, const int *start,
                                      float *m, float *l)
 {
-    __m512i p =
-        _mm512_add_epi32(_mm512_set1_epi32(p0),
-                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    __mmask16 valid = (__mmask16)((1u << np) - 1);
     for (int r = 0; r < nrows; r++) {
-        __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos[r])) &
-                         _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start[r])) & valid;
-        __m512 sv = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), _mm512_load_ps(sc[r]));
-        float mc = _mm512_reduce_max_ps(sv);
-        mc = mc > m[r] ? mc : m[r];
-        float safe = mc == -INFINITY ? 0.0f : mc;
-        float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[r] - safe)));
         _Alignas(64) float w[TILE_POS];
-        _mm512_store_ps(w, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(safe))));
-        /* the running sum in a register: through l[r] (which e might
-         * alias) every add waited on the store before it */
-        float lr = l[r] * corr;
-        for (int j = 0; j < np; j++) {
-            lr += w[j];
+        float corr = row_softmax_step(sc[r], p0, np, pos[r], start[r], &m[r], &l[r], w);
+        for (int j = 0; j < np; j++)
             st->e[j][r] = w[j];
-        }
-        l[r] = lr;
         if (corr != 1.0f)
             scale_row(st->o[r], hd, corr);
-        m[r] = mc;
     }
     for (int r = nrows; nrows > 1 && r % 4; r++)
         for (int j = 0; j < np; j++)
@@ -554,8 +568,8 @@ TGT_AVX512 INLINE void lanes_scores_any(struct tile_state *st, const void **kt, 
 }
 
 /*
- * One row's step in registers (tile_lanes with one_nv): lanes_softmax's
- * update for row 0, then tile_pv's weighted sum of V, with the output's
+ * One row's step in registers (tile_lanes with one_nv): row_softmax_step,
+ * then tile_pv's weighted sum of V, with the output's
  * one_nv vectors kept in o instead of st->o.  The same operations in the
  * same order, so the same results; what changes is the dependency chain.
  * Through st->o each step's rescale waited on the previous step's stores
@@ -566,24 +580,8 @@ TGT_AVX512 INLINE void lanes_step_one(struct tile_state *st, const float *sc, in
                                       int np, int pos, int start, float *m, float *l, __m512 *o,
                                       const char *pfv, int pf_per, const int nv, const bool f16)
 {
-    __m512i p =
-        _mm512_add_epi32(_mm512_set1_epi32(p0),
-                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    __mmask16 seen = _mm512_cmple_epi32_mask(p, _mm512_set1_epi32(pos)) &
-                     _mm512_cmpge_epi32_mask(p, _mm512_set1_epi32(start)) &
-                     (__mmask16)((1u << np) - 1);
-    __m512 sv = _mm512_mask_blend_ps(seen, _mm512_set1_ps(-INFINITY), _mm512_load_ps(sc));
-    float mc = _mm512_reduce_max_ps(sv);
-    mc = mc > *m ? mc : *m;
-    float safe = mc == -INFINITY ? 0.0f : mc;
-    float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(*m - safe)));
     _Alignas(64) float w[TILE_POS];
-    _mm512_store_ps(w, exp16(_mm512_sub_ps(sv, _mm512_set1_ps(safe))));
-    float lr = *l * corr;
-    for (int j = 0; j < np; j++)
-        lr += w[j];
-    *l = lr;
-    *m = mc;
+    float corr = row_softmax_step(sc, p0, np, pos, start, m, l, w);
     if (corr != 1.0f)
 #pragma GCC unroll 8
         for (int i = 0; i < nv; i++)
