@@ -59,22 +59,22 @@ static void rope_token(struct model *m, int t)
     kernel_rope(m->s.k + (size_t)t * kvdim(m), m->cfg.n_kv_heads, hd, cs);
 }
 
-/* Writes token t's k and v into its sequence's cache slot. */
+/* Writes token t's k and v into its sequence's cache slot of the layer
+ * (view: its layer_kv_view, made once per layer), at the indexes the
+ * attention kernels read: K feature-major (feature f + 1 a block's width
+ * on), each head's V features contiguous. */
 static void kv_store_token(struct model *m, struct kv_cache *kv, const struct model_batch *b,
-                           int layer, int t)
+                           int layer, const struct kernel_kv_view *view, int t)
 {
-    /* indexes as the attention kernels read them: K feature-major (feature
-     * f + 1 a block's width on), each head's V features contiguous */
-    struct kernel_kv_view view = layer_kv_view(kv, &m->cfg, layer);
-    int bt = view.block_tokens;
-    size_t kd = view.kv_dim, hd = (size_t)view.head_dim;
-    void *kbase = kv_cache_block_k(kv, layer, 0), *vbase = kv_cache_block_v(kv, layer, 0);
+    int bt = view->block_tokens;
+    size_t kd = view->kv_dim, hd = (size_t)view->head_dim;
     int nb, pos = m->s.tok_pos[t];
     const int *blocks = kv_seq_blocks(kv, b->seqs[m->s.tok_seq[t]].seq, &nb);
     int blk = blocks[pos / bt], in = pos % bt;
     const float *kt = m->s.k + (size_t)t * kd, *vt = m->s.v + (size_t)t * kd;
-    size_t k0 = kernel_kv_k_at(&view, blk, in, 0);
-    if (view.dtype == DTYPE_F16) {
+    size_t k0 = kernel_kv_k_at(view, blk, in, 0);
+    void *kbase = kv_cache_block_k(kv, layer, 0), *vbase = kv_cache_block_v(kv, layer, 0);
+    if (view->dtype == DTYPE_F16) {
         uint16_t *k = (uint16_t *)kbase + k0, *v = vbase, h[256];
         for (size_t f0 = 0; f0 < kd; f0 += 256) {
             size_t nf = kd - f0 < 256 ? kd - f0 : 256;
@@ -83,13 +83,13 @@ static void kv_store_token(struct model *m, struct kv_cache *kv, const struct mo
                 k[(f0 + f) * (size_t)bt] = h[f];
         }
         for (size_t f = 0; f < kd; f += hd)
-            kernel_f32_to_f16(vt + f, v + kernel_kv_v_at(&view, blk, in, f), hd);
+            kernel_f32_to_f16(vt + f, v + kernel_kv_v_at(view, blk, in, f), hd);
     } else {
         float *k = (float *)kbase + k0, *v = vbase;
         for (size_t f = 0; f < kd; f++)
             k[f * (size_t)bt] = kt[f];
         for (size_t f = 0; f < kd; f += hd)
-            memcpy(v + kernel_kv_v_at(&view, blk, in, f), vt + f, hd * sizeof(float));
+            memcpy(v + kernel_kv_v_at(view, blk, in, f), vt + f, hd * sizeof(float));
     }
 }
 
@@ -97,6 +97,7 @@ struct qk_job {
     struct model *m;
     struct kv_cache *kv;
     const struct model_batch *b;
+    struct kernel_kv_view view; /* the layer's cache, once per layer */
     int layer, n, n_chunks;
 };
 
@@ -109,14 +110,19 @@ static void qk_run(void *ctx, int chunk)
         if (j->m->cfg.qk_norm)
             qk_norm_token(j->m, j->layer, t);
         rope_token(j->m, t);
-        kv_store_token(j->m, j->kv, j->b, j->layer, t);
+        kv_store_token(j->m, j->kv, j->b, j->layer, &j->view, t);
     }
 }
 
 void block_qk_rope_store(struct model *m, struct kv_cache *kv, const struct model_batch *b,
                          int layer, int n)
 {
-    struct qk_job j = {.m = m, .kv = kv, .b = b, .layer = layer, .n = n};
+    struct qk_job j = {.m = m,
+                       .kv = kv,
+                       .b = b,
+                       .view = layer_kv_view(kv, &m->cfg, layer),
+                       .layer = layer,
+                       .n = n};
     j.n_chunks = threadpool_chunks(m->pool, (size_t)n);
     threadpool_run(m->pool, qk_run, &j, j.n_chunks);
 }
