@@ -53,10 +53,10 @@ static int oa_number(const cJSON *body, const char *key, double lo, double hi, b
         return oa_fail(e, 400, "invalid_type", key, "'%s' must be a number", key);
     double d = v->valuedouble;
     if (integer && d != floor(d))
-        return oa_fail(e, 400, "invalid_type", key, "'%s' must be an integer, got %g", key, d);
+        return oa_fail(e, 400, "invalid_type", key, "'%s' must be an integer, got %.15g", key, d);
     if (d < lo || d > hi)
-        return oa_fail(e, 400, "invalid_value", key, "'%s' must be between %g and %g, got %g", key,
-                       lo, hi, d);
+        return oa_fail(e, 400, "invalid_value", key,
+                       "'%s' must be between %.15g and %.15g, got %.15g", key, lo, hi, d);
     out->set = true;
     out->v = d;
     return 0;
@@ -162,8 +162,8 @@ static int oa_gen_fields(struct arena *a, const cJSON *body, struct openai_reque
     if (oa_number(body, "n", 1, 1e9, true, &n, e))
         return -1;
     if (n.set && n.v > OPENAI_MAX_N)
-        return oa_fail(e, 400, "invalid_value", "n", "'n' must be at most %d, got %g", OPENAI_MAX_N,
-                       n.v);
+        return oa_fail(e, 400, "invalid_value", "n", "'n' must be at most %d, got %.15g",
+                       OPENAI_MAX_N, n.v);
     r->n = n.set ? (int)n.v : 1;
     if (oa_number(body, "max_tokens", 1, 16777216, true, &mt, e) ||
         oa_number(body, "max_completion_tokens", 1, 16777216, true, &mct, e))
@@ -182,7 +182,7 @@ static int oa_gen_fields(struct arena *a, const cJSON *body, struct openai_reque
     r->min_tokens = min_tokens.set ? (int)min_tokens.v : 0;
     if (r->max_tokens.set && r->min_tokens > r->max_tokens.v)
         return oa_fail(e, 400, "invalid_value", "min_tokens",
-                       "'min_tokens' (%d) is larger than max_tokens (%g)", r->min_tokens,
+                       "'min_tokens' (%d) is larger than max_tokens (%.15g)", r->min_tokens,
                        r->max_tokens.v);
     if (oa_bool(body, "ignore_eos", &r->ignore_eos, e) || oa_bool(body, "stream", &r->stream, e))
         return -1;

@@ -210,7 +210,7 @@ static enum profile_result profile_check_value(const struct profile_field *f, co
         if (f->type == PROFILE_INT && d != floor(d))
             return profile_fail(err, PROFILE_INVALID, f->name, "%s must be an integer", f->name);
         if (d < f->min || d > f->max)
-            return profile_fail(err, PROFILE_INVALID, f->name, "%s must be between %g and %g",
+            return profile_fail(err, PROFILE_INVALID, f->name, "%s must be between %.15g and %.15g",
                                 f->name, f->min, f->max);
         return PROFILE_OK;
     }

@@ -23,8 +23,9 @@ static int parse(enum kind k, const char *json, struct openai_request *r, struct
                              : openai_parse_embeddings(a, *body, r, e);
 }
 
-/* The body must be refused with status 400 and this param. */
-static void bad(enum kind k, const char *json, const char *param)
+/* The body must be refused with status 400 and this param, and the message
+ * must contain `says` unless it is NULL. */
+static void bad_says(enum kind k, const char *json, const char *param, const char *says)
 {
     struct arena a;
     arena_init(&a, 0, 0);
@@ -34,9 +35,15 @@ static void bad(enum kind k, const char *json, const char *param)
     int rc = parse(k, json, &r, &e, &a, &body);
     CHECK_MSG(rc == -1 && e.status == 400 && !strcmp(e.param, param) && e.message[0],
               "%s -> rc %d status %d param '%s' (%s)", json, rc, e.status, e.param, e.message);
+    CHECK_MSG(!says || strstr(e.message, says), "%s -> '%s', not '%s'", json, e.message, says);
     openai_request_free(&r);
     cJSON_Delete(body);
     arena_free(&a);
+}
+
+static void bad(enum kind k, const char *json, const char *param)
+{
+    bad_says(k, json, param, NULL);
 }
 
 #define MSG "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
@@ -68,6 +75,9 @@ static void test_bad_chat(void)
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"top_p\":1.5}", "top_p");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"max_tokens\":0}", "max_tokens");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"max_tokens\":2.5}", "max_tokens");
+    /* limits and values are written out in full, not as 1.67772e+07 */
+    bad_says(CHAT, "{\"model\":\"m\"," MSG ",\"max_tokens\":100000000}", "max_tokens",
+             "'max_tokens' must be between 1 and 16777216, got 100000000");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"max_completion_tokens\":-1}", "max_completion_tokens");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"n\":0}", "n");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"n\":100}", "n");
