@@ -62,6 +62,27 @@ static int oa_number(const cJSON *body, const char *key, double lo, double hi, b
     return 0;
 }
 
+/* response_format of type json_schema carries the schema as OpenAI defines
+ * it: an object with a non-empty string 'name' and, when given, an object
+ * 'schema' (which decoding does not enforce; README). */
+static int oa_json_schema(const cJSON *rf, struct openai_error *e)
+{
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+    if (!cJSON_IsObject(js))
+        return oa_fail(e, 400, "invalid_value", "response_format.json_schema",
+                       "'response_format.json_schema' must be an object when the type is "
+                       "json_schema");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
+    if (!cJSON_IsString(name) || !name->valuestring[0])
+        return oa_fail(e, 400, "invalid_value", "response_format.json_schema.name",
+                       "'response_format.json_schema.name' must be a non-empty string");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    if (schema && !cJSON_IsNull(schema) && !cJSON_IsObject(schema))
+        return oa_fail(e, 400, "invalid_type", "response_format.json_schema.schema",
+                       "'response_format.json_schema.schema' must be an object");
+    return 0;
+}
+
 static int oa_bool(const cJSON *body, const char *key, bool *out, struct openai_error *e)
 {
     const cJSON *v = oa_field(body, key);
@@ -520,6 +541,8 @@ int openai_parse_chat(struct arena *a, const cJSON *body, struct openai_request 
         if (!cJSON_IsObject(rf) || !cJSON_IsString(type))
             return oa_fail(e, 400, "invalid_type", "response_format",
                            "'response_format' must be an object with a string 'type'");
+        if (!strcmp(type->valuestring, "json_schema") && oa_json_schema(rf, e))
+            return -1;
         if (!strcmp(type->valuestring, "json_object") || !strcmp(type->valuestring, "json_schema"))
             r->json_mode = true;
         else if (strcmp(type->valuestring, "text"))

@@ -79,6 +79,16 @@ static void test_bad_chat(void)
     bad_says(CHAT, "{\"model\":\"m\"," MSG ",\"max_tokens\":100000000}", "max_tokens",
              "'max_tokens' must be between 1 and 16777216, got 100000000");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"max_completion_tokens\":-1}", "max_completion_tokens");
+    bad(CHAT, "{\"model\":\"m\"," MSG ",\"response_format\":{\"type\":\"json_schema\"}}",
+        "response_format.json_schema");
+    bad(CHAT,
+        "{\"model\":\"m\"," MSG
+        ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{}}}}",
+        "response_format.json_schema.name");
+    bad(CHAT,
+        "{\"model\":\"m\"," MSG ",\"response_format\":{\"type\":\"json_schema\","
+        "\"json_schema\":{\"name\":\"x\",\"schema\":\"s\"}}}",
+        "response_format.json_schema.schema");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"n\":0}", "n");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"n\":100}", "n");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"stop\":5}", "stop");
@@ -221,6 +231,26 @@ static void test_good_chat(void)
     arena_free(&a);
 }
 
+/* A json_schema response_format with its name (and schema) constrains
+ * decoding to JSON like json_object. */
+static void test_json_schema_format(void)
+{
+    struct arena a;
+    arena_init(&a, 0, 0);
+    struct openai_request r;
+    struct openai_error e;
+    cJSON *body;
+    int rc = parse(CHAT,
+                   "{\"model\":\"m\"," MSG ",\"response_format\":{\"type\":\"json_schema\","
+                   "\"json_schema\":{\"name\":\"answer\",\"schema\":{\"type\":\"object\"}}}}",
+                   &r, &e, &a, &body);
+    CHECK_MSG(rc == 0, "%s", e.message);
+    CHECK(r.json_mode);
+    openai_request_free(&r);
+    cJSON_Delete(body);
+    arena_free(&a);
+}
+
 static void test_good_completion(void)
 {
     struct arena a;
@@ -268,6 +298,7 @@ int main(void)
     RUN(test_bad_chat);
     RUN(test_bad_completion_and_embeddings);
     RUN(test_good_chat);
+    RUN(test_json_schema_format);
     RUN(test_good_completion);
     RUN(test_status_mapping);
     return harness_finish();
