@@ -181,11 +181,16 @@ struct tile_state {
     _Alignas(64) float e[TILE_POS][KERNEL_ATTN_TILE_ROWS];     /* scores, then weights */
     _Alignas(64) float corr[KERNEL_ATTN_TILE_ROWS];
     _Alignas(64) float sc[LANES_ROWS_MAX][TILE_POS]; /* few-rows scores, a lane per position */
+    _Alignas(64) float wl[LANES_ROWS_MAX][TILE_POS]; /* few-rows weights, a row per query row */
     _Alignas(64) float kt[TILE_HD_MAX][TILE_POS];    /* K of a step that spans blocks */
     /* this step's positions (the last repeated): element d * kstride from
      * kp[j] is feature d of position j's K, element d from vp[j] of its V */
     const void *kp[TILE_POS], *vp[TILE_POS];
     size_t kstride;
+    /* the weights tile_pv reads: position j's for row r at w[j * w_pos +
+     * r * w_row] (e or wl, so the few-rows path need not transpose) */
+    const float *w;
+    size_t w_pos, w_row;
 };
 
 /* Where element i of base is, F32 or F16. */
@@ -326,7 +331,7 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __
                               (size_t)(d0 + 16 * i), f16);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
-            __m512 w = _mm512_set1_ps(st->e[j][r0 + r]);
+            __m512 w = _mm512_set1_ps(st->w[(size_t)j * st->w_pos + (size_t)(r0 + r) * st->w_row]);
 #pragma GCC unroll 4
             for (int i = 0; i < nv; i++)
                 acc[r][i] = _mm512_fmadd_ps(w, vv[i], acc[r][i]);
@@ -561,7 +566,7 @@ TGT_AVX512 INLINE float row_softmax_step(const float *sc, int p0, int np, int po
 
 /*
  * Each row's softmax update for one step (row_softmax_step on sc[r]).
- * Leaves the weights in e[j][r] (0 for padding rows up to a multiple of 4)
+ * Leaves the weights in wl[r] (0 for padding rows up to a multiple of 4)
  * and rescales the rows' outputs; m and l are the rows' running maxima and
  * sums.
  */
@@ -570,16 +575,13 @@ TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TI
                                      float *m, float *l)
 {
     for (int r = 0; r < nrows; r++) {
-        _Alignas(64) float w[TILE_POS];
-        float corr = row_softmax_step(sc[r], p0, np, pos[r], start[r], &m[r], &l[r], w);
-        for (int j = 0; j < np; j++)
-            st->e[j][r] = w[j];
+        float corr = row_softmax_step(sc[r], p0, np, pos[r], start[r], &m[r], &l[r], st->wl[r]);
         if (corr != 1.0f)
             scale_row(st->o[r], hd, corr);
     }
     for (int r = nrows; nrows > 1 && r % 4; r++)
         for (int j = 0; j < np; j++)
-            st->e[j][r] = 0.0f;
+            st->wl[r][j] = 0.0f;
 }
 
 /*
@@ -669,6 +671,9 @@ TGT_AVX512 INLINE void tile_lanes_impl(struct tile_state *st, const struct kerne
     for (int i = 0; i < one_nv; i++)
         o[i] = _mm512_setzero_ps();
     const int ns_max = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
+    st->w = &st->wl[0][0];
+    st->w_pos = 1;
+    st->w_row = TILE_POS;
     for (int ns = ns_max; p0 < hi; p0 += TILE_POS * ns) {
         /* the last pass scores only the steps left: a decode head at 72
          * positions scored 4 steps for 1 in its second pass (K/V in the
@@ -777,6 +782,9 @@ TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
     _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
     if (lanes)
         tile_lanes(st, kv, head_off, hd, lo - lo % TILE_POS, hi, nrows, pos, start, lsum, f16);
+    st->w = &st->e[0][0];
+    st->w_pos = KERNEL_ATTN_TILE_ROWS;
+    st->w_row = 1;
     for (int p0 = lo - lo % TILE_POS; !lanes && p0 < hi; p0 += TILE_POS) {
         int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
         kv_step(st, kv, head_off, p0, np, true);
