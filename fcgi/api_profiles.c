@@ -15,7 +15,8 @@ static long long api_profiles_id(struct http_request *req)
     errno = 0;
     long long id = s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || errno || id <= 0) {
-        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%s'", s ? s : "");
+        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
+                        s ? s : "");
         return -1;
     }
     return id;
@@ -33,8 +34,11 @@ static int api_profiles_reply(struct http_request *req, enum profile_result r, c
     case PROFILE_CONFLICT:
         return http_send_error(req, 409, "conflict", err->field[0] ? err->field : NULL, "%s",
                                err->message);
-    case PROFILE_NOT_FOUND:
-        return http_send_error(req, 404, "profile_not_found", NULL, "profile not found");
+    case PROFILE_NOT_FOUND: {
+        const char *id = route_param(&req->params, "id");
+        return http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
+                               id ? id : "");
+    }
     case PROFILE_DB_ERROR: break;
     }
     return http_send_error(req, 500, NULL, NULL, "%s",

@@ -124,14 +124,14 @@ static cJSON *api_servers_profile(struct http_request *req)
     char *end;
     long long n = id ? strtoll(id, &end, 10) : 0;
     if (!id || *end || n <= 0) {
-        http_send_error(req, 404, "profile_not_found", NULL, "No profile with id '%.100s'",
+        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
                         id ? id : "");
         return NULL;
     }
     cJSON *row = NULL;
     enum profile_result r = profile_get(req->db, n, &row);
     if (r == PROFILE_NOT_FOUND) {
-        http_send_error(req, 404, "profile_not_found", NULL, "No profile with id %lld", n);
+        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%lld'", n);
         return NULL;
     }
     if (r != PROFILE_OK) {

@@ -157,6 +157,13 @@ try {
     r = await request(U, method, p, body);
     check(`bad input: ${name} -> ${status}`, isError(r, status, param), `${r.status} ${r.text.slice(0, 300)}`);
   }
+  // A missing profile is named the same way by every route that looks one up.
+  for (const [method, p, body] of [['GET', '/api/profiles/999999'], ['PUT', '/api/profiles/999999', { temperature: 1 }],
+    ['DELETE', '/api/profiles/999999'], ['POST', '/api/profiles/999999/duplicate', { new_name: 'z' }],
+    ['POST', '/api/servers/999999/start']]) {
+    r = await request(U, method, p, body);
+    check(`${method} ${p}: "no profile with id '999999'"`, r.json && r.json.error && r.json.error.message === "no profile with id '999999'", r.text);
+  }
   // Invalid UTF-8 inside a JSON string.
   r = await request(U, 'POST', '/api/profiles',
     Buffer.concat([Buffer.from('{"name":"bad'), Buffer.from([0xff, 0xfe]), Buffer.from('","model_path":"/m"}')]));
