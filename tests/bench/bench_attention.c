@@ -1,8 +1,9 @@
 /*
  * bench_attention.c - prints the time of one layer's attention on the
  * 110M Llama shape (12 heads of 64, MHA) for the whole prefill of a 512,
- * 2048 and 3400-token prompt, and of one decode step at 3400 positions (GQA:
- * 32 query heads over 8 KV heads; and the MHA 110M shape), one thread:
+ * 2048 and 3400-token prompt, and of one decode step at 96, 512 and 3400
+ * positions (GQA: 32 query heads over 8 KV heads; and the MHA 110M shape),
+ * one thread:
  *   rows   - every (token, query head) through kernel_attention (the
  *            design before tiles: K/V streamed once per row)
  *   tiles  - kernel_attention_tile per (KV head, tile of tokens) as
@@ -298,9 +299,18 @@ int main(void)
         struct shape s = {12, 12, prompts[i], prompts[i]};
         bench(label, &s, 1);
     }
-    struct shape dec = {32, 8, 3400, 1}, dec_mha = {12, 12, 3400, 1};
-    bench("decode at 3400, 32q/8kv x64", &dec, 20);
-    bench("decode at 3400, 12x64", &dec_mha, 20);
+    /* decode steps, K/V in the caches up to 512 positions: the kernel's
+     * own cost per step (softmax, pointers, prefetch requests) */
+    static const int contexts[] = {96, 512, 3400};
+    for (int i = 0; i < 3; i++) {
+        char label[64];
+        struct shape gqa = {32, 8, contexts[i], 1}, mha = {12, 12, contexts[i], 1};
+        int reps = 68000 / contexts[i];
+        snprintf(label, sizeof(label), "decode at %d, 32q/8kv x64", contexts[i]);
+        bench(label, &gqa, reps);
+        snprintf(label, sizeof(label), "decode at %d, 12x64", contexts[i]);
+        bench(label, &mha, reps);
+    }
     bench_decode_cold();
     return 0;
 }
