@@ -23,22 +23,32 @@ static int parse(enum kind k, const char *json, struct openai_request *r, struct
                              : openai_parse_embeddings(a, *body, r, e);
 }
 
-/* The body must be refused with status 400 and this param, and the message
- * must contain `says` unless it is NULL. */
-static void bad_says(enum kind k, const char *json, const char *param, const char *says)
+/* Parses json once and frees what it made: parse's result, the error in *e
+ * and, when json_mode is not NULL, whether the request asks for JSON. */
+static int parse_once(enum kind k, const char *json, struct openai_error *e, bool *json_mode)
 {
     struct arena a;
     arena_init(&a, 0, 0);
     struct openai_request r;
-    struct openai_error e;
     cJSON *body;
-    int rc = parse(k, json, &r, &e, &a, &body);
-    CHECK_MSG(rc == -1 && e.status == 400 && !strcmp(e.param, param) && e.message[0],
-              "%s -> rc %d status %d param '%s' (%s)", json, rc, e.status, e.param, e.message);
-    CHECK_MSG(!says || strstr(e.message, says), "%s -> '%s', not '%s'", json, e.message, says);
+    int rc = parse(k, json, &r, e, &a, &body);
+    if (json_mode)
+        *json_mode = rc == 0 && r.json_mode;
     openai_request_free(&r);
     cJSON_Delete(body);
     arena_free(&a);
+    return rc;
+}
+
+/* The body must be refused with status 400 and this param, and the message
+ * must contain `says` unless it is NULL. */
+static void bad_says(enum kind k, const char *json, const char *param, const char *says)
+{
+    struct openai_error e;
+    int rc = parse_once(k, json, &e, NULL);
+    CHECK_MSG(rc == -1 && e.status == 400 && !strcmp(e.param, param) && e.message[0],
+              "%s -> rc %d status %d param '%s' (%s)", json, rc, e.status, e.param, e.message);
+    CHECK_MSG(!says || strstr(e.message, says), "%s -> '%s', not '%s'", json, e.message, says);
 }
 
 static void bad(enum kind k, const char *json, const char *param)
@@ -235,20 +245,14 @@ static void test_good_chat(void)
  * decoding to JSON like json_object. */
 static void test_json_schema_format(void)
 {
-    struct arena a;
-    arena_init(&a, 0, 0);
-    struct openai_request r;
     struct openai_error e;
-    cJSON *body;
-    int rc = parse(CHAT,
-                   "{\"model\":\"m\"," MSG ",\"response_format\":{\"type\":\"json_schema\","
-                   "\"json_schema\":{\"name\":\"answer\",\"schema\":{\"type\":\"object\"}}}}",
-                   &r, &e, &a, &body);
+    bool json_mode = false;
+    int rc = parse_once(CHAT,
+                        "{\"model\":\"m\"," MSG ",\"response_format\":{\"type\":\"json_schema\","
+                        "\"json_schema\":{\"name\":\"answer\",\"schema\":{\"type\":\"object\"}}}}",
+                        &e, &json_mode);
     CHECK_MSG(rc == 0, "%s", e.message);
-    CHECK(r.json_mode);
-    openai_request_free(&r);
-    cJSON_Delete(body);
-    arena_free(&a);
+    CHECK(json_mode);
 }
 
 static void test_good_completion(void)
