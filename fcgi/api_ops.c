@@ -82,7 +82,7 @@ static int logs_filter_parse(struct http_request *req, struct logs_filter *f)
     if (level) {
         f->min_level = logs_level_index(level);
         if (f->min_level < 0)
-            return http_send_error(req, 400, "invalid_field", "level",
+            return http_send_error(req, 422, "invalid_field", "level",
                                    "level must be one of debug, info, warn, error");
     }
     f->msg = http_query(req, "msg");
@@ -90,11 +90,11 @@ static int logs_filter_parse(struct http_request *req, struct logs_filter *f)
     f->model = http_query(req, "model");
     unsigned long long status = 0;
     if (logs_query_ull(req, "status", 999, &status))
-        return http_send_error(req, 400, "invalid_field", "status",
+        return http_send_error(req, 422, "invalid_field", "status",
                                "status must be a number from 0 to 999");
     f->min_status = (int)status;
     if (logs_query_ull(req, "after", ~0ULL, &f->after))
-        return http_send_error(req, 400, "invalid_field", "after",
+        return http_send_error(req, 422, "invalid_field", "after",
                                "after must be a sequence number");
     return 0;
 }
@@ -140,7 +140,7 @@ int api_logs_recent(struct http_request *req)
         return st;
     unsigned long long limit = 200;
     if (logs_query_ull(req, "limit", LOG_RING_LINES, &limit) || limit == 0)
-        return http_send_error(req, 400, "invalid_field", "limit",
+        return http_send_error(req, 422, "invalid_field", "limit",
                                "limit must be a number from 1 to %d", LOG_RING_LINES);
     char **lines = malloc(sizeof(*lines) * LOG_RING_LINES);
     unsigned long long *seqs = malloc(sizeof(*seqs) * LOG_RING_LINES);
@@ -222,7 +222,7 @@ int api_logs_requests(struct http_request *req)
 {
     unsigned long long limit = 100;
     if (logs_query_ull(req, "limit", 1000, &limit) || limit == 0)
-        return http_send_error(req, 400, "invalid_field", "limit",
+        return http_send_error(req, 422, "invalid_field", "limit",
                                "limit must be a number from 1 to 1000");
     cJSON *rows = http_own_json(req, request_log_recent(req->db, (int)limit));
     cJSON *root = http_own_json(req, cJSON_CreateObject());

@@ -122,7 +122,7 @@ try {
     const nf = data.find((r) => r.status === 404);
     check('request_log row of the failed request has no usage', nf && nf.model === 'no-such-model' && nf.completion_tokens === null, nf);
   }
-  check('request_log limit is validated', (await request(U, 'GET', '/api/logs/requests?limit=0')).status === 400);
+  check('request_log limit is validated', (await request(U, 'GET', '/api/logs/requests?limit=0')).status === 422);
 
   // The log ring with filters.
   const recent = await request(U, 'GET', '/api/logs?msg=request&path=/v1/');
@@ -135,8 +135,8 @@ try {
   const byModel = await request(U, 'GET', `/api/logs?model=${MODEL}&limit=1`);
   check('/api/logs limit keeps the newest', byModel.status === 200 && byModel.json.data.length === 1 &&
     byModel.json.data[0].path === '/v1/completions', byModel.text.slice(0, 300));
-  check('/api/logs rejects a bad level', (await request(U, 'GET', '/api/logs?level=loud')).status === 400);
-  check('/api/logs rejects a bad status', (await request(U, 'GET', '/api/logs?status=abc')).status === 400);
+  check('/api/logs rejects a bad level', (await request(U, 'GET', '/api/logs?level=loud')).status === 422);
+  check('/api/logs rejects a bad status', (await request(U, 'GET', '/api/logs?status=abc')).status === 422);
 
   // The live feed: a line written after the stream opened arrives, filtered.
   const ctrl = new AbortController();
