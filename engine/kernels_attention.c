@@ -187,10 +187,14 @@ struct tile_state {
      * kp[j] is feature d of position j's K, element d from vp[j] of its V */
     const void *kp[TILE_POS], *vp[TILE_POS];
     size_t kstride;
-    /* the weights tile_pv reads: position j's for row r at w[j * w_pos +
-     * r * w_row] (e or wl, so the few-rows path need not transpose) */
+};
+
+/* The weights tile_pv reads: position j's for row r at w[j * pos + r * row]
+ * (the many-rows path's e, rows in lanes; the few-rows path's wl, a row per
+ * query row as its softmax leaves them, so it need not transpose them). */
+struct pv_weights {
     const float *w;
-    size_t w_pos, w_row;
+    size_t pos, row;
 };
 
 /* Where element i of base is, F32 or F16. */
@@ -215,45 +219,31 @@ TGT_AVX512 INLINE __m512 kv_load16(__mmask16 m, const void *p, size_t i, const b
 
 /* Points vp (and kp when with_k: the many-rows path; the few-rows path
  * reads K through lanes_kt) at V and K of positions p0 .. p0+np-1,
- * repeating the last up to TILE_POS: one division for the whole step, the
- * index arithmetic once per block, and a plain strided fill when the step
- * lies in one block (every step when block_tokens is a multiple of 16: the
- * branchy walk cost a one-row decode head 12 % of its time). */
+ * repeating the last up to TILE_POS: one division for the whole step, then
+ * a strided fill per block the step touches (one block whenever
+ * block_tokens is a multiple of 16; a per-position walk cost a one-row
+ * decode head 12 % of its time). */
 static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size_t head_off, int p0,
                     int np, bool with_k)
 {
     int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
     bool f16 = kv->dtype == DTYPE_F16;
     size_t ks = kernel_kv_k_slot(kv), vs = kernel_kv_v_slot(kv);
-    size_t k0 = kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off);
-    size_t v0 = kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off);
     st->kstride = (size_t)kv->block_tokens;
-    if (in + np <= kv->block_tokens) {
-        size_t esz = f16 ? 2 : 4;
-        const char *kb = kv_at(kv->k, k0 + (size_t)in * ks, f16);
-        const char *vb = kv_at(kv->v, v0 + (size_t)in * vs, f16);
-        for (int j = 0; j < TILE_POS; j++) {
-            size_t at = (size_t)(j < np ? j : np - 1);
-            st->vp[j] = vb + at * vs * esz;
+    for (int j = 0; j < np; blk++, in = 0) {
+        int run = np - j < kv->block_tokens - in ? np - j : kv->block_tokens - in;
+        const void *kb = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], in, head_off), f16);
+        const void *vb = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], in, head_off), f16);
+        for (int i = 0; i < run; i++, j++) {
+            st->vp[j] = kv_at(vb, (size_t)i * vs, f16);
             if (with_k)
-                st->kp[j] = kb + at * ks * esz;
+                st->kp[j] = kv_at(kb, (size_t)i * ks, f16);
         }
-        return;
     }
-    for (int j = 0; j < TILE_POS; j++) {
-        if (j < np) {
-            st->kp[j] = kv_at(kv->k, k0 + (size_t)in * ks, f16);
-            st->vp[j] = kv_at(kv->v, v0 + (size_t)in * vs, f16);
-            if (++in == kv->block_tokens && j + 1 < np) {
-                in = 0;
-                blk++;
-                k0 = kernel_kv_k_at(kv, kv->blocks[blk], 0, head_off);
-                v0 = kernel_kv_v_at(kv, kv->blocks[blk], 0, head_off);
-            }
-        } else {
+    for (int j = np; j < TILE_POS; j++) {
+        st->vp[j] = st->vp[np - 1];
+        if (with_k)
             st->kp[j] = st->kp[np - 1];
-            st->vp[j] = st->vp[np - 1];
-        }
     }
 }
 
@@ -306,14 +296,14 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
     }
 }
 
-/* o[r] += sum_j e[j][r] V[p0+j] for rows r0..r0+nr-1 (nr is 1 or 4), head
+/* o[r] += sum_j w(j, r) V[p0+j] for rows r0..r0+nr-1 (nr is 1 or 4), head
  * dims d0..d0+16*nv-1 (the last vector masked by tail).  pfv, unless NULL:
  * cache lines to ask for, pf_per of them per position (the few-rows path
  * spreads the next pass's V over its weighted sums this way; a request
  * past the block's last line is harmless, prefetches never fault). */
-TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __mmask16 tail,
-                               const char *pfv, int pf_per, const int nr, const int nv,
-                               const bool f16)
+TGT_AVX512 INLINE void tile_pv(struct tile_state *st, struct pv_weights wt, int np, int r0, int d0,
+                               __mmask16 tail, const char *pfv, int pf_per, const int nr,
+                               const int nv, const bool f16)
 {
     __m512 acc[4][4];
 #pragma GCC unroll 4
@@ -331,7 +321,7 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __
                               (size_t)(d0 + 16 * i), f16);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
-            __m512 w = _mm512_set1_ps(st->w[(size_t)j * st->w_pos + (size_t)(r0 + r) * st->w_row]);
+            __m512 w = _mm512_set1_ps(wt.w[(size_t)j * wt.pos + (size_t)(r0 + r) * wt.row]);
 #pragma GCC unroll 4
             for (int i = 0; i < nv; i++)
                 acc[r][i] = _mm512_fmadd_ps(w, vv[i], acc[r][i]);
@@ -347,25 +337,25 @@ TGT_AVX512 INLINE void tile_pv(struct tile_state *st, int np, int r0, int d0, __
 /* tile_pv over all hd dims of rows r0..r0+nr-1 (nr 1 or 4), 64 at a time,
  * with nr and the vector count known at compile time; pfv's lines are asked
  * for during the first 64 dims. */
-TGT_AVX512 INLINE void tile_pv_rows(struct tile_state *st, int np, int r0, int hd, int nr,
-                                    const char *pfv, int pf_per, const bool f16)
+TGT_AVX512 INLINE void tile_pv_rows(struct tile_state *st, struct pv_weights wt, int np, int r0,
+                                    int hd, int nr, const char *pfv, int pf_per, const bool f16)
 {
     for (int d0 = 0; d0 < hd; d0 += 64, pfv = NULL) {
         int left = hd - d0, nv = left >= 64 ? 4 : (left + 15) / 16;
         __mmask16 tail = (__mmask16)(left >= 16 * nv ? 0xffff : (1u << (left % 16)) - 1);
         if (nr == 1)
             switch (nv) {
-            case 4: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 1, 4, f16); break;
-            case 3: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 1, 3, f16); break;
-            case 2: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 1, 2, f16); break;
-            default: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 1, 1, f16); break;
+            case 4: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 1, 4, f16); break;
+            case 3: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 1, 3, f16); break;
+            case 2: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 1, 2, f16); break;
+            default: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 1, 1, f16); break;
             }
         else
             switch (nv) {
-            case 4: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 4, 4, f16); break;
-            case 3: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 4, 3, f16); break;
-            case 2: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 4, 2, f16); break;
-            default: tile_pv(st, np, r0, d0, tail, pfv, pf_per, 4, 1, f16); break;
+            case 4: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 4, 4, f16); break;
+            case 3: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 4, 3, f16); break;
+            case 2: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 4, 2, f16); break;
+            default: tile_pv(st, wt, np, r0, d0, tail, pfv, pf_per, 4, 1, f16); break;
             }
     }
 }
@@ -566,9 +556,8 @@ TGT_AVX512 INLINE float row_softmax_step(const float *sc, int p0, int np, int po
 
 /*
  * Each row's softmax update for one step (row_softmax_step on sc[r]).
- * Leaves the weights in wl[r] (0 for padding rows up to a multiple of 4)
- * and rescales the rows' outputs; m and l are the rows' running maxima and
- * sums.
+ * Leaves the weights in wl[r] and rescales the rows' outputs; m and l are the rows' running maxima
+ * and sums.
  */
 TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TILE_POS], int hd,
                                      int p0, int np, int nrows, const int *pos, const int *start,
@@ -579,9 +568,6 @@ TGT_AVX512 static void lanes_softmax(struct tile_state *st, const float (*sc)[TI
         if (corr != 1.0f)
             scale_row(st->o[r], hd, corr);
     }
-    for (int r = nrows; nrows > 1 && r % 4; r++)
-        for (int j = 0; j < np; j++)
-            st->wl[r][j] = 0.0f;
 }
 
 /*
@@ -671,9 +657,12 @@ TGT_AVX512 INLINE void tile_lanes_impl(struct tile_state *st, const struct kerne
     for (int i = 0; i < one_nv; i++)
         o[i] = _mm512_setzero_ps();
     const int ns_max = lanes_steps(nrows, kv->block_tokens), nr4 = (nrows + 3) & ~3;
-    st->w = &st->wl[0][0];
-    st->w_pos = 1;
-    st->w_row = TILE_POS;
+    const struct pv_weights wl = {&st->wl[0][0], 1, TILE_POS};
+    /* padding rows (up to a multiple of 4) weigh 0 in tile_pv's 4-row
+     * sums; lanes_softmax writes only the real rows */
+    for (int r = nrows; nrows > 1 && r < nr4; r++)
+        for (int j = 0; j < TILE_POS; j++)
+            st->wl[r][j] = 0.0f;
     for (int ns = ns_max; p0 < hi; p0 += TILE_POS * ns) {
         /* the last pass scores only the steps left: a decode head at 72
          * positions scored 4 steps for 1 in its second pass (K/V in the
@@ -702,10 +691,10 @@ TGT_AVX512 INLINE void tile_lanes_impl(struct tile_state *st, const struct kerne
             }
             lanes_softmax(st, st->sc + s * nrows, hd, ps, np, nrows, pos, start, m, l);
             if (nrows == 1)
-                tile_pv_rows(st, np, 0, hd, 1, pfv, pf.per_position, f16);
+                tile_pv_rows(st, wl, np, 0, hd, 1, pfv, pf.per_position, f16);
             else
                 for (int r0 = 0; r0 < nr4; r0 += 4, pfv = NULL)
-                    tile_pv_rows(st, np, r0, hd, 4, pfv, pf.per_position, f16);
+                    tile_pv_rows(st, wl, np, r0, hd, 4, pfv, pf.per_position, f16);
         }
     }
 #pragma GCC unroll 8
@@ -782,9 +771,7 @@ TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
     _Alignas(64) float lsum[KERNEL_ATTN_TILE_ROWS];
     if (lanes)
         tile_lanes(st, kv, head_off, hd, lo - lo % TILE_POS, hi, nrows, pos, start, lsum, f16);
-    st->w = &st->e[0][0];
-    st->w_pos = KERNEL_ATTN_TILE_ROWS;
-    st->w_row = 1;
+    const struct pv_weights e = {&st->e[0][0], KERNEL_ATTN_TILE_ROWS, 1};
     for (int p0 = lo - lo % TILE_POS; !lanes && p0 < hi; p0 += TILE_POS) {
         int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
         kv_step(st, kv, head_off, p0, np, true);
@@ -819,7 +806,7 @@ TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
                 if (st->corr[r] != 1.0f)
                     scale_row(st->o[r], hd, st->corr[r]);
         for (int r0 = 0; r0 < nr4; r0 += 4)
-            tile_pv_rows(st, np, r0, hd, 4, NULL, 0, f16);
+            tile_pv_rows(st, e, np, r0, hd, 4, NULL, 0, f16);
     }
     for (int v = 0; !lanes && v < nvr; v++)
         _mm512_store_ps(lsum + 16 * v, l[v]);
