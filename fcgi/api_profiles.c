@@ -3,20 +3,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_profiles.h"
 #include "http.h"
 #include "profile.h"
 #include "routes.h"
 
-/* Parses the {id} path parameter; returns -1 (after sending 404) if invalid. */
-static long long api_profiles_id(struct http_request *req)
+int api_profile_not_found(struct http_request *req, const char *name)
 {
-    const char *s = route_param(&req->params, "id");
+    const char *s = route_param(&req->params, name);
+    return http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
+                           s ? s : "");
+}
+
+long long api_profile_id(struct http_request *req, const char *name)
+{
+    const char *s = route_param(&req->params, name);
     char *end;
     errno = 0;
     long long id = s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || errno || id <= 0) {
-        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
-                        s ? s : "");
+        api_profile_not_found(req, name);
         return -1;
     }
     return id;
@@ -34,11 +40,7 @@ static int api_profiles_reply(struct http_request *req, enum profile_result r, c
     case PROFILE_CONFLICT:
         return http_send_error(req, 409, "conflict", err->field[0] ? err->field : NULL, "%s",
                                err->message);
-    case PROFILE_NOT_FOUND: {
-        const char *id = route_param(&req->params, "id");
-        return http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
-                               id ? id : "");
-    }
+    case PROFILE_NOT_FOUND: return api_profile_not_found(req, "id");
     case PROFILE_DB_ERROR: break;
     }
     return http_send_error(req, 500, NULL, NULL, "%s",
@@ -78,7 +80,7 @@ int api_profiles_next_port(struct http_request *req)
 
 int api_profiles_get(struct http_request *req)
 {
-    long long id = api_profiles_id(req);
+    long long id = api_profile_id(req, "id");
     if (id < 0)
         return req->status;
     cJSON *out = NULL;
@@ -88,7 +90,7 @@ int api_profiles_get(struct http_request *req)
 
 int api_profiles_update(struct http_request *req)
 {
-    long long id = api_profiles_id(req);
+    long long id = api_profile_id(req, "id");
     if (id < 0)
         return req->status;
     cJSON *in = http_parse_json_body(req, 0);
@@ -102,7 +104,7 @@ int api_profiles_update(struct http_request *req)
 
 int api_profiles_delete(struct http_request *req)
 {
-    long long id = api_profiles_id(req);
+    long long id = api_profile_id(req, "id");
     if (id < 0)
         return req->status;
     enum profile_result r = profile_delete(req->db, id);
@@ -113,7 +115,7 @@ int api_profiles_delete(struct http_request *req)
 
 int api_profiles_duplicate(struct http_request *req)
 {
-    long long id = api_profiles_id(req);
+    long long id = api_profile_id(req, "id");
     if (id < 0)
         return req->status;
     cJSON *in = http_parse_json_body(req, 0);

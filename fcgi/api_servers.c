@@ -3,10 +3,10 @@
  * loaded model, and every profile whether loaded or not) and starting or
  * stopping a profile's model.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "api_pool.h"
+#include "api_profiles.h"
 #include "app.h"
 #include "http.h"
 #include "pool.h"
@@ -120,18 +120,13 @@ int api_servers_list(struct http_request *req)
 /* The profile named by the {profile_id} capture; NULL after a 404/500. */
 static cJSON *api_servers_profile(struct http_request *req)
 {
-    const char *id = route_param(&req->params, "profile_id");
-    char *end;
-    long long n = id ? strtoll(id, &end, 10) : 0;
-    if (!id || *end || n <= 0) {
-        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%.100s'",
-                        id ? id : "");
+    long long n = api_profile_id(req, "profile_id");
+    if (n < 0)
         return NULL;
-    }
     cJSON *row = NULL;
     enum profile_result r = profile_get(req->db, n, &row);
     if (r == PROFILE_NOT_FOUND) {
-        http_send_error(req, 404, "profile_not_found", NULL, "no profile with id '%lld'", n);
+        api_profile_not_found(req, "profile_id");
         return NULL;
     }
     if (r != PROFILE_OK) {
