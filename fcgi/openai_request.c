@@ -541,11 +541,13 @@ int openai_parse_chat(struct arena *a, const cJSON *body, struct openai_request 
         if (!cJSON_IsObject(rf) || !cJSON_IsString(type))
             return oa_fail(e, 400, "invalid_type", "response_format",
                            "'response_format' must be an object with a string 'type'");
-        if (!strcmp(type->valuestring, "json_schema") && oa_json_schema(rf, e))
-            return -1;
-        if (!strcmp(type->valuestring, "json_object") || !strcmp(type->valuestring, "json_schema"))
+        if (!strcmp(type->valuestring, "json_schema")) {
+            if (oa_json_schema(rf, e))
+                return -1;
             r->json_mode = true;
-        else if (strcmp(type->valuestring, "text"))
+        } else if (!strcmp(type->valuestring, "json_object")) {
+            r->json_mode = true;
+        } else if (strcmp(type->valuestring, "text"))
             return oa_fail(e, 400, "invalid_value", "response_format.type",
                            "'response_format.type' must be text, json_object or json_schema; got "
                            "'%s'",
