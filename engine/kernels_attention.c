@@ -296,42 +296,53 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
     }
 }
 
-/* o[r] += sum_j w(j, r) V[p0+j] for rows r0..r0+nr-1 (nr is 1 or 4), head
- * dims d0..d0+16*nv-1 (the last vector masked by tail).  pfv, unless NULL:
- * cache lines to ask for, pf_per of them per position (the few-rows path
- * spreads the next pass's V over its weighted sums this way; a request
- * past the block's last line is harmless, prefetches never fault). */
-TGT_AVX512 INLINE void tile_pv(struct tile_state *st, struct pv_weights wt, int np, int r0, int d0,
-                               __mmask16 tail, const char *pfv, int pf_per, const int nr,
-                               const int nv, const bool f16)
+/* acc[r * nv + i] += sum_j w(j, r0 + r) V[p0+j][d0 + 16 i ...] for rows
+ * r < nr, vectors i < nv (the last masked by tail), one FMA per element in
+ * position order, the accumulators wherever the caller keeps them.  pfv,
+ * unless NULL: cache lines to ask for, pf_per of them per position (the
+ * few-rows path spreads the next pass's V over its weighted sums this way;
+ * a request past the block's last line is harmless, prefetches never
+ * fault). */
+TGT_AVX512 INLINE void pv_sums(const struct tile_state *st, struct pv_weights wt, int np, int r0,
+                               int d0, __mmask16 tail, const char *pfv, int pf_per, __m512 *acc,
+                               const int nr, const int nv, const bool f16)
 {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++)
-#pragma GCC unroll 4
-        for (int i = 0; i < nv; i++)
-            acc[r][i] = _mm512_load_ps(&st->o[r0 + r][d0 + 16 * i]);
     for (int j = 0; j < np; j++) {
         for (int l = 0; pfv && l < pf_per; l++)
             _mm_prefetch(pfv + 64 * (size_t)(j * pf_per + l), _MM_HINT_T0);
-        __m512 vv[4];
-#pragma GCC unroll 4
+        __m512 vv[8];
+#pragma GCC unroll 8
         for (int i = 0; i < nv; i++)
             vv[i] = kv_load16(i == nv - 1 ? tail : (__mmask16)0xffff, st->vp[j],
                               (size_t)(d0 + 16 * i), f16);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             __m512 w = _mm512_set1_ps(wt.w[(size_t)j * wt.pos + (size_t)(r0 + r) * wt.row]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int i = 0; i < nv; i++)
-                acc[r][i] = _mm512_fmadd_ps(w, vv[i], acc[r][i]);
+                acc[r * nv + i] = _mm512_fmadd_ps(w, vv[i], acc[r * nv + i]);
         }
     }
+}
+
+/* pv_sums on st->o: rows r0..r0+nr-1 (nr is 1 or 4), head dims
+ * d0..d0+16*nv-1 (nv <= 4). */
+TGT_AVX512 INLINE void tile_pv(struct tile_state *st, struct pv_weights wt, int np, int r0, int d0,
+                               __mmask16 tail, const char *pfv, int pf_per, const int nr,
+                               const int nv, const bool f16)
+{
+    __m512 acc[16];
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
         for (int i = 0; i < nv; i++)
-            _mm512_store_ps(&st->o[r0 + r][d0 + 16 * i], acc[r][i]);
+            acc[r * nv + i] = _mm512_load_ps(&st->o[r0 + r][d0 + 16 * i]);
+    pv_sums(st, wt, np, r0, d0, tail, pfv, pf_per, acc, nr, nv, f16);
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int i = 0; i < nv; i++)
+            _mm512_store_ps(&st->o[r0 + r][d0 + 16 * i], acc[r * nv + i]);
 }
 
 /* tile_pv over all hd dims of rows r0..r0+nr-1 (nr 1 or 4), 64 at a time,
@@ -603,12 +614,10 @@ TGT_AVX512 INLINE void lanes_scores_any(struct tile_state *st, const void **kt, 
 
 /*
  * One row's step in registers (tile_lanes with one_nv): row_softmax_step,
- * then tile_pv's weighted sum of V, with the output's
- * one_nv vectors kept in o instead of st->o.  The same operations in the
- * same order, so the same results; what changes is the dependency chain.
- * Through st->o each step's rescale waited on the previous step's stores
- * and the next step's sums on the rescale's; in registers the running sum
- * l, the maximum and the output are separate chains that overlap.
+ * then pv_sums into the output's one_nv vectors kept in o instead of st->o.  The same operations in
+ * the same order, so the same results; what changes is the dependency chain. Through st->o each
+ * step's rescale waited on the previous step's stores and the next step's sums on the rescale's; in
+ * registers the running sum l, the maximum and the output are separate chains that overlap.
  */
 TGT_AVX512 INLINE void lanes_step_one(struct tile_state *st, const float *sc, int hd, int p0,
                                       int np, int pos, int start, float *m, float *l, __m512 *o,
@@ -621,17 +630,7 @@ TGT_AVX512 INLINE void lanes_step_one(struct tile_state *st, const float *sc, in
         for (int i = 0; i < nv; i++)
             o[i] = _mm512_mul_ps(o[i], _mm512_set1_ps(corr));
     __mmask16 tail = (__mmask16)(hd % 16 ? (1u << (hd % 16)) - 1 : 0xffff);
-    for (int j = 0; j < np; j++) {
-        for (int k = 0; pfv && k < pf_per; k++)
-            _mm_prefetch(pfv + 64 * (size_t)(j * pf_per + k), _MM_HINT_T0);
-        __m512 wj = _mm512_set1_ps(w[j]);
-#pragma GCC unroll 8
-        for (int i = 0; i < nv; i++)
-            o[i] = _mm512_fmadd_ps(
-                wj,
-                kv_load16(i == nv - 1 ? tail : (__mmask16)0xffff, st->vp[j], (size_t)(16 * i), f16),
-                o[i]);
-    }
+    pv_sums(st, (struct pv_weights){w, 1, 0}, np, 0, 0, tail, pfv, pf_per, o, 1, nv, f16);
 }
 
 /*
