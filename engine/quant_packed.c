@@ -140,12 +140,15 @@ float quant_packed_dot_ref(const struct quant_matrix *m, size_t row, const int8_
 
 #ifdef KERNELS_X86
 
-/* 4 activation bytes at p, in every lane */
-TGT_AVX512 INLINE __m512i bcast4(const int8_t *p)
+/* acc + the dots of w's 16 rows of 4 unsigned codes with the 4 signed
+ * activation bytes at p, broadcast from memory inside the instruction
+ * (GCC 12 loads a _mm512_set1_epi32 into a register of its own first: one
+ * more instruction per vpdpbusd, which the 8-token kernel's loop, 16
+ * vpdpbusd a step, cannot afford) */
+TGT_AVX512 INLINE __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *p)
 {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)p));
+    return acc;
 }
 
 /* Activations of up to 8 tokens. */
@@ -180,15 +183,17 @@ TGT_AVX512 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi, 
 
 /*
  * One bundle (codes at wb, params from index pi0 = b * groups * 16) times nt
- * tokens: acc[t] gets the 16 rows' dots of token t.  bits and nt are
+ * tokens: out[t] gets the 16 rows' dots of token t.  bits and nt are
  * constants in every caller (bundle_dispatch), so the loops over tokens and
  * accumulators unroll and the sums stay in registers.  A token's integer
  * sums are split over nacc accumulators (added up exactly at the group's
  * end) so its vpdpbusd do not wait on each other's latency when few tokens
- * share a step.
+ * share a step.  The tokens' pointers are copied out of x and the float
+ * sums written to out only at the end: stores into out inside the loop
+ * made the compiler reload every pointer of x after them, once per group.
  */
 TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const uint8_t *wb,
-                                   size_t pi0, const struct x8_block *x, int nt, __m512 *acc)
+                                   size_t pi0, const struct x8_block *x, int nt, __m512 *out)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const int nacc = nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
@@ -196,9 +201,18 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
     const int su = bits == 4 ? (nacc >= 2 ? nacc / 2 : 1) : nacc;
     size_t gs = (size_t)m->group_size, groups = m->cols / gs;
     size_t sc = step_codes(bits), steps = gs / sc, psz = dtype_size(m->param_dtype);
+    /* the group whose scales and biases are as far ahead as the codes */
+    size_t params_ahead = PREFETCH4_BYTES / (steps * STEP_BYTES);
+    const int8_t *xq[8];
+    const float *xd[8], *xs[8];
+    __m512 acc[8];
 #pragma GCC unroll 8
-    for (int t = 0; t < nt; t++)
+    for (int t = 0; t < nt; t++) {
+        xq[t] = x->q[t];
+        xd[t] = x->d[t];
+        xs[t] = x->s[t];
         acc[t] = _mm512_setzero_ps();
+    }
     for (size_t g = 0; g < groups; g++) {
         __m512i is[8][4];
 #pragma GCC unroll 8
@@ -211,8 +225,7 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
         if (bits == 4) {
             for (size_t s = 0; s < steps; s++)
                 _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
-            prefetch_params(m, pi0 + (g + PREFETCH4_BYTES / (steps * STEP_BYTES)) * QUANT_PACK_ROWS,
-                            psz);
+            prefetch_params(m, pi0 + (g + params_ahead) * QUANT_PACK_ROWS, psz);
         } else {
             for (size_t s = 0; s < steps; s++)
                 _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
@@ -228,15 +241,13 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
                     int a0 = (2 * u) % nacc, a1 = (2 * u + 1) % nacc;
 #pragma GCC unroll 8
                     for (int t = 0; t < nt; t++) {
-                        is[t][a0] =
-                            _mm512_dpbusd_epi32(is[t][a0], lo, bcast4(x->q[t] + c0 + 8 * s));
-                        is[t][a1] =
-                            _mm512_dpbusd_epi32(is[t][a1], hi, bcast4(x->q[t] + c0 + 8 * s + 4));
+                        is[t][a0] = dpbusd_bcast(is[t][a0], lo, xq[t] + c0 + 8 * s);
+                        is[t][a1] = dpbusd_bcast(is[t][a1], hi, xq[t] + c0 + 8 * s + 4);
                     }
                 } else {
 #pragma GCC unroll 8
                     for (int t = 0; t < nt; t++)
-                        is[t][u] = _mm512_dpbusd_epi32(is[t][u], raw, bcast4(x->q[t] + c0 + 4 * s));
+                        is[t][u] = dpbusd_bcast(is[t][u], raw, xq[t] + c0 + 4 * s);
                 }
             }
         }
@@ -248,11 +259,14 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
 #pragma GCC unroll 4
             for (int a = 1; a < nacc; a++)
                 is[t][0] = _mm512_add_epi32(is[t][0], is[t][a]);
-            __m512 f = _mm512_mul_ps(sv, _mm512_set1_ps(x->d[t][g]));
+            __m512 f = _mm512_mul_ps(sv, _mm512_set1_ps(xd[t][g]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t][0]), f, acc[t]);
-            acc[t] = _mm512_fmadd_ps(bv, _mm512_set1_ps(x->s[t][g]), acc[t]);
+            acc[t] = _mm512_fmadd_ps(bv, _mm512_set1_ps(xs[t][g]), acc[t]);
         }
     }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++)
+        out[t] = acc[t];
 }
 
 #define BUNDLE_CASES(bits)                                                                         \
