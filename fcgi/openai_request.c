@@ -391,9 +391,11 @@ static int oa_messages(const cJSON *body, struct openai_request *r, struct opena
             if (!cJSON_AddStringToObject(out, passthrough[k], v->valuestring))
                 return oa_oom(e);
         }
-        if (!strcmp(rs, "tool") && !oa_field(m, "tool_call_id"))
+        if (!strcmp(rs, "tool") && !oa_field(m, "tool_call_id")) {
+            snprintf(param, sizeof(param), "messages[%d].tool_call_id", i);
             return oa_fail(e, 400, "missing_required_parameter", param,
-                           "'messages[%d].tool_call_id' is required for tool messages", i);
+                           "'%s' is required for tool messages", param);
+        }
         i++;
     }
     return 0;

@@ -79,7 +79,7 @@ static void test_bad_chat(void)
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\"}]}]}",
         "messages[0].content[0]");
     bad(CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}",
-        "messages[0].content");
+        "messages[0].tool_call_id");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"temperature\":3}", "temperature");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"temperature\":\"hot\"}", "temperature");
     bad(CHAT, "{\"model\":\"m\"," MSG ",\"top_p\":1.5}", "top_p");
