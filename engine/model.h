@@ -96,8 +96,9 @@ struct model_load_opts {
     bool use_mmap;        /* map the files instead of reading into anonymous memory */
     int max_batch_tokens; /* tokens per model_forward call; 0 picks 512; at most
                              MODEL_MAX_BATCH_TOKENS */
-    bool quant_exact;     /* 4/8-bit weights: float activations, equal to the reference
-                             kernels (slower); false: int8 activations and integer dots */
+    bool quant_exact;     /* quantized weights: float activations, equal to the reference
+                             kernels (slower); false: int8 activations and integer dots,
+                             2/3/5/6-bit codes widened to 4/8 bits (unless use_mmap) */
     int n_threads;        /* compute threads of the forward pass (threadpool.h); 0 = the
                              physical cores */
 };
@@ -116,7 +117,8 @@ enum status model_load(const char *dir, const struct model_load_opts *opts, stru
 /*
  * What model_load(dir, opts) would take, from config.json and the safetensors
  * headers only (no weight is read): *weight_bytes >= model_weight_bytes() (every
- * tensor in the files) and *scratch_bytes >= model_scratch_bytes().  For memory
+ * tensor in the files, quantized codes at the width the load widens them to)
+ * and *scratch_bytes >= model_scratch_bytes().  For memory
  * admission before a load.  Returns ST_OK or the config/header errors of
  * model_load.
  */

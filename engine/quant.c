@@ -9,6 +9,7 @@
 #include "quant.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "quant_packed.h"
 
@@ -126,6 +127,32 @@ static void unpack_codes(const uint8_t *p, size_t n, int bits, float *out)
         bitreader_init(&br, p, bits);
         for (size_t j = 0; j < n; j++)
             out[j] = (float)bitreader_next(&br);
+    }
+}
+
+int quant_kernel_bits(int bits)
+{
+    return bits <= 4 ? 4 : 8;
+}
+
+void quant_widen(const struct quant_matrix *m, int bits, uint32_t *out)
+{
+    size_t in_words = quant_row_words(m->cols, m->bits);
+    size_t out_words = quant_row_words(m->cols, bits);
+    for (size_t r = 0; r < m->rows; r++) {
+        struct bitreader br;
+        bitreader_init(&br, m->q + r * in_words, m->bits);
+        uint8_t *o = (uint8_t *)(out + r * out_words);
+        if (bits == 8) {
+            for (size_t k = 0; k < m->cols; k++)
+                o[k] = (uint8_t)bitreader_next(&br);
+        } else {
+            /* two codes a byte, the even one in the low nibble (as MLX) */
+            for (size_t k = 0; k < m->cols; k += 2) {
+                uint32_t lo = bitreader_next(&br);
+                o[k / 2] = (uint8_t)(lo | bitreader_next(&br) << 4);
+            }
+        }
     }
 }
 

@@ -76,6 +76,21 @@ void quant_dequantize_row(const struct quant_matrix *m, size_t row, float *out);
  */
 void quant_unpack_row(const struct quant_matrix *m, size_t row, float *out);
 
+/*
+ * The width the integer-dot kernels (quant_packed.h) read codes of `bits`
+ * at: 4 for 2-4 bits, 8 for 5-8.  A model widens its 2/3/5/6-bit matrices
+ * to it at load (quant_widen), trading memory for their speed.
+ */
+int quant_kernel_bits(int bits);
+
+/*
+ * Writes m's codes (row-major, not packed) re-encoded at `bits` (4 or 8,
+ * at least m->bits) into out (rows * quant_row_words(cols, bits) words):
+ * every element keeps its integer code, so with m's scales and biases the
+ * matrix dequantizes to the same values.
+ */
+void quant_widen(const struct quant_matrix *m, int bits, uint32_t *out);
+
 /* Dequantizes the whole matrix into out (rows*cols floats, row-major).  For
  * tests and tools; kernels never do this. */
 void quant_dequantize(const struct quant_matrix *m, float *out);

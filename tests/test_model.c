@@ -1161,6 +1161,44 @@ static void test_quant_override_mismatch(void)
     stb_rmdir(dir);
 }
 
+/*
+ * The 3- and 6-bit matrices of the mixed model are widened to 4 and 8 bits
+ * when the model reads its weights for the integer-dot path, and kept as
+ * stored under quant_exact or use_mmap; model_estimate predicts the bytes
+ * exactly each way (the memory budget admits models by it).
+ */
+static void test_widened_weights_estimate(void)
+{
+    struct rmodel r = quantized_rmodel();
+    char dir[256], err[512] = "";
+    CHECK(stb_tmpdir(dir, sizeof(dir)) == 0);
+    CHECK(rm_write(&r, dir, 77) == 0);
+    const struct model_load_opts cases[3] = {
+        {.max_batch_tokens = 8, .n_threads = 1},
+        {.max_batch_tokens = 8, .n_threads = 1, .quant_exact = true},
+        {.max_batch_tokens = 8, .n_threads = 1, .use_mmap = true},
+    };
+    size_t bytes[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        struct model *m = NULL;
+        size_t est_w = 0, est_s = 0;
+        CHECK_INT_EQ(model_load(dir, &cases[i], &m, err, sizeof(err)), ST_OK);
+        CHECK_INT_EQ(model_estimate(dir, &cases[i], &est_w, &est_s, err, sizeof(err)), ST_OK);
+        if (m) {
+            bytes[i] = model_weight_bytes(m);
+            CHECK_MSG(est_w == bytes[i], "case %d: estimate %zu, loaded %zu", i, est_w, bytes[i]);
+        }
+        model_free(m);
+    }
+    /* two down_proj (hidden x ffn) from 3 to 4 bits, lm_head (vocab x hidden) from 6 to 8 */
+    size_t grown =
+        2 * (size_t)r.hidden * (size_t)r.ffn * 1 / 8 + (size_t)r.vocab * (size_t)r.hidden * 2 / 8;
+    CHECK_INT_EQ(bytes[0] - bytes[1], grown);
+    CHECK_INT_EQ(bytes[2], bytes[1]);
+    rm_free(&r);
+    stb_rmdir(dir);
+}
+
 /* Hidden-state rows are the final-norm output: lm_head applied to them gives the logits. */
 static void test_forward_hidden_output(void)
 {
@@ -1289,6 +1327,7 @@ int main(void)
     RUN(test_random_mistral_window);
     RUN(test_random_mlx_mixed_quant);
     RUN(test_quant_override_mismatch);
+    RUN(test_widened_weights_estimate);
     RUN(test_forward_hidden_output);
     RUN(test_forward_rejects_bad_batches);
     return harness_finish();

@@ -4,6 +4,7 @@
  * conversions the scales go through.
  */
 #include <math.h>
+#include <string.h>
 
 #include "harness.h"
 #include "quant.h"
@@ -153,6 +154,49 @@ static void test_dequantize_all_widths(void)
     CHECK_INT_EQ(n, 18);
 }
 
+/* Widening keeps every element's code (read back through the test's own
+ * unpacker at the new width, over a buffer filled with garbage first), so
+ * the matrix dequantizes to the same values. */
+static void test_widen_keeps_codes(void)
+{
+    const int bitss[] = {2, 3, 4, 5, 6, 8};
+    const int groups[] = {32, 64, 128};
+    int n = 0;
+    for (size_t bi = 0; bi < 6; bi++)
+        for (size_t gi = 0; gi < 3; gi++) {
+            int from = bitss[bi], to = quant_kernel_bits(from);
+            CHECK_INT_EQ(to, from <= 4 ? 4 : 8);
+            size_t rows = 5, cols = 384, words = quant_row_words(cols, to);
+            struct qcase c;
+            qcase_make(&c, rows, cols, from, groups[gi], DTYPE_F16, 2000 + bi * 10 + gi);
+            uint32_t *wide = malloc(rows * words * 4);
+            memset(wide, 0xa5, rows * words * 4); /* quant_widen must write every byte */
+            quant_widen(&c.m, to, wide);
+            struct quant_matrix w = c.m;
+            w.bits = to;
+            w.q = wide;
+            float *a = malloc(rows * cols * sizeof(float)),
+                  *b = malloc(rows * cols * sizeof(float));
+            quant_dequantize(&c.m, a);
+            quant_dequantize(&w, b);
+            int bad = 0;
+            for (size_t r = 0; r < rows; r++)
+                for (size_t k = 0; k < cols; k++)
+                    if (unpack_code((const uint8_t *)(wide + r * words), k, to) !=
+                            c.codes[r * cols + k] ||
+                        a[r * cols + k] != b[r * cols + k])
+                        bad++;
+            CHECK_MSG(bad == 0, "%d -> %d bits, group %d: %d wrong elements", from, to, groups[gi],
+                      bad);
+            free(a);
+            free(b);
+            free(wide);
+            qcase_free(&c);
+            n++;
+        }
+    CHECK_INT_EQ(n, 18);
+}
+
 static void test_matvec_matches_dequantized(void)
 {
     const int bitss[] = {2, 3, 4, 5, 6, 8};
@@ -288,6 +332,7 @@ int main(void)
 {
     RUN(test_pack_roundtrip_reference);
     RUN(test_dequantize_all_widths);
+    RUN(test_widen_keeps_codes);
     RUN(test_matvec_matches_dequantized);
     RUN(test_unpack_matches_fused_dot);
     RUN(test_dequantize_row_single);
