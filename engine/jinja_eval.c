@@ -403,9 +403,11 @@ static enum status concat_str(struct jrender *r, size_t pos, struct jval a, stru
 static enum status repeat(struct jrender *r, size_t pos, struct jval seq, int64_t times,
                           struct jval *out)
 {
-    if (times < 0)
-        times = 0;
     size_t unit = seq.t == JV_STR ? seq.u.s.n : seq.u.l->n;
+    /* an empty string or list repeated any number of times is empty: no
+     * loop over the count (a template could give 10^15) */
+    if (times < 0 || unit == 0)
+        times = 0;
     if (unit && (uint64_t)times > JINJA_MAX_OUTPUT / unit)
         return jinja_fail(r, pos, ST_ERR_RANGE, "repetition result too large");
     enum status st = jinja_charge(r, pos, unit * (uint64_t)times);

@@ -1095,6 +1095,9 @@ static void test_limits(void)
                 "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
                 NULL, "");
     CHECK_FAILS("{{ 'x' * 100000000 }}", NULL, "too large");
+    /* nothing repeated any number of times is nothing, at once (it looped
+     * over the count: a hang the template fuzzer found) */
+    CHECK_RENDER("{{ '' * 1000000000000000 }}{{ [] * 1000000000000000 }}|", NULL, "[]|");
     CHECK_FAILS("{{ range(100000000) }}", NULL, "range");
     /* self-containing and very deep values: errors, not endless recursion */
     CHECK_FAILS("{% set l = [] %}{% set _ = l.append(l) %}{{ l }}", NULL, "nests too deeply");
