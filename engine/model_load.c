@@ -24,6 +24,7 @@ struct loader {
     struct safetensors_set *set;
     const cJSON *quant; /* config.json quantization object, or NULL */
     bool mmap;
+    bool widen; /* 2/3/5/6-bit codes to quant_kernel_bits as they are read */
     char *err;
     size_t errlen;
 };
@@ -88,9 +89,14 @@ static struct weight_buf weight_alloc(size_t len)
     return (struct weight_buf){p, size};
 }
 
-/* Returns the tensor's bytes: inside the mapping, or a fresh aligned copy. */
-static enum status tensor_bytes(struct loader *ld, struct safetensors *f,
-                                const struct safetensors_tensor *t, const void **out)
+/*
+ * Returns the tensor's bytes: inside the mapping, or a fresh aligned copy in
+ * a buffer of at least `room` bytes (the tensor's own size when smaller),
+ * which the model's weight bytes count.
+ */
+static enum status tensor_bytes_room(struct loader *ld, struct safetensors *f,
+                                     const struct safetensors_tensor *t, size_t room,
+                                     const void **out)
 {
     size_t len = (size_t)(t->end - t->begin);
     if (ld->mmap) {
@@ -101,19 +107,26 @@ static enum status tensor_bytes(struct loader *ld, struct safetensors *f,
             return ST_OK;
         }
     }
-    struct weight_buf buf = weight_alloc(len);
+    size_t size = room > len ? room : len;
+    struct weight_buf buf = weight_alloc(size);
     if (!buf.p)
         return status_fail(ld->err, ld->errlen, ST_ERR_NOMEM,
                            "%s: tensor '%s': cannot allocate %zu bytes", safetensors_path(f),
-                           t->name, len);
+                           t->name, size);
     enum status rc = track(ld->m, buf, ld->err, ld->errlen);
     if (rc == ST_OK)
         rc = safetensors_read(f, t, buf.p, ld->err, ld->errlen);
     if (rc != ST_OK)
         return rc;
-    ld->m->weight_bytes += len;
+    ld->m->weight_bytes += size;
     *out = buf.p;
     return ST_OK;
+}
+
+static enum status tensor_bytes(struct loader *ld, struct safetensors *f,
+                                const struct safetensors_tensor *t, const void **out)
+{
+    return tensor_bytes_room(ld, f, t, 0, out);
 }
 
 static const struct safetensors_tensor *find(struct loader *ld, const char *name,
@@ -269,13 +282,24 @@ static enum status load_quant(struct loader *ld, const char *prefix, size_t rows
                            "%s: '%s': unsupported quantization: %d "
                            "bits, group %d, %s scales",
                            safetensors_path(f), prefix, bits, group, dtype_name(ts->dtype));
+    /* Widened, 2/3/5/6-bit codes run on the integer-dot kernels as fast as
+     * 4/8-bit ones, for 8/6 (6-bit) up to 2x (2-bit) their memory; the
+     * float reference would compute them 20-70x slower.  In place, in the
+     * buffer they are read into: no second copy, no second set of page
+     * faults. */
+    int kbits = ld->mmap || !ld->widen ? bits : quant_kernel_bits(bits);
     const void *pq, *ps, *pb;
-    if ((rc = tensor_bytes(ld, f, tw, &pq)) || (rc = tensor_bytes(ld, fs, ts, &ps)) ||
-        (rc = tensor_bytes(ld, fb, tb, &pb)))
+    if ((rc = tensor_bytes_room(ld, f, tw, rows * quant_row_words(cols, kbits) * 4, &pq)) ||
+        (rc = tensor_bytes(ld, fs, ts, &ps)) || (rc = tensor_bytes(ld, fb, tb, &pb)))
         return rc;
     q.q = pq;
     q.scales = ps;
     q.biases = pb;
+    if (kbits != bits) {
+        /* the buffer is the model's own (not mapped: kbits == bits there) */
+        quant_widen(&q, kbits, (uint32_t *)(uintptr_t)pq);
+        q.bits = kbits;
+    }
     *out = (struct kernel_mat){.rows = rows, .cols = cols, .quantized = true, .q = q};
     return ST_OK;
 }
@@ -477,8 +501,8 @@ static enum status read_config(const char *dir, struct model_config *cfg, cJSON 
     return rc;
 }
 
-/* Picks the int8-activation path (integer dots, packed and widened codes)
- * for every quantized matrix, or not. */
+/* Picks the int8-activation path (integer dots, packed codes) for every
+ * quantized matrix, or not. */
 static void set_x8(struct model *m, bool x8)
 {
     m->w.embed.x8 = m->w.lm_head.x8 = x8;
@@ -491,76 +515,33 @@ static void set_x8(struct model *m, bool x8)
     }
 }
 
-/* Frees the tracked buffer at p and forgets it (p must be one). */
-static void untrack(struct model *m, const void *p)
-{
-    for (size_t i = 0; i < m->n_allocs; i++)
-        if (m->allocs[i].p == p) {
-            weight_buf_free(m->allocs[i]);
-            m->allocs[i] = m->allocs[--m->n_allocs];
-            return;
-        }
-}
-
 /*
- * Re-encodes a 2/3/5/6-bit matrix's codes at quant_kernel_bits (4 or 8) in
- * a buffer of its own and frees the old one: the integer-dot kernels then
- * run it as fast as a 4- or 8-bit matrix, for 8/6 (6-bit) up to 2x (2-bit)
- * its memory.  Left alone the float reference would compute it, 20-60x
- * slower (the 110M shape in 6 bits: 163 ms a token against 6.8 in 4).
- */
-static enum status widen_mat(struct model *m, struct kernel_mat *w, char *err, size_t errlen)
-{
-    int bits = quant_kernel_bits(w->q.bits);
-    if (bits == w->q.bits)
-        return ST_OK;
-    size_t old_len = w->rows * quant_row_words(w->cols, w->q.bits) * 4;
-    size_t len = w->rows * quant_row_words(w->cols, bits) * 4;
-    struct weight_buf buf = weight_alloc(len);
-    if (!buf.p)
-        return status_fail(err, errlen, ST_ERR_NOMEM,
-                           "cannot allocate %zu bytes to widen a %d-bit matrix", len, w->q.bits);
-    enum status rc = track(m, buf, err, errlen);
-    if (rc != ST_OK)
-        return rc;
-    quant_widen(&w->q, bits, buf.p);
-    untrack(m, w->q.q);
-    w->q.q = buf.p;
-    w->q.bits = bits;
-    m->weight_bytes = m->weight_bytes - old_len + len;
-    return ST_OK;
-}
-
-/*
- * Rewrites every quantized matrix into the 16-row bundles of quant_packed.h,
- * in place (2/3/5/6-bit ones widened first): the integer-dot kernel's
+ * Rewrites every 4- and 8-bit matrix (widened ones included) into the
+ * 16-row bundles of quant_packed.h, in place: the integer-dot kernel's
  * layout.  Only for weights the model read into its own memory (not mapped
  * files) and not under quant_exact.  A tied lm_head shares the embedding's
  * memory and is packed with it.
  */
-static enum status pack_mat(struct model *m, struct kernel_mat *w, char *err, size_t errlen)
+static enum status pack_mat(struct kernel_mat *w, char *err, size_t errlen)
 {
-    if (!w->quantized || !w->x8)
+    if (!w->quantized || !w->x8 || !quant_packable(&w->q))
         return ST_OK;
-    enum status rc = widen_mat(m, w, err, errlen);
-    if (rc != ST_OK || !quant_packable(&w->q))
-        return rc;
     return quant_pack(&w->q, err, errlen);
 }
 
 static enum status pack_weights(struct model *m, char *err, size_t errlen)
 {
-    enum status rc = pack_mat(m, &m->w.embed, err, errlen);
+    enum status rc = pack_mat(&m->w.embed, err, errlen);
     if (rc == ST_OK && m->cfg.tie_word_embeddings)
         m->w.lm_head.q = m->w.embed.q;
     else if (rc == ST_OK)
-        rc = pack_mat(m, &m->w.lm_head, err, errlen);
+        rc = pack_mat(&m->w.lm_head, err, errlen);
     for (int l = 0; l < m->cfg.n_layers && rc == ST_OK; l++) {
         struct layer_weights *lw = &m->w.layers[l];
         struct kernel_mat *ms[] = {&lw->wq,     &lw->wk,   &lw->wv,    &lw->wo,
                                    &lw->w_gate, &lw->w_up, &lw->w_down};
         for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]) && rc == ST_OK; i++)
-            rc = pack_mat(m, ms[i], err, errlen);
+            rc = pack_mat(ms[i], err, errlen);
     }
     return rc;
 }
@@ -581,6 +562,7 @@ static enum status load_all(struct model *m, const char *dir, const struct model
 
     struct loader ld = {.m = m,
                         .mmap = opts && opts->use_mmap,
+                        .widen = !(opts && opts->quant_exact),
                         .quant = config_quant_object(root),
                         .err = err,
                         .errlen = errlen};

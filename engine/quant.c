@@ -136,43 +136,44 @@ int quant_kernel_bits(int bits)
 }
 
 /*
- * quant_widen of one row, 8 codes at a time: ib whole bytes in, 8 bytes
- * (ob 8) or 4 (ob 4: two codes a byte, the even one in the low nibble, as
- * MLX) out.  Inlined with constant widths, the loops unroll into shifts.
+ * quant_widen over n codes (a multiple of 8), 8 at a time from the last:
+ * ib whole bytes in, 8 bytes (ob 8) or 4 (ob 4: two codes a byte, the even
+ * one in the low nibble, as MLX) out.  Output chunk k starts at or after
+ * input chunk k and every chunk is read before it is written, so out may
+ * be in itself.  Inlined with constant widths, the loops unroll.
  */
-static inline __attribute__((always_inline)) void widen_row(const uint8_t *in, size_t cols, int ib,
-                                                            int ob, uint8_t *o)
+static inline __attribute__((always_inline)) void widen_codes(const uint8_t *in, size_t n, int ib,
+                                                              int ob, uint8_t *out)
 {
     const uint64_t mask = (1u << ib) - 1u;
-    for (size_t k = 0; k < cols; k += 8, in += ib) {
+    for (size_t c = n / 8; c-- > 0;) {
+        const uint8_t *p = in + c * (size_t)ib;
         uint64_t v = 0;
         for (int i = 0; i < ib; i++)
-            v |= (uint64_t)in[i] << (8 * i);
+            v |= (uint64_t)p[i] << (8 * i);
+        uint8_t *o = out + c * (size_t)ob;
         if (ob == 8) {
             for (int j = 0; j < 8; j++)
-                o[k + (size_t)j] = (uint8_t)(v >> (j * ib) & mask);
+                o[j] = (uint8_t)(v >> (j * ib) & mask);
         } else {
             for (int j = 0; j < 8; j += 2)
-                o[(k + (size_t)j) / 2] =
-                    (uint8_t)((v >> (j * ib) & mask) | (v >> ((j + 1) * ib) & mask) << 4);
+                o[j / 2] = (uint8_t)((v >> (j * ib) & mask) | (v >> ((j + 1) * ib) & mask) << 4);
         }
     }
 }
 
 void quant_widen(const struct quant_matrix *m, int bits, uint32_t *out)
 {
-    size_t in_words = quant_row_words(m->cols, m->bits);
-    size_t out_words = quant_row_words(m->cols, bits);
-    for (size_t r = 0; r < m->rows; r++) {
-        const uint8_t *in = (const uint8_t *)(m->q + r * in_words);
-        uint8_t *o = (uint8_t *)(out + r * out_words);
-        switch (m->bits * 16 + bits) {
-        case 2 * 16 + 4: widen_row(in, m->cols, 2, 4, o); break;
-        case 3 * 16 + 4: widen_row(in, m->cols, 3, 4, o); break;
-        case 5 * 16 + 8: widen_row(in, m->cols, 5, 8, o); break;
-        case 6 * 16 + 8: widen_row(in, m->cols, 6, 8, o); break;
-        default: widen_row(in, m->cols, m->bits, bits, o); break;
-        }
+    /* rows are whole words, so the matrix is one stream of rows * cols codes */
+    const uint8_t *in = (const uint8_t *)m->q;
+    uint8_t *o = (uint8_t *)out;
+    size_t n = m->rows * m->cols;
+    switch (m->bits * 16 + bits) {
+    case 2 * 16 + 4: widen_codes(in, n, 2, 4, o); break;
+    case 3 * 16 + 4: widen_codes(in, n, 3, 4, o); break;
+    case 5 * 16 + 8: widen_codes(in, n, 5, 8, o); break;
+    case 6 * 16 + 8: widen_codes(in, n, 6, 8, o); break;
+    default: widen_codes(in, n, m->bits, bits, o); break;
     }
 }
 

@@ -87,7 +87,8 @@ int quant_kernel_bits(int bits);
  * Writes m's codes (row-major, not packed) re-encoded at `bits` (4 or 8,
  * at least m->bits) into out (rows * quant_row_words(cols, bits) words):
  * every element keeps its integer code, so with m's scales and biases the
- * matrix dequantizes to the same values.
+ * matrix dequantizes to the same values.  out may be m->q itself, with room
+ * for the wider codes (they are written from the end).
  */
 void quant_widen(const struct quant_matrix *m, int bits, uint32_t *out);
 

@@ -156,7 +156,8 @@ static void test_dequantize_all_widths(void)
 
 /* Widening keeps every element's code (read back through the test's own
  * unpacker at the new width, over a buffer filled with garbage first), so
- * the matrix dequantizes to the same values. */
+ * the matrix dequantizes to the same values; widening in place gives the
+ * same bytes. */
 static void test_widen_keeps_codes(void)
 {
     const int bitss[] = {2, 3, 4, 5, 6, 8};
@@ -172,6 +173,15 @@ static void test_widen_keeps_codes(void)
             uint32_t *wide = malloc(rows * words * 4);
             memset(wide, 0xa5, rows * words * 4); /* quant_widen must write every byte */
             quant_widen(&c.m, to, wide);
+            /* in place, in a buffer with room for the wider codes: the same */
+            uint32_t *in_place = malloc(rows * words * 4);
+            memcpy(in_place, c.q, rows * quant_row_words(cols, from) * 4);
+            struct quant_matrix ip = c.m;
+            ip.q = in_place;
+            quant_widen(&ip, to, in_place);
+            CHECK_MSG(memcmp(in_place, wide, rows * words * 4) == 0,
+                      "%d -> %d bits, group %d: in place differs", from, to, groups[gi]);
+            free(in_place);
             struct quant_matrix w = c.m;
             w.bits = to;
             w.q = wide;
