@@ -17,6 +17,7 @@
 #include "http.h"
 #include "hub.h"
 #include "pool.h"
+#include "quant.h"
 #include "routes.h"
 #include "settings.h"
 #include "sysinfo.h"
@@ -125,9 +126,24 @@ static int api_hub_dtype_bytes(const char *dt)
     return 0;
 }
 
+/* The bits config.json's quantization object gives, 0 without one. */
+static int api_hub_config_bits(const cJSON *config)
+{
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(config, "quantization");
+    if (!cJSON_IsObject(q))
+        q = cJSON_GetObjectItemCaseSensitive(config, "quantization_config");
+    const cJSON *bits = cJSON_GetObjectItemCaseSensitive(q, "bits");
+    return cJSON_IsNumber(bits) && bits->valuedouble >= 1 && bits->valuedouble <= 8
+               ? (int)bits->valuedouble
+               : 0;
+}
+
 /* Weight bytes from safetensors parameter counts, else from the sizes of
- * the weight files in siblings; -1 when the hub said neither. */
-static long long api_hub_weight_bytes(const cJSON *m)
+ * the weight files in siblings; -1 when the hub said neither.  With
+ * parameter counts, MLX codes (U32) of `bits` (from config.json; 0 = not
+ * quantized) count at the width the engine widens them to when it loads
+ * them (quant_kernel_bits: 2/3 -> 4, 5/6 -> 8). */
+static long long api_hub_weight_bytes(const cJSON *m, int bits)
 {
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "safetensors");
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(st, "parameters");
@@ -136,8 +152,12 @@ static long long api_hub_weight_bytes(const cJSON *m)
         const cJSON *p;
         cJSON_ArrayForEach(p, params)
         {
-            if (cJSON_IsNumber(p) && p->valuedouble > 0)
-                total += (long long)p->valuedouble * api_hub_dtype_bytes(p->string);
+            if (!cJSON_IsNumber(p) || p->valuedouble <= 0)
+                continue;
+            long long bytes = (long long)p->valuedouble * api_hub_dtype_bytes(p->string);
+            if (bits > 0 && !strcmp(p->string, "U32"))
+                bytes = bytes / bits * quant_kernel_bits(bits);
+            total += bytes;
         }
         if (total > 0)
             return total;
@@ -292,7 +312,7 @@ int api_hub_search(struct http_request *req)
         if (!id || !hf_cache_valid_id(id, NULL, 0))
             continue; /* nothing we could download anyway */
         const cJSON *config = cJSON_GetObjectItemCaseSensitive(m, "config");
-        long long weights = api_hub_weight_bytes(m);
+        long long weights = api_hub_weight_bytes(m, api_hub_config_bits(config));
         int ctx = (int)api_hub_num(config, "max_position_embeddings");
         if (ctx <= 0 || ctx > API_HUB_KV_TOKENS)
             ctx = API_HUB_KV_TOKENS;

@@ -36,6 +36,26 @@ function mkmodel(name) {
   if (r.status !== 0) throw new Error(`mkmodel failed: ${r.stderr}`);
   return out;
 }
+// a 6-bit MLX model: its codes count at the 8 bits the engine widens them to
+const six = path.join(tmp, 'six-bit');
+{
+  const r = runBin(['mkmodel', '--arch', 'llama', '--preset', 'tiny', '--dtype', 'mlx-6bit', '--out', six]);
+  if (r.status !== 0) throw new Error(`mkmodel failed: ${r.stderr}`);
+}
+// bytes per dtype from a safetensors header, U32 (the codes) scaled from 6 to 8 bits
+function widenedBytes(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const size = { F32: 4, F16: 2, BF16: 2, U32: 4 };
+  let total = 0;
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * size[t.dtype];
+    total += t.dtype === 'U32' ? bytes / 6 * 8 : bytes;
+  }
+  return total;
+}
 const bigA = mkmodel('big-a');
 const bigB = mkmodel('big-bb');
 const bigC = mkmodel('big-ccc');
@@ -51,6 +71,7 @@ const hub = await startHubServer([
   { id: 'test-org/evil', files: { 'config.json': '{}', '../../escaped.txt': 'gotcha' } },
   { id: 'test-org/random-d', dir: bigA },
   { id: 'test-org/huge', files: { 'config.json': '{}', 'model.safetensors': 'x' }, listed_sizes: { 'model.safetensors': 2 ** 50 } },
+  { id: 'test-org/six-bit', dir: six },
   { id: 'q-org/one', dir: path.join(FIX, 'aidreams-260k-bf16') },
   { id: 'q-org/two', dir: path.join(FIX, 'aidreams-260k-bf16') },
   { id: 'q-org/three', dir: path.join(FIX, 'aidreams-260k-bf16') },
@@ -183,6 +204,12 @@ try {
   check('search: estimated size = weights + KV', aid && aid.estimated_size_bytes === aid.weights_bytes + aid.kv_bytes, aid);
   check('search: quantization from config (4 bits, group 32)', q4 && q4.quantization && q4.quantization.bits === 4 && q4.quantization.group_size === 32, q4);
   check('search: float model has no quantization', aid && aid.quantization === null, aid);
+  r = await request(U, 'GET', '/api/models/search?query=six-bit&author=test-org');
+  const six6 = r.status === 200 && r.json.data.find((m) => m.model_id === 'test-org/six-bit');
+  const sixWant = widenedBytes(path.join(six, 'model.safetensors'));
+  check('search: 6-bit codes count at the 8 bits the engine loads them in',
+    six6 && six6.quantization.bits === 6 && six6.weights_bytes === sixWant &&
+    sixWant > fs.statSync(path.join(six, 'model.safetensors')).size, { six6, sixWant });
   check('search: fields', aid && aid.author === 'test-org' && aid.downloads === 500 && aid.likes === 3 &&
     Array.isArray(aid.tags) && aid.last_modified === '2025-03-01T00:00:00.000Z' && aid.is_downloaded === false &&
     aid.fits_in_memory === true, aid);
@@ -213,7 +240,7 @@ try {
   r = await rawRequest(U, 'DELETE', '/api/models/%2e%2e/%2e%2e');
   check('delete: raw %2e%2e segments are refused (nginx resolves them away from /api/models/)',
     r >= 400 && r < 500, r);
-  check('nothing was created outside the cache', fs.readdirSync(tmp).sort().join() === 'big-a,big-bb,big-ccc,hub' &&
+  check('nothing was created outside the cache', fs.readdirSync(tmp).sort().join() === 'big-a,big-bb,big-ccc,hub,six-bit' &&
     fs.readdirSync(models).length === 0, fs.readdirSync(models));
 
   // ---- 404 and 401 from the hub ------------------------------------------
