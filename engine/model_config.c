@@ -130,13 +130,19 @@ static enum status parse_rope_scaling(const cJSON *rs, struct model_config *cfg,
     return ST_OK;
 }
 
-static enum status parse_quant(const cJSON *root, struct model_config *cfg, char *err,
-                               size_t errlen)
+const cJSON *model_config_quant_item(const cJSON *root)
 {
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization");
     if (!q || cJSON_IsNull(q))
         q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
-    if (!q || cJSON_IsNull(q))
+    return q && !cJSON_IsNull(q) ? q : NULL;
+}
+
+static enum status parse_quant(const cJSON *root, struct model_config *cfg, char *err,
+                               size_t errlen)
+{
+    const cJSON *q = model_config_quant_item(root);
+    if (!q)
         return ST_OK;
     if (!cJSON_IsObject(q))
         return status_fail(err, errlen, ST_ERR_FORMAT,

@@ -103,6 +103,11 @@ struct model {
 /* Finds the family for cfg's architecture / model_type, or NULL. */
 const struct model_family *model_family_find(const char *architecture, const char *model_type);
 
+/* config.json's quantization item: "quantization" (mlx-lm), else
+ * "quantization_config" (transformers), NULL when neither is there or null.
+ * model_config_parse has refused one that is not an object. */
+const cJSON *model_config_quant_item(const cJSON *root);
+
 /* --- shared blocks (forward.c); n = tokens in this batch ------------------ */
 
 /* xb = rmsnorm(x) with attn_norm; q, k, v = projections (+ biases). */

@@ -24,7 +24,8 @@ struct loader {
     struct safetensors_set *set;
     const cJSON *quant; /* config.json quantization object, or NULL */
     bool mmap;
-    bool widen; /* 2/3/5/6-bit codes to quant_kernel_bits as they are read */
+    bool widen; /* 2/3/5/6-bit codes to quant_kernel_bits as they are read
+                   (never for mapped files) */
     char *err;
     size_t errlen;
 };
@@ -199,15 +200,6 @@ static enum status load_vec(struct loader *ld, const char *name, int n, bool req
     return rc;
 }
 
-/* config.json's quantization object (mlx-lm's name or transformers'), or NULL */
-static const cJSON *config_quant_object(const cJSON *root)
-{
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization");
-    if (!cJSON_IsObject(q))
-        q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
-    return cJSON_IsObject(q) ? q : NULL;
-}
-
 /*
  * The quantization parameters config.json's quantization object `quant`
  * gives for module `prefix`: a per-module override object, `false` (not
@@ -287,7 +279,7 @@ static enum status load_quant(struct loader *ld, const char *prefix, size_t rows
      * float reference would compute them 20-70x slower.  In place, in the
      * buffer they are read into: no second copy, no second set of page
      * faults. */
-    int kbits = ld->mmap || !ld->widen ? bits : quant_kernel_bits(bits);
+    int kbits = ld->widen ? quant_kernel_bits(bits) : bits;
     const void *pq, *ps, *pb;
     if ((rc = tensor_bytes_room(ld, f, tw, rows * quant_row_words(cols, kbits) * 4, &pq)) ||
         (rc = tensor_bytes(ld, fs, ts, &ps)) || (rc = tensor_bytes(ld, fb, tb, &pb)))
@@ -546,6 +538,13 @@ static enum status pack_weights(struct model *m, char *err, size_t errlen)
     return rc;
 }
 
+/* Whether a load with opts widens 2/3/5/6-bit codes (load_quant): not when
+ * it maps the files or keeps the reference path. */
+static bool load_widens(const struct model_load_opts *opts)
+{
+    return !(opts && (opts->use_mmap || opts->quant_exact));
+}
+
 static int opts_max_tokens(const struct model_load_opts *opts)
 {
     return opts && opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 512;
@@ -562,8 +561,8 @@ static enum status load_all(struct model *m, const char *dir, const struct model
 
     struct loader ld = {.m = m,
                         .mmap = opts && opts->use_mmap,
-                        .widen = !(opts && opts->quant_exact),
-                        .quant = config_quant_object(root),
+                        .widen = load_widens(opts),
+                        .quant = model_config_quant_item(root),
                         .err = err,
                         .errlen = errlen};
     rc = safetensors_set_open(dir, &m->files, err, errlen);
@@ -634,7 +633,7 @@ enum status model_load(const char *dir, const struct model_load_opts *opts, stru
 /*
  * The bytes tensor t (of module prefix + suffix) takes once loaded:
  * vectors (norms, biases) as fp32 copies; a quantized matrix's codes
- * widened as pack_mat widens them unless the load keeps the files' layout
+ * widened as load_quant widens them unless the load keeps the files' layout
  * (use_mmap or quant_exact), its bits read from config.json as the loader
  * checks them (a quantized model without a quantization object there,
  * which mlx-lm always writes, counts as stored); everything else as
@@ -675,8 +674,8 @@ enum status model_estimate(const char *dir, const struct model_load_opts *opts,
         cJSON_Delete(root);
         return rc;
     }
-    bool widen = !(opts && (opts->use_mmap || opts->quant_exact));
-    const cJSON *quant = config_quant_object(root);
+    bool widen = load_widens(opts);
+    const cJSON *quant = model_config_quant_item(root);
     size_t w = 0;
     for (size_t i = 0; i < safetensors_set_n_files(set); i++) {
         struct safetensors *f = safetensors_set_file(set, i);
