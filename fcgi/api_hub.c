@@ -126,14 +126,20 @@ static int api_hub_dtype_bytes(const char *dt)
     return 0;
 }
 
-/* The bits config.json's quantization object gives, 0 without one. */
-static int api_hub_config_bits(const cJSON *config)
+/* config.json's quantization object (mlx-lm's or transformers' name), or NULL */
+static const cJSON *api_hub_quant_object(const cJSON *config)
 {
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(config, "quantization");
     if (!cJSON_IsObject(q))
         q = cJSON_GetObjectItemCaseSensitive(config, "quantization_config");
-    const cJSON *bits = cJSON_GetObjectItemCaseSensitive(q, "bits");
-    return cJSON_IsNumber(bits) && bits->valuedouble >= 1 && bits->valuedouble <= 8
+    return cJSON_IsObject(q) ? q : NULL;
+}
+
+/* The bits config.json's quantization object gives (1..32), 0 without. */
+static int api_hub_config_bits(const cJSON *config)
+{
+    const cJSON *bits = cJSON_GetObjectItemCaseSensitive(api_hub_quant_object(config), "bits");
+    return cJSON_IsNumber(bits) && bits->valuedouble >= 1 && bits->valuedouble <= 32
                ? (int)bits->valuedouble
                : 0;
 }
@@ -155,7 +161,7 @@ static long long api_hub_weight_bytes(const cJSON *m, int bits)
             if (!cJSON_IsNumber(p) || p->valuedouble <= 0)
                 continue;
             long long bytes = (long long)p->valuedouble * api_hub_dtype_bytes(p->string);
-            if (bits > 0 && !strcmp(p->string, "U32"))
+            if (bits >= 2 && bits <= 8 && !strcmp(p->string, "U32"))
                 bytes = bytes / bits * quant_kernel_bits(bits);
             total += bytes;
         }
@@ -182,13 +188,13 @@ static long long api_hub_weight_bytes(const cJSON *m, int bits)
 /* {bits, group_size} from the config, else bits from the name ("-4bit"). */
 static cJSON *api_hub_quantization(const char *id, const cJSON *config)
 {
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(config, "quantization");
-    if (!cJSON_IsObject(q))
-        q = cJSON_GetObjectItemCaseSensitive(config, "quantization_config");
-    const cJSON *bits = cJSON_GetObjectItemCaseSensitive(q, "bits");
-    const cJSON *group = cJSON_GetObjectItemCaseSensitive(q, "group_size");
-    int b = cJSON_IsNumber(bits) ? (int)bits->valuedouble : 0;
-    int g = cJSON_IsNumber(group) ? (int)group->valuedouble : 0;
+    const cJSON *group =
+        cJSON_GetObjectItemCaseSensitive(api_hub_quant_object(config), "group_size");
+    int b = api_hub_config_bits(config);
+    /* a hub's config is untrusted: range-check before the cast */
+    int g = cJSON_IsNumber(group) && group->valuedouble >= 1 && group->valuedouble <= 1 << 20
+                ? (int)group->valuedouble
+                : 0;
     if (b <= 0) {
         const char *name = strrchr(id, '/') ? strrchr(id, '/') + 1 : id;
         for (const char *p = name; *p; p++) {
