@@ -971,8 +971,7 @@ static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, siz
     size_t cols = w->cols, rows = w->rows;
     size_t ng = w->quantized ? cols / (size_t)w->q.group_size : 0;
     if (j->path == MM_X8 && w->q.packed) {
-        quant_packed_rows(&w->q, j->xq, j->xd, j->xs, t0, t1, r0, r1, j->y,
-                          j->isa >= KERNEL_ISA_AVX512);
+        quant_packed_rows(&w->q, j->xq, j->xd, j->xs, t0, t1, r0, r1, j->y, j->isa);
         return;
     }
 #ifdef KERNELS_X86

@@ -2,12 +2,14 @@
  * quant_packed.c - packing MLX 4/8-bit matrices into 16-row bundles, and the
  * integer-dot matmul over them (layout and arithmetic in quant_packed.h).
  *
- * The SIMD kernel takes one bundle and up to 8 tokens at a time: each 64-byte
- * step of codes is loaded (and, for 4 bits, split into its two nibble
- * halves) once and multiplied into every token's integer sums, so the
- * per-token work is one vpdpbusd per 4 codes of 16 rows plus four vector
- * operations per group.  Rows that are not in a whole bundle of the range
- * take the scalar reference, which computes the same numbers.
+ * The SIMD kernels take one bundle and several tokens at a time: each step
+ * of codes is loaded (and, for 4 bits, split into its two nibble halves)
+ * once and multiplied into every token's integer sums.  With AVX-512 VNNI
+ * (up to 8 tokens) the per-token work is one vpdpbusd per 4 codes of 16
+ * rows plus four vector operations per group; with AVX2 alone (up to 4
+ * tokens) vpmaddubsw and vpmaddwd do the same exact sums, 8 rows a vector.
+ * Rows that are not in a whole bundle of the range take the scalar
+ * reference, which computes the same numbers.
  */
 #include "quant_packed.h"
 
@@ -175,7 +177,7 @@ struct x8_block {
 /* Asks for the scales and biases at index pi (of psz bytes each) into L2
  * (past the end of the matrix it asks for nothing that faults: prefetches
  * never do). */
-TGT_AVX512 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi, size_t psz)
+TGT_AVX2 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi, size_t psz)
 {
     _mm_prefetch((const char *)m->scales + pi * psz, _MM_HINT_T1);
     _mm_prefetch((const char *)m->biases + pi * psz, _MM_HINT_T1);
@@ -291,6 +293,179 @@ TGT_AVX512 static void bundle_dispatch(const struct quant_matrix *m, const uint8
         BUNDLE_CASES(8)
 }
 
+/*
+ * AVX2 without VNNI.  vpmaddubsw multiplies unsigned code bytes by signed
+ * activation bytes and adds neighbouring products into 16-bit lanes;
+ * vpmaddwd by 1 then adds neighbouring 16-bit lanes into the 32-bit lane of
+ * a row: together vpdpbusd's sum of 4 codes.  The 16-bit step would
+ * saturate on 8-bit codes (2 x 255 x 128 > 32767), so 8-bit codes are split
+ * into nibbles, code = 16 hi + lo, each multiplied by the activations on
+ * its own and widened with a weight of 16 or 1.  A 16-bit lane then adds
+ * pairs of products of at most 15 x 128 each, and up to 8 of those pairs
+ * are summed in 16 bits before widening (8 x 3840 = 30720 < 32767): every
+ * integer sum is exact, so the result equals quant_packed_dot_ref bit for
+ * bit like the AVX-512 kernel's.  A bundle's 16 rows are two 8-row halves
+ * (bytes 0-31 and 32-63 of each step), done one after the other per group.
+ */
+#define AVX2_TOKENS 4 /* tokens per pass over a bundle (16 vector registers) */
+#define AVX2_SPAN 8   /* nibble products pairs a 16-bit lane may add up exactly */
+
+/* 4 activation bytes at p, in every 32-bit lane */
+TGT_AVX2 INLINE __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/*
+ * Exact integer sums of one group's codes (at wg, this half's 32 bytes of
+ * each step) with nt tokens' activations (xq[t] at the group's first
+ * column): is[t] lane j = row j's sum.  bits and nt are constants.
+ */
+TGT_AVX2 INLINE void half_group_sums(int bits, const uint8_t *wg, size_t steps,
+                                     const int8_t *const *xq, int nt, __m256i *is)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    const __m256i sixteens = _mm256_set1_epi16(16);
+    /* steps whose pairs one 16-bit lane adds up: 4-bit steps put two pairs
+     * (low and high nibbles) in it, 8-bit ones one pair per nibble lane */
+    const size_t span = bits == 4 ? AVX2_SPAN / 2 : AVX2_SPAN;
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        is[t] = _mm256_setzero_si256();
+    for (size_t s0 = 0; s0 < steps; s0 += span) {
+        __m256i lo16[AVX2_TOKENS], hi16[AVX2_TOKENS];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            lo16[t] = hi16[t] = _mm256_setzero_si256();
+        size_t s1 = s0 + span < steps ? s0 + span : steps;
+        for (size_t s = s0; s < s1; s++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(wg + s * STEP_BYTES));
+            __m256i lo = _mm256_and_si256(raw, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (bits == 4) {
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    __m256i a = _mm256_maddubs_epi16(lo, bcast4(xq[t] + 8 * s));
+                    __m256i b = _mm256_maddubs_epi16(hi, bcast4(xq[t] + 8 * s + 4));
+                    lo16[t] = _mm256_add_epi16(lo16[t], _mm256_add_epi16(a, b));
+                }
+            } else {
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    __m256i xb = bcast4(xq[t] + 4 * s);
+                    lo16[t] = _mm256_add_epi16(lo16[t], _mm256_maddubs_epi16(lo, xb));
+                    hi16[t] = _mm256_add_epi16(hi16[t], _mm256_maddubs_epi16(hi, xb));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(lo16[t], ones));
+            if (bits == 8)
+                is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(hi16[t], sixteens));
+        }
+    }
+}
+
+/* bundle_dots for AVX2: out[2t + h] gets half h's 8 rows of token t. */
+TGT_AVX2 INLINE void bundle_dots_avx2(const struct quant_matrix *m, int bits, const uint8_t *wb,
+                                      size_t pi0, const struct x8_block *x, int nt, __m256 *out)
+{
+    size_t gs = (size_t)m->group_size, groups = m->cols / gs;
+    size_t steps = gs / step_codes(bits), psz = dtype_size(m->param_dtype);
+    size_t params_ahead = PREFETCH4_BYTES / (steps * STEP_BYTES);
+    __m256 acc[2 * AVX2_TOKENS];
+#pragma GCC unroll 8
+    for (int i = 0; i < 2 * nt; i++)
+        acc[i] = _mm256_setzero_ps();
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *wg = wb + g * steps * STEP_BYTES;
+        size_t c0 = g * gs, pi = pi0 + g * QUANT_PACK_ROWS;
+        if (bits == 4) {
+            for (size_t s = 0; s < steps; s++)
+                _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
+            prefetch_params(m, pi0 + (g + params_ahead) * QUANT_PACK_ROWS, psz);
+        } else {
+            for (size_t s = 0; s < steps; s++)
+                _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
+        }
+        const int8_t *xg[AVX2_TOKENS];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            xg[t] = x->q[t] + c0;
+        for (int h = 0; h < 2; h++) {
+            __m256i is[AVX2_TOKENS];
+            half_group_sums(bits, wg + 32 * (size_t)h, steps, xg, nt, is);
+            __m256 sv = load8(m->scales, m->param_dtype, pi + 8 * (size_t)h);
+            __m256 bv = load8(m->biases, m->param_dtype, pi + 8 * (size_t)h);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                __m256 f = _mm256_mul_ps(sv, _mm256_set1_ps(x->d[t][g]));
+                __m256 *a = &acc[2 * t + h];
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), f, *a);
+                *a = _mm256_fmadd_ps(bv, _mm256_set1_ps(x->s[t][g]), *a);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 2 * nt; i++)
+        out[i] = acc[i];
+}
+
+/* bundle_dots_avx2 with bits and nt constants */
+TGT_AVX2 static void bundle_dispatch_avx2(const struct quant_matrix *m, const uint8_t *wb,
+                                          size_t pi0, const struct x8_block *x, int nt, __m256 *acc)
+{
+#define AVX2_CASES(bits)                                                                           \
+    switch (nt) {                                                                                  \
+    case 4: bundle_dots_avx2(m, bits, wb, pi0, x, 4, acc); break;                                  \
+    case 3: bundle_dots_avx2(m, bits, wb, pi0, x, 3, acc); break;                                  \
+    case 2: bundle_dots_avx2(m, bits, wb, pi0, x, 2, acc); break;                                  \
+    default: bundle_dots_avx2(m, bits, wb, pi0, x, 1, acc); break;                                 \
+    }
+    if (m->bits == 4)
+        AVX2_CASES(4)
+    else
+        AVX2_CASES(8)
+#undef AVX2_CASES
+}
+
+/* Token t's pointers into the activations, for tokens t .. t+nt-1. */
+static void x8_block_fill(struct x8_block *x, const int8_t *xq, const float *xd, const float *xsum,
+                          size_t cols, size_t groups, size_t t, int nt)
+{
+    for (int k = 0; k < nt; k++) {
+        x->q[k] = xq + (t + (size_t)k) * cols;
+        x->d[k] = xd + (t + (size_t)k) * groups;
+        x->s[k] = xsum + (t + (size_t)k) * groups;
+    }
+}
+
+/* bundles [b0, b1) for tokens [t0, t1), AVX2_TOKENS tokens per pass */
+TGT_AVX2 static void bundles_avx2(const struct quant_matrix *m, const int8_t *xq, const float *xd,
+                                  const float *xsum, size_t t0, size_t t1, size_t b0, size_t b1,
+                                  float *y)
+{
+    size_t cols = m->cols, groups = cols / (size_t)m->group_size;
+    size_t bundle_bytes = QUANT_PACK_ROWS * row_bytes(m);
+    for (size_t b = b0; b < b1; b++) {
+        const uint8_t *wb = (const uint8_t *)m->q + b * bundle_bytes;
+        for (size_t t = t0; t < t1; t += AVX2_TOKENS) {
+            int nt = t1 - t >= AVX2_TOKENS ? AVX2_TOKENS : (int)(t1 - t);
+            struct x8_block x;
+            x8_block_fill(&x, xq, xd, xsum, cols, groups, t, nt);
+            __m256 acc[2 * AVX2_TOKENS];
+            bundle_dispatch_avx2(m, wb, b * groups * QUANT_PACK_ROWS, &x, nt, acc);
+            for (int k = 0; k < nt; k++)
+                for (int h = 0; h < 2; h++)
+                    _mm256_storeu_ps(y + (t + (size_t)k) * m->rows + b * QUANT_PACK_ROWS + 8 * h,
+                                     acc[2 * k + h]);
+        }
+    }
+}
+
 /* bundles [b0, b1) for tokens [t0, t1), 8 tokens per pass over a bundle */
 TGT_AVX512 static void bundles_avx512(const struct quant_matrix *m, const int8_t *xq,
                                       const float *xd, const float *xsum, size_t t0, size_t t1,
@@ -303,11 +478,7 @@ TGT_AVX512 static void bundles_avx512(const struct quant_matrix *m, const int8_t
         for (size_t t = t0; t < t1; t += 8) {
             int nt = t1 - t >= 8 ? 8 : (int)(t1 - t);
             struct x8_block x;
-            for (int k = 0; k < nt; k++) {
-                x.q[k] = xq + (t + (size_t)k) * cols;
-                x.d[k] = xd + (t + (size_t)k) * groups;
-                x.s[k] = xsum + (t + (size_t)k) * groups;
-            }
+            x8_block_fill(&x, xq, xd, xsum, cols, groups, t, nt);
             __m512 acc[8];
             bundle_dispatch(m, wb, b * groups * QUANT_PACK_ROWS, &x, nt, acc);
             for (int k = 0; k < nt; k++)
@@ -319,7 +490,7 @@ TGT_AVX512 static void bundles_avx512(const struct quant_matrix *m, const int8_t
 
 void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const float *xd,
                        const float *xsum, size_t t0, size_t t1, size_t r0, size_t r1, float *y,
-                       bool simd)
+                       enum kernel_isa isa)
 {
     size_t cols = m->cols, groups = cols / (size_t)m->group_size;
     /* whole bundles inside [r0, r1) */
@@ -330,13 +501,16 @@ void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const flo
         b1 = b0;
     size_t fast0 = r0, fast1 = r0;
 #ifdef KERNELS_X86
-    if (simd && b0 < b1) {
-        bundles_avx512(m, xq, xd, xsum, t0, t1, b0, b1, y);
+    if (isa >= KERNEL_ISA_AVX2 && b0 < b1) {
+        if (isa >= KERNEL_ISA_AVX512)
+            bundles_avx512(m, xq, xd, xsum, t0, t1, b0, b1, y);
+        else
+            bundles_avx2(m, xq, xd, xsum, t0, t1, b0, b1, y);
         fast0 = b0 * QUANT_PACK_ROWS;
         fast1 = b1 * QUANT_PACK_ROWS;
     }
 #else
-    (void)simd;
+    (void)isa;
 #endif
     for (size_t r = r0; r < r1; r++) {
         if (r >= fast0 && r < fast1)

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
 #include "quant.h"
 
 #define QUANT_PACK_ROWS 16
@@ -68,12 +69,14 @@ float quant_packed_dot_ref(const struct quant_matrix *m, size_t row, const int8_
 
 /*
  * y[t * rows + r] for rows [r0, r1) and tokens [t0, t1): token t's
- * activations at xq + t * cols, xd + t * groups, xsum + t * groups.  simd:
- * AVX-512 VNNI may be used (the caller checked the CPU); otherwise, and for
- * rows outside whole bundles, quant_packed_dot_ref.
+ * activations at xq + t * cols, xd + t * groups, xsum + t * groups.  isa:
+ * the instructions the kernel may use (the caller checked the CPU: at
+ * least KERNEL_ISA_AVX2 for a SIMD kernel); below that, and for rows
+ * outside whole bundles, quant_packed_dot_ref.  Every path gives the same
+ * bits.
  */
 void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const float *xd,
                        const float *xsum, size_t t0, size_t t1, size_t r0, size_t r1, float *y,
-                       bool simd);
+                       enum kernel_isa isa);
 
 #endif

@@ -152,7 +152,6 @@ static void test_kernel_matches_reference(void)
                   {40, 128, 4, 128, DTYPE_F32}, {32, 192, 8, 64, DTYPE_BF16},
                   {21, 96, 8, 32, DTYPE_F16},   {64, 512, 8, 128, DTYPE_F32},
                   {16, 64, 4, 64, DTYPE_F16},   {80, 2048, 4, 64, DTYPE_BF16}};
-    bool simd = kernel_isa_detect() >= KERNEL_ISA_AVX512;
     for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
         struct shape *sh = &shapes[si];
         struct pcase c;
@@ -177,24 +176,26 @@ static void test_kernel_matches_reference(void)
         CHECK_MSG(bad_ref == 0, "shape %zu: packed reference vs row-major: %d off", si, bad_ref);
         /* row ranges that cut bundles, and token blocks of every size up to 11 */
         size_t cuts[][2] = {{0, sh->rows}, {3, sh->rows - 1}, {16, sh->rows}, {0, 5}};
-        for (size_t ci = 0; ci < 4; ci++)
-            for (size_t nt = 1; nt <= n; nt += 3) {
-                size_t r0 = cuts[ci][0], r1 = cuts[ci][1];
-                for (size_t i = 0; i < n * sh->rows; i++)
-                    y[i] = NAN;
-                quant_packed_rows(&c.packed, xq, xd, xs, 0, nt, r0, r1, y, simd);
-                int bad = 0;
-                for (size_t t = 0; t < nt; t++)
-                    for (size_t r = 0; r < sh->rows; r++) {
-                        float v = y[t * sh->rows + r];
-                        if (r >= r0 && r < r1)
-                            bad += memcmp(&v, &ref[t * sh->rows + r], sizeof(v)) != 0;
-                        else
-                            bad += !isnan(v); /* rows outside the range are not written */
-                    }
-                CHECK_MSG(bad == 0, "shape %zu rows [%zu,%zu) %zu tokens: %d differ", si, r0, r1,
-                          nt, bad);
-            }
+        for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++)
+            for (size_t ci = 0; ci < 4; ci++)
+                for (size_t nt = 1; nt <= n; nt += 3) {
+                    size_t r0 = cuts[ci][0], r1 = cuts[ci][1];
+                    for (size_t i = 0; i < n * sh->rows; i++)
+                        y[i] = NAN;
+                    quant_packed_rows(&c.packed, xq, xd, xs, 0, nt, r0, r1, y,
+                                      (enum kernel_isa)isa);
+                    int bad = 0;
+                    for (size_t t = 0; t < nt; t++)
+                        for (size_t r = 0; r < sh->rows; r++) {
+                            float v = y[t * sh->rows + r];
+                            if (r >= r0 && r < r1)
+                                bad += memcmp(&v, &ref[t * sh->rows + r], sizeof(v)) != 0;
+                            else
+                                bad += !isnan(v); /* rows outside the range are not written */
+                        }
+                    CHECK_MSG(bad == 0, "shape %zu isa %s rows [%zu,%zu) %zu tokens: %d differ", si,
+                              kernel_isa_name((enum kernel_isa)isa), r0, r1, nt, bad);
+                }
         free(xq);
         free(xd);
         free(xs);
@@ -202,6 +203,55 @@ static void test_kernel_matches_reference(void)
         free(y);
         pcase_free(&c);
     }
+}
+
+/*
+ * The largest integer sums there are: every code at its maximum against
+ * activations of +127 and -128 (and alternating signs), for each width and
+ * group size.  A SIMD kernel that let a 16-bit partial sum saturate, or
+ * summed too many products before widening, differs from the reference.
+ */
+static void test_kernel_extreme_sums(void)
+{
+    static const int bits[] = {4, 8};
+    static const int groups[] = {32, 64, 128};
+    static const int8_t xvals[][2] = {{127, 127}, {-128, -128}, {127, -128}};
+    for (int bi = 0; bi < 2; bi++)
+        for (int gi = 0; gi < 3; gi++) {
+            struct pcase c;
+            size_t rows = 32, cols = (size_t)groups[gi] * 2, ng = 2, nt = 5;
+            pcase_make(&c, rows, cols, bits[bi], groups[gi], DTYPE_F32, 3u);
+            size_t qbytes = rows * quant_row_words(cols, bits[bi]) * 4;
+            memset(c.q1, 0xff, qbytes); /* every code 15 or 255 */
+            memset(c.q0, 0xff, qbytes);
+            CHECK_INT_EQ(quant_pack(&c.packed, NULL, 0), ST_OK);
+            int8_t *xq = malloc(nt * cols);
+            float xd[5 * 2], xs[5 * 2];
+            for (size_t t = 0; t < nt; t++) {
+                for (size_t k = 0; k < cols; k++)
+                    xq[t * cols + k] = xvals[t % 3][k % 2];
+                for (size_t g = 0; g < ng; g++) {
+                    xd[t * ng + g] = 1.0f;
+                    xs[t * ng + g] = 0.0f;
+                }
+            }
+            float *y = malloc(nt * rows * sizeof(float));
+            for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++) {
+                quant_packed_rows(&c.packed, xq, xd, xs, 0, nt, 0, rows, y, (enum kernel_isa)isa);
+                int bad = 0;
+                for (size_t t = 0; t < nt; t++)
+                    for (size_t r = 0; r < rows; r++) {
+                        float ref = quant_packed_dot_ref(&c.packed, r, xq + t * cols, xd + t * ng,
+                                                         xs + t * ng);
+                        bad += memcmp(&y[t * rows + r], &ref, sizeof(ref)) != 0;
+                    }
+                CHECK_MSG(bad == 0, "%d bits group %d isa %s: %d sums differ", bits[bi], groups[gi],
+                          kernel_isa_name((enum kernel_isa)isa), bad);
+            }
+            free(xq);
+            free(y);
+            pcase_free(&c);
+        }
 }
 
 /* kernel_matmul on a packed matrix equals the row-major matrix's kernel_matmul within rounding. */
@@ -244,6 +294,7 @@ int main(void)
 {
     RUN(test_pack_roundtrip);
     RUN(test_kernel_matches_reference);
+    RUN(test_kernel_extreme_sums);
     RUN(test_matmul_packed_vs_row_major);
     return harness_finish();
 }
