@@ -339,8 +339,9 @@ TGT_AVX2 INLINE void half_group_sums(int bits, const uint8_t *wg, size_t steps,
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
             lo16[t] = hi16[t] = _mm256_setzero_si256();
-        size_t s1 = s0 + span < steps ? s0 + span : steps;
-        for (size_t s = s0; s < s1; s++) {
+            /* steps is a multiple of span (group sizes 32, 64, 128) */
+#pragma GCC unroll 8
+        for (size_t s = s0; s < s0 + span; s++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(wg + s * STEP_BYTES));
             __m256i lo = _mm256_and_si256(raw, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
