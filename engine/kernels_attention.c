@@ -66,31 +66,102 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
 #define ATT_MAX_VEC 32 /* head_dim up to 256 */
 
 /* Scores of positions p .. p+n-1, which lie in one block, from the scaled
- * q: eight positions per vector, one FMA per feature (K is feature-major). */
-TGT_AVX2 static void scores_avx2(const float *qs, const struct kernel_kv_view *kv, size_t head_off,
-                                 int hd, int p, int n, float *s)
+ * q: eight positions per vector, one FMA per feature (K is feature-major).
+ * For 16 positions the even and the odd features are summed apart and
+ * added at the end (hd is a multiple of 8): four independent FMA chains
+ * instead of one 64-long chain per vector, which had bound the loop by the
+ * FMA's latency. */
+TGT_AVX2 INLINE void scores_avx2(const float *qs, const struct kernel_kv_view *kv, enum dtype dt,
+                                 size_t head_off, int hd, int p, int n, float *s)
 {
     size_t k = kernel_kv_k(kv, p, head_off), ks = (size_t)kv->block_tokens;
     int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 2) {
+            __m256 qa = _mm256_set1_ps(qs[d]), qb = _mm256_set1_ps(qs[d + 1]);
+            size_t at = k + (size_t)d * ks + (size_t)j;
+            a0 = _mm256_fmadd_ps(qa, load8(kv->k, dt, at), a0);
+            a1 = _mm256_fmadd_ps(qa, load8(kv->k, dt, at + 8), a1);
+            b0 = _mm256_fmadd_ps(qb, load8(kv->k, dt, at + ks), b0);
+            b1 = _mm256_fmadd_ps(qb, load8(kv->k, dt, at + ks + 8), b1);
+        }
+        _mm256_storeu_ps(s + j, _mm256_add_ps(a0, b0));
+        _mm256_storeu_ps(s + j + 8, _mm256_add_ps(a1, b1));
+    }
     for (; j + 8 <= n; j += 8) {
         __m256 acc = _mm256_setzero_ps();
         for (int d = 0; d < hd; d++)
             acc = _mm256_fmadd_ps(_mm256_set1_ps(qs[d]),
-                                  load8(kv->k, kv->dtype, k + (size_t)d * ks + (size_t)j), acc);
+                                  load8(kv->k, dt, k + (size_t)d * ks + (size_t)j), acc);
         _mm256_storeu_ps(s + j, acc);
     }
     for (; j < n; j++) {
         float acc = 0.0f;
         for (int d = 0; d < hd; d++)
-            acc =
-                fmaf(qs[d], dtype_load_f32(kv->k, kv->dtype, k + (size_t)d * ks + (size_t)j), acc);
+            acc = fmaf(qs[d], dtype_load_f32(kv->k, dt, k + (size_t)d * ks + (size_t)j), acc);
         s[j] = acc;
     }
 }
 
-TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view *kv,
-                                    size_t head_off, int hd, int ctx_start, int n_ctx, float scale,
-                                    float *out)
+/* The largest of the chunk's np scores. */
+static float chunk_max(const float *s, int np)
+{
+    float mx = s[0];
+    for (int j = 1; j < np; j++)
+        mx = s[j] > mx ? s[j] : mx;
+    return mx;
+}
+
+/*
+ * o[0 .. ni) += w[j] * V of position p0 + j (its vectors i0 .. i0 + ni), for
+ * j < np, in order.  ni (at most 8) and dt are constants in the callers, so
+ * the sums stay in registers: 8 independent FMA chains, one per vector.
+ */
+TGT_AVX2 INLINE void pv_group(__m256 *o, int ni, int i0, const float *w, int np, int p0,
+                              const struct kernel_kv_view *kv, enum dtype dt, size_t head_off)
+{
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < ni; k++)
+        acc[k] = o[k];
+    for (int j = 0; j < np; j++) {
+        size_t v = kernel_kv_v(kv, p0 + j, head_off) + 8 * (size_t)i0;
+        __m256 ev = _mm256_set1_ps(w[j]);
+#pragma GCC unroll 8
+        for (int k = 0; k < ni; k++)
+            acc[k] = _mm256_fmadd_ps(ev, load8(kv->v, dt, v + 8 * (size_t)k), acc[k]);
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < ni; k++)
+        o[k] = acc[k];
+}
+
+/* pv_group over all nv vectors of a head, 8 at a time */
+TGT_AVX2 INLINE void pv_chunk(__m256 *o, int nv, const float *w, int np, int p0,
+                              const struct kernel_kv_view *kv, enum dtype dt, size_t head_off)
+{
+    int i0 = 0;
+    for (; i0 + 8 <= nv; i0 += 8)
+        pv_group(o + i0, 8, i0, w, np, p0, kv, dt, head_off);
+    switch (nv - i0) {
+    case 7: pv_group(o + i0, 7, i0, w, np, p0, kv, dt, head_off); break;
+    case 6: pv_group(o + i0, 6, i0, w, np, p0, kv, dt, head_off); break;
+    case 5: pv_group(o + i0, 5, i0, w, np, p0, kv, dt, head_off); break;
+    case 4: pv_group(o + i0, 4, i0, w, np, p0, kv, dt, head_off); break;
+    case 3: pv_group(o + i0, 3, i0, w, np, p0, kv, dt, head_off); break;
+    case 2: pv_group(o + i0, 2, i0, w, np, p0, kv, dt, head_off); break;
+    case 1: pv_group(o + i0, 1, i0, w, np, p0, kv, dt, head_off); break;
+    default: break;
+    }
+}
+
+/* dt is kv->dtype, a constant in each caller (attention_avx2) so that no
+ * load asks for it. */
+TGT_AVX2 INLINE void attention_avx2_dt(const float *q, const struct kernel_kv_view *kv,
+                                       enum dtype dt, size_t head_off, int hd, int ctx_start,
+                                       int n_ctx, float scale, float *out)
 {
     int nv = hd / 8, bt = kv->block_tokens;
     __m256 o[ATT_MAX_VEC];
@@ -99,37 +170,47 @@ TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view 
         o[i] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d++)
         qs[d] = q[d] * scale;
-    float m = -INFINITY, l = 0.0f, s[ATT_CHUNK];
+    float m = -INFINITY, l = 0.0f;
+    /* zeroed once: a last, partial chunk's unused lanes hold finite values */
+    _Alignas(32) float s[ATT_CHUNK] = {0}, w[ATT_CHUNK];
     for (int p0 = ctx_start; p0 < n_ctx; p0 += ATT_CHUNK) {
         int np = n_ctx - p0 < ATT_CHUNK ? n_ctx - p0 : ATT_CHUNK;
         /* the chunk's positions, a run per block they touch */
         for (int j = 0, run; j < np; j += run) {
             int in = (p0 + j) % bt;
             run = np - j < bt - in ? np - j : bt - in;
-            scores_avx2(qs, kv, head_off, hd, p0 + j, run, s + j);
+            scores_avx2(qs, kv, dt, head_off, hd, p0 + j, run, s + j);
         }
-        float mc = m;
-        for (int j = 0; j < np; j++)
-            mc = s[j] > mc ? s[j] : mc;
+        float mc = chunk_max(s, np);
         if (mc > m) {
-            __m256 corr = _mm256_set1_ps(expf(m - mc));
-            l *= expf(m - mc);
+            float c = kernel_expf_ref(m - mc);
+            __m256 corr = _mm256_set1_ps(c);
+            l *= c;
             for (int i = 0; i < nv; i++)
                 o[i] = _mm256_mul_ps(o[i], corr);
             m = mc;
         }
-        for (int j = 0; j < np; j++) {
-            float e = expf(s[j] - m);
-            size_t v = kernel_kv_v(kv, p0 + j, head_off);
-            __m256 ev = _mm256_set1_ps(e);
-            l += e;
-            for (int i = 0; i < nv; i++)
-                o[i] = _mm256_fmadd_ps(ev, load8(kv->v, kv->dtype, v + 8 * (size_t)i), o[i]);
-        }
+        /* the weights, 8 at a time (lanes past np are not used) */
+        __m256 mv = _mm256_set1_ps(m);
+        for (int j = 0; j < np; j += 8)
+            _mm256_store_ps(w + j, exp8(_mm256_sub_ps(_mm256_load_ps(s + j), mv)));
+        for (int j = 0; j < np; j++)
+            l += w[j];
+        pv_chunk(o, nv, w, np, p0, kv, dt, head_off);
     }
     __m256 inv = _mm256_set1_ps(1.0f / l);
     for (int i = 0; i < nv; i++)
         _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(o[i], inv));
+}
+
+TGT_AVX2 static void attention_avx2(const float *q, const struct kernel_kv_view *kv,
+                                    size_t head_off, int hd, int ctx_start, int n_ctx, float scale,
+                                    float *out)
+{
+    if (kv->dtype == DTYPE_F16)
+        attention_avx2_dt(q, kv, DTYPE_F16, head_off, hd, ctx_start, n_ctx, scale, out);
+    else
+        attention_avx2_dt(q, kv, DTYPE_F32, head_off, hd, ctx_start, n_ctx, scale, out);
 }
 #endif
 
