@@ -631,17 +631,29 @@ TGT_AVX512 static void exp_avx512(const float *x, float *y, size_t n)
         _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
+
+/* 8 at a time, the tail through the reference (the same bits) */
+TGT_AVX2 static size_t exp_avx2(const float *x, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+    return i;
+}
 #endif
 
 void kernel_exp(const float *x, float *y, size_t n)
 {
+    size_t i = 0;
 #ifdef KERNELS_X86
     if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
         exp_avx512(x, y, n);
         return;
     }
+    if (kernel_isa_get() >= KERNEL_ISA_AVX2)
+        i = exp_avx2(x, y, n);
 #endif
-    for (size_t i = 0; i < n; i++)
+    for (; i < n; i++)
         y[i] = kernel_expf_ref(x[i]);
 }
 
@@ -904,6 +916,46 @@ TGT_AVX512 static void x8_quantize_avx512(const float *x, size_t cols, size_t gs
         }
     }
 }
+
+/* x8_quantize_avx512 with two 8-lane vectors for its 16 partial sums
+ * (lanes 0-7 and 8-15), folded the same way, so the same bits. */
+TGT_AVX2 static void x8_quantize_avx2(const float *x, size_t cols, size_t gs, int8_t *xq, float *xd,
+                                      float *xsum)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t g = 0; g < cols / gs; g++) {
+        const float *xg = x + g * gs;
+        __m256 amax = _mm256_setzero_ps(), s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        for (size_t k = 0; k < gs; k += 16) {
+            __m256 v0 = _mm256_loadu_ps(xg + k), v1 = _mm256_loadu_ps(xg + k + 8);
+            amax = _mm256_max_ps(
+                amax, _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)));
+            s0 = _mm256_add_ps(s0, v0);
+            s1 = _mm256_add_ps(s1, v1);
+        }
+        /* quant_x8_sum_lanes's folds: lanes i + 8, i + 4, i + 2, i + 1 */
+        __m256 h = _mm256_add_ps(s0, s1);
+        __m128 f = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        f = _mm_add_ps(f, _mm_movehl_ps(f, f));
+        f = _mm_add_ss(f, _mm_movehdup_ps(f));
+        __m128 mx = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+        mx = _mm_max_ss(mx, _mm_movehdup_ps(mx));
+        float m = _mm_cvtss_f32(mx), inv = m > 0.0f ? 127.0f / m : 0.0f;
+        xd[g] = m / 127.0f;
+        xsum[g] = _mm_cvtss_f32(f);
+        __m256 iv = _mm256_set1_ps(inv);
+        for (size_t k = 0; k < gs; k += 16) {
+            /* round to nearest even, like lrintf; |values| <= 127, no saturation */
+            __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + k), iv));
+            __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + k + 8), iv));
+            /* packs works per 128-bit lane: put the words back in order */
+            __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+            __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+            _mm_storeu_si128((__m128i *)(xq + g * gs + k), b);
+        }
+    }
+}
 #endif
 
 void kernel_x8_quantize(const float *x, size_t cols, int group_size, bool pair_order, int8_t *xq,
@@ -912,6 +964,10 @@ void kernel_x8_quantize(const float *x, size_t cols, int group_size, bool pair_o
 #ifdef KERNELS_X86
     if (kernel_isa_get() >= KERNEL_ISA_AVX512 && !pair_order && group_size % 16 == 0) {
         x8_quantize_avx512(x, cols, (size_t)group_size, xq, xd, xsum);
+        return;
+    }
+    if (kernel_isa_get() >= KERNEL_ISA_AVX2 && !pair_order && group_size % 16 == 0) {
+        x8_quantize_avx2(x, cols, (size_t)group_size, xq, xd, xsum);
         return;
     }
 #endif
@@ -1196,6 +1252,24 @@ TGT_AVX512 static void silu_mul_avx512(float *gate, const float *up, size_t n)
 }
 #endif
 
+#ifdef KERNELS_X86
+/* silu_mul_avx512's arithmetic 8 at a time (exp8 has exp16's bits); the
+ * tail the same operations on scalars */
+TGT_AVX2 static void silu_mul_avx2(float *gate, const float *up, size_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_sub_ps(zero, g));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)),
+                                                 _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++)
+        gate[i] = gate[i] / (1.0f + kernel_expf_ref(0.0f - gate[i])) * up[i];
+}
+#endif
+
 /* One element's arithmetic for every n and every split, so a token's
  * result does not depend on its batch. */
 static void silu_mul_range(float *gate, const float *up, size_t n)
@@ -1203,6 +1277,10 @@ static void silu_mul_range(float *gate, const float *up, size_t n)
 #ifdef KERNELS_X86
     if (kernel_isa_get() >= KERNEL_ISA_AVX512) {
         silu_mul_avx512(gate, up, n);
+        return;
+    }
+    if (kernel_isa_get() >= KERNEL_ISA_AVX2) {
+        silu_mul_avx2(gate, up, n);
         return;
     }
 #endif

@@ -405,9 +405,10 @@ static void test_x8_quantize(void)
 
 /* kernel_exp gives kernel_expf_ref's bits lane for lane (any length, the
  * clamps, -inf, NaN, subnormal results), and within 3 ulp of e^x for x up
- * to KERNEL_EXP_HI where the result is normal. */
-static void test_exp(void)
+ * to KERNEL_EXP_HI where the result is normal, at every ISA. */
+static void test_exp_isa(enum kernel_isa isa)
 {
+    kernel_isa_set(isa);
     enum { N = 20000 };
     static const float special[] = {-INFINITY, INFINITY, NAN,    -0.0f, 0.0f,   -150.0f, -151.0f,
                                     -149.9f,   -103.5f,  -87.4f, 88.7f, 88.71f, 100.0f,  1e-30f};
@@ -432,12 +433,21 @@ static void test_exp(void)
         if (x[i] <= KERNEL_EXP_HI && e >= 1.1754944e-38) /* clamped above */
             bad_ulp += fabs(y[i] - e) > 3.0 * e * 5.96e-8;
     }
-    CHECK_MSG(bad_bits == 0, "kernel_exp: %d results differ from kernel_expf_ref", bad_bits);
-    CHECK_MSG(bad_ulp == 0, "kernel_exp: %d results off by more than 3 ulp", bad_ulp);
+    CHECK_MSG(bad_bits == 0, "kernel_exp isa %s: %d results differ from kernel_expf_ref",
+              kernel_isa_name(isa), bad_bits);
+    CHECK_MSG(bad_ulp == 0, "kernel_exp isa %s: %d results off by more than 3 ulp",
+              kernel_isa_name(isa), bad_ulp);
     CHECK(kernel_expf_ref(-INFINITY) == 0.0f && kernel_expf_ref(-151.0f) == 0.0f);
     CHECK(kernel_expf_ref(0.0f) == 1.0f);
     free(x);
     free(y);
+}
+
+static void test_exp(void)
+{
+    for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++)
+        test_exp_isa((enum kernel_isa)isa);
+    kernel_isa_set(kernel_isa_detect());
 }
 
 /* The lengths the whole-vocabulary kernels' tests try, after n (starting
