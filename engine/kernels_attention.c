@@ -67,28 +67,34 @@ static void attention_scalar(const float *q, const struct kernel_kv_view *kv, si
 
 /* Scores of positions p .. p+n-1, which lie in one block, from the scaled
  * q: eight positions per vector, one FMA per feature (K is feature-major).
- * For 16 positions the even and the odd features are summed apart and
- * added at the end (hd is a multiple of 8): four independent FMA chains
- * instead of one 64-long chain per vector, which had bound the loop by the
- * FMA's latency. */
+ * For 16 positions the features are summed in four phases (d mod 4, hd
+ * being a multiple of 8) added pairwise at the end: eight independent FMA
+ * chains instead of one hd-long chain per vector, which had bound the
+ * loop by the FMA's latency. */
 TGT_AVX2 INLINE void scores_avx2(const float *qs, const struct kernel_kv_view *kv, enum dtype dt,
                                  size_t head_off, int hd, int p, int n, float *s)
 {
     size_t k = kernel_kv_k(kv, p, head_off), ks = (size_t)kv->block_tokens;
     int j = 0;
     for (; j + 16 <= n; j += 16) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-        for (int d = 0; d < hd; d += 2) {
-            __m256 qa = _mm256_set1_ps(qs[d]), qb = _mm256_set1_ps(qs[d + 1]);
-            size_t at = k + (size_t)d * ks + (size_t)j;
-            a0 = _mm256_fmadd_ps(qa, load8(kv->k, dt, at), a0);
-            a1 = _mm256_fmadd_ps(qa, load8(kv->k, dt, at + 8), a1);
-            b0 = _mm256_fmadd_ps(qb, load8(kv->k, dt, at + ks), b0);
-            b1 = _mm256_fmadd_ps(qb, load8(kv->k, dt, at + ks + 8), b1);
+        /* a[f][h]: features d = f (mod 4), positions j + 8h .. j + 8h + 7 */
+        __m256 a[4][2];
+#pragma GCC unroll 4
+        for (int f = 0; f < 4; f++)
+            a[f][0] = a[f][1] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 4) {
+#pragma GCC unroll 4
+            for (int f = 0; f < 4; f++) {
+                __m256 qd = _mm256_set1_ps(qs[d + f]);
+                size_t at = k + (size_t)(d + f) * ks + (size_t)j;
+                a[f][0] = _mm256_fmadd_ps(qd, load8(kv->k, dt, at), a[f][0]);
+                a[f][1] = _mm256_fmadd_ps(qd, load8(kv->k, dt, at + 8), a[f][1]);
+            }
         }
-        _mm256_storeu_ps(s + j, _mm256_add_ps(a0, b0));
-        _mm256_storeu_ps(s + j + 8, _mm256_add_ps(a1, b1));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++)
+            _mm256_storeu_ps(s + j + 8 * h, _mm256_add_ps(_mm256_add_ps(a[0][h], a[1][h]),
+                                                          _mm256_add_ps(a[2][h], a[3][h])));
     }
     for (; j + 8 <= n; j += 8) {
         __m256 acc = _mm256_setzero_ps();
@@ -190,12 +196,14 @@ TGT_AVX2 INLINE void attention_avx2_dt(const float *q, const struct kernel_kv_vi
                 o[i] = _mm256_mul_ps(o[i], corr);
             m = mc;
         }
-        /* the weights, 8 at a time (lanes past np are not used) */
+        /* the weights, 8 at a time, lanes past np zeroed; their sum as a
+         * tree (16 dependent scalar adds had cost more than the exps) */
         __m256 mv = _mm256_set1_ps(m);
-        for (int j = 0; j < np; j += 8)
+        for (int j = 0; j < ATT_CHUNK; j += 8)
             _mm256_store_ps(w + j, exp8(_mm256_sub_ps(_mm256_load_ps(s + j), mv)));
-        for (int j = 0; j < np; j++)
-            l += w[j];
+        for (int j = np; j < ATT_CHUNK; j++)
+            w[j] = 0.0f;
+        l += hsum8(_mm256_add_ps(_mm256_load_ps(w), _mm256_load_ps(w + 8)));
         pv_chunk(o, nv, w, np, p0, kv, dt, head_off);
     }
     __m256 inv = _mm256_set1_ps(1.0f / l);
