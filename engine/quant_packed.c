@@ -183,6 +183,22 @@ TGT_AVX2 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi, si
     _mm_prefetch((const char *)m->biases + pi * psz, _MM_HINT_T1);
 }
 
+/* The prefetches for the group whose codes start at wg: its codes as far
+ * ahead as the width's distance and, for 4 bits, the scales and biases at
+ * index pi_ahead. */
+TGT_AVX2 INLINE void prefetch_group(const struct quant_matrix *m, int bits, const uint8_t *wg,
+                                    size_t steps, size_t pi_ahead, size_t psz)
+{
+    if (bits == 4) {
+        for (size_t s = 0; s < steps; s++)
+            _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
+        prefetch_params(m, pi_ahead, psz);
+    } else {
+        for (size_t s = 0; s < steps; s++)
+            _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
+    }
+}
+
 /*
  * One bundle (codes at wb, params from index pi0 = b * groups * 16) times nt
  * tokens: out[t] gets the 16 rows' dots of token t.  bits and nt are
@@ -224,14 +240,7 @@ TGT_AVX512 INLINE void bundle_dots(const struct quant_matrix *m, int bits, const
                 is[t][a] = _mm512_setzero_si512();
         const uint8_t *wg = wb + g * steps * STEP_BYTES;
         size_t c0 = g * gs;
-        if (bits == 4) {
-            for (size_t s = 0; s < steps; s++)
-                _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
-            prefetch_params(m, pi0 + (g + params_ahead) * QUANT_PACK_ROWS, psz);
-        } else {
-            for (size_t s = 0; s < steps; s++)
-                _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
-        }
+        prefetch_group(m, bits, wg, steps, pi0 + (g + params_ahead) * QUANT_PACK_ROWS, psz);
         for (size_t s0 = 0; s0 < steps; s0 += (size_t)su) {
 #pragma GCC unroll 4
             for (int u = 0; u < su; u++) {
@@ -384,14 +393,7 @@ TGT_AVX2 INLINE void bundle_dots_avx2(const struct quant_matrix *m, int bits, co
     for (size_t g = 0; g < groups; g++) {
         const uint8_t *wg = wb + g * steps * STEP_BYTES;
         size_t c0 = g * gs, pi = pi0 + g * QUANT_PACK_ROWS;
-        if (bits == 4) {
-            for (size_t s = 0; s < steps; s++)
-                _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
-            prefetch_params(m, pi0 + (g + params_ahead) * QUANT_PACK_ROWS, psz);
-        } else {
-            for (size_t s = 0; s < steps; s++)
-                _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
-        }
+        prefetch_group(m, bits, wg, steps, pi0 + (g + params_ahead) * QUANT_PACK_ROWS, psz);
         const int8_t *xg[AVX2_TOKENS];
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
