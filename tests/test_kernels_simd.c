@@ -70,7 +70,7 @@ static void check_float(enum dtype dt, size_t rows, size_t cols, size_t n, enum 
             worst = e > worst || isnan(e) ? e : worst;
         }
     CHECK_MSG(worst < 1e-5, "%s %zux%zu n=%zu isa %s: relative error %g", dtype_name(dt), rows,
-              cols, n, kernel_isa_name(isa), worst);
+              cols, n, kernel_isa_name(kernel_isa_get()), worst);
     kernel_matmul(pool1, &w, x, n, NULL, y, scratch);
     check_invariance(&w, x, n, y, dtype_name(dt));
     kernel_isa_set(KERNEL_ISA_AVX512);
@@ -150,7 +150,7 @@ static void check_quant(int bits, int gs, size_t rows, size_t cols, size_t n, en
         }
     }
     CHECK_MSG(worst < 1e-5, "q%d g%d %s %zux%zu n=%zu isa %s x8 %d: relative error %g", bits, gs,
-              dtype_name(pdt), rows, cols, n, kernel_isa_name(isa), x8, worst);
+              dtype_name(pdt), rows, cols, n, kernel_isa_name(kernel_isa_get()), x8, worst);
     /* int8 activations: a fraction of a percent of sum |w x| */
     CHECK_MSG(worst_float < 1e-2, "q%d g%d: error against float math %g", bits, gs, worst_float);
     check_invariance(&w, x, n, y, "quant");
