@@ -899,16 +899,13 @@ TGT_AVX512 static void x8_quantize_avx512(const float *x, size_t cols, size_t gs
             amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
             sum = _mm512_add_ps(sum, v);
         }
-        /* quant_x8_sum_lanes's folds: lanes i + 8, i + 4, i + 2, i + 1 */
+        /* quant_x8_sum_lanes's folds: lanes i + 8, then hsum8's i + 4, i + 2, i + 1 */
         __m256 h =
             _mm256_add_ps(_mm512_castps512_ps256(sum),
                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sum), 1)));
-        __m128 f = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        f = _mm_add_ps(f, _mm_movehl_ps(f, f));
-        f = _mm_add_ss(f, _mm_movehdup_ps(f));
         float m = _mm512_reduce_max_ps(amax), inv = m > 0.0f ? 127.0f / m : 0.0f;
         xd[g] = m / 127.0f;
-        xsum[g] = _mm_cvtss_f32(f);
+        xsum[g] = hsum8(h);
         __m512 iv = _mm512_set1_ps(inv);
         for (size_t k = 0; k < gs; k += 16) {
             __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), iv));
@@ -933,17 +930,10 @@ TGT_AVX2 static void x8_quantize_avx2(const float *x, size_t cols, size_t gs, in
             s0 = _mm256_add_ps(s0, v0);
             s1 = _mm256_add_ps(s1, v1);
         }
-        /* quant_x8_sum_lanes's folds: lanes i + 8, i + 4, i + 2, i + 1 */
-        __m256 h = _mm256_add_ps(s0, s1);
-        __m128 f = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        f = _mm_add_ps(f, _mm_movehl_ps(f, f));
-        f = _mm_add_ss(f, _mm_movehdup_ps(f));
-        __m128 mx = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
-        mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
-        mx = _mm_max_ss(mx, _mm_movehdup_ps(mx));
-        float m = _mm_cvtss_f32(mx), inv = m > 0.0f ? 127.0f / m : 0.0f;
+        /* quant_x8_sum_lanes's folds: lanes i + 8, then hsum8's i + 4, i + 2, i + 1 */
+        float m = hmax8(amax), inv = m > 0.0f ? 127.0f / m : 0.0f;
         xd[g] = m / 127.0f;
-        xsum[g] = _mm_cvtss_f32(f);
+        xsum[g] = hsum8(_mm256_add_ps(s0, s1));
         __m256 iv = _mm256_set1_ps(inv);
         for (size_t k = 0; k < gs; k += 16) {
             /* round to nearest even, like lrintf; |values| <= 127, no saturation */
@@ -962,12 +952,12 @@ void kernel_x8_quantize(const float *x, size_t cols, int group_size, bool pair_o
                         float *xd, float *xsum)
 {
 #ifdef KERNELS_X86
-    if (kernel_isa_get() >= KERNEL_ISA_AVX512 && !pair_order && group_size % 16 == 0) {
-        x8_quantize_avx512(x, cols, (size_t)group_size, xq, xd, xsum);
-        return;
-    }
-    if (kernel_isa_get() >= KERNEL_ISA_AVX2 && !pair_order && group_size % 16 == 0) {
-        x8_quantize_avx2(x, cols, (size_t)group_size, xq, xd, xsum);
+    enum kernel_isa isa = kernel_isa_get();
+    if (isa >= KERNEL_ISA_AVX2 && !pair_order && group_size % 16 == 0) {
+        if (isa >= KERNEL_ISA_AVX512)
+            x8_quantize_avx512(x, cols, (size_t)group_size, xq, xd, xsum);
+        else
+            x8_quantize_avx2(x, cols, (size_t)group_size, xq, xd, xsum);
         return;
     }
 #endif

@@ -30,6 +30,15 @@ TGT_AVX2 INLINE float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* largest of the 8 lanes */
+TGT_AVX2 INLINE float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
 /* Elements i .. i+7 of p, stored as dt (F32, F16 or BF16), as floats. */
 TGT_AVX2 INLINE __m256 load8(const void *p, enum dtype dt, size_t i)
 {
