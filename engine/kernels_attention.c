@@ -122,13 +122,13 @@ static float chunk_max(const float *s, int np)
 
 /*
  * o[0 .. ni) += w[j] * V of position p0 + j (its vectors i0 .. i0 + ni), for
- * j < np, in order.  ni (at most 8) and dt are constants in the callers, so
- * the sums stay in registers: 8 independent FMA chains, one per vector.
+ * j < np, in order.  With ni = 8 and dt constants (pv_chunk) the sums stay
+ * in registers: 8 independent FMA chains, one per vector.
  */
 TGT_AVX2 INLINE void pv_group(__m256 *o, int ni, int i0, const float *w, int np, int p0,
                               const struct kernel_kv_view *kv, enum dtype dt, size_t head_off)
 {
-    __m256 acc[8];
+    __m256 acc[8] = {0}; /* initialized for the compiler when ni is not a constant */
 #pragma GCC unroll 8
     for (int k = 0; k < ni; k++)
         acc[k] = o[k];
@@ -144,23 +144,17 @@ TGT_AVX2 INLINE void pv_group(__m256 *o, int ni, int i0, const float *w, int np,
         o[k] = acc[k];
 }
 
-/* pv_group over all nv vectors of a head, 8 at a time */
+/* pv_group over all nv vectors of a head, 8 at a time; a rest of fewer
+ * (head_dim not a multiple of 64, which no supported model family uses)
+ * takes the same function with a variable count. */
 TGT_AVX2 INLINE void pv_chunk(__m256 *o, int nv, const float *w, int np, int p0,
                               const struct kernel_kv_view *kv, enum dtype dt, size_t head_off)
 {
     int i0 = 0;
     for (; i0 + 8 <= nv; i0 += 8)
         pv_group(o + i0, 8, i0, w, np, p0, kv, dt, head_off);
-    switch (nv - i0) {
-    case 7: pv_group(o + i0, 7, i0, w, np, p0, kv, dt, head_off); break;
-    case 6: pv_group(o + i0, 6, i0, w, np, p0, kv, dt, head_off); break;
-    case 5: pv_group(o + i0, 5, i0, w, np, p0, kv, dt, head_off); break;
-    case 4: pv_group(o + i0, 4, i0, w, np, p0, kv, dt, head_off); break;
-    case 3: pv_group(o + i0, 3, i0, w, np, p0, kv, dt, head_off); break;
-    case 2: pv_group(o + i0, 2, i0, w, np, p0, kv, dt, head_off); break;
-    case 1: pv_group(o + i0, 1, i0, w, np, p0, kv, dt, head_off); break;
-    default: break;
-    }
+    if (i0 < nv)
+        pv_group(o + i0, nv - i0, i0, w, np, p0, kv, dt, head_off);
 }
 
 /* dt is kv->dtype, a constant in each caller (attention_avx2) so that no

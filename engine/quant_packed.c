@@ -343,12 +343,12 @@ TGT_AVX2 INLINE void half_group_sums(int bits, const uint8_t *wg, size_t steps,
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++)
         is[t] = _mm256_setzero_si256();
+    /* steps is a multiple of span (group sizes 32, 64, 128) */
     for (size_t s0 = 0; s0 < steps; s0 += span) {
         __m256i lo16[AVX2_TOKENS], hi16[AVX2_TOKENS];
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
             lo16[t] = hi16[t] = _mm256_setzero_si256();
-            /* steps is a multiple of span (group sizes 32, 64, 128) */
 #pragma GCC unroll 8
         for (size_t s = s0; s < s0 + span; s++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(wg + s * STEP_BYTES));
