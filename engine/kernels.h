@@ -81,6 +81,7 @@ enum kernel_isa {
     KERNEL_ISA_AVX2,       /* AVX2 + FMA + F16C */
     KERNEL_ISA_AVX512,     /* + AVX-512 F/BW/VL/VNNI */
     KERNEL_ISA_AVX512BF16, /* + AVX512-BF16 (bf16 dot products) */
+    KERNEL_ISA_AMX,        /* + AMX-TILE/INT8 tiles, granted to the process by the OS */
 };
 
 /* The best level this CPU supports. */
@@ -93,7 +94,7 @@ enum kernel_isa kernel_isa_get(void);
  * tests and benchmarks comparing paths.  Not thread-safe against running kernels. */
 void kernel_isa_set(enum kernel_isa isa);
 
-/* "scalar", "avx2", "avx512" or "avx512bf16". */
+/* "scalar", "avx2", "avx512", "avx512bf16" or "amx". */
 const char *kernel_isa_name(enum kernel_isa isa);
 
 /* Writes row r of W (dequantized/upcast) into out (cols floats): embedding lookup. */

@@ -29,6 +29,30 @@
 /* ---------------------------------------------------------------------- */
 /* ISA selection                                                           */
 
+#if defined(KERNELS_X86) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023 /* asm/prctl.h */
+#define XFEATURE_XTILEDATA 18
+
+/* True when the CPU has AMX-TILE and AMX-INT8 and Linux lets this process
+ * use the tiles (it asks once: the permission is the process's, every
+ * thread's, and a kernel before 5.16 refuses the request). */
+static bool amx_usable(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25)))
+        return false;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+#else
+static bool amx_usable(void)
+{
+    return false;
+}
+#endif
+
 static enum kernel_isa isa_detected = KERNEL_ISA_SCALAR, isa_used = KERNEL_ISA_SCALAR;
 static int isa_ready;
 
@@ -46,6 +70,8 @@ enum kernel_isa kernel_isa_detect(void)
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
             isa = __builtin_cpu_supports("avx512bf16") ? KERNEL_ISA_AVX512BF16 : KERNEL_ISA_AVX512;
+        if (isa == KERNEL_ISA_AVX512BF16 && amx_usable())
+            isa = KERNEL_ISA_AMX;
     }
 #endif
     isa_detected = isa_used = isa;
@@ -71,6 +97,7 @@ const char *kernel_isa_name(enum kernel_isa isa)
     case KERNEL_ISA_AVX2: return "avx2";
     case KERNEL_ISA_AVX512: return "avx512";
     case KERNEL_ISA_AVX512BF16: return "avx512bf16";
+    case KERNEL_ISA_AMX: return "amx";
     default: return "scalar";
     }
 }

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "kernels_x86.h"
-
-#define STEP_BYTES 64 /* 4 bytes of each of the 16 rows */
+#include "quant_packed_amx.h"
+#include "quant_packed_simd.h"
 
 /* codes of one row per step */
 static size_t step_codes(int bits)
@@ -159,45 +159,6 @@ struct x8_block {
     const float *d[8];
     const float *s[8];
 };
-
-/*
- * Software prefetch, how far ahead of the group being read bundle_dots asks
- * for a bundle's codes (one stream) and, for 4 bits, its scales and biases
- * (two more).  Measured on this machine's decode-sized matrices (a 1B
- * model's 16 layers, past the caches): 8 bits, codes 1 KB ahead into L1
- * took a matvec from about 40 to 42-51 GB/s of the ~50 available (2
- * threads); 4 bits, which spends more work per byte and so has fewer loads
- * in flight, went from 23 to 27 GB/s on 1 thread and from 36-39 to 40-49
- * on 2 when all three streams are asked for 4 KB ahead into L2 (the same
- * for 8 bits measured no better).
- */
-#define PREFETCH8_BYTES 1024
-#define PREFETCH4_BYTES 4096
-
-/* Asks for the scales and biases at index pi (of psz bytes each) into L2
- * (past the end of the matrix it asks for nothing that faults: prefetches
- * never do). */
-TGT_AVX2 INLINE void prefetch_params(const struct quant_matrix *m, size_t pi, size_t psz)
-{
-    _mm_prefetch((const char *)m->scales + pi * psz, _MM_HINT_T1);
-    _mm_prefetch((const char *)m->biases + pi * psz, _MM_HINT_T1);
-}
-
-/* The prefetches for the group whose codes start at wg: its codes as far
- * ahead as the width's distance and, for 4 bits, the scales and biases at
- * index pi_ahead. */
-TGT_AVX2 INLINE void prefetch_group(const struct quant_matrix *m, int bits, const uint8_t *wg,
-                                    size_t steps, size_t pi_ahead, size_t psz)
-{
-    if (bits == 4) {
-        for (size_t s = 0; s < steps; s++)
-            _mm_prefetch((const char *)(wg + PREFETCH4_BYTES + s * STEP_BYTES), _MM_HINT_T1);
-        prefetch_params(m, pi_ahead, psz);
-    } else {
-        for (size_t s = 0; s < steps; s++)
-            _mm_prefetch((const char *)(wg + PREFETCH8_BYTES + s * STEP_BYTES), _MM_HINT_T0);
-    }
-}
 
 /*
  * One bundle (codes at wb, params from index pi0 = b * groups * 16) times nt
@@ -491,6 +452,15 @@ TGT_AVX512 static void bundles_avx512(const struct quant_matrix *m, const int8_t
 }
 #endif
 
+/*
+ * Tokens from which the AMX kernel takes over from the AVX-512 one.  Hot in
+ * the caches (a 2048 x 768 4-bit matrix, 1 thread) it is 1.2x faster at 8
+ * tokens and 1.5-1.6x from 12; in a model (the 110M shape) an 8-sequence
+ * decode step took the same time with either kernel and a 16-sequence one
+ * 1.18x less with AMX.
+ */
+#define AMX_MIN_TOKENS 12
+
 void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const float *xd,
                        const float *xsum, size_t t0, size_t t1, size_t r0, size_t r1, float *y,
                        enum kernel_isa isa)
@@ -505,7 +475,10 @@ void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const flo
     size_t fast0 = r0, fast1 = r0;
 #ifdef KERNELS_X86
     if (isa >= KERNEL_ISA_AVX2 && b0 < b1) {
-        if (isa >= KERNEL_ISA_AVX512)
+        if (isa >= KERNEL_ISA_AMX && t1 - t0 >= AMX_MIN_TOKENS &&
+            groups <= QUANT_PACKED_AMX_MAX_GROUPS)
+            quant_packed_bundles_amx(m, xq, xd, xsum, t0, t1, b0, b1, y);
+        else if (isa >= KERNEL_ISA_AVX512)
             bundles_avx512(m, xq, xd, xsum, t0, t1, b0, b1, y);
         else
             bundles_avx2(m, xq, xd, xsum, t0, t1, b0, b1, y);

@@ -148,16 +148,22 @@ static void test_kernel_matches_reference(void)
         size_t rows, cols;
         int bits, gs;
         enum dtype pdt;
-    } shapes[] = {{48, 256, 4, 64, DTYPE_BF16}, {53, 384, 4, 32, DTYPE_F16},
-                  {40, 128, 4, 128, DTYPE_F32}, {32, 192, 8, 64, DTYPE_BF16},
-                  {21, 96, 8, 32, DTYPE_F16},   {64, 512, 8, 128, DTYPE_F32},
-                  {16, 64, 4, 64, DTYPE_F16},   {80, 2048, 4, 64, DTYPE_BF16}};
+    } shapes[] = {{48, 256, 4, 64, DTYPE_BF16},
+                  {53, 384, 4, 32, DTYPE_F16},
+                  {40, 128, 4, 128, DTYPE_F32},
+                  {32, 192, 8, 64, DTYPE_BF16},
+                  {21, 96, 8, 32, DTYPE_F16},
+                  {64, 512, 8, 128, DTYPE_F32},
+                  {16, 64, 4, 64, DTYPE_F16},
+                  {80, 2048, 4, 64, DTYPE_BF16},
+                  /* more groups a row than the AMX kernel takes */
+                  {32, 257 * 32, 4, 32, DTYPE_F16}};
     for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
         struct shape *sh = &shapes[si];
         struct pcase c;
         pcase_make(&c, sh->rows, sh->cols, sh->bits, sh->gs, sh->pdt, 100u + si);
         CHECK_INT_EQ(quant_pack(&c.packed, NULL, 0), ST_OK);
-        size_t n = 11, ng = sh->cols / (size_t)sh->gs;
+        size_t n = 33, ng = sh->cols / (size_t)sh->gs;
         int8_t *xq = malloc(n * sh->cols);
         float *xd = malloc(n * ng * sizeof(float)), *xs = malloc(n * ng * sizeof(float));
         make_x8(n, sh->cols, sh->gs, 7u + si, xq, xd, xs);
@@ -174,11 +180,15 @@ static void test_kernel_matches_reference(void)
                 bad_ref += !(fabsf(v - w) <= 1e-5f * (1.0f + fabsf(w)));
             }
         CHECK_MSG(bad_ref == 0, "shape %zu: packed reference vs row-major: %d off", si, bad_ref);
-        /* row ranges that cut bundles, and token blocks of every size up to 11 */
+        /* row ranges that cut bundles; token counts below and above each
+         * kernel's pass (AVX2 4, AVX-512 8, AMX 16) and the AMX kernel's
+         * threshold, with partial passes */
         size_t cuts[][2] = {{0, sh->rows}, {3, sh->rows - 1}, {16, sh->rows}, {0, 5}};
+        static const size_t counts[] = {1, 4, 7, 11, 12, 16, 19, 33};
         for (int isa = KERNEL_ISA_SCALAR; isa <= (int)kernel_isa_detect(); isa++)
             for (size_t ci = 0; ci < 4; ci++)
-                for (size_t nt = 1; nt <= n; nt += 3) {
+                for (size_t ni = 0; ni < sizeof(counts) / sizeof(counts[0]); ni++) {
+                    size_t nt = counts[ni];
                     size_t r0 = cuts[ci][0], r1 = cuts[ci][1];
                     for (size_t i = 0; i < n * sh->rows; i++)
                         y[i] = NAN;
@@ -219,14 +229,14 @@ static void test_kernel_extreme_sums(void)
     for (int bi = 0; bi < 2; bi++)
         for (int gi = 0; gi < 3; gi++) {
             struct pcase c;
-            size_t rows = 32, cols = (size_t)groups[gi] * 2, ng = 2, nt = 5;
+            size_t rows = 32, cols = (size_t)groups[gi] * 2, ng = 2, nt = 17;
             pcase_make(&c, rows, cols, bits[bi], groups[gi], DTYPE_F32, 3u);
             size_t qbytes = rows * quant_row_words(cols, bits[bi]) * 4;
             memset(c.q1, 0xff, qbytes); /* every code 15 or 255 */
             memset(c.q0, 0xff, qbytes);
             CHECK_INT_EQ(quant_pack(&c.packed, NULL, 0), ST_OK);
             int8_t *xq = malloc(nt * cols);
-            float xd[5 * 2], xs[5 * 2];
+            float xd[17 * 2], xs[17 * 2];
             for (size_t t = 0; t < nt; t++) {
                 for (size_t k = 0; k < cols; k++)
                     xq[t * cols + k] = xvals[t % 3][k % 2];
