@@ -16,9 +16,9 @@
  * are scaled as in quant_packed_dot_ref, in the same order, so the result
  * equals the reference (and the AVX-512 and AVX2 kernels) bit for bit.
  *
- * Tiles: per group parity p (two groups in flight): C = p, A = 2 + 2p,
- * B = 3 + 2p.  The tile configuration is per thread: every call loads it
- * and releases the tiles when it returns.
+ * Four groups are in flight at a time (tiles in configure).  The tile
+ * configuration is per thread: every call loads it and releases the tiles
+ * when it returns.
  */
 #include "quant_packed_amx.h"
 
@@ -30,12 +30,11 @@
 #ifdef KERNELS_X86
 
 #define TGT_AMX                                                                                    \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-"       \
-                          "int8")))
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,"                    \
+                          "amx-tile,amx-int8")))
 
 #define AMX_TOKENS 16 /* rows of the A and C tiles */
 #define AMX_K 64      /* bytes of an A row: codes per tdpbsud */
-#define STEP_BYTES 64 /* a bundle step: 4 bytes of each of the 16 rows */
 
 /* ldtilecfg's 64-byte operand (palette 1) */
 struct tile_config {
@@ -158,7 +157,8 @@ TGT_AMX INLINE void bundles_tokens(const struct quant_matrix *m, const int8_t *x
             const uint8_t *w[CHUNK_GROUPS];
             for (size_t i = 0; i < n; i++) {
                 w[i] = wb + (g0 + i) * group_bytes;
-                prefetch_group(m, bits, w[i], steps, pi0 + (g0 + i + params_ahead) * 16, psz);
+                prefetch_group(m, bits, w[i], steps,
+                               pi0 + (g0 + i + params_ahead) * QUANT_PACK_ROWS, psz);
                 if (bits == 4) {
                     unpack4(w[i], (int)gs, buf[i]);
                     w[i] = buf[i];
