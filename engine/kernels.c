@@ -18,6 +18,10 @@ size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n)
         size_t ng = w->cols / (size_t)w->q.group_size;
         return n * ((w->cols + 3) / 4 + 2 * ng) + w->cols;
     }
+    if (w->dtype == DTYPE_BF16)
+        /* kernel_matmul's bf16 activations of several tokens (64-column
+         * steps, two to a float), or the reference's upcast row */
+        return n > 1 ? n * ((w->cols + 63) / 64 * 32) : w->cols;
     return w->dtype == DTYPE_F32 ? 0 : w->cols;
 }
 

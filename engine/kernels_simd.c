@@ -614,13 +614,103 @@ TGT_AVX512BF16 INLINE void bf16_block(const uint16_t *w, size_t cols, size_t r, 
                 _mm512_reduce_add_ps(_mm512_add_ps(a0[j * nt + t], a1[j * nt + t]));
 }
 
-/* rows [r0, r1) for tokens [t0, t1): one token by 8 rows, more by 2 rows
- * times 4 tokens */
-TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x, size_t t0,
-                                     size_t t1, size_t r0, size_t r1, float *y)
+/* Rows and tokens of a bf16_block_pre block for several tokens: each
+ * activation load (from L2: mm_part keeps 256 KB of tokens there) serves 4
+ * rows, each weight load 3 tokens, 24 accumulators in registers.  With 2
+ * rows x 4 tokens the loads of x took most of the time (1B shape's bf16
+ * prefill 63 tok/s). */
+#define BF16X_ROWS 4
+#define BF16X_TOKENS 3
+
+/* Columns of a token's bf16 activations in kernel_matmul_multi's scratch:
+ * cols rounded up to a whole 64-element step, zeros after cols. */
+static size_t bf16x_stride(size_t cols)
+{
+    return (cols + 63) / 64 * 64;
+}
+
+/* x (cols floats) rounded to bf16 into out (bf16x_stride(cols) values, zeros
+ * after cols): the bits bf16_from_f32 gives each element. */
+TGT_AVX512BF16 static void bf16x_convert(const float *x, size_t cols, uint16_t *out)
+{
+    for (size_t i = 0; i < bf16x_stride(cols); i += 32) {
+        size_t left = i < cols ? cols - i : 0;
+        _mm512_storeu_si512((void *)(out + i), (__m512i)bf16_from_f32(x + i, left));
+    }
+}
+
+/*
+ * bf16_block for several tokens whose activations are bf16 already (xb:
+ * token t at xb + t * ldx, as bf16x_convert writes them): the same
+ * products in the same order, so the same bits, without converting every
+ * token's x again for every pair of rows (which, with the conversions'
+ * registers, had the accumulators spilled to the stack).  Whole 64-element
+ * steps first, then the last partial one with bf16_block's masks.
+ */
+TGT_AVX512BF16 INLINE void bf16_block_pre(const uint16_t *w, size_t cols, size_t r, int nr,
+                                          const uint16_t *xb, size_t ldx, int nt, size_t ldy,
+                                          float *y)
+{
+    __m512 a0[BF16X_ROWS * BF16X_TOKENS], a1[BF16X_ROWS * BF16X_TOKENS];
+#pragma GCC unroll 12
+    for (int k = 0; k < nr * nt; k++)
+        a0[k] = a1[k] = _mm512_setzero_ps();
+    size_t full = cols / 64 * 64;
+    for (size_t i = 0; i < full; i += 64) {
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++) {
+            const uint16_t *row = w + (r + (size_t)j) * cols + i;
+            _mm_prefetch((const char *)(row + BF16_PREFETCH), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + BF16_PREFETCH + 32), _MM_HINT_T0);
+            __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)row);
+            __m512bh w1 = (__m512bh)_mm512_loadu_si512((const void *)(row + 32));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const uint16_t *xt = xb + (size_t)t * ldx + i;
+                a0[j * nt + t] = _mm512_dpbf16_ps(a0[j * nt + t], w0,
+                                                  (__m512bh)_mm512_loadu_si512((const void *)xt));
+                a1[j * nt + t] = _mm512_dpbf16_ps(
+                    a1[j * nt + t], w1, (__m512bh)_mm512_loadu_si512((const void *)(xt + 32)));
+            }
+        }
+    }
+    if (full < cols) {
+        size_t left = cols - full;
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++) {
+            const uint16_t *row = w + (r + (size_t)j) * cols + full;
+            __m512bh w0 = bf16_load(row, left);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const uint16_t *xt = xb + (size_t)t * ldx + full;
+                a0[j * nt + t] = _mm512_dpbf16_ps(a0[j * nt + t], w0,
+                                                  (__m512bh)_mm512_loadu_si512((const void *)xt));
+            }
+            if (left > 32) {
+                __m512bh w1 = bf16_load(row + 32, left - 32);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const uint16_t *xt = xb + (size_t)t * ldx + full + 32;
+                    a1[j * nt + t] = _mm512_dpbf16_ps(
+                        a1[j * nt + t], w1, (__m512bh)_mm512_loadu_si512((const void *)xt));
+                }
+            }
+        }
+    }
+    for (int j = 0; j < nr; j++)
+        for (int t = 0; t < nt; t++)
+            y[(size_t)t * ldy + r + (size_t)j] =
+                _mm512_reduce_add_ps(_mm512_add_ps(a0[j * nt + t], a1[j * nt + t]));
+}
+
+/* rows [r0, r1) for tokens [t0, t1): one token by 8 rows from x; more (xb:
+ * their bf16 activations, bf16x_stride(cols) apart) in blocks of
+ * BF16X_ROWS x BF16X_TOKENS, the rest row by row and token by token */
+TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x, const uint16_t *xb,
+                                     size_t t0, size_t t1, size_t r0, size_t r1, float *y)
 {
     const uint16_t *wd = w->data;
-    size_t cols = w->cols, rows = w->rows;
+    size_t cols = w->cols, rows = w->rows, ldx = bf16x_stride(cols);
     if (t1 - t0 == 1) {
         size_t r = r0;
         for (; r + 8 <= r1; r += 8)
@@ -629,20 +719,21 @@ TGT_AVX512BF16 static void bf16_rows(const struct kernel_mat *w, const float *x,
             bf16_block(wd, cols, r, 1, x + t0 * cols, 1, rows, y + t0 * rows);
         return;
     }
-    size_t r = r0;
-    for (; r < r1; r += 2) {
-        int nr = r + 2 <= r1 ? 2 : 1;
+    for (size_t r = r0; r < r1;) {
+        bool whole = r + BF16X_ROWS <= r1;
         size_t t = t0;
-        for (; t + 4 <= t1; t += 4)
-            if (nr == 2)
-                bf16_block(wd, cols, r, 2, x + t * cols, 4, rows, y + t * rows);
+        for (; t + BF16X_TOKENS <= t1; t += BF16X_TOKENS)
+            if (whole)
+                bf16_block_pre(wd, cols, r, BF16X_ROWS, xb + t * ldx, ldx, BF16X_TOKENS, rows,
+                               y + t * rows);
             else
-                bf16_block(wd, cols, r, 1, x + t * cols, 4, rows, y + t * rows);
+                bf16_block_pre(wd, cols, r, 1, xb + t * ldx, ldx, BF16X_TOKENS, rows, y + t * rows);
         for (; t < t1; t++)
-            if (nr == 2)
-                bf16_block(wd, cols, r, 2, x + t * cols, 1, rows, y + t * rows);
+            if (whole)
+                bf16_block_pre(wd, cols, r, BF16X_ROWS, xb + t * ldx, ldx, 1, rows, y + t * rows);
             else
-                bf16_block(wd, cols, r, 1, x + t * cols, 1, rows, y + t * rows);
+                bf16_block_pre(wd, cols, r, 1, xb + t * ldx, ldx, 1, rows, y + t * rows);
+        r += whole ? BF16X_ROWS : 1;
     }
 }
 #endif /* KERNELS_X86 */
@@ -1014,9 +1105,10 @@ struct mm_job {
     enum mm_path path;
     enum kernel_isa isa;
     bool pair_order;
-    int8_t *xq; /* (n, cols) */
-    float *xd;  /* (n, ng) */
-    float *xs;  /* (n, ng) */
+    int8_t *xq;   /* (n, cols) */
+    float *xd;    /* (n, ng) */
+    float *xs;    /* (n, ng) */
+    uint16_t *xb; /* MM_BF16X, n > 1: (n, bf16x_stride(cols)) bf16 activations */
 };
 
 /* Activations (tokens x columns) below which kernel_matmul_multi prepares
@@ -1049,7 +1141,7 @@ static void mm_rows(const struct mm_job *j, size_t t0, size_t t1, size_t r0, siz
     }
 #ifdef KERNELS_X86
     if (j->path == MM_BF16X) {
-        bf16_rows(w, j->x, t0, t1, r0, r1, j->y);
+        bf16_rows(w, j->x, j->xb, t0, t1, r0, r1, j->y);
         return;
     }
     if (j->path == MM_FLOAT && j->isa >= KERNEL_ISA_AVX512) {
@@ -1178,6 +1270,16 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
         if (!w[i]->quantized && w[i]->dtype == DTYPE_BF16 && w[i]->x8 &&
             jobs[i].isa >= KERNEL_ISA_AVX512BF16)
             jobs[i].path = MM_BF16X;
+#ifdef KERNELS_X86
+    if (jobs[0].path == MM_BF16X && n > 1) {
+        /* the activations rounded to bf16 once, not per block of rows */
+        uint16_t *xb = (uint16_t *)scratch;
+        for (size_t t = 0; t < n; t++)
+            bf16x_convert(x + t * w[0]->cols, w[0]->cols, xb + t * bf16x_stride(w[0]->cols));
+        for (int i = 0; i < nw; i++)
+            jobs[i].xb = xb;
+    }
+#endif
     mj.n_chunks = threadpool_chunks(pool, (mj.total_rows + 15) / 16);
     threadpool_run(pool, mm_run, &mj, mj.n_chunks);
 }
