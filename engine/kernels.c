@@ -11,18 +11,32 @@
 
 #include <math.h>
 
+/* kernel_matmul's int8 activations (n, cols), their scales and group sums */
+static size_t x8_scratch(size_t cols, size_t group_size, size_t n)
+{
+    return n * ((cols + 3) / 4 + 2 * (cols / group_size)) + cols;
+}
+
+/* kernel_matmul's bf16 activations of several tokens (64-column steps, two
+ * to a float), or the reference's upcast row */
+static size_t bf16_scratch(size_t cols, size_t n)
+{
+    return n > 1 ? n * ((cols + 63) / 64 * 32) : cols;
+}
+
 size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n)
 {
-    if (w->quantized) {
-        /* kernel_matmul's int8 activations, their scales and group sums */
-        size_t ng = w->cols / (size_t)w->q.group_size;
-        return n * ((w->cols + 3) / 4 + 2 * ng) + w->cols;
-    }
+    if (w->quantized)
+        return x8_scratch(w->cols, (size_t)w->q.group_size, n);
     if (w->dtype == DTYPE_BF16)
-        /* kernel_matmul's bf16 activations of several tokens (64-column
-         * steps, two to a float), or the reference's upcast row */
-        return n > 1 ? n * ((w->cols + 63) / 64 * 32) : w->cols;
+        return bf16_scratch(w->cols, n);
     return w->dtype == DTYPE_F32 ? 0 : w->cols;
+}
+
+size_t kernel_matmul_scratch_max(size_t cols, size_t n)
+{
+    size_t q = x8_scratch(cols, 32, n), b = bf16_scratch(cols, n);
+    return q > b ? q : b;
 }
 
 static void upcast_row(const struct kernel_mat *w, size_t r, float *restrict out)

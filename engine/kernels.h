@@ -40,6 +40,10 @@ struct kernel_mat {
 /* Floats of scratch kernel_matmul_ref and kernel_matmul need for n input rows. */
 size_t kernel_matmul_scratch(const struct kernel_mat *w, size_t n);
 
+/* The most kernel_matmul_scratch can be for a matrix of cols columns,
+ * whatever its dtype or quantization (for estimates before loading). */
+size_t kernel_matmul_scratch_max(size_t cols, size_t n);
+
 /*
  * y[t] = W x[t] (+ bias) for t < n: x is (n, cols), y is (n, rows), bias is
  * (rows) or NULL.  scratch holds kernel_matmul_scratch(w, n) floats.

@@ -684,12 +684,12 @@ enum status model_estimate(const char *dir, const struct model_load_opts *opts,
     }
     safetensors_set_close(set);
     cJSON_Delete(root);
-    /* the largest matmul scratch any weight layout can need: quantized, group 32 */
+    /* the largest matmul scratch any weight layout can need */
     size_t T = (size_t)opts_max_tokens(opts);
     size_t cols =
         max_sz(max_sz((size_t)c.hidden, (size_t)c.ffn), (size_t)c.n_heads * (size_t)c.head_dim);
     *weight_bytes = w;
-    *scratch_bytes = scratch_total(&c, T, T * ((cols + 3) / 4 + 2 * (cols / 32)) + cols);
+    *scratch_bytes = scratch_total(&c, T, kernel_matmul_scratch_max(cols, T));
     return ST_OK;
 }
 
