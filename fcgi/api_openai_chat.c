@@ -510,19 +510,11 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
         cached_tokens = ev->usage.cached_tokens;
         completion_tokens += ev->usage.completion_tokens;
         tps += ev->usage.decode_tps / r->n;
-        if (r->stream && ev->finish != ENGINE_FINISH_CANCELLED && !req->client_gone) {
-            if (ev->finish == ENGINE_FINISH_ERROR) {
-                cJSON *err = cJSON_CreateObject();
-                cJSON *eo = cJSON_AddObjectToObject(err, "error");
-                cJSON_AddStringToObject(eo, "message", ev->error);
-                cJSON_AddStringToObject(eo, "type", "server_error");
-                cJSON_AddStringToObject(eo, "code", "generation_failed");
-                cJSON_AddNullToObject(eo, "param");
-                openai_sse_json(req, err);
-                cJSON_Delete(err);
-            } else {
+        if (r->stream && !req->client_gone) {
+            if (ev->finish == ENGINE_FINISH_ERROR || ev->finish == ENGINE_FINISH_CANCELLED)
+                openai_send_failure(req, true, ev, false);
+            else
                 chat_send_chunk(&choices[k], NULL, chat_finish_reason(&choices[k], ev->finish));
-            }
         }
     }
     usage->prompt_tokens = prompt_tokens;
@@ -559,10 +551,7 @@ static int chat_serve(struct http_request *req, struct openai_request *r, struct
                 failed = last[i];
         }
         if (failed || oom || missing) {
-            status = http_send_error(req, 500, "generation_failed", NULL, "generation failed: %s",
-                                     failed && failed->error[0] ? failed->error
-                                     : oom                      ? "out of memory"
-                                                                : "cancelled");
+            status = openai_send_failure(req, false, failed, oom);
         } else {
             cJSON *resp = http_own_json(req, cJSON_CreateObject());
             cJSON *arr = cJSON_CreateArray();

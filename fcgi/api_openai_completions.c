@@ -270,10 +270,13 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
         cached_tokens += ev->usage.cached_tokens;
         completion_tokens += ev->usage.completion_tokens;
         tps += ev->usage.decode_tps / total;
-        if (r->stream && !req->client_gone &&
-            (ev->finish == ENGINE_FINISH_STOP || ev->finish == ENGINE_FINISH_LENGTH))
-            cmpl_send(req, id, created, model,
-                      cmpl_choice_json(k, "", 0, NULL, openai_finish_reason(ev->finish)));
+        if (r->stream && !req->client_gone) {
+            if (ev->finish == ENGINE_FINISH_STOP || ev->finish == ENGINE_FINISH_LENGTH)
+                cmpl_send(req, id, created, model,
+                          cmpl_choice_json(k, "", 0, NULL, openai_finish_reason(ev->finish)));
+            else
+                openai_send_failure(req, true, ev, false);
+        }
     }
     /* Each prompt counts once, however many choices ran it. */
     prompt_tokens /= r->n;
@@ -296,19 +299,14 @@ static int cmpl_serve(struct http_request *req, struct openai_request *r, struct
         }
         http_sse_send(req, NULL, "[DONE]");
     } else if (!status) {
-        const char *why = NULL;
-        for (int i = 0; i < total && !why; i++) {
-            if (ch[i].oom)
-                why = "out of memory";
-            else if (!ch[i].done)
-                why = "cancelled";
-            else if (ch[i].done->finish != ENGINE_FINISH_STOP &&
-                     ch[i].done->finish != ENGINE_FINISH_LENGTH)
-                why = ch[i].done->error[0] ? ch[i].done->error : "cancelled";
-        }
-        if (why) {
-            status =
-                http_send_error(req, 500, "generation_failed", NULL, "generation failed: %s", why);
+        int bad = -1;
+        for (int i = 0; i < total && bad < 0; i++)
+            if (ch[i].oom || !ch[i].done ||
+                (ch[i].done->finish != ENGINE_FINISH_STOP &&
+                 ch[i].done->finish != ENGINE_FINISH_LENGTH))
+                bad = i;
+        if (bad >= 0) {
+            status = openai_send_failure(req, false, ch[bad].done, ch[bad].oom);
         } else {
             cJSON *resp = http_own_json(req, cmpl_chunk(id, created, model));
             cJSON *arr = cJSON_AddArrayToObject(resp, "choices");

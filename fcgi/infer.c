@@ -22,11 +22,13 @@ struct infer_stream {
     int done_taken;
     int oom; /* an event could not be copied: deliver an error DONE */
     struct engine_request *req;
-    double last_token_ms; /* scheduler thread only: when the previous token came */
+    const struct engine_model *model; /* the model req runs on, for infer_cancel_model */
+    double last_token_ms;             /* scheduler thread only: when the previous token came */
     struct infer_stream *live_prev, *live_next; /* infer_live, under infer_live_lock */
 };
 
-/* Every stream between infer_start and infer_free, for infer_cancel_all. */
+/* Every stream between infer_start and infer_free, for infer_cancel_all and
+ * infer_cancel_model. */
 static pthread_mutex_t infer_live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct infer_stream *infer_live;
 
@@ -115,6 +117,7 @@ enum status infer_start(struct engine_model *m, struct engine_request_desc *desc
     struct infer_stream *s = calloc(1, sizeof(*s));
     if (!s)
         return status_fail(err, errlen, ST_ERR_NOMEM, "out of memory");
+    s->model = m;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -145,14 +148,28 @@ enum status infer_start(struct engine_model *m, struct engine_request_desc *desc
     return ST_OK;
 }
 
-int infer_cancel_all(void)
+/* Cancels the live streams of model m (every one when m is NULL). */
+static int infer_cancel_live(const struct engine_model *m)
 {
     int n = 0;
     pthread_mutex_lock(&infer_live_lock);
-    for (struct infer_stream *s = infer_live; s; s = s->live_next, n++)
-        engine_cancel(s->req);
+    for (struct infer_stream *s = infer_live; s; s = s->live_next)
+        if (!m || s->model == m) {
+            engine_cancel(s->req);
+            n++;
+        }
     pthread_mutex_unlock(&infer_live_lock);
     return n;
+}
+
+int infer_cancel_all(void)
+{
+    return infer_cancel_live(NULL);
+}
+
+int infer_cancel_model(const struct engine_model *m)
+{
+    return infer_cancel_live(m);
 }
 
 int infer_next(struct infer_stream *s, int timeout_ms, struct infer_event **ev)

@@ -62,4 +62,8 @@ void infer_free(struct infer_stream *s);
  * live.  Any thread. */
 int infer_cancel_all(void);
 
+/* Cancels the live streams running on model m (a forced unload), as
+ * infer_cancel_all does.  Returns how many.  Any thread. */
+int infer_cancel_model(const struct engine_model *m);
+
 #endif

@@ -253,3 +253,31 @@ int openai_sse_json(struct http_request *req, const cJSON *obj)
     free(text);
     return rc;
 }
+
+int openai_send_failure(struct http_request *req, bool stream, const struct infer_event *done,
+                        bool oom)
+{
+    bool cancelled = !oom && (!done || done->finish == ENGINE_FINISH_CANCELLED);
+    const char *code = cancelled ? "generation_cancelled" : "generation_failed";
+    char msg[600];
+    if (cancelled)
+        snprintf(msg, sizeof(msg),
+                 "the generation was cancelled (the model was unloaded or the "
+                 "server is stopping)");
+    else
+        snprintf(msg, sizeof(msg), "generation failed: %s",
+                 oom                      ? "out of memory"
+                 : done && done->error[0] ? done->error
+                                          : "unknown error");
+    if (!stream)
+        return http_send_error(req, cancelled ? 503 : 500, code, NULL, "%s", msg);
+    cJSON *err = cJSON_CreateObject();
+    cJSON *eo = cJSON_AddObjectToObject(err, "error");
+    cJSON_AddStringToObject(eo, "message", msg);
+    cJSON_AddStringToObject(eo, "type", "server_error");
+    cJSON_AddStringToObject(eo, "code", code);
+    cJSON_AddNullToObject(eo, "param");
+    int rc = openai_sse_json(req, err);
+    cJSON_Delete(err);
+    return rc;
+}

@@ -78,4 +78,15 @@ const char *openai_finish_reason(enum engine_finish f);
 /* Sends an SSE data line holding `obj`; -1 when the client is gone. */
 int openai_sse_json(struct http_request *req, const cJSON *obj);
 
+/*
+ * A generation that ended without STOP or LENGTH (done: its DONE event, or
+ * NULL when none came; oom: its output could not be kept).  On a stream,
+ * sends an error event ({"error": {...}} as OpenAI streams do) and returns
+ * what openai_sse_json does; otherwise sends the error response: 503
+ * generation_cancelled for a cancelled one (a forced unload, the server
+ * stopping), else 500 generation_failed, and returns the status.
+ */
+int openai_send_failure(struct http_request *req, bool stream, const struct infer_event *done,
+                        bool oom);
+
 #endif

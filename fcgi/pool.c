@@ -25,6 +25,7 @@
 #include "app.h"
 #include "db.h"
 #include "engine.h"
+#include "infer.h"
 #include "kv_cache.h"
 #include "log.h"
 #include "model_registry.h"
@@ -822,10 +823,20 @@ int pool_unload(struct pool *p, struct db *db, const char *name, int force, stru
                        "finish or pass \"force\": true",
                        name, e->active, e->waiting);
     } else {
-        /* Queued requests see UNLOADING and fail; running ones finish. */
+        /* Queued requests see UNLOADING and fail; running ones are
+         * cancelled (their clients get an error) and their handlers return
+         * the slots.  refs keeps e; UNLOADING keeps anyone else from
+         * freeing e->model meanwhile. */
         e->state = POOL_UNLOADING;
         e->refs++;
         pthread_cond_broadcast(&e->cond);
+        if (e->active) {
+            pthread_mutex_unlock(&p->mu);
+            int n = infer_cancel_model(e->model);
+            log_msg(LOG_LEVEL_INFO, "unload of %s cancels %d running request%s", e->name, n,
+                    n == 1 ? "" : "s");
+            pthread_mutex_lock(&p->mu);
+        }
         while (e->active || e->waiting)
             pthread_cond_wait(&e->cond, &p->mu);
         e->state = POOL_READY;

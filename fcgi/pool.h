@@ -98,7 +98,9 @@ int pool_load(struct pool *p, struct db *db, const char *name, const struct pool
  * Unloads the model `name` resolves to (or the loaded model listed under
  * that name).  While it has running or queued requests: without force,
  * -1 with 409 model_busy; with force, queued requests fail with 503, no
- * new one starts, and the call waits for the running ones to finish.
+ * new one starts, running ones are cancelled (their clients get an error:
+ * 503, or an error event on a stream) and the call waits for their
+ * handlers to give back the slots.
  * 404 model_not_loaded when it is not loaded, 409 model_loading while it
  * loads.  Returns 0 or -1 with err.
  */

@@ -246,6 +246,51 @@ try {
     soloAfter.leases === 0 && soloAfter.queue_depth === 0, { ok, soloAfter });
   await request(U, 'POST', '/admin/models/unload', { model: 'solo' });
 
+  // ---- forced unload cancels what runs -------------------------------------------
+  const longChat = (stream, signal) => fetch(`${U}/v1/chat/completions`, {
+    method: 'POST', signal, headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'solo', stream, max_tokens: 8000, logit_bias: logitBias,
+      messages: [{ role: 'user', content: 'Say a lot.' }],
+    }),
+  });
+  const streamed = await longChat(true);
+  const sreader = streamed.body.getReader();
+  const sfirst = await sreader.read();
+  check('a long stream runs before the forced unload', streamed.status === 200 && !sfirst.done);
+  let t0 = Date.now();
+  r = await request(U, 'POST', '/admin/models/unload', { model: 'solo', force: true });
+  check('forced unload with a stream running answers at once', r.status === 200 &&
+    Date.now() - t0 < 10000, { status: r.status, ms: Date.now() - t0, text: r.text });
+  let rest = '';
+  const dec = new TextDecoder();
+  for (let i = 0; i < 100000; i++) {
+    const c = await sreader.read();
+    if (c.done) break;
+    rest += dec.decode(c.value);
+  }
+  check('the cancelled stream ends with an error event, then [DONE]',
+    rest.includes('"code":"generation_cancelled"') && rest.trimEnd().endsWith('data: [DONE]'),
+    rest.slice(-300));
+  check('the forced unload unloaded it', !(await loadedNames(U)).includes('solo'));
+  const pending = longChat(false).then(async (res) => ({ status: res.status, json: await res.json() }));
+  check('a long non-streamed request starts', await waitFor(async () => {
+    const m = ((await status(U)).models || []).find((x) => x.profile === 'solo');
+    return m && m.leases === 1;
+  }, 15000, 50));
+  t0 = Date.now();
+  r = await request(U, 'POST', '/admin/models/unload', { model: 'solo', force: true });
+  const cut = await pending;
+  check('forced unload with a request running answers at once', r.status === 200 &&
+    Date.now() - t0 < 10000, r.text);
+  check('the cancelled request gets 503 generation_cancelled', cut.status === 503 &&
+    cut.json.error && cut.json.error.code === 'generation_cancelled', cut);
+  r = await request(U, 'POST', '/v1/chat/completions', {
+    model: 'solo', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }],
+  });
+  check('the model loads again after a forced unload', r.status === 200, r.text);
+  await request(U, 'POST', '/admin/models/unload', { model: 'solo' });
+
   // ---- unload, keep_alive, max_loaded_models ----------------------------------
   r = await request(U, 'POST', '/admin/models/unload', { model: DEMO });
   check('admin unload', r.status === 200 && r.json.state === 'unloaded', r.text);
