@@ -1,7 +1,8 @@
 // test_lifecycle.mjs - graceful stop and crash safety.
 //  - SIGTERM drains: a short stream in flight finishes normally; long ones
 //    are cancelled after shutdown_grace_seconds and their clients get a
-//    final event (chat and completions streams end with [DONE]);
+//    final event (chat and completions streams end with an error event,
+//    code generation_cancelled, and [DONE]);
 //    the daemon then exits and new requests get nginx's JSON 503.
 //  - SIGKILL during generation leaves a consistent database
 //    (PRAGMA integrity_check), and a restarted daemon serves from it.
@@ -69,8 +70,10 @@ try {
 
   check('the short stream finished normally', s.status === 200 && s.text.includes('"finish_reason":"length"') && s.text.trim().endsWith('data: [DONE]'), s.text.slice(-300));
   check('the long OpenAI stream got a final event after the grace', lo.status === 200 && lo.text.trim().endsWith('data: [DONE]') &&
+    lo.text.includes('"code":"generation_cancelled"') &&
     lo.end - termAt >= 4500 && lo.end - termAt < 15000, [lo.end - termAt, lo.text.slice(-400)]);
   check('the long completions stream got a final event after the grace', lc.status === 200 && lc.text.trim().endsWith('data: [DONE]') &&
+    lc.text.includes('"code":"generation_cancelled"') &&
     lc.end - termAt >= 4500 && lc.end - termAt < 15000, [lc.end - termAt, lc.text.slice(-400)]);
   check('the daemon exits after the drain', await waitFor(() => !isAlive(srv.pid), 15000));
   const log = fs.readFileSync(path.join(srv.runDir, 'daemon.log'), 'utf8');
