@@ -555,8 +555,10 @@ int main(int argc, char **argv)
     }
     FILE *f = fopen(json, "w");
     if (f) {
-        fprintf(f, "{\"bandwidth_gbs\":%.2f,\"bandwidth_gbs_1thread\":%.2f,\"runs\":[", bw[2],
-                bw[1]);
+        fprintf(f,
+                "{\"kernels\":\"%s\",\"bandwidth_gbs\":%.2f,\"bandwidth_gbs_1thread\":%.2f,"
+                "\"runs\":[",
+                kernel_isa_name(kernel_isa_detect()), bw[2], bw[1]);
         for (int i = 0; i < nr; i++)
             fprintf(f,
                     "%s{\"model\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"prefill_tps\":%.2f,"
