@@ -454,12 +454,16 @@ TGT_AVX512 static void bundles_avx512(const struct quant_matrix *m, const int8_t
 
 /*
  * Tokens from which the AMX kernel takes over from the AVX-512 one.  Hot in
- * the caches (a 2048 x 768 4-bit matrix, 1 thread) it is 1.2x faster at 8
- * tokens and 1.5-1.6x from 12; in a model (the 110M shape) an 8-sequence
- * decode step took the same time with either kernel and a 16-sequence one
- * 1.18x less with AMX.
+ * the caches (a 2048 x 768 matrix, 1 thread) it is 1.2x faster at 8 tokens
+ * and 1.5-1.6x from 12.  In a model's decode step (best of 16 steps, 64-token
+ * contexts), 4 bits, whose codes it must unpack first: 8 sequences 12 %
+ * slower (1B shape) or the same (110M), 12 sequences 8-12 % faster; 8 bits,
+ * loaded as they are: 8 sequences of the 1B shape about 4 % faster.
  */
-#define AMX_MIN_TOKENS 12
+static size_t amx_min_tokens(int bits)
+{
+    return bits == 4 ? 12 : 8;
+}
 
 void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const float *xd,
                        const float *xsum, size_t t0, size_t t1, size_t r0, size_t r1, float *y,
@@ -475,7 +479,7 @@ void quant_packed_rows(const struct quant_matrix *m, const int8_t *xq, const flo
     size_t fast0 = r0, fast1 = r0;
 #ifdef KERNELS_X86
     if (isa >= KERNEL_ISA_AVX2 && b0 < b1) {
-        if (isa >= KERNEL_ISA_AMX && t1 - t0 >= AMX_MIN_TOKENS &&
+        if (isa >= KERNEL_ISA_AMX && t1 - t0 >= amx_min_tokens(m->bits) &&
             groups <= QUANT_PACKED_AMX_MAX_GROUPS)
             quant_packed_bundles_amx(m, xq, xd, xsum, t0, t1, b0, b1, y);
         else if (isa >= KERNEL_ISA_AVX512)
