@@ -12,6 +12,7 @@
 #include <utf8proc.h>
 #include <yaml.h>
 
+#include "kernels.h"
 #include "version.h"
 
 int sysinfo_memory_read(struct sysinfo_memory *out)
@@ -128,6 +129,8 @@ int sysinfo_describe(cJSON *obj)
     cJSON_AddStringToObject(cpu, "model", cpu_model);
     cJSON_AddNumberToObject(cpu, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
     sysinfo_add_simd(cpu);
+    /* what the engine's kernels use of them (AMX only where Linux grants it) */
+    cJSON_AddStringToObject(cpu, "kernels", kernel_isa_name(kernel_isa_get()));
 
     struct sysinfo_memory mem;
     if (sysinfo_memory_read(&mem) == 0)

@@ -39,7 +39,8 @@ try {
   r = await request(U, 'GET', '/api/system/info');
   const info = r.json || {};
   check('GET /api/system/info', r.status === 200 && info.os && info.kernel && info.cpu &&
-    info.cpu.cores >= 1 && Array.isArray(info.cpu.simd) && info.versions &&
+    info.cpu.cores >= 1 && Array.isArray(info.cpu.simd) &&
+    ['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'].includes(info.cpu.kernels) && info.versions &&
     info.versions.sqlite && info.versions.libcurl && info.versions['mlx-manager'], r.text);
 
   // ---- profiles: happy paths ------------------------------------------------
