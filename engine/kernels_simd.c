@@ -1117,12 +1117,19 @@ struct mm_job {
  * faster than with a job per matmul from 4 tokens up). */
 #define MM_PREPARE_SERIAL 65536
 
-/* int8 activations (or group sums) of token `chunk` */
+/* Token `chunk`'s activations as the kernels read them: int8 (or only group
+ * sums) for quantized weights, bf16 for MM_BF16X with several tokens. */
 static void mm_prepare(void *ctx, int chunk)
 {
     struct mm_job *j = ctx;
-    size_t cols = j->w->cols, gs = (size_t)j->w->q.group_size, ng = cols / gs;
-    size_t t = (size_t)chunk;
+    size_t cols = j->w->cols, t = (size_t)chunk;
+#ifdef KERNELS_X86
+    if (j->path == MM_BF16X) {
+        bf16x_convert(j->x + t * cols, cols, j->xb + t * bf16x_stride(cols));
+        return;
+    }
+#endif
+    size_t gs = (size_t)j->w->q.group_size, ng = cols / gs;
     if (j->path == MM_X8)
         kernel_x8_quantize(j->x + t * cols, cols, (int)gs, j->pair_order, j->xq + t * cols,
                            j->xd + t * ng, j->xs + t * ng);
@@ -1259,6 +1266,16 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
             j->xs = scratch + n * ng;
             j->xq = (int8_t *)(scratch + 2 * n * ng);
         }
+    }
+    for (int i = 0; i < nw; i++)
+        if (!w[i]->quantized && w[i]->dtype == DTYPE_BF16 && w[i]->x8 &&
+            jobs[i].isa >= KERNEL_ISA_AVX512BF16)
+            jobs[i].path = MM_BF16X;
+    /* several tokens' bf16 activations are rounded once, not per block of rows */
+    if (jobs[0].path == MM_BF16X && n > 1)
+        for (int i = 0; i < nw; i++)
+            jobs[i].xb = (uint16_t *)scratch;
+    if (w[0]->quantized || jobs[0].xb) {
         /* a few tokens are quicker to prepare than to hand out */
         if (n * w[0]->cols < MM_PREPARE_SERIAL)
             for (size_t t = 0; t < n; t++)
@@ -1266,20 +1283,6 @@ void kernel_matmul_multi(struct threadpool *pool, int nw, const struct kernel_ma
         else
             threadpool_run(pool, mm_prepare, &jobs[0], (int)n);
     }
-    for (int i = 0; i < nw; i++)
-        if (!w[i]->quantized && w[i]->dtype == DTYPE_BF16 && w[i]->x8 &&
-            jobs[i].isa >= KERNEL_ISA_AVX512BF16)
-            jobs[i].path = MM_BF16X;
-#ifdef KERNELS_X86
-    if (jobs[0].path == MM_BF16X && n > 1) {
-        /* the activations rounded to bf16 once, not per block of rows */
-        uint16_t *xb = (uint16_t *)scratch;
-        for (size_t t = 0; t < n; t++)
-            bf16x_convert(x + t * w[0]->cols, w[0]->cols, xb + t * bf16x_stride(w[0]->cols));
-        for (int i = 0; i < nw; i++)
-            jobs[i].xb = xb;
-    }
-#endif
     mj.n_chunks = threadpool_chunks(pool, (mj.total_rows + 15) / 16);
     threadpool_run(pool, mm_run, &mj, mj.n_chunks);
 }
