@@ -21,12 +21,6 @@
 #include "quant_packed_amx.h"
 #include "quant_packed_simd.h"
 
-/* codes of one row per step */
-static size_t step_codes(int bits)
-{
-    return bits == 4 ? 8 : 4;
-}
-
 static size_t row_bytes(const struct quant_matrix *m)
 {
     return quant_row_words(m->cols, m->bits) * 4;

@@ -137,7 +137,7 @@ TGT_AMX INLINE void bundles_tokens(const struct quant_matrix *m, const int8_t *x
     const int bits = m->bits;
     size_t cols = m->cols, rows = m->rows, gs = (size_t)m->group_size, groups = cols / gs;
     int k = gs < AMX_K ? (int)gs : AMX_K, slices = (int)gs / k;
-    size_t steps = gs / (bits == 4 ? 8 : 4), group_bytes = steps * STEP_BYTES;
+    size_t steps = gs / step_codes(bits), group_bytes = steps * STEP_BYTES;
     size_t psz = dtype_size(m->param_dtype);
     size_t params_ahead = PREFETCH4_BYTES / group_bytes;
     /* 4-bit codes as B rows (gs / 4 rows of 64 bytes a group), sums per group */

@@ -1,8 +1,8 @@
 /*
  * quant_packed_simd.h - what the packed matmul's SIMD kernels share
  * (quant_packed.c's AVX2 and AVX-512 ones, quant_packed_amx.c's): the
- * bundle step and the software prefetch of a group's codes and parameters.
- * x86 only; included after kernels_x86.h.
+ * bundle step and the software prefetch of a group's codes and parameters
+ * (x86 only).
  */
 #ifndef ENGINE_QUANT_PACKED_SIMD_H
 #define ENGINE_QUANT_PACKED_SIMD_H
@@ -11,6 +11,12 @@
 #include "quant_packed.h"
 
 #define STEP_BYTES 64 /* a bundle step: 4 bytes of each of the 16 rows */
+
+/* codes of one row per step */
+static inline size_t step_codes(int bits)
+{
+    return bits == 4 ? 8 : 4;
+}
 
 #ifdef KERNELS_X86
 
