@@ -411,8 +411,7 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
     } else if (done->finish == ENGINE_FINISH_ERROR) {
         failure = done->error[0] ? done->error : "generation failed";
     } else if (done->finish == ENGINE_FINISH_CANCELLED) {
-        failure = "the generation was cancelled (the model was unloaded or the server is "
-                  "stopping)";
+        failure = INFER_CANCELLED_MESSAGE;
         failure_type = "overloaded_error";
         failure_status = 503;
     }

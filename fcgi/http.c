@@ -212,15 +212,9 @@ int http_send_text(struct http_request *req, int status, const char *content_typ
     return status;
 }
 
-int http_send_error(struct http_request *req, int status, const char *code, const char *param,
-                    const char *fmt, ...)
+cJSON *http_error_json(int status, const char *code, const char *param, const char *msg)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    cJSON *root = http_own_json(req, cJSON_CreateObject());
+    cJSON *root = cJSON_CreateObject();
     cJSON *err = root ? cJSON_AddObjectToObject(root, "error") : NULL;
     if (err) {
         cJSON_AddStringToObject(err, "message", msg);
@@ -231,7 +225,19 @@ int http_send_error(struct http_request *req, int status, const char *code, cons
         else
             cJSON_AddNullToObject(err, "param");
     }
-    return http_send_json(req, status, root);
+    return root;
+}
+
+int http_send_error(struct http_request *req, int status, const char *code, const char *param,
+                    const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return http_send_json(req, status,
+                          http_own_json(req, http_error_json(status, code, param, msg)));
 }
 
 const char *http_anthropic_error_type(int status)

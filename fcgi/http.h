@@ -74,6 +74,10 @@ int http_send_json(struct http_request *req, int status, const cJSON *body);
 int http_send_error(struct http_request *req, int status, const char *code, const char *param,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* http_send_error's body as an object the caller owns (NULL when out of
+ * memory), for an error sent some other way (an SSE event). */
+cJSON *http_error_json(int status, const char *code, const char *param, const char *msg);
+
 /*
  * Sends Anthropic's error shape {"type":"error","error":{"type","message"}}
  * with `status`.  `type` ("invalid_request_error", "not_found_error", ...)

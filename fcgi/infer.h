@@ -62,6 +62,10 @@ void infer_free(struct infer_stream *s);
  * live.  Any thread. */
 int infer_cancel_all(void);
 
+/* What a client whose generation was cancelled that way is told. */
+#define INFER_CANCELLED_MESSAGE                                                                    \
+    "the generation was cancelled (the model was unloaded or the server is stopping)"
+
 /* Cancels the live streams running on model m (a forced unload), as
  * infer_cancel_all does.  Returns how many.  Any thread. */
 int infer_cancel_model(const struct engine_model *m);

@@ -261,22 +261,18 @@ int openai_send_failure(struct http_request *req, bool stream, const struct infe
     const char *code = cancelled ? "generation_cancelled" : "generation_failed";
     char msg[600];
     if (cancelled)
-        snprintf(msg, sizeof(msg),
-                 "the generation was cancelled (the model was unloaded or the "
-                 "server is stopping)");
+        snprintf(msg, sizeof(msg), "%s", INFER_CANCELLED_MESSAGE);
     else
         snprintf(msg, sizeof(msg), "generation failed: %s",
                  oom                      ? "out of memory"
                  : done && done->error[0] ? done->error
                                           : "unknown error");
+    int status = cancelled ? 503 : 500;
     if (!stream)
-        return http_send_error(req, cancelled ? 503 : 500, code, NULL, "%s", msg);
-    cJSON *err = cJSON_CreateObject();
-    cJSON *eo = cJSON_AddObjectToObject(err, "error");
-    cJSON_AddStringToObject(eo, "message", msg);
-    cJSON_AddStringToObject(eo, "type", "server_error");
-    cJSON_AddStringToObject(eo, "code", code);
-    cJSON_AddNullToObject(eo, "param");
+        return http_send_error(req, status, code, NULL, "%s", msg);
+    cJSON *err = http_error_json(status, code, NULL, msg);
+    if (!err)
+        return -1;
     int rc = openai_sse_json(req, err);
     cJSON_Delete(err);
     return rc;

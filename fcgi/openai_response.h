@@ -81,8 +81,9 @@ int openai_sse_json(struct http_request *req, const cJSON *obj);
 /*
  * A generation that ended without STOP or LENGTH (done: its DONE event, or
  * NULL when none came; oom: its output could not be kept).  On a stream,
- * sends an error event ({"error": {...}} as OpenAI streams do) and returns
- * what openai_sse_json does; otherwise sends the error response: 503
+ * sends an error event (the error response's body, as OpenAI streams do)
+ * and returns what openai_sse_json does (-1 also when out of memory);
+ * otherwise sends the error response: 503
  * generation_cancelled for a cancelled one (a forced unload, the server
  * stopping), else 500 generation_failed, and returns the status.
  */
