@@ -16,6 +16,7 @@
  * bandwidth-bound rather than compute-bound.
  */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -54,12 +55,12 @@ static bool amx_usable(void)
 #endif
 
 static enum kernel_isa isa_detected = KERNEL_ISA_SCALAR, isa_used = KERNEL_ISA_SCALAR;
-static int isa_ready;
+/* the first caller detects, on any thread (the daemon's request threads ask
+ * too: GET /api/system/info); the others wait for it */
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 
-enum kernel_isa kernel_isa_detect(void)
+static void isa_detect_once(void)
 {
-    if (isa_ready)
-        return isa_detected;
     enum kernel_isa isa = KERNEL_ISA_SCALAR;
 #ifdef KERNELS_X86
     unsigned a, b, c, d;
@@ -75,8 +76,12 @@ enum kernel_isa kernel_isa_detect(void)
     }
 #endif
     isa_detected = isa_used = isa;
-    isa_ready = 1;
-    return isa;
+}
+
+enum kernel_isa kernel_isa_detect(void)
+{
+    pthread_once(&isa_once, isa_detect_once);
+    return isa_detected;
 }
 
 enum kernel_isa kernel_isa_get(void)
