@@ -300,11 +300,13 @@ struct kernel_attn_tile {
 
 /*
  * kernel_attention for every row of the tile (K/V of the head at head_off
- * floats into each position's slot).  With AVX-512 and at least 4 rows,
- * every K/V position is read once per KERNEL_ATTN_TILE_ROWS rows (online
- * softmax per row, masked per row for causality and the window); otherwise
- * row by row through kernel_attention.  Each row within 1e-5 relative of
- * kernel_attention_ref.
+ * floats into each position's slot).  With AVX-512 (any head_dim up to 256)
+ * or AVX2 (head_dim a multiple of 8 up to 256), every K/V position is read
+ * once per KERNEL_ATTN_TILE_ROWS rows (online softmax per row, masked per
+ * row for causality and the window), and both compute the same bits: a
+ * row's result does not depend on the tile or the instruction set;
+ * otherwise row by row through kernel_attention.  Each row within 1e-5
+ * relative of kernel_attention_ref.
  */
 void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
                            size_t head_off, int head_dim, float scale);

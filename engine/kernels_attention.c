@@ -3,7 +3,8 @@
  * over a sequence's KV cache with an online softmax (kernels.h), scalar and
  * AVX2 paths picked at run time; and kernel_attention_tile: a tile of query
  * rows sharing one KV head, each K/V position read once for the tile
- * (AVX-512; row by row through kernel_attention elsewhere).
+ * (AVX-512 here; AVX2 in kernels_attention_avx2.c, which computes the same
+ * bits; row by row through kernel_attention elsewhere).
  *
  * The tile kernel is flash attention on a CPU: steps of 16 positions at
  * absolute multiples of 16, a per-row online softmax with a vector exp, then
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "kernels_attention_tile.h"
 #include "kernels_x86.h"
 
 /* ---------------------------------------------------------------------- */
@@ -231,12 +233,8 @@ void kernel_attention(const float *q, const struct kernel_kv_view *kv, size_t he
 /* ---------------------------------------------------------------------- */
 /* tiles of queries sharing one KV head                                    */
 
-static int row_start(const struct kernel_attn_tile *t, int pos)
-{
-    return t->window > 0 && pos + 1 > t->window ? pos + 1 - t->window : 0;
-}
-
-/* Row by row through kernel_attention: the path without AVX-512. */
+/* Row by row through kernel_attention: the path without AVX-512, and
+ * without AVX2 or for head dims the AVX2 tile kernel does not take. */
 static void tile_by_rows(const struct kernel_attn_tile *t, const struct kernel_kv_view *kv,
                          size_t head_off, int hd, float scale)
 {
@@ -244,14 +242,12 @@ static void tile_by_rows(const struct kernel_attn_tile *t, const struct kernel_k
         for (int g = 0; g < t->n_group; g++) {
             size_t off = (size_t)i * t->stride + (size_t)g * (size_t)hd;
             int pos = t->pos0 + i;
-            kernel_attention(t->q + off, kv, head_off, hd, row_start(t, pos), pos + 1, scale,
+            kernel_attention(t->q + off, kv, head_off, hd, tile_row_start(t, pos), pos + 1, scale,
                              t->out + off);
         }
 }
 
 #ifdef KERNELS_X86
-#define TILE_HD_MAX 256 /* head_dim the tile kernel takes */
-#define TILE_POS 16     /* positions per softmax step, at multiples of 16 */
 
 /* Rows up to which scores put positions in lanes (the few-rows path). */
 #define LANES_ROWS_MAX 8
@@ -266,10 +262,7 @@ struct tile_state {
     _Alignas(64) float sc[LANES_ROWS_MAX][TILE_POS]; /* few-rows scores, a lane per position */
     _Alignas(64) float wl[LANES_ROWS_MAX][TILE_POS]; /* few-rows weights, a row per query row */
     _Alignas(64) float kt[TILE_HD_MAX][TILE_POS];    /* K of a step that spans blocks */
-    /* this step's positions (the last repeated): element d * kstride from
-     * kp[j] is feature d of position j's K, element d from vp[j] of its V */
-    const void *kp[TILE_POS], *vp[TILE_POS];
-    size_t kstride;
+    struct kv_step_ptrs step;                        /* this step's positions */
 };
 
 /* The weights tile_pv reads: position j's for row r at w[j * pos + r * row]
@@ -279,12 +272,6 @@ struct pv_weights {
     const float *w;
     size_t pos, row;
 };
-
-/* Where element i of base is, F32 or F16. */
-static const void *kv_at(const void *base, size_t i, bool f16)
-{
-    return (const char *)base + i * (f16 ? 2 : 4);
-}
 
 /* Element i of p, F32 or F16, as a float. */
 TGT_AVX512 INLINE float kv_load1(const void *p, size_t i, const bool f16)
@@ -300,36 +287,6 @@ TGT_AVX512 INLINE __m512 kv_load16(__mmask16 m, const void *p, size_t i, const b
     return _mm512_maskz_loadu_ps(m, (const float *)p + i);
 }
 
-/* Points vp (and kp when with_k: the many-rows path; the few-rows path
- * reads K through lanes_kt) at V and K of positions p0 .. p0+np-1,
- * repeating the last up to TILE_POS: one division for the whole step, then
- * a strided fill per block the step touches (one block whenever
- * block_tokens is a multiple of 16; a per-position walk cost a one-row
- * decode head 12 % of its time). */
-static void kv_step(struct tile_state *st, const struct kernel_kv_view *kv, size_t head_off, int p0,
-                    int np, bool with_k)
-{
-    int blk = p0 / kv->block_tokens, in = p0 % kv->block_tokens;
-    bool f16 = kv->dtype == DTYPE_F16;
-    size_t ks = kernel_kv_k_slot(kv), vs = kernel_kv_v_slot(kv);
-    st->kstride = (size_t)kv->block_tokens;
-    for (int j = 0; j < np; blk++, in = 0) {
-        int run = np - j < kv->block_tokens - in ? np - j : kv->block_tokens - in;
-        const void *kb = kv_at(kv->k, kernel_kv_k_at(kv, kv->blocks[blk], in, head_off), f16);
-        const void *vb = kv_at(kv->v, kernel_kv_v_at(kv, kv->blocks[blk], in, head_off), f16);
-        for (int i = 0; i < run; i++, j++) {
-            st->vp[j] = kv_at(vb, (size_t)i * vs, f16);
-            if (with_k)
-                st->kp[j] = kv_at(kb, (size_t)i * ks, f16);
-        }
-    }
-    for (int j = np; j < TILE_POS; j++) {
-        st->vp[j] = st->vp[np - 1];
-        if (with_k)
-            st->kp[j] = st->kp[np - 1];
-    }
-}
-
 /* Scores of positions p0 .. p0+np-1 for every row (nvr vectors of 16 rows):
  * e[j][r] = q_r . K[p0+j], or -inf where row r does not see the position.
  * Returns each row's largest score (per lane). */
@@ -337,12 +294,12 @@ TGT_AVX512 INLINE void tile_scores(struct tile_state *st, int hd, int p0, int np
                                    const __m512i *rpos, const __m512i *rstart, __m512 *mc,
                                    const int nvr, const bool f16)
 {
-    size_t ks = st->kstride;
+    size_t ks = st->step.kstride;
     for (int j = 0; j < np; j += 4) {
         const void *kp[4];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
-            kp[u] = st->kp[j + u];
+            kp[u] = st->step.kp[j + u];
         __m512 acc[4][2];
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
@@ -396,7 +353,7 @@ TGT_AVX512 INLINE void pv_sums(const struct tile_state *st, struct pv_weights wt
         __m512 vv[8];
 #pragma GCC unroll 8
         for (int i = 0; i < nv; i++)
-            vv[i] = kv_load16(i == nv - 1 ? tail : (__mmask16)0xffff, st->vp[j],
+            vv[i] = kv_load16(i == nv - 1 ? tail : (__mmask16)0xffff, st->step.vp[j],
                               (size_t)(d0 + 16 * i), f16);
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
@@ -763,7 +720,7 @@ TGT_AVX512 INLINE void tile_lanes_impl(struct tile_state *st, const struct kerne
             lanes_scores_any(st, kt, ks, hd, &pf, nrows, ns, false);
         for (int s = 0; s < ns && p0 + TILE_POS * s < hi; s++) {
             int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
-            kv_step(st, kv, head_off, ps, np, false);
+            kv_step(&st->step, kv, head_off, ps, np, false);
             /* V of the next pass's block s, spread over this step's positions */
             const char *pfv = s < pf.n_blocks ? pf.v[s] : NULL;
             if (one_nv) {
@@ -814,29 +771,12 @@ TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
 {
     const int nvr = nrows > 16 ? 2 : 1, nr4 = (nrows + 3) & ~3;
     _Alignas(64) int pos[KERNEL_ATTN_TILE_ROWS], start[KERNEL_ATTN_TILE_ROWS];
-    int lo = INT32_MAX, hi = 0;
+    int lo, hi;
     /* the few-rows path reads only its rows' q columns, and one output row
      * when it has one row */
     const bool lanes = nrows <= LANES_ROWS_MAX;
     const int q_rows = lanes ? nrows : 16 * nvr, o_rows = nrows == 1 ? 1 : nr4;
-    for (int r = 0; r < 16 * nvr; r++) {
-        if (r < nrows) {
-            int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
-            const float *q = t->q + (size_t)i * t->stride + (size_t)g * (size_t)hd;
-            pos[r] = t->pos0 + i;
-            start[r] = row_start(t, pos[r]);
-            lo = start[r] < lo ? start[r] : lo;
-            hi = pos[r] + 1 > hi ? pos[r] + 1 : hi;
-            for (int d = 0; d < hd; d++)
-                st->qt[d][r] = q[d] * scale;
-        } else {
-            pos[r] = -1; /* padding: sees nothing */
-            start[r] = 0;
-            if (r < q_rows)
-                for (int d = 0; d < hd; d++)
-                    st->qt[d][r] = 0.0f;
-        }
-    }
+    tile_rows_begin(t, hd, scale, row0, nrows, 16 * nvr, q_rows, st->qt, pos, start, &lo, &hi);
     for (int r = 0; r < o_rows; r++)
         for (int d = 0; d < hd; d++)
             st->o[r][d] = 0.0f;
@@ -856,7 +796,7 @@ TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
     const struct pv_weights e = {&st->e[0][0], KERNEL_ATTN_TILE_ROWS, 1};
     for (int p0 = lo - lo % TILE_POS; !lanes && p0 < hi; p0 += TILE_POS) {
         int np = hi - p0 < TILE_POS ? hi - p0 : TILE_POS;
-        kv_step(st, kv, head_off, p0, np, true);
+        kv_step(&st->step, kv, head_off, p0, np, true);
         __m512 mc[2] = {m[0], m[nvr - 1]};
         if (nvr == 2)
             tile_scores(st, hd, p0, np, rpos, rstart, mc, 2, f16);
@@ -892,12 +832,7 @@ TGT_AVX512 INLINE void tile_avx512(const struct kernel_attn_tile *t,
     }
     for (int v = 0; !lanes && v < nvr; v++)
         _mm512_store_ps(lsum + 16 * v, l[v]);
-    for (int r = 0; r < nrows; r++) {
-        int i = (row0 + r) / t->n_group, g = (row0 + r) % t->n_group;
-        float *out = t->out + (size_t)i * t->stride + (size_t)g * (size_t)hd, inv = 1.0f / lsum[r];
-        for (int d = 0; d < hd; d++)
-            out[d] = st->o[r][d] * inv;
-    }
+    tile_rows_end(t, hd, row0, nrows, (const float(*)[TILE_HD_MAX])st->o, lsum);
 }
 TGT_AVX512 static void tile_avx512_f32(const struct kernel_attn_tile *t,
                                        const struct kernel_kv_view *kv, size_t head_off, int hd,
@@ -928,6 +863,10 @@ void kernel_attention_tile(const struct kernel_attn_tile *t, const struct kernel
             else
                 tile_avx512_f32(t, kv, head_off, head_dim, scale, r0, nr, &st);
         }
+        return;
+    }
+    if (kernel_isa_get() >= KERNEL_ISA_AVX2 && head_dim % 8 == 0 && head_dim <= TILE_HD_MAX) {
+        kernel_attention_tile_avx2(t, kv, head_off, head_dim, scale);
         return;
     }
 #endif

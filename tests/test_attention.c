@@ -3,9 +3,9 @@
  * kernel_attention_ref row by row: head dims that are and are not multiples
  * of 8 and 16, GQA groups of 1, 2, 4 and 7, tiles that start and end inside
  * and on block boundaries, sliding windows, tiles of more rows than one pass
- * takes, every ISA level; and each row's result bit for bit the same alone
- * as inside a larger tile.  (Several sequences in one batch through
- * block_attention: test_model's goldens.)
+ * takes, every ISA level; each row's result bit for bit the same alone
+ * as inside a larger tile, and the same from the AVX2 and AVX-512 kernels.  (Several sequences in
+ * one batch through block_attention: test_model's goldens.)
  */
 #include <math.h>
 
@@ -206,9 +206,64 @@ static void test_tile_row_independent(void)
     kernel_isa_set(KERNEL_ISA_AVX512);
 }
 
+/* The AVX2 and AVX-512 tile kernels compute the same bits (a model's output
+ * must not depend on the machine's vector width): every row of tiles of 1,
+ * 3 and 40 tokens, head dims the AVX2 kernel takes, both paths of each
+ * (few rows: positions in lanes; many: rows in lanes), steps that span
+ * blocks, windows.  Needs a CPU with AVX-512; elsewhere it says so. */
+static void test_tile_isa_agree(void)
+{
+    if (kernel_isa_detect() < KERNEL_ISA_AVX512) {
+        printf("     (no AVX-512 here: the AVX2 kernel is checked against the reference only)\n");
+        return;
+    }
+    static const int dims[] = {64, 8, 24, 40, 128};
+    static const int groups[] = {1, 2, 3, 4, 7, 12};
+    static const int block_sizes[] = {16, 32, 5};
+    /* (tokens, first position, window) */
+    static const int shapes[][3] = {{1, 0, 0}, {1, 95, 0}, {3, 14, 0}, {40, 150, 0}, {40, 90, 30}};
+    uint64_t seed = 41;
+    for (int f16 = 0; f16 < 2; f16++)
+        for (size_t bs = 0; bs < sizeof(block_sizes) / sizeof(*block_sizes); bs++)
+            for (size_t d = 0; d < sizeof(dims) / sizeof(*dims); d++) {
+                int hd = dims[d];
+                struct cache c;
+                cache_init(&c, hd, block_sizes[bs], f16 ? DTYPE_F16 : DTYPE_F32, &seed);
+                for (size_t gi = 0; gi < sizeof(groups) / sizeof(*groups); gi++)
+                    for (size_t s = 0; s < sizeof(shapes) / sizeof(*shapes); s++) {
+                        int group = groups[gi], n_tokens = shapes[s][0];
+                        size_t stride = (size_t)group * (size_t)hd, n = (size_t)n_tokens * stride;
+                        float *q = rand_floats(n, &seed, 2.0f);
+                        float *out[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+                        for (int w = 0; w < 2; w++) {
+                            kernel_isa_set(w ? KERNEL_ISA_AVX512 : KERNEL_ISA_AVX2);
+                            struct kernel_attn_tile t = {.q = q,
+                                                         .out = out[w],
+                                                         .stride = stride,
+                                                         .n_tokens = n_tokens,
+                                                         .n_group = group,
+                                                         .pos0 = shapes[s][1],
+                                                         .window = shapes[s][2]};
+                            kernel_attention_tile(&t, &c.view, 0, hd, 1.0f / sqrtf((float)hd));
+                        }
+                        CHECK_MSG(memcmp(out[0], out[1], n * sizeof(float)) == 0,
+                                  "%s hd %d group %d bt %d tokens %d pos0 %d window %d: AVX2 and "
+                                  "AVX-512 differ",
+                                  f16 ? "F16" : "F32", hd, group, block_sizes[bs], n_tokens,
+                                  shapes[s][1], shapes[s][2]);
+                        free(q);
+                        free(out[0]);
+                        free(out[1]);
+                    }
+                cache_free(&c);
+            }
+    kernel_isa_set(KERNEL_ISA_AVX512);
+}
+
 int main(void)
 {
     RUN(test_tile_shapes);
     RUN(test_tile_row_independent);
+    RUN(test_tile_isa_agree);
     return harness_finish();
 }
