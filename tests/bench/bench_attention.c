@@ -288,8 +288,23 @@ static void bench_decode_cold(void)
     threadpool_free(pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* --isa NAME: a lower instruction set than the CPU's (avx2 on an
+     * AVX-512 machine times the kernels CPUs without AVX-512 run) */
+    if (argc == 3 && !strcmp(argv[1], "--isa")) {
+        enum kernel_isa isa = KERNEL_ISA_SCALAR;
+        while (isa < kernel_isa_detect() && strcmp(kernel_isa_name(isa), argv[2]) != 0)
+            isa++;
+        if (strcmp(kernel_isa_name(isa), argv[2]) != 0) {
+            fprintf(stderr, "bench_attention: this CPU has no instruction set %s\n", argv[2]);
+            return 2;
+        }
+        kernel_isa_set(isa);
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: bench_attention [--isa scalar|avx2|avx512|...]\n");
+        return 2;
+    }
     printf("attention, one layer, one thread, isa %s (best of 3)\n",
            kernel_isa_name(kernel_isa_get()));
     static const int prompts[] = {512, 2048, 3400};
