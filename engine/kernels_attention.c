@@ -348,8 +348,7 @@ TGT_AVX512 INLINE void pv_sums(const struct tile_state *st, struct pv_weights wt
                                const int nr, const int nv, const bool f16)
 {
     for (int j = 0; j < np; j++) {
-        for (int l = 0; pfv && l < pf_per; l++)
-            _mm_prefetch(pfv + 64 * (size_t)(j * pf_per + l), _MM_HINT_T0);
+        kv_prefetch_v(pfv, pf_per, j);
         __m512 vv[8];
 #pragma GCC unroll 8
         for (int i = 0; i < nv; i++)
@@ -419,6 +418,7 @@ TGT_AVX512 INLINE void tile_pv_rows(struct tile_state *st, struct pv_weights wt,
  * that span blocks (block_tokens not a multiple of 16) go one at a time
  * through a copy. */
 #define LANES_STEPS_MAX 4
+_Static_assert(LANES_STEPS_MAX <= KV_PREFETCH_BLOCKS, "a pass asks for its blocks");
 
 static int lanes_steps(int nrows, int block_tokens)
 {
@@ -456,53 +456,6 @@ TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_vi
     kt[0] = &st->kt[0][0];
     *ks = TILE_POS;
     return false;
-}
-
-/* The few-rows path asks for the K and V of the blocks of the pass after
- * the one it computes: a decode step reads each KV head's blocks (16 KB
- * apart in the layer-major cache) in order, which the hardware prefetcher
- * does not follow (a 1B model's decode attention at 1024 positions: 1.3-1.6x
- * faster with this).  The requests are spread out, K over lanes_scores'
- * features and V over tile_pv's positions (64 prefetches at once stalled on
- * the core's miss buffers; V spread over the weighted sums instead of with
- * K took another 7-10 % off the 110M shape's decode steps at long context). */
-struct kv_prefetch {
-    const char *k[LANES_STEPS_MAX], *v[LANES_STEPS_MAX]; /* the blocks' K and V, one head */
-    int n_blocks;                                        /* 0: nothing to ask for */
-    size_t feature_bytes;                                /* of one K feature in a block */
-    int per_position; /* V lines to ask for per position of the weighted sums */
-};
-
-/* The blocks that start within the ns steps from p (< hi), one head. */
-static struct kv_prefetch kv_prefetch_of(const struct kernel_kv_view *kv, size_t head_off, int hd,
-                                         int p, int hi, int ns, bool f16)
-{
-    struct kv_prefetch pf = {.n_blocks = 0};
-    for (int s = 0; s < ns && p + TILE_POS * s < hi; s++) {
-        int q = p + TILE_POS * s;
-        if (q % kv->block_tokens >= TILE_POS)
-            continue; /* its block started in an earlier step */
-        pf.k[pf.n_blocks] = kv_at(kv->k, kernel_kv_k(kv, q, head_off), f16);
-        pf.v[pf.n_blocks++] = kv_at(kv->v, kernel_kv_v(kv, q, head_off), f16);
-    }
-    pf.feature_bytes = (size_t)kv->block_tokens * (f16 ? 2 : 4);
-    int lines = (int)(((size_t)hd * pf.feature_bytes + 63) / 64); /* of a block's V, one head */
-    pf.per_position = (lines + TILE_POS - 1) / TILE_POS;
-    return pf;
-}
-
-/* lanes_scores' share of pf's K for feature d: the feature's own bytes,
- * which are contiguous (K is feature-major), so the requests need no
- * bookkeeping.  A feature that starts inside a line the one before it
- * started (F16 K of 16-token blocks: two features a line) asks for nothing:
- * asking twice cost a one-row decode head about 5 % of its time. */
-TGT_AVX512 INLINE void kv_prefetch_step(const struct kv_prefetch *pf, int d)
-{
-    if ((size_t)d * pf->feature_bytes % 64 >= pf->feature_bytes)
-        return;
-    for (int b = 0; b < pf->n_blocks; b++)
-        for (size_t o = 0; o < pf->feature_bytes; o += 64)
-            _mm_prefetch(pf->k[b] + (size_t)d * pf->feature_bytes + o, _MM_HINT_T0);
 }
 
 /* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into

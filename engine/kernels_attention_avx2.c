@@ -26,6 +26,7 @@
  * four take 8 of AVX2's 16 registers. */
 #define FEW_ROWS_MAX 4
 #define FEW_CHAINS 4
+_Static_assert(FEW_CHAINS <= KV_PREFETCH_BLOCKS, "a pass asks for its blocks");
 
 struct tile2_state {
     _Alignas(32) float qt[TILE_HD_MAX][KERNEL_ATTN_TILE_ROWS]; /* scaled q, (hd, rows) */
@@ -82,10 +83,12 @@ TGT_AVX2 INLINE void scale_row8(float *o, int hd, float c)
 /*
  * o[r0 + r][d0 + 8i ...] += w(j, r0 + r) V[j][d0 + 8i ...] for j < np in
  * order, rows r < nr, vectors i < nv (nr * nv <= 8, accumulators in
- * registers); w(j, r) = w[j * wpos + r * wrow].
+ * registers); w(j, r) = w[j * wpos + r * wrow].  pfv's lines are asked
+ * for along the way, pf_per a position (kv_prefetch_v).
  */
 TGT_AVX2 INLINE void pv_block(struct tile2_state *st, const float *w, size_t wpos, size_t wrow,
-                              int np, int r0, int d0, const int nr, const int nv, const bool f16)
+                              int np, int r0, int d0, const char *pfv, int pf_per, const int nr,
+                              const int nv, const bool f16)
 {
     __m256 acc[8];
 #pragma GCC unroll 2
@@ -94,6 +97,7 @@ TGT_AVX2 INLINE void pv_block(struct tile2_state *st, const float *w, size_t wpo
         for (int i = 0; i < nv; i++)
             acc[r * nv + i] = _mm256_load_ps(&st->o[r0 + r][d0 + 8 * i]);
     for (int j = 0; j < np; j++) {
+        kv_prefetch_v(pfv, pf_per, j);
         __m256 vv[8];
 #pragma GCC unroll 8
         for (int i = 0; i < nv; i++)
@@ -115,15 +119,16 @@ TGT_AVX2 INLINE void pv_block(struct tile2_state *st, const float *w, size_t wpo
 
 /* pv_block over rows 0..nrows-1 and all hd dims with the counts known at
  * compile time: two rows and 32 dims at a time, or a last single row 64 at
- * a time (eight FMA chains either way). */
+ * a time (eight FMA chains either way); pfv's lines are asked for during
+ * the first block. */
 TGT_AVX2 INLINE void pv_rows(struct tile2_state *st, const float *w, size_t wpos, size_t wrow,
-                             int np, int nrows, int hd, const bool f16)
+                             int np, int nrows, int hd, const char *pfv, int pf_per, const bool f16)
 {
     for (int r0 = 0; r0 < nrows; r0 += 2) {
         int pair = nrows - r0 >= 2, width = pair ? 32 : 64;
-        for (int d0 = 0; d0 < hd; d0 += width) {
+        for (int d0 = 0; d0 < hd; d0 += width, pfv = NULL) {
             int nv = hd - d0 >= width ? width / 8 : (hd - d0) / 8;
-#define PV(nr, n) pv_block(st, w, wpos, wrow, np, r0, d0, nr, n, f16)
+#define PV(nr, n) pv_block(st, w, wpos, wrow, np, r0, d0, pfv, pf_per, nr, n, f16)
             if (pair)
                 switch (nv) {
                 case 4: PV(2, 4); break;
@@ -242,7 +247,7 @@ TGT_AVX2 INLINE void tile_rows(struct tile2_state *st, const struct kernel_kv_vi
             for (int r = 0; r < nrows; r++)
                 if (st->corr[r] != 1.0f)
                     scale_row8(st->o[r], hd, st->corr[r]);
-        pv_rows(st, &st->e[0][0], KERNEL_ATTN_TILE_ROWS, 1, np, nrows, hd, f16);
+        pv_rows(st, &st->e[0][0], KERNEL_ATTN_TILE_ROWS, 1, np, nrows, hd, NULL, 0, f16);
     }
     for (int v = 0; v < nvr; v++)
         _mm256_storeu_ps(lsum + 8 * v, l[v]);
@@ -286,14 +291,15 @@ TGT_AVX2 INLINE bool few_kt(struct tile2_state *st, const struct kernel_kv_view 
  * (scaled q in q[r]) into st->sc[s * nr + r]: per row the FMA chain over
  * the features that rows_scores runs in the row's lane. */
 TGT_AVX2 INLINE void few_scores(struct tile2_state *st, const float (*q)[TILE_HD_MAX],
-                                const void **kt, size_t ks, int hd, const int nr, const int ns,
-                                const bool f16)
+                                const void **kt, size_t ks, int hd, const struct kv_prefetch *pf,
+                                const int nr, const int ns, const bool f16)
 {
     __m256 acc[FEW_CHAINS][2];
 #pragma GCC unroll 4
     for (int c = 0; c < nr * ns; c++)
         acc[c][0] = acc[c][1] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d++) {
+        kv_prefetch_step(pf, d);
         __m256 k[FEW_CHAINS][2];
 #pragma GCC unroll 4
         for (int s = 0; s < ns; s++) {
@@ -318,18 +324,18 @@ TGT_AVX2 INLINE void few_scores(struct tile2_state *st, const float (*q)[TILE_HD
 }
 
 TGT_AVX2 INLINE void few_scores_any(struct tile2_state *st, const float (*q)[TILE_HD_MAX],
-                                    const void **kt, size_t ks, int hd, int nr, int ns,
-                                    const bool f16)
+                                    const void **kt, size_t ks, int hd,
+                                    const struct kv_prefetch *pf, int nr, int ns, const bool f16)
 {
     switch (nr * 8 + ns) {
-    case 1 * 8 + 4: few_scores(st, q, kt, ks, hd, 1, 4, f16); break;
-    case 1 * 8 + 3: few_scores(st, q, kt, ks, hd, 1, 3, f16); break;
-    case 1 * 8 + 2: few_scores(st, q, kt, ks, hd, 1, 2, f16); break;
-    case 1 * 8 + 1: few_scores(st, q, kt, ks, hd, 1, 1, f16); break;
-    case 2 * 8 + 2: few_scores(st, q, kt, ks, hd, 2, 2, f16); break;
-    case 2 * 8 + 1: few_scores(st, q, kt, ks, hd, 2, 1, f16); break;
-    case 3 * 8 + 1: few_scores(st, q, kt, ks, hd, 3, 1, f16); break;
-    default: few_scores(st, q, kt, ks, hd, 4, 1, f16); break;
+    case 1 * 8 + 4: few_scores(st, q, kt, ks, hd, pf, 1, 4, f16); break;
+    case 1 * 8 + 3: few_scores(st, q, kt, ks, hd, pf, 1, 3, f16); break;
+    case 1 * 8 + 2: few_scores(st, q, kt, ks, hd, pf, 1, 2, f16); break;
+    case 1 * 8 + 1: few_scores(st, q, kt, ks, hd, pf, 1, 1, f16); break;
+    case 2 * 8 + 2: few_scores(st, q, kt, ks, hd, pf, 2, 2, f16); break;
+    case 2 * 8 + 1: few_scores(st, q, kt, ks, hd, pf, 2, 1, f16); break;
+    case 3 * 8 + 1: few_scores(st, q, kt, ks, hd, pf, 3, 1, f16); break;
+    default: few_scores(st, q, kt, ks, hd, pf, 4, 1, f16); break;
     }
 }
 
@@ -390,12 +396,15 @@ TGT_AVX2 INLINE void tile_few(struct tile2_state *st, const struct kernel_kv_vie
     for (int ns = ns_max; p0 < hi; p0 += TILE_POS * ns) {
         int left = (hi - p0 + TILE_POS - 1) / TILE_POS;
         ns = left < ns_max ? left : ns_max;
+        struct kv_prefetch pf = {.n_blocks = 0};
+        if (kv->block_tokens % TILE_POS == 0)
+            pf = kv_prefetch_of(kv, head_off, hd, p0 + TILE_POS * ns, hi, ns, f16);
         const void *kt[FEW_CHAINS];
         size_t ks;
         if (few_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks, f16))
-            few_scores_any(st, (const float(*)[TILE_HD_MAX])q, kt, ks, hd, nrows, ns, true);
+            few_scores_any(st, (const float(*)[TILE_HD_MAX])q, kt, ks, hd, &pf, nrows, ns, true);
         else
-            few_scores_any(st, (const float(*)[TILE_HD_MAX])q, kt, ks, hd, nrows, ns, false);
+            few_scores_any(st, (const float(*)[TILE_HD_MAX])q, kt, ks, hd, &pf, nrows, ns, false);
         for (int s = 0; s < ns; s++) {
             int ps = p0 + TILE_POS * s, np = hi - ps < TILE_POS ? hi - ps : TILE_POS;
             kv_step(&st->step, kv, head_off, ps, np, false);
@@ -405,7 +414,9 @@ TGT_AVX2 INLINE void tile_few(struct tile2_state *st, const struct kernel_kv_vie
                 if (corr != 1.0f)
                     scale_row8(st->o[r], hd, corr);
             }
-            pv_rows(st, &st->w[0][0], 1, TILE_POS, np, nrows, hd, f16);
+            /* V of the next pass's block s, spread over this step's positions */
+            const char *pfv = s < pf.n_blocks ? pf.v[s] : NULL;
+            pv_rows(st, &st->w[0][0], 1, TILE_POS, np, nrows, hd, pfv, pf.per_position, f16);
         }
     }
     for (int r = 0; r < nrows; r++)
