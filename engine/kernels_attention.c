@@ -428,36 +428,6 @@ static int lanes_steps(int nrows, int block_tokens)
     return ns < LANES_STEPS_MAX ? ns : LANES_STEPS_MAX;
 }
 
-/* K of the ns steps from p0 (16 positions each, the last ending at or past
- * hi) as (hd, 16) each: element d * *ks from kt[s] is feature d of step s's
- * positions.  Straight from the blocks, in the cache's dtype, when
- * block_tokens is a multiple of 16 (steps past hi repeat the last one);
- * otherwise ns is 1 and the step is copied into st->kt as floats.  Returns
- * whether kt points at F16. */
-TGT_AVX512 INLINE bool lanes_kt(struct tile_state *st, const struct kernel_kv_view *kv,
-                                size_t head_off, int hd, int p0, int hi, int ns, const void **kt,
-                                size_t *ks, const bool f16)
-{
-    size_t bt = (size_t)kv->block_tokens;
-    if (bt % TILE_POS == 0) {
-        for (int s = 0; s < ns; s++)
-            kt[s] = p0 + TILE_POS * s < hi
-                        ? kv_at(kv->k, kernel_kv_k(kv, p0 + TILE_POS * s, head_off), f16)
-                        : kt[s - 1];
-        *ks = bt;
-        return f16;
-    }
-    for (int j = 0; j < TILE_POS; j++) {
-        /* positions past hi repeat the last one, as in kv_step */
-        const void *k = kv_at(kv->k, kernel_kv_k(kv, p0 + j < hi ? p0 + j : hi - 1, head_off), f16);
-        for (int d = 0; d < hd; d++)
-            st->kt[d][j] = kv_load1(k, (size_t)d * bt, f16);
-    }
-    kt[0] = &st->kt[0][0];
-    *ks = TILE_POS;
-    return false;
-}
-
 /* Scores of ns steps' 16 positions (one per lane) for rows 0..nr-1 into
  * st->sc[s * nr + r]: per row the FMA chain over features that tile_scores
  * runs in the row's lane.  Lanes past the positions hold garbage. */
@@ -667,7 +637,7 @@ TGT_AVX512 INLINE void tile_lanes_impl(struct tile_state *st, const struct kerne
             pf = kv_prefetch_of(kv, head_off, hd, p0 + TILE_POS * ns, hi, ns, f16);
         const void *kt[LANES_STEPS_MAX];
         size_t ks;
-        if (lanes_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks, f16))
+        if (tile_steps_k(kv, head_off, hd, p0, hi, ns, st->kt, kt, &ks))
             lanes_scores_any(st, kt, ks, hd, &pf, nrows, ns, true);
         else
             lanes_scores_any(st, kt, ks, hd, &pf, nrows, ns, false);

@@ -35,7 +35,7 @@ struct tile2_state {
     _Alignas(32) float corr[KERNEL_ATTN_TILE_ROWS];
     _Alignas(32) float sc[FEW_CHAINS][TILE_POS];  /* few-rows scores, a lane per position */
     _Alignas(32) float w[FEW_ROWS_MAX][TILE_POS]; /* few-rows weights, a row per query row */
-    _Alignas(32) float kt[FEW_CHAINS][TILE_HD_MAX][TILE_POS]; /* K of steps that span blocks */
+    _Alignas(32) float kt[TILE_HD_MAX][TILE_POS]; /* K of a step that spans blocks */
     struct kv_step_ptrs step;
 };
 
@@ -256,37 +256,6 @@ TGT_AVX2 INLINE void tile_rows(struct tile2_state *st, const struct kernel_kv_vi
 /* ---------------------------------------------------------------------- */
 /* few rows: a lane per position                                           */
 
-/* K of the ns steps from p0 (16 positions each; steps at or past hi
- * repeat the last) as (hd, 16) each: element d * *ks from kt[s] is feature
- * d of step s's positions.  Straight from the blocks when block_tokens is a
- * multiple of 16; otherwise copied into st->kt as floats (returns false:
- * not F16 then). */
-TGT_AVX2 INLINE bool few_kt(struct tile2_state *st, const struct kernel_kv_view *kv,
-                            size_t head_off, int hd, int p0, int hi, int ns, const void **kt,
-                            size_t *ks, const bool f16)
-{
-    size_t bt = (size_t)kv->block_tokens;
-    if (bt % TILE_POS == 0) {
-        for (int s = 0; s < ns; s++)
-            kt[s] = p0 + TILE_POS * s < hi
-                        ? kv_at(kv->k, kernel_kv_k(kv, p0 + TILE_POS * s, head_off), f16)
-                        : kt[s - 1];
-        *ks = bt;
-        return f16;
-    }
-    for (int s = 0; s < ns; s++) {
-        for (int j = 0; j < TILE_POS; j++) {
-            int p = p0 + TILE_POS * s + j;
-            const void *k = kv_at(kv->k, kernel_kv_k(kv, p < hi ? p : hi - 1, head_off), f16);
-            for (int d = 0; d < hd; d++)
-                st->kt[s][d][j] = load1(k, (size_t)d * bt, f16);
-        }
-        kt[s] = &st->kt[s][0][0];
-    }
-    *ks = TILE_POS;
-    return false;
-}
-
 /* Scores of ns steps' 16 positions (two vectors each) for rows 0..nr-1
  * (scaled q in q[r]) into st->sc[s * nr + r]: per row the FMA chain over
  * the features that rows_scores runs in the row's lane. */
@@ -401,7 +370,7 @@ TGT_AVX2 INLINE void tile_few(struct tile2_state *st, const struct kernel_kv_vie
             pf = kv_prefetch_of(kv, head_off, hd, p0 + TILE_POS * ns, hi, ns, f16);
         const void *kt[FEW_CHAINS];
         size_t ks;
-        if (few_kt(st, kv, head_off, hd, p0, hi, ns, kt, &ks, f16))
+        if (tile_steps_k(kv, head_off, hd, p0, hi, ns, st->kt, kt, &ks))
             few_scores_any(st, (const float(*)[TILE_HD_MAX])q, kt, ks, hd, &pf, nrows, ns, true);
         else
             few_scores_any(st, (const float(*)[TILE_HD_MAX])q, kt, ks, hd, &pf, nrows, ns, false);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "tensor.h"
 
 #define TILE_HD_MAX 256 /* head_dim the tile kernels take */
 #define TILE_POS 16     /* positions per softmax step, at multiples of 16 */
@@ -118,6 +119,39 @@ static inline void kv_step(struct kv_step_ptrs *s, const struct kernel_kv_view *
         if (with_k)
             s->kp[j] = s->kp[np - 1];
     }
+}
+
+/*
+ * K of the ns steps from p0 (16 positions each, the last ending at or past
+ * hi) for the few-rows paths, as (hd, 16) each: element d * *ks from kt[s]
+ * is feature d of step s's positions.  Straight from the blocks, in the
+ * cache's dtype, when block_tokens is a multiple of 16 (steps past hi
+ * repeat the last one); otherwise ns is 1 and the step is copied into copy
+ * as floats (positions past hi repeat the last one, as in kv_step).
+ * Returns whether kt points at F16.
+ */
+static inline bool tile_steps_k(const struct kernel_kv_view *kv, size_t head_off, int hd, int p0,
+                                int hi, int ns, float (*copy)[TILE_POS], const void **kt,
+                                size_t *ks)
+{
+    size_t bt = (size_t)kv->block_tokens;
+    bool f16 = kv->dtype == DTYPE_F16;
+    if (bt % TILE_POS == 0) {
+        for (int s = 0; s < ns; s++)
+            kt[s] = p0 + TILE_POS * s < hi
+                        ? kv_at(kv->k, kernel_kv_k(kv, p0 + TILE_POS * s, head_off), f16)
+                        : kt[s - 1];
+        *ks = bt;
+        return f16;
+    }
+    for (int j = 0; j < TILE_POS; j++) {
+        size_t k = kernel_kv_k(kv, p0 + j < hi ? p0 + j : hi - 1, head_off);
+        for (int d = 0; d < hd; d++)
+            copy[d][j] = dtype_load_f32(kv->k, kv->dtype, k + (size_t)d * bt);
+    }
+    kt[0] = &copy[0][0];
+    *ks = TILE_POS;
+    return false;
 }
 
 /* A decode pass (the few-rows paths) asks for the K and V of the blocks of
