@@ -98,6 +98,10 @@ enum kernel_isa kernel_isa_get(void);
  * tests and benchmarks comparing paths.  Not thread-safe against running kernels. */
 void kernel_isa_set(enum kernel_isa isa);
 
+/* The level kernel_isa_name calls name, if this CPU has it: true and *out;
+ * false for an unknown name or a level above the detected one. */
+bool kernel_isa_by_name(const char *name, enum kernel_isa *out);
+
 /* "scalar", "avx2", "avx512", "avx512bf16" or "amx". */
 const char *kernel_isa_name(enum kernel_isa isa);
 

@@ -96,6 +96,16 @@ void kernel_isa_set(enum kernel_isa isa)
     isa_used = isa < top ? isa : top;
 }
 
+bool kernel_isa_by_name(const char *name, enum kernel_isa *out)
+{
+    for (enum kernel_isa isa = KERNEL_ISA_SCALAR; isa <= kernel_isa_detect(); isa++)
+        if (!strcmp(kernel_isa_name(isa), name)) {
+            *out = isa;
+            return true;
+        }
+    return false;
+}
+
 const char *kernel_isa_name(enum kernel_isa isa)
 {
     switch (isa) {

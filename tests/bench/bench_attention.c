@@ -292,11 +292,9 @@ int main(int argc, char **argv)
 {
     /* --isa NAME: a lower instruction set than the CPU's (avx2 on an
      * AVX-512 machine times the kernels CPUs without AVX-512 run) */
+    enum kernel_isa isa;
     if (argc == 3 && !strcmp(argv[1], "--isa")) {
-        enum kernel_isa isa = KERNEL_ISA_SCALAR;
-        while (isa < kernel_isa_detect() && strcmp(kernel_isa_name(isa), argv[2]) != 0)
-            isa++;
-        if (strcmp(kernel_isa_name(isa), argv[2]) != 0) {
+        if (!kernel_isa_by_name(argv[2], &isa)) {
             fprintf(stderr, "bench_attention: this CPU has no instruction set %s\n", argv[2]);
             return 2;
         }

@@ -477,7 +477,16 @@ int main(int argc, char **argv)
             n_prefill = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
             n_decode = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--models") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            /* a lower instruction set than the CPU's: the kernels other
+             * CPUs run (avx2 on an AVX-512 machine) */
+            enum kernel_isa isa;
+            if (!kernel_isa_by_name(argv[++i], &isa)) {
+                fprintf(stderr, "bench_models: this CPU has no instruction set %s\n", argv[i]);
+                return 2;
+            }
+            kernel_isa_set(isa);
+        } else if (!strcmp(argv[i], "--models") && i + 1 < argc)
             snprintf(models, sizeof(models), "%s", argv[++i]);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc)
             snprintf(json, sizeof(json), "%s", argv[++i]);
@@ -489,6 +498,7 @@ int main(int argc, char **argv)
             fprintf(help ? stdout : stderr,
                     "usage: bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]\n"
                     "                    [--prefill N] [--decode N] [--models DIR] [--json FILE]\n"
+                    "                    [--isa scalar|avx2|avx512|avx512bf16|amx]\n"
                     "SHAPE: llama-1b-32k, llama-3.2-1b, qwen2.5-0.5b or llama-110m; "
                     "DTYPE: mlx-4bit, mlx-8bit or bf16\n");
             return help ? 0 : 2;
@@ -498,7 +508,7 @@ int main(int argc, char **argv)
     char err[256];
     struct threadpool *pools[3] = {0};
     double bw[3] = {0};
-    printf("kernels: %s\n", kernel_isa_name(kernel_isa_detect()));
+    printf("kernels: %s\n", kernel_isa_name(kernel_isa_get()));
     for (int nth = 1; nth <= 2; nth++) {
         if (only_threads && only_threads != nth)
             continue;
@@ -558,7 +568,7 @@ int main(int argc, char **argv)
         fprintf(f,
                 "{\"kernels\":\"%s\",\"bandwidth_gbs\":%.2f,\"bandwidth_gbs_1thread\":%.2f,"
                 "\"runs\":[",
-                kernel_isa_name(kernel_isa_detect()), bw[2], bw[1]);
+                kernel_isa_name(kernel_isa_get()), bw[2], bw[1]);
         for (int i = 0; i < nr; i++)
             fprintf(f,
                     "%s{\"model\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"prefill_tps\":%.2f,"
