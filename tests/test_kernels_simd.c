@@ -820,6 +820,21 @@ static void count_run(void *ctx, int chunk)
     atomic_fetch_add(&j->sum, s);
 }
 
+/* kernel_isa_by_name: every level up to the detected one by its name, none
+ * above it, no unknown name. */
+static void test_isa_by_name(void)
+{
+    enum kernel_isa top = kernel_isa_detect(), got = KERNEL_ISA_SCALAR;
+    for (enum kernel_isa isa = KERNEL_ISA_SCALAR; isa <= KERNEL_ISA_AMX; isa++) {
+        bool found = kernel_isa_by_name(kernel_isa_name(isa), &got);
+        CHECK_MSG(found == (isa <= top), "%s: found %d with %s detected", kernel_isa_name(isa),
+                  found, kernel_isa_name(top));
+        CHECK(!found || got == isa);
+    }
+    CHECK(!kernel_isa_by_name("avx3", &got));
+    CHECK(!kernel_isa_by_name("", &got));
+}
+
 static void test_threadpool(void)
 {
     char err[256];
@@ -869,6 +884,7 @@ int main(void)
         return 1;
     }
     RUN(test_threadpool);
+    RUN(test_isa_by_name);
     RUN(test_matmul_float);
     RUN(test_matmul_quant);
     RUN(test_matmul_bf16x);
