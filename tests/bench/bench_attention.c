@@ -291,17 +291,18 @@ static void bench_decode_cold(void)
 int main(int argc, char **argv)
 {
     /* --isa NAME: a lower instruction set than the CPU's (avx2 on an
-     * AVX-512 machine times the kernels CPUs without AVX-512 run) */
-    enum kernel_isa isa;
-    if (argc == 3 && !strcmp(argv[1], "--isa")) {
-        if (!kernel_isa_by_name(argv[2], &isa)) {
-            fprintf(stderr, "bench_attention: this CPU has no instruction set %s\n", argv[2]);
+     * AVX-512 machine times the kernels CPUs without AVX-512 run); other
+     * arguments are for other benchmarks (tests/bench/run.sh passes its
+     * arguments to every one) */
+    for (int i = 1; i + 1 < argc; i++) {
+        enum kernel_isa isa;
+        if (strcmp(argv[i], "--isa") != 0)
+            continue;
+        if (!kernel_isa_by_name(argv[++i], &isa)) {
+            fprintf(stderr, "bench_attention: this CPU has no instruction set %s\n", argv[i]);
             return 2;
         }
         kernel_isa_set(isa);
-    } else if (argc != 1) {
-        fprintf(stderr, "usage: bench_attention [--isa scalar|avx2|avx512|...]\n");
-        return 2;
     }
     printf("attention, one layer, one thread, isa %s (best of 3)\n",
            kernel_isa_name(kernel_isa_get()));
