@@ -8,10 +8,10 @@
  * tile): one lane per query row, each K element broadcast once to eight rows,
  * so K/V are read once per tile instead of once per row.  Few rows (a decode
  * step): one lane per position, two vectors a step, several steps' score
- * chains at once.  Every row's operations are the AVX-512 kernel's, in the
- * same order (kernels_attention_tile.h), so the two give the same bits, and
- * a row's result does not depend on the tile it is computed in.  Scratch is
- * one thread-local struct tile2_state.
+ * chains at once, the next pass's K/V blocks asked for along the way
+ * (kv_prefetch_of in kernels_attention_tile.h).  Every row's operations are the AVX-512 kernel's,
+ * in the same order (kernels_attention_tile.h), so the two give the same bits, and a row's result
+ * does not depend on the tile it is computed in.  Scratch is one thread-local struct tile2_state.
  */
 #include <math.h>
 #include <stdint.h>
