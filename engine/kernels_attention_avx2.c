@@ -402,13 +402,16 @@ TGT_AVX2 INLINE void tile_avx2(const struct kernel_attn_tile *t, const struct ke
     const int nvr = (nrows + 7) / 8;
     _Alignas(32) int pos[KERNEL_ATTN_TILE_ROWS], start[KERNEL_ATTN_TILE_ROWS];
     int lo, hi;
-    tile_rows_begin(t, hd, scale, row0, nrows, 8 * nvr, 8 * nvr, st->qt, pos, start, &lo, &hi);
+    /* the few-rows path reads only its rows' q columns: no padding zeros */
+    const bool few = nrows <= FEW_ROWS_MAX;
+    tile_rows_begin(t, hd, scale, row0, nrows, 8 * nvr, few ? nrows : 8 * nvr, st->qt, pos, start,
+                    &lo, &hi);
     for (int r = 0; r < nrows; r++)
         for (int d = 0; d < hd; d++)
             st->o[r][d] = 0.0f;
     float lsum[KERNEL_ATTN_TILE_ROWS];
     int p0 = lo - lo % TILE_POS;
-    if (nrows <= FEW_ROWS_MAX)
+    if (few)
         tile_few(st, kv, head_off, hd, p0, hi, nrows, pos, start, lsum, f16);
     else
         switch (nvr) {
