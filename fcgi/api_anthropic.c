@@ -269,16 +269,13 @@ static const char *aa_stop_reason(const struct infer_event *done, int tool_uses)
     return tool_uses > 0 ? "tool_use" : "end_turn";
 }
 
-static void aa_stream_error(struct http_request *req, const char *type, const char *msg)
+/* A stream's error event: the body of the error response with `status`
+ * (which picks the error type) and msg. */
+static void aa_stream_error(struct http_request *req, int status, const char *msg)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *e = o ? cJSON_AddObjectToObject(o, "error") : NULL;
-    if (e) {
-        cJSON_AddStringToObject(o, "type", "error");
-        cJSON_AddStringToObject(e, "type", type);
-        cJSON_AddStringToObject(e, "message", msg);
+    cJSON *o = http_anthropic_error_json(status, NULL, msg);
+    if (o)
         aa_send(req, "error", o);
-    }
     cJSON_Delete(o);
 }
 
@@ -404,7 +401,8 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
     usage->decode_tps = done->usage.decode_tps;
     g.cached_tokens = done->usage.cached_tokens;
     const char *stop_reason = aa_stop_reason(done, anthropic_output_tool_uses(out));
-    const char *failure = NULL, *failure_type = "api_error";
+    /* a failure's status picks its error type: 500 api_error, 503 overloaded_error */
+    const char *failure = NULL;
     int failure_status = 500;
     if (oom) {
         failure = "out of memory while generating";
@@ -412,7 +410,6 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
         failure = done->error[0] ? done->error : "generation failed";
     } else if (done->finish == ENGINE_FINISH_CANCELLED) {
         failure = INFER_CANCELLED_MESSAGE;
-        failure_type = "overloaded_error";
         failure_status = 503;
     }
 
@@ -424,12 +421,12 @@ static int aa_generate(struct http_request *req, struct anthropic_request *r,
         status = 499;
     } else if (r->stream) {
         if (failure)
-            aa_stream_error(req, failure_type, failure);
+            aa_stream_error(req, failure_status, failure);
         else
             aa_stream_end(&g, stop_reason, done->stop_string, usage->completion_tokens);
         status = req->status;
     } else if (failure) {
-        status = http_send_anthropic_error(req, failure_status, failure_type, "%s", failure);
+        status = http_send_anthropic_error(req, failure_status, NULL, "%s", failure);
     } else {
         cJSON *content = cJSON_Duplicate(anthropic_output_content(out), 1);
         cJSON *msg = http_own_json(

@@ -254,15 +254,9 @@ const char *http_anthropic_error_type(int status)
     return status >= 500 ? "api_error" : "invalid_request_error";
 }
 
-int http_send_anthropic_error(struct http_request *req, int status, const char *type,
-                              const char *fmt, ...)
+cJSON *http_anthropic_error_json(int status, const char *type, const char *msg)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    cJSON *root = http_own_json(req, cJSON_CreateObject());
+    cJSON *root = cJSON_CreateObject();
     if (root) {
         cJSON_AddStringToObject(root, "type", "error");
         cJSON *err = cJSON_AddObjectToObject(root, "error");
@@ -271,7 +265,19 @@ int http_send_anthropic_error(struct http_request *req, int status, const char *
             cJSON_AddStringToObject(err, "message", msg);
         }
     }
-    return http_send_json(req, status, root);
+    return root;
+}
+
+int http_send_anthropic_error(struct http_request *req, int status, const char *type,
+                              const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return http_send_json(req, status,
+                          http_own_json(req, http_anthropic_error_json(status, type, msg)));
 }
 
 int http_client_check(struct http_request *req)

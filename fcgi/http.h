@@ -86,6 +86,10 @@ cJSON *http_error_json(int status, const char *code, const char *param, const ch
 int http_send_anthropic_error(struct http_request *req, int status, const char *type,
                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* http_send_anthropic_error's body as an object the caller owns (NULL when
+ * out of memory), for an error sent as an SSE event. */
+cJSON *http_anthropic_error_json(int status, const char *type, const char *msg);
+
 /* Anthropic's error "type" for an HTTP status. */
 const char *http_anthropic_error_type(int status);
 
