@@ -6,6 +6,8 @@
 #   make stop     stop what `make run` started
 #   make fuzz     build the libFuzzer targets (clang); make fuzz-smoke runs each briefly
 #   make bench    benchmark programs that print numbers
+#   make bench-reference  llama.cpp (built here from the source node-llama-cpp
+#                    carries) and our engine on the same shapes, side by side
 #   make cert     a self-signed certificate for `make run TLS=1` (RUN_DIR/tls)
 #   make fuzz-long   every fuzz target for FUZZ_SECONDS (600) each, FUZZ_JOBS (3) at
 #                    a time, corpus kept in build-fuzz/corpus
@@ -52,6 +54,7 @@ TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN  = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all setup run stop test check fuzz fuzz-smoke fuzz-long load-test fault-test bench \
+        bench-reference \
         format format-check clean cert tsan
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -155,6 +158,11 @@ fault-test: setup $(BUILD)/mlx-manager
 
 bench: $(BUILD)/mlx-manager $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh
+
+# REFERENCE_ARGS: e.g. --quick, or --shapes llama-110m --types q4_0
+bench-reference: $(BUILD)/mlx-manager $(BUILD)/bench/bench_models $(BUILD)/bench/reference/gguf_random
+	@tools/setup.sh --reference
+	@BUILD=$(BUILD) node tests/bench/reference/bench_reference.mjs $(REFERENCE_ARGS)
 
 format:
 	clang-format -i $(ENGINE_SRC) $(wildcard engine/*.h engine/models/*.h) fcgi/*.c fcgi/*.h tests/*.c tests/*.h

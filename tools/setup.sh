@@ -11,6 +11,12 @@ set -eu
 PACKAGES="make gcc clang libclang-rt-14-dev pkg-config ca-certificates
   libfcgi-dev libcjson-dev libsqlite3-dev libyaml-dev libcurl4-openssl-dev
   libpcre2-dev libutf8proc-dev libssl-dev nginx curl procps chromium prometheus"
+# `tools/setup.sh --reference` (make bench-reference) adds what building
+# llama.cpp, the engine that benchmark compares with, takes: CMake, a C++
+# compiler and git.
+if [ "${1:-}" = "--reference" ]; then
+    PACKAGES="$PACKAGES cmake g++ git"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,219 @@
+// bench_reference.mjs - times llama.cpp, the best-known open CPU engine, on
+// this machine beside MLX Manager's engine, on the same model shapes at the
+// same bits per weight, and prints the two side by side.  `make
+// bench-reference` runs it; it is a benchmark (prints numbers, never fails on
+// speed), not a test.
+//
+// llama.cpp: the source that the npm package node-llama-cpp (pinned below)
+// carries as a git bundle, built here with cmake for this CPU (GGML_NATIVE),
+// once, under $BUILD/reference.  Its AMX matmul is left out (-mno-amx-*): on
+// the Sapphire-Rapids-class VMs we run on it crashes in
+// ggml_backend_amx_mul_mat (llama.cpp issue #20824, machine-dependent and
+// unfixed), so the best llama.cpp that runs here uses AVX-512.  Its own llama-bench times it: prefill of 512
+// tokens (pp512) and decode of 128 (tg128), best practice for that engine.
+// Models: random weights written by gguf_random (this directory), every
+// matrix Q4_0 (4.5 bits a weight, as MLX 4-bit g64), Q8_0 (8.5, as MLX
+// 8-bit g64) or BF16.  Ours: bench_models on the same shapes, same token
+// counts, same thread counts.
+//
+//   node tests/bench/reference/bench_reference.mjs [--quick] [--threads 1,2]
+//        [--shapes llama-1b-32k,llama-110m] [--types q4_0,q8_0,bf16] [--serving]
+//
+// --serving instead: llama.cpp's llama-server (8 parallel slots, 2 threads)
+// on the 110M Llama shape in Q4_0, driven by the same streaming clients as
+// bench_serving.mjs drives our server with (serving_clients.mjs): 1, 2, 4
+// and 8 clients, then the prefix-cache TTFT of a long system prompt.  Its
+// SentencePiece vocabulary of made-up pieces spells our benchmark's words
+// byte by byte, so its prompts are longer in tokens than ours: compare
+// prompt tokens per second, which the output gives, not raw TTFTs.
+//
+// Writes $BUILD/bench-reference.json: {"llama_cpp": "<tag>", "runs": [{shape,
+// type, threads, reference: {prefill_tps, decode_tps}, ours: {...}}]}.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../../integration/lib.mjs';
+import { clientsTable, prefixTtft, streamChat } from '../serving_clients.mjs';
+
+const NODE_LLAMA_CPP = '3.22.1'; // carries llama.cpp's source (its llama/ folder)
+const NO_AMX = '-mno-amx-tile -mno-amx-int8 -mno-amx-bf16';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+const BUILD = path.resolve(root, process.env.BUILD || 'build');
+const refDir = path.join(BUILD, 'reference');
+const modelsDir = path.join(BUILD, 'bench-models');
+
+// shape: gguf_random's options and bench_models' name for it
+const SHAPES = {
+  'llama-1b-32k': ['--hidden', '2048', '--layers', '16', '--heads', '32', '--kv-heads', '8',
+    '--ffn', '8192', '--vocab', '32000'],
+  'llama-110m': ['--hidden', '768', '--layers', '12', '--heads', '12', '--kv-heads', '12',
+    '--ffn', '2048', '--vocab', '32000', '--tie'],
+};
+// llama.cpp type -> bench_models dtype of the same width
+const TYPES = { q4_0: 'mlx-4bit', q8_0: 'mlx-8bit', bf16: 'bf16' };
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1].split(',') : dflt;
+};
+const quick = args.includes('--quick');
+const serving = args.includes('--serving');
+const threads = opt('--threads', quick ? ['2'] : ['1', '2']).map(Number);
+const shapes = opt('--shapes', ['llama-1b-32k']);
+const types = opt('--types', quick ? ['q4_0'] : ['q4_0', 'q8_0', 'bf16']);
+for (const s of shapes) if (!SHAPES[s]) fail(`unknown shape ${s} (${Object.keys(SHAPES).join(', ')})`);
+for (const t of types) if (!TYPES[t]) fail(`unknown type ${t} (${Object.keys(TYPES).join(', ')})`);
+if (threads.some((t) => !(t >= 1))) fail('--threads takes positive numbers');
+
+function fail(msg) {
+  console.error(`bench_reference: ${msg}`);
+  process.exit(2);
+}
+
+// Runs a command; returns its standard output.  opts.log: a file for its
+// output (standard error too), named on failure; without it standard
+// error is shown.  Exits on failure.
+function run(cmd, argv, opts = {}) {
+  const log = opts.log ? fs.openSync(opts.log, 'a') : 'inherit';
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', opts.log ? log : 'pipe', log],
+    cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20,
+    env: { ...process.env, MAKEFLAGS: '' } });
+  if (opts.log) fs.closeSync(log);
+  if (r.error) fail(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0)
+    fail(`${cmd} ${argv.join(' ')} exited with ${r.status}${opts.log ? ` (output in ${opts.log})` : ''}`);
+  return r.stdout;
+}
+
+// llama.cpp's source from the node-llama-cpp tarball, built once.
+function buildLlamaCpp(target) {
+  const src = path.join(refDir, 'llama.cpp');
+  const bin = path.join(src, 'build', 'bin');
+  const info = path.join(refDir, 'llama.cpp.info.json');
+  const log = path.join(refDir, 'build.log');
+  if (fs.existsSync(path.join(bin, target)) && fs.existsSync(info))
+    return { bin, tag: JSON.parse(fs.readFileSync(info, 'utf8')).tag };
+  if (fs.existsSync(path.join(src, 'build', 'CMakeCache.txt')) && fs.existsSync(info)) {
+    console.log(`building llama.cpp's ${target} (output in ${log})`);
+    run('cmake', ['--build', path.join(src, 'build'), '-j', '2', '--target', target], { log });
+    return { bin, tag: JSON.parse(fs.readFileSync(info, 'utf8')).tag };
+  }
+  fs.mkdirSync(refDir, { recursive: true });
+  const tgz = `node-llama-cpp-${NODE_LLAMA_CPP}.tgz`;
+  if (!fs.existsSync(path.join(refDir, tgz))) {
+    console.log(`fetching node-llama-cpp ${NODE_LLAMA_CPP} from npm (it carries llama.cpp's source)`);
+    run('npm', ['pack', '--silent', `node-llama-cpp@${NODE_LLAMA_CPP}`, '--pack-destination', refDir],
+      { log: path.join(refDir, 'npm.log') });
+  }
+  run('tar', ['-xzf', tgz, 'package/llama/gitRelease.bundle', 'package/llama/llama.cpp.info.json'],
+    { cwd: refDir });
+  fs.renameSync(path.join(refDir, 'package/llama/llama.cpp.info.json'), info);
+  fs.rmSync(src, { recursive: true, force: true });
+  run('git', ['-c', 'advice.detachedHead=false', 'clone', '--quiet',
+    path.join(refDir, 'package/llama/gitRelease.bundle'), src]);
+  fs.rmSync(path.join(refDir, 'package'), { recursive: true, force: true });
+  const tag = JSON.parse(fs.readFileSync(info, 'utf8')).tag;
+  fs.rmSync(log, { force: true });
+  console.log(`building llama.cpp ${tag} for this CPU (a few minutes on 2 cores; output in ${log})`);
+  run('cmake', ['-S', src, '-B', path.join(src, 'build'), '-DCMAKE_BUILD_TYPE=Release',
+    '-DGGML_NATIVE=ON', `-DCMAKE_C_FLAGS=${NO_AMX}`, `-DCMAKE_CXX_FLAGS=${NO_AMX}`, '-DLLAMA_CURL=OFF', '-DBUILD_SHARED_LIBS=OFF', '-DLLAMA_BUILD_TESTS=OFF',
+    '-DLLAMA_BUILD_EXAMPLES=OFF'], { log });
+  run('cmake', ['--build', path.join(src, 'build'), '-j', '2', '--target', target], { log });
+  return { bin, tag };
+}
+
+function ensureGguf(shape, type) {
+  const file = path.join(modelsDir, `${shape}-${type}.gguf`);
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(modelsDir, { recursive: true });
+    run(path.join(BUILD, 'bench', 'reference', 'gguf_random'),
+      ['--out', file, '--type', type, ...SHAPES[shape]], { log: path.join(refDir, 'models.log') });
+  }
+  return file;
+}
+
+// llama-bench's pp512 and tg128, best of its repetitions' mean (avg_ts).
+function timeReference(bin, model, nthreads) {
+  const out = run(path.join(bin, 'llama-bench'), ['-m', model, '-p', '512', '-n', '128',
+    '-t', String(nthreads), '-r', quick ? '2' : '3', '-o', 'json']);
+  const rows = JSON.parse(out);
+  const pick = (f) => rows.find(f)?.avg_ts ?? NaN;
+  return {
+    prefill_tps: pick((r) => r.n_prompt === 512 && r.n_gen === 0),
+    decode_tps: pick((r) => r.n_gen === 128 && r.n_prompt === 0),
+  };
+}
+
+function timeOurs(shape, dtype, nthreads) {
+  const json = path.join(refDir, 'ours.json');
+  run(path.join(BUILD, 'bench', 'bench_models'), ['--only', shape, '--dtype', dtype,
+    '--threads', String(nthreads), '--prefill', '512', '--decode', '128', '--json', json]);
+  const r = JSON.parse(fs.readFileSync(json, 'utf8')).runs[0];
+  return { prefill_tps: r.prefill_tps, decode_tps: r.decode_tps, roofline_pct: r.roofline_pct };
+}
+
+// llama-server on the 110M shape, driven as bench_serving.mjs drives ours.
+async function servingReference() {
+  const { bin, tag } = buildLlamaCpp('llama-server');
+  const model = ensureGguf('llama-110m', 'q4_0');
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const log = path.join(refDir, 'llama-server.log');
+  const out = fs.openSync(log, 'w');
+  // 8 slots of 8192 tokens: room for the long system prompt in any slot
+  const srv = spawn(path.join(bin, 'llama-server'), ['-m', model, '--host', '127.0.0.1',
+    '--port', String(port), '-np', '8', '-c', '65536', '-t', '2', '--no-webui'],
+  { stdio: ['ignore', out, out] });
+  const stop = () => { if (srv.exitCode === null) srv.kill('SIGTERM'); };
+  process.on('exit', stop);
+  try {
+    let up = false;
+    for (let i = 0; i < 600 && !up && srv.exitCode === null; i++) {
+      try { up = (await fetch(`${base}/health`)).status === 200; } catch { /* not listening yet */ }
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!up) fail(`llama-server did not come up in 60 s (log: ${log})`);
+    const tokens = quick ? 24 : 64, repeat = quick ? 2 : 3;
+    console.log(`\n## llama.cpp ${tag} llama-server, llama-110m Q4_0, 8 slots, 2 threads, ${tokens} tokens per client`);
+    await streamChat(base, { model: 'm', max_tokens: 4, ignore_eos: true, messages: [{ role: 'user', content: 'warm up' }] });
+    const clients = await clientsTable(base, 'm', [1, 2, 4, 8], tokens, repeat);
+    const prefix = await prefixTtft(base, 'm', repeat);
+    const outFile = path.join(BUILD, 'bench-reference-serving.json');
+    fs.writeFileSync(outFile, JSON.stringify({ llama_cpp: tag, shape: 'llama-110m', type: 'q4_0', clients, prefix }, null, 1) + '\n');
+    console.log(`wrote ${outFile}`);
+  } finally {
+    stop();
+    fs.closeSync(out);
+  }
+}
+
+if (serving) {
+  await servingReference();
+  process.exit(0);
+}
+const { bin, tag } = buildLlamaCpp('llama-bench');
+const results = [];
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
+console.log(`\nllama.cpp ${tag} (llama-bench) vs MLX Manager (bench_models), tokens/s`);
+console.log('shape          type  thr | llama.cpp prefill  decode | ours prefill  decode | prefill  decode');
+for (const shape of shapes) {
+  for (const type of types) {
+    const model = ensureGguf(shape, type);
+    for (const t of threads) {
+      const reference = timeReference(bin, model, t);
+      const ours = timeOurs(shape, TYPES[type], t);
+      results.push({ shape, type, ours_dtype: TYPES[type], threads: t, reference, ours });
+      console.log(`${shape.padEnd(14)} ${type.padEnd(5)} ${String(t).padStart(3)} | `
+        + `${f1(reference.prefill_tps).padStart(17)} ${f1(reference.decode_tps).padStart(7)} | `
+        + `${f1(ours.prefill_tps).padStart(12)} ${f1(ours.decode_tps).padStart(7)} | `
+        + `${ratio(ours.prefill_tps, reference.prefill_tps).padStart(7)} `
+        + `${ratio(ours.decode_tps, reference.decode_tps).padStart(7)}`);
+    }
+  }
+}
+const outFile = path.join(BUILD, 'bench-reference.json');
+fs.writeFileSync(outFile, JSON.stringify({ llama_cpp: tag, runs: results }, null, 1) + '\n');
+console.log(`wrote ${outFile}`);
