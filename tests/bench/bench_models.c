@@ -3,7 +3,8 @@
  * shapes against the machine's memory bandwidth, for 1 and 2 threads.
  *
  *   bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]
- *                [--prefill N] [--decode N] [--models DIR] [--json FILE]
+ *                [--prefill N] [--decode N] [--models-only] [--models DIR]
+ *                [--json FILE]
  *
  * Models are made once with `mlx-manager mkmodel` under DIR (default
  * $BUILD/bench-models) and reused: Llama-3.2-1B (vocab 128256), Qwen2.5-0.5B,
@@ -23,8 +24,9 @@
  * --only SHAPE: one model shape (all dtypes, full sizes); --dtype DTYPE
  * (mlx-4bit, mlx-8bit or bf16): that dtype only; --threads N (1 or 2): that
  * thread count only; --prefill N and --decode N: other token counts (e.g. a
- * short prefill to profile decode).  Results also go to FILE (default
- * $BUILD/bench.json).
+ * short prefill to profile decode, or --prefill 1 to decode from an empty
+ * context); --models-only: the model runs without the matvec and batched
+ * decode sections.  Results also go to FILE (default $BUILD/bench.json).
  */
 #include <immintrin.h>
 #include <malloc.h>
@@ -463,10 +465,13 @@ int main(int argc, char **argv)
     snprintf(json, sizeof(json), "%s/bench.json", build);
     const char *only = NULL, *only_dtype = NULL;
     int only_threads = 0, n_prefill = 0, n_decode = 0;
+    bool models_only = false; /* no matvec and no batched decode section */
     bool quick = getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") != '0';
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strcmp(argv[i], "--models-only"))
+            models_only = true;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc)
@@ -495,12 +500,14 @@ int main(int argc, char **argv)
             bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
             if (!help)
                 fprintf(stderr, "bench_models: unknown option or missing value: %s\n", argv[i]);
-            fprintf(help ? stdout : stderr,
-                    "usage: bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]\n"
-                    "                    [--prefill N] [--decode N] [--models DIR] [--json FILE]\n"
-                    "                    [--isa scalar|avx2|avx512|avx512bf16|amx]\n"
-                    "SHAPE: llama-1b-32k, llama-3.2-1b, qwen2.5-0.5b or llama-110m; "
-                    "DTYPE: mlx-4bit, mlx-8bit or bf16\n");
+            fprintf(
+                help ? stdout : stderr,
+                "usage: bench_models [--quick] [--only SHAPE] [--dtype DTYPE] [--threads N]\n"
+                "                    [--prefill N] [--decode N] [--models-only] [--models DIR]\n"
+                "                    [--json FILE]\n"
+                "                    [--isa scalar|avx2|avx512|avx512bf16|amx]\n"
+                "SHAPE: llama-1b-32k, llama-3.2-1b, qwen2.5-0.5b or llama-110m; "
+                "DTYPE: mlx-4bit, mlx-8bit or bf16\n");
             return help ? 0 : 2;
         }
     }
@@ -520,7 +527,7 @@ int main(int argc, char **argv)
         printf("memory read bandwidth, %d thread%s: %.1f GB/s\n", nth, nth > 1 ? "s" : "", bw[nth]);
     }
     for (int nth = 1; nth <= 2; nth++)
-        if (!only_threads || only_threads == nth)
+        if (!models_only && (!only_threads || only_threads == nth))
             bench_matvec(pools[nth], nth);
     if (n_prefill < 1)
         n_prefill = quick ? 128 : 512;
@@ -551,11 +558,12 @@ int main(int argc, char **argv)
      * threads asked for */
     int batch_threads = only_threads ? only_threads : 2;
     const char *batch_dtype = only_dtype ? only_dtype : dtypes[0];
-    printf("batched decode, engine only (%d-token contexts, %d steps):\n", BATCH_CTX,
-           quick ? 4 : 16);
     struct batch_run batch[64];
     int nb = 0;
-    for (size_t s = 0; s < n_shapes; s++) {
+    if (!models_only)
+        printf("batched decode, engine only (%d-token contexts, %d steps):\n", BATCH_CTX,
+               quick ? 4 : 16);
+    for (size_t s = 0; s < n_shapes && !models_only; s++) {
         char dir[1100];
         if ((only && strcmp(only, shapes[s].name) != 0) ||
             ensure_model(models, build, &shapes[s], batch_dtype, dir, sizeof(dir)) != 0)

@@ -5,16 +5,17 @@
 // speed), not a test.
 //
 // llama.cpp: the source that the npm package node-llama-cpp (pinned below)
-// carries as a git bundle, built here with cmake for this CPU (GGML_NATIVE),
-// once, under $BUILD/reference.  Its AMX matmul is left out (-mno-amx-*): on
-// the Sapphire-Rapids-class VMs we run on it crashes in
-// ggml_backend_amx_mul_mat (llama.cpp issue #20824, machine-dependent and
-// unfixed), so the best llama.cpp that runs here uses AVX-512.  Its own llama-bench times it: prefill of 512
-// tokens (pp512) and decode of 128 (tg128), best practice for that engine.
+// carries as a git bundle, built here with cmake for this CPU (GGML_NATIVE,
+// so with its AMX matmul where the CPU has AMX), once, under $BUILD/reference.
+// The build type is RelWithDebInfo (-O2): built Release (-O3), its AMX
+// matmul crashes in ggml_backend_amx_mul_mat on the AMX Xeon VM we measure
+// on (as in llama.cpp issue #20824), and at -O2 it runs.  Its own
+// llama-bench times it (timeReference): prefill of 512 tokens, decode of
+// 128 from an empty context and after a 512-token one.
 // Models: random weights written by gguf_random (this directory), every
 // matrix Q4_0 (4.5 bits a weight, as MLX 4-bit g64), Q8_0 (8.5, as MLX
-// 8-bit g64) or BF16.  Ours: bench_models on the same shapes, same token
-// counts, same thread counts.
+// 8-bit g64) or BF16.  Ours: bench_models on the same shapes, the same
+// three measurements, the same thread counts.
 //
 //   node tests/bench/reference/bench_reference.mjs [--quick] [--threads 1,2]
 //        [--shapes llama-1b-32k,llama-110m] [--types q4_0,q8_0,bf16] [--serving]
@@ -28,7 +29,8 @@
 // prompt tokens per second, which the output gives, not raw TTFTs.
 //
 // Writes $BUILD/bench-reference.json: {"llama_cpp": "<tag>", "runs": [{shape,
-// type, threads, reference: {prefill_tps, decode_tps}, ours: {...}}]}.
+// type, threads, reference: {prefill_tps, decode_tps, decode_d512_tps},
+// ours: {... and roofline_pct}}]}.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,7 +38,6 @@ import { freePort } from '../../integration/lib.mjs';
 import { clientsTable, prefixTtft, streamChat } from '../serving_clients.mjs';
 
 const NODE_LLAMA_CPP = '3.22.1'; // carries llama.cpp's source (its llama/ folder)
-const NO_AMX = '-mno-amx-tile -mno-amx-int8 -mno-amx-bf16';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const BUILD = path.resolve(root, process.env.BUILD || 'build');
@@ -117,8 +118,8 @@ function buildLlamaCpp(target) {
   const tag = JSON.parse(fs.readFileSync(info, 'utf8')).tag;
   fs.rmSync(log, { force: true });
   console.log(`building llama.cpp ${tag} for this CPU (a few minutes on 2 cores; output in ${log})`);
-  run('cmake', ['-S', src, '-B', path.join(src, 'build'), '-DCMAKE_BUILD_TYPE=Release',
-    '-DGGML_NATIVE=ON', `-DCMAKE_C_FLAGS=${NO_AMX}`, `-DCMAKE_CXX_FLAGS=${NO_AMX}`, '-DLLAMA_CURL=OFF', '-DBUILD_SHARED_LIBS=OFF', '-DLLAMA_BUILD_TESTS=OFF',
+  run('cmake', ['-S', src, '-B', path.join(src, 'build'), '-DCMAKE_BUILD_TYPE=RelWithDebInfo',
+    '-DGGML_NATIVE=ON', '-DLLAMA_CURL=OFF', '-DBUILD_SHARED_LIBS=OFF', '-DLLAMA_BUILD_TESTS=OFF',
     '-DLLAMA_BUILD_EXAMPLES=OFF'], { log });
   run('cmake', ['--build', path.join(src, 'build'), '-j', '2', '--target', target], { log });
   return { bin, tag };
@@ -134,24 +135,34 @@ function ensureGguf(shape, type) {
   return file;
 }
 
-// llama-bench's pp512 and tg128, best of its repetitions' mean (avg_ts).
+// llama-bench: prefill of 512 tokens (pp512), decode of 128 from an empty
+// context (tg128) and after a 512-token one (tg128 @ d512), each its mean
+// over the repetitions (avg_ts).
 function timeReference(bin, model, nthreads) {
-  const out = run(path.join(bin, 'llama-bench'), ['-m', model, '-p', '512', '-n', '128',
-    '-t', String(nthreads), '-r', quick ? '2' : '3', '-o', 'json']);
-  const rows = JSON.parse(out);
+  const bench = (extra) => JSON.parse(run(path.join(bin, 'llama-bench'), ['-m', model, ...extra,
+    '-t', String(nthreads), '-r', quick ? '2' : '3', '-o', 'json']));
+  const rows = bench(['-p', '512', '-n', '128']);
   const pick = (f) => rows.find(f)?.avg_ts ?? NaN;
   return {
     prefill_tps: pick((r) => r.n_prompt === 512 && r.n_gen === 0),
     decode_tps: pick((r) => r.n_gen === 128 && r.n_prompt === 0),
+    decode_d512_tps: bench(['-p', '0', '-n', '128', '-d', '512'])[0]?.avg_ts ?? NaN,
   };
 }
 
+// bench_models the same three ways: its 512-token prefill and the decode
+// after it, then the decode after a 1-token prompt.
 function timeOurs(shape, dtype, nthreads) {
   const json = path.join(refDir, 'ours.json');
-  run(path.join(BUILD, 'bench', 'bench_models'), ['--only', shape, '--dtype', dtype,
-    '--threads', String(nthreads), '--prefill', '512', '--decode', '128', '--json', json]);
-  const r = JSON.parse(fs.readFileSync(json, 'utf8')).runs[0];
-  return { prefill_tps: r.prefill_tps, decode_tps: r.decode_tps, roofline_pct: r.roofline_pct };
+  const bench = (prefill) => {
+    run(path.join(BUILD, 'bench', 'bench_models'), ['--only', shape, '--dtype', dtype,
+      '--threads', String(nthreads), '--prefill', String(prefill), '--decode', '128',
+      '--models-only', '--json', json]);
+    return JSON.parse(fs.readFileSync(json, 'utf8')).runs[0];
+  };
+  const after512 = bench(512), empty = bench(1);
+  return { prefill_tps: after512.prefill_tps, decode_tps: empty.decode_tps,
+    decode_d512_tps: after512.decode_tps, roofline_pct: empty.roofline_pct };
 }
 
 // llama-server on the 110M shape, driven as bench_serving.mjs drives ours.
@@ -162,9 +173,10 @@ async function servingReference() {
   const base = `http://127.0.0.1:${port}`;
   const log = path.join(refDir, 'llama-server.log');
   const out = fs.openSync(log, 'w');
-  // 8 slots of 8192 tokens: room for the long system prompt in any slot
+  // 8 slots of 12288 tokens: room in any slot for the long system prompt,
+  // which this vocabulary spells in about 8,500 tokens
   const srv = spawn(path.join(bin, 'llama-server'), ['-m', model, '--host', '127.0.0.1',
-    '--port', String(port), '-np', '8', '-c', '65536', '-t', '2', '--no-webui'],
+    '--port', String(port), '-np', '8', '-c', String(8 * 12288), '-t', '2', '--no-webui'],
   { stdio: ['ignore', out, out] });
   const stop = () => { if (srv.exitCode === null) srv.kill('SIGTERM'); };
   process.on('exit', stop);
@@ -197,8 +209,10 @@ const { bin, tag } = buildLlamaCpp('llama-bench');
 const results = [];
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
-console.log(`\nllama.cpp ${tag} (llama-bench) vs MLX Manager (bench_models), tokens/s`);
-console.log('shape          type  thr | llama.cpp prefill  decode | ours prefill  decode | prefill  decode');
+const cell = (ref, ours) => `${f1(ref).padStart(7)} ${f1(ours).padStart(7)} ${ratio(ours, ref).padStart(6)}`;
+console.log(`\nllama.cpp ${tag} (llama-bench) vs MLX Manager (bench_models), tokens/s: llama.cpp, ours, ours/llama.cpp`);
+console.log('                          | prefill 512            | decode 128             | decode 128 after 512');
+console.log('shape          type  thr  |   llama    ours  ratio |   llama    ours  ratio |   llama    ours  ratio');
 for (const shape of shapes) {
   for (const type of types) {
     const model = ensureGguf(shape, type);
@@ -206,11 +220,9 @@ for (const shape of shapes) {
       const reference = timeReference(bin, model, t);
       const ours = timeOurs(shape, TYPES[type], t);
       results.push({ shape, type, ours_dtype: TYPES[type], threads: t, reference, ours });
-      console.log(`${shape.padEnd(14)} ${type.padEnd(5)} ${String(t).padStart(3)} | `
-        + `${f1(reference.prefill_tps).padStart(17)} ${f1(reference.decode_tps).padStart(7)} | `
-        + `${f1(ours.prefill_tps).padStart(12)} ${f1(ours.decode_tps).padStart(7)} | `
-        + `${ratio(ours.prefill_tps, reference.prefill_tps).padStart(7)} `
-        + `${ratio(ours.decode_tps, reference.decode_tps).padStart(7)}`);
+      console.log(`${shape.padEnd(14)} ${type.padEnd(5)} ${String(t).padStart(3)}  | `
+        + `${cell(reference.prefill_tps, ours.prefill_tps)} | ${cell(reference.decode_tps, ours.decode_tps)} | `
+        + `${cell(reference.decode_d512_tps, ours.decode_d512_tps)}`);
     }
   }
 }

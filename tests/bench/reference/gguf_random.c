@@ -330,7 +330,7 @@ int main(int argc, char **argv)
     kv_str(m, "general.name", "random-weight benchmark model");
     kv_u32(m, "general.file_type", (uint32_t)wt->file_type);
     kv_u32(m, "general.alignment", GGUF_ALIGN);
-    kv_u32(m, "llama.context_length", 4096);
+    kv_u32(m, "llama.context_length", 32768); /* room for any slot size */
     kv_u32(m, "llama.embedding_length", (uint32_t)h);
     kv_u32(m, "llama.block_count", (uint32_t)sh.layers);
     kv_u32(m, "llama.feed_forward_length", (uint32_t)ffn);
