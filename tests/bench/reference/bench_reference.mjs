@@ -128,9 +128,11 @@ function buildLlamaCpp(target) {
 function ensureGguf(shape, type) {
   const file = path.join(modelsDir, `${shape}-${type}.gguf`);
   if (!fs.existsSync(file)) {
+    // written aside first: an interrupted run leaves no half file to reuse
     fs.mkdirSync(modelsDir, { recursive: true });
     run(path.join(BUILD, 'bench', 'reference', 'gguf_random'),
-      ['--out', file, '--type', type, ...SHAPES[shape]], { log: path.join(refDir, 'models.log') });
+      ['--out', `${file}.part`, '--type', type, ...SHAPES[shape]], { log: path.join(refDir, 'models.log') });
+    fs.renameSync(`${file}.part`, file);
   }
   return file;
 }
