@@ -48,8 +48,6 @@ async function benchShape(shape) {
     const load = await request(U, 'POST', '/admin/models/load', { model });
     if (load.status !== 200) throw new Error(`load: ${load.text}`);
     console.log(`\n## ${shape.name} (MLX 4-bit, ${TOKENS} tokens per client)`);
-    // warm-up: pages in weights, first-call costs
-    await streamChat(U, { model, max_tokens: 4, ignore_eos: true, messages: [{ role: 'user', content: 'warm up' }] });
     await clientsTable(U, model, CLIENTS, TOKENS, REPEAT);
 
     // KV waste: 16 sequences of mixed lengths (prompts of ~30 to ~1,500

@@ -3,7 +3,7 @@
 // llama.cpp's llama-server in reference/bench_reference.mjs): streaming
 // chats, the n-clients throughput table and the prefix-cache TTFT.
 
-export const now = () => performance.now() / 1000;
+const now = () => performance.now() / 1000;
 
 // One streaming chat; returns token arrival times (one SSE chunk with
 // text = one token; a token whose text is held back is not seen) and the
@@ -73,13 +73,16 @@ async function measure(base, model, n, tokens) {
   return { total, steady, wall, runs };
 }
 
-// The throughput table for each client count (1 first), best of `repeat`;
+// After a warm-up request, the throughput table for each client count (1
+// first), best of `repeat`;
 // returns {clients: {n: {total, per_client, paired}}}.  Each repeat runs
 // every client count once, back to back: the machine's speed drifts over
 // minutes, so a ratio is also taken within each repeat ("paired": the median
 // over repeats of n clients' total over one client's), beside the ratio of
 // the best runs.
 export async function clientsTable(base, model, clients, tokens, repeat) {
+  // warm-up: pages in weights, first-call costs
+  await streamChat(base, { model, max_tokens: 4, ignore_eos: true, messages: [{ role: 'user', content: 'warm up' }] });
   console.log('clients  total tok/s  all-decoding tok/s  per-client tok/s  median ITL ms  p90 ITL ms  wall s');
   const rounds = new Map(clients.map((n) => [n, []]));
   for (let rep = 0; rep < repeat; rep++)

@@ -35,7 +35,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../integration/lib.mjs';
-import { clientsTable, prefixTtft, streamChat } from '../serving_clients.mjs';
+import { clientsTable, prefixTtft } from '../serving_clients.mjs';
 
 const NODE_LLAMA_CPP = '3.22.1'; // carries llama.cpp's source (its llama/ folder)
 
@@ -191,7 +191,6 @@ async function servingReference() {
     if (!up) fail(`llama-server did not come up in 60 s (log: ${log})`);
     const tokens = quick ? 24 : 64, repeat = quick ? 2 : 3;
     console.log(`\n## llama.cpp ${tag} llama-server, llama-110m Q4_0, 8 slots, 2 threads, ${tokens} tokens per client`);
-    await streamChat(base, { model: 'm', max_tokens: 4, ignore_eos: true, messages: [{ role: 'user', content: 'warm up' }] });
     const clients = await clientsTable(base, 'm', [1, 2, 4, 8], tokens, repeat);
     const prefix = await prefixTtft(base, 'm', repeat);
     const outFile = path.join(BUILD, 'bench-reference-serving.json');
