@@ -302,12 +302,14 @@ try {
 
   // ---- a client that goes away cancels the generation and frees its KV ------------
   const status = async () => (await request(U, 'GET', '/admin/models/status')).json;
-  const kvOf = (s) => (Array.isArray(s) ? s : s?.models || []).find((x) => x.dir === MODEL || x.name === MODEL);
-  // every entry of the model (it is loaded more than once by now) idle: no
-  // lease, every KV block free; one entry idle left an earlier request
-  // winding down on another, whose steps the decode wait below then counted
+  // the model's entries in a status answer (it is loaded more than once by now)
+  const entriesOf = (s) => (Array.isArray(s) ? s : s?.models || []).filter((x) => x.dir === MODEL || x.name === MODEL);
+  const kvOf = (s) => entriesOf(s)[0];
+  // every entry idle: no lease, every KV block free; one entry idle left an
+  // earlier request winding down on another, whose steps the decode wait
+  // below then counted
   const allIdle = (s) => {
-    const es = (Array.isArray(s) ? s : s?.models || []).filter((x) => x.dir === MODEL || x.name === MODEL);
+    const es = entriesOf(s);
     return es.length > 0 && es.every((x) => x.kv_blocks_free === x.kv_blocks_total && x.leases === 0);
   };
   const ac = new AbortController();
