@@ -294,10 +294,14 @@ int main(int argc, char **argv)
      * AVX-512 machine times the kernels CPUs without AVX-512 run); other
      * arguments are for other benchmarks (tests/bench/run.sh passes its
      * arguments to every one) */
-    for (int i = 1; i + 1 < argc; i++) {
+    for (int i = 1; i < argc; i++) {
         enum kernel_isa isa;
         if (strcmp(argv[i], "--isa") != 0)
             continue;
+        if (i + 1 == argc) {
+            fprintf(stderr, "bench_attention: --isa needs a name (scalar, avx2, avx512, ...)\n");
+            return 2;
+        }
         if (!kernel_isa_by_name(argv[++i], &isa)) {
             fprintf(stderr, "bench_attention: this CPU has no instruction set %s\n", argv[i]);
             return 2;

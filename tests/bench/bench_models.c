@@ -554,16 +554,17 @@ int main(int argc, char **argv)
                                 &runs[nr]) == 0)
                     nr++;
         }
-    /* batched decode: MLX 4-bit (or the --dtype asked for), on the most
-     * threads asked for */
+    /* batched decode (none with --models-only): MLX 4-bit (or the --dtype
+     * asked for), on the most threads asked for */
     int batch_threads = only_threads ? only_threads : 2;
     const char *batch_dtype = only_dtype ? only_dtype : dtypes[0];
+    size_t batch_shapes = models_only ? 0 : n_shapes;
     struct batch_run batch[64];
     int nb = 0;
-    if (!models_only)
+    if (batch_shapes)
         printf("batched decode, engine only (%d-token contexts, %d steps):\n", BATCH_CTX,
                quick ? 4 : 16);
-    for (size_t s = 0; s < n_shapes && !models_only; s++) {
+    for (size_t s = 0; s < batch_shapes; s++) {
         char dir[1100];
         if ((only && strcmp(only, shapes[s].name) != 0) ||
             ensure_model(models, build, &shapes[s], batch_dtype, dir, sizeof(dir)) != 0)
