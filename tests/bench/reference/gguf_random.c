@@ -248,6 +248,14 @@ int main(int argc, char **argv)
     const char *out = NULL, *type = NULL;
     rng = 0x9e3779b97f4a7c15ull;
     bool tie = false;
+    long seed = 0;
+    const struct {
+        const char *name;
+        long *value;
+    } numbers[] = {{"--hidden", &sh.hidden}, {"--layers", &sh.layers},
+                   {"--heads", &sh.heads},   {"--kv-heads", &sh.kv_heads},
+                   {"--ffn", &sh.ffn},       {"--vocab", &sh.vocab},
+                   {"--seed", &seed}};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tie")) {
             tie = true;
@@ -255,29 +263,23 @@ int main(int argc, char **argv)
         }
         if (i + 1 >= argc)
             return usage();
-        long v = strtol(argv[i + 1], NULL, 10);
-        if (!strcmp(argv[i], "--out"))
-            out = argv[i + 1];
-        else if (!strcmp(argv[i], "--type"))
-            type = argv[i + 1];
-        else if (!strcmp(argv[i], "--hidden"))
-            sh.hidden = v;
-        else if (!strcmp(argv[i], "--layers"))
-            sh.layers = v;
-        else if (!strcmp(argv[i], "--heads"))
-            sh.heads = v;
-        else if (!strcmp(argv[i], "--kv-heads"))
-            sh.kv_heads = v;
-        else if (!strcmp(argv[i], "--ffn"))
-            sh.ffn = v;
-        else if (!strcmp(argv[i], "--vocab"))
-            sh.vocab = v;
-        else if (!strcmp(argv[i], "--seed"))
-            rng ^= (uint64_t)v * 0x2545f4914f6cdd1dull;
-        else
+        const char *opt = argv[i], *val = argv[++i];
+        if (!strcmp(opt, "--out")) {
+            out = val;
+            continue;
+        }
+        if (!strcmp(opt, "--type")) {
+            type = val;
+            continue;
+        }
+        size_t k = 0, n_numbers = sizeof(numbers) / sizeof(numbers[0]);
+        while (k < n_numbers && strcmp(opt, numbers[k].name) != 0)
+            k++;
+        if (k == n_numbers)
             return usage();
-        i++;
+        *numbers[k].value = strtol(val, NULL, 10);
     }
+    rng ^= (uint64_t)seed * 0x2545f4914f6cdd1dull;
     const struct weight_type *wt = NULL;
     for (size_t i = 0; type && i < sizeof(weight_types) / sizeof(weight_types[0]); i++)
         if (!strcmp(type, weight_types[i].name))
@@ -297,8 +299,10 @@ int main(int argc, char **argv)
 
     size_t max_tensors = 3 + 9 * (size_t)sh.layers, n = 0;
     struct tensor_spec *t = calloc(max_tensors, sizeof(*t));
-    if (!t)
+    if (!t) {
+        fprintf(stderr, "gguf_random: out of memory for %zu tensors\n", max_tensors);
         return 1;
+    }
     uint64_t offset = 0;
     char name[64];
     n = add_tensor(t, n, "token_embd.weight", h, vocab, wt, &offset);
